@@ -1,0 +1,1 @@
+"""Autograd Labs' grader: references computed with torch.autograd, checks, batch grading."""

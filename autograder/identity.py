@@ -1,0 +1,65 @@
+"""Whose notebook is this? The student id behind the per-student numbers.
+
+While a student works, the id comes from (first match wins):
+  1. the environment variable AUTOGRAD_LABS_STUDENT (`make lab STUDENT=ada` sets it);
+  2. JUPYTERHUB_USER, which JupyterHub sets for every user's server.
+With neither, the notebook shows practice numbers for the id "anonymous" and says so.
+
+While nbgrader autogrades (NBGRADER_EXECUTION=autograde), the id is never read
+from the notebook: nbgrader runs the kernel in autograded/<student>/<lab>/, so
+the id is that folder's name, i.e. the name of the submission's folder. The
+course's batch grader also sets AUTOGRAD_LABS_STUDENT to the same id; if the two
+disagree, grading stops with an error rather than guess.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+STUDENT_ENV = "AUTOGRAD_LABS_STUDENT"
+ANONYMOUS = "anonymous"
+
+
+class UnknownStudent(RuntimeError):
+    """Autograding a notebook whose owner cannot be told."""
+
+
+def autograding() -> bool:
+    return os.environ.get("NBGRADER_EXECUTION") == "autograde"
+
+
+def student_from_course_layout(cwd: Path) -> str | None:
+    """The <student> in .../autograded/<student>/<lab>, or None."""
+    parts = cwd.resolve().parts
+    if len(parts) >= 3 and parts[-3] == "autograded":
+        return parts[-2]
+    return None
+
+
+def student_id() -> tuple[str, str]:
+    """Return (student id, where it came from)."""
+    env_id = os.environ.get(STUDENT_ENV, "").strip()
+    if autograding():
+        folder_id = student_from_course_layout(Path.cwd())
+        if folder_id and env_id and folder_id != env_id:
+            raise UnknownStudent(f"submission folder says {folder_id!r} but {STUDENT_ENV} says {env_id!r}")
+        if folder_id:
+            return folder_id, "the submission's folder"
+        if env_id:
+            return env_id, STUDENT_ENV
+        raise UnknownStudent("cannot tell whose submission this is: not in autograded/<student>/<lab>/ "
+                             f"and {STUDENT_ENV} is not set")
+    if env_id:
+        return env_id, STUDENT_ENV
+    hub_user = os.environ.get("JUPYTERHUB_USER", "").strip()
+    if hub_user:
+        return hub_user, "JUPYTERHUB_USER"
+    return ANONYMOUS, "no setting (practice numbers)"
+
+
+def stable_digest(*parts: str) -> bytes:
+    """A hash of the parts that is the same in every process and on every machine.
+
+    Python's built-in hash() is salted per process, so it must never choose numbers.
+    """
+    return hashlib.sha256("\x1f".join(parts).encode()).digest()

@@ -1,0 +1,1 @@
+"""Helpers the Autograd Labs notebooks import: plots and small data."""

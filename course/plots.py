@@ -1,0 +1,36 @@
+"""Plots the labs show; each returns its matplotlib Figure."""
+
+import matplotlib.pyplot as plt
+import torch
+
+
+def plot_training(ws, losses, target_w=None, title="Gradient descent on w"):
+    """Loss (log scale) and w against the step number, side by side."""
+    fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(10, 3.5))
+    steps = range(len(losses))
+    ax_loss.semilogy(steps, [max(v, 1e-300) for v in losses], marker=".")
+    ax_loss.set(xlabel="step", ylabel="loss (log scale)", title="loss")
+    ax_w.plot(steps, ws, marker=".", label="w")
+    if target_w is not None:
+        ax_w.axhline(target_w, color="grey", linestyle="--", label=f"w = {target_w:g}")
+    ax_w.set(xlabel="step", ylabel="w", title="w")
+    ax_w.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def plot_sigmoid_derivatives(sigmoid_grad=None, lo=-4.0, hi=4.0):
+    """σ'(z) by autograd, the mistaken z(1 − z), and optionally a student's sigmoid_grad."""
+    z = torch.linspace(lo, hi, 201, dtype=torch.float64, requires_grad=True)
+    torch.sigmoid(z).sum().backward()
+    zs = z.detach()
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.plot(zs, z.grad, label="σ'(z) by autograd", linewidth=3)
+    ax.plot(zs, zs * (1 - zs), "--", label="z·(1 − z)  (the slip)")
+    if sigmoid_grad is not None:
+        ax.plot(zs, sigmoid_grad(zs), ":", label="your sigmoid_grad", linewidth=2)
+    ax.set(xlabel="z", ylim=(-0.5, 0.35), title="The sigmoid's slope and a look-alike")
+    ax.legend()
+    fig.tight_layout()
+    return fig

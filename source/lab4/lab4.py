@@ -1,0 +1,421 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 4 — Computation graphs and backpropagation by hand
+#
+# Every time PyTorch evaluates an expression on tensors that require gradients, it records a
+# **computation graph**: one node per operation, with the values each operation will need later.
+# `loss.backward()` walks that graph from the loss back to the weights and multiplies local
+# derivatives together — the chain rule, applied mechanically.
+#
+# In this lab you do that walk yourself, on paper, and then let autograd check you.
+#
+# **You will learn to**
+# - draw the graph of a small model and compute every node's value (the forward pass);
+# - write the local derivative of every edge and chain them into dloss/dweight (the backward pass);
+# - see why the sigmoid's derivative is ŷ(1 − ŷ) and why backprop can reuse forward values;
+# - write the same backward pass in code for vectors and compare it with autograd.
+#
+# **How answers are graded.** Hand-computed values are numbers you type in. Give each to at
+# least **4 significant digits** (for example `0.2403` or `-0.3857`); arithmetic such as
+# `2 * 0.25` is fine too. Every grade is checked against values that `torch.autograd` computes
+# when your notebook is graded. Cells marked *manually graded* are read by your instructor.
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import matplotlib.pyplot as plt
+import torch
+
+from autograder import lab4 as check
+from course.plots import plot_sigmoid_derivatives, plot_training
+
+# %% [markdown]
+# ## Your numbers
+#
+# Task 2 is graded on numbers that belong to you alone, made from your student id. The id is
+# taken from the environment variable `AUTOGRAD_LABS_STUDENT` (`make lab STUDENT=<your id>`
+# sets it), or else from JupyterHub's user name. When your notebook is graded, the id is taken
+# from your submission — not from anything in this notebook — and your answers are checked on
+# *your* numbers. If the cell below says it shows *practice numbers*, set your id and restart
+# the kernel before you start Task 2.
+
+# %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
+mine = check.my_numbers()
+
+# %% [markdown]
+# ## Task 1 — One weight, one squared error
+#
+# The model predicts ŷ = x · w and is scored with the squared error. Name every intermediate
+# result and the graph has three nodes after the inputs:
+#
+# ```
+#  x ─┐
+#     (×)── ŷ ──(−)── s ──(²)── loss
+#  w ─┘          │
+#          y ────┘
+# ```
+#
+# so ŷ = x · w, s = ŷ − y and loss = s². Use **x = 4, y = 1, w = 0.5**.
+#
+# ### 1a. Forward pass
+# Work out, by hand, the value at every node. Set `yhat`, `s` and `loss`.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_forward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# yhat, s and loss for x = 4, y = 1, w = 0.5
+### BEGIN SOLUTION
+yhat = 4 * 0.5
+s = yhat - 1
+loss = s ** 2
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t1_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_task1_forward(globals())
+
+# %% [markdown]
+# ### 1b. Backward pass
+# Each edge of the graph has a *local* derivative: how its output moves when its input moves,
+# everything else held fixed. Write down the three local derivatives on the path from `loss` back
+# to `w`, evaluate them at the forward values, then multiply them (the chain rule):
+#
+# dloss/dw = dloss/ds · ds/dŷ · dŷ/dw
+#
+# Set `dloss_ds`, `ds_dyhat`, `dyhat_dw` and `dloss_dw`.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_backward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# dloss_ds, ds_dyhat, dyhat_dw and dloss_dw at x = 4, y = 1, w = 0.5
+### BEGIN SOLUTION
+dloss_ds = 2 * s
+ds_dyhat = 1.0
+dyhat_dw = 4.0
+dloss_dw = dloss_ds * ds_dyhat * dyhat_dw
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t1_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_task1_backward(globals())
+
+# %% [markdown]
+# ### 1c. Let autograd check you
+# Write `check_result(x, y, w)`: build the same graph from tensors, with `w` created with
+# `requires_grad=True`, call `loss.backward()` once, and return the pair
+# `(loss value, dloss/dw)` as Python floats (`.item()`). Do not write the derivative yourself:
+# the point is that autograd finds it.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_check_result_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def check_result(x, y, w):
+    """One forward and one backward pass of loss = (x·w − y)²; returns (loss, dloss/dw)."""
+    ### BEGIN SOLUTION
+    w = torch.tensor(float(w), requires_grad=True)
+    loss = (torch.tensor(float(x)) * w - float(y)) ** 2
+    loss.backward()
+    return loss.item(), w.grad.item()
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t1_check_result", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_check_result(globals())
+### BEGIN HIDDEN TESTS
+check.check_check_result(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Compare autograd's answer with yours. They should agree exactly here: every number in Task 1
+# is a small integer or a half, which floating point represents without rounding.
+
+# %%
+autograd_loss, autograd_grad = check_result(4, 1, 0.5)
+print(f"autograd: loss = {autograd_loss}, dloss/dw = {autograd_grad};  by hand: dloss/dw = {dloss_dw}")
+
+# %% [markdown]
+# ### 1d. Train w
+# The gradient says which way is downhill. Gradient descent repeats three steps: compute the
+# loss, compute dloss/dw with autograd, and move `w` a little against the gradient,
+# w ← w − lr · dloss/dw.
+#
+# Write `train(x, y, w, lr, steps)`. It returns two lists of length `steps`: `ws[k]` is the
+# value of `w` at the start of step `k` (so `ws[0]` is the starting `w`) and `losses[k]` is
+# the loss computed with it. Two details matter:
+# - update `w` inside `with torch.no_grad():`, so the update itself is not recorded in the graph;
+# - autograd *adds* each new gradient to `w.grad`; reset it (`w.grad.zero_()`) after every update.
+#
+# **Predict before you run the plot cell:** with x = 4 and y = 1, which value of `w` makes the
+# loss zero? Will `w` overshoot it, creep up to it, or jump straight to it when lr = 0.01?
+
+# %% nbgrader={"grade": false, "grade_id": "t1_train_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def train(x, y, w, lr, steps):
+    """Gradient descent on w for loss = (x·w − y)²; returns (ws, losses), one entry per step."""
+    ### BEGIN SOLUTION
+    w = torch.tensor(float(w), requires_grad=True)
+    ws, losses = [], []
+    for _ in range(steps):
+        loss = (x * w - y) ** 2
+        ws.append(w.item())
+        losses.append(loss.item())
+        loss.backward()
+        with torch.no_grad():
+            w -= lr * w.grad
+        w.grad.zero_()
+    return ws, losses
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t1_train", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_train(globals())
+### BEGIN HIDDEN TESTS
+check.check_train(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %%
+ws, losses = train(x=4, y=1, w=0.5, lr=0.01, steps=60)
+plot_training(ws, losses, target_w=1 / 4)
+plt.show()
+
+# %% [markdown]
+# Was your prediction right? The gradient is dloss/dw = 2x(x·w − y) = 2x²(w − y/x), so each
+# step multiplies the distance to the target, w − y/x, by the same factor 1 − 2·lr·x². With
+# x = 4 and lr = 0.01 that factor is 0.68: `w` creeps up to 0.25 without overshooting, and the
+# loss (which scales with the distance squared) falls along a straight line on the log scale.
+# Try `lr=0.05` in the cell above: the factor is −0.6, so `w` overshoots on every step but
+# still converges. At `lr=0.1` it is −2.2 and training diverges.
+
+# %% [markdown]
+# ## Task 2 — A hidden ReLU unit and a sigmoid output
+#
+# Now the input goes through a hidden unit with a ReLU and then an output unit with a sigmoid,
+# σ(z) = 1 / (1 + e^(−z)):
+#
+# ```
+#  x1 ─┐               w2 ─┐
+#      (×)── m1 ──(ReLU)── r ──(×)── m2 ──(σ)── ŷ ──(−)── s ──(²)── loss
+#  w1 ─┘                                             │
+#                                              y ────┘
+# ```
+#
+# m1 = x1 · w1, r = ReLU(m1) = max(m1, 0), m2 = r · w2, ŷ = σ(m2), s = ŷ − y, loss = s².
+#
+# ### The local derivatives you need
+# - ReLU: slope 1 where its input is positive, 0 elsewhere (PyTorch uses 0 at exactly 0).
+# - Sigmoid: σ'(z) = σ(z) · (1 − σ(z)). At the node, σ(m2) is ŷ, so **dŷ/dm2 = ŷ(1 − ŷ)** —
+#   a value the forward pass already computed. That reuse is what makes backprop cheap.
+#
+# A slip to watch for: σ' is often written as "a(1 − a)" with a standing for the sigmoid's
+# *output*. Put the input in its place and you get m2(1 − m2), which is a different function.
+# The classic textbook numbers (x1 = 4, w1 = 0.5, w2 = 0.2, y = 1) hide the slip: there
+# m2 = 0.4, and the wrong formula gives 0.24 against the right 0.2403. Your numbers do not hide
+# it, and the grader can tell the two apart.
+
+# %% [markdown]
+# ### A worked example to observe
+# Here is the whole graph on those textbook numbers, built by autograd. `retain_grad()` asks
+# PyTorch to keep the gradient of an intermediate node, which it otherwise discards. Before
+# running it, predict the sign of dloss/dw2: the output ŷ is below the target y = 1, so should
+# w2 grow or shrink?
+
+# %%
+def show_graph(x1, w1, w2, y):
+    """Print every node value and gradient of the Task 2 graph, computed by autograd."""
+    w1 = torch.tensor(float(w1), requires_grad=True)
+    w2 = torch.tensor(float(w2), requires_grad=True)
+    m1 = x1 * w1
+    r = torch.relu(m1)
+    m2 = r * w2
+    yhat = torch.sigmoid(m2)
+    s = yhat - y
+    loss = s ** 2
+    nodes = {"m1": m1, "r": r, "m2": m2, "yhat": yhat, "s": s, "loss": loss}
+    for node in nodes.values():
+        node.retain_grad()
+    loss.backward()
+    for name, node in nodes.items():
+        print(f"{name:>4} = {node.item():+.6f}    dloss/d{name} = {node.grad.item():+.6f}")
+    print(f"dloss/dw1 = {w1.grad.item():+.6f},  dloss/dw2 = {w2.grad.item():+.6f}")
+
+
+show_graph(x1=4, w1=0.5, w2=0.2, y=1)
+
+# %% [markdown]
+# dloss/dw2 is negative, so gradient descent *increases* w2, which raises m2 and pushes ŷ
+# towards 1. Notice also that dloss/dm1 equals dloss/dr: the ReLU is active, so it passes the
+# gradient through unchanged.
+#
+# ### 2a. Forward pass on your numbers
+# Use the numbers printed under *Your numbers* (they are also in the dictionary `mine`). Set
+# `m1`, `r`, `m2`, `yhat_2`, `s_2` and `loss_2` (names that Task 1 already used get the
+# suffix `_2`, so re-running a Task 1 cell never checks Task 2's values).
+
+# %% nbgrader={"grade": false, "grade_id": "t2_forward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# m1, r, m2, yhat_2, s_2 and loss_2 for your numbers
+### BEGIN SOLUTION
+import math
+
+m1 = mine["x1"] * mine["w1"]
+r = max(m1, 0.0)
+m2 = r * mine["w2"]
+yhat_2 = 1 / (1 + math.exp(-m2))
+s_2 = yhat_2 - mine["y"]
+loss_2 = s_2 ** 2
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t2_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_task2_forward(globals())
+
+# %% [markdown]
+# ### 2b. Local derivatives on your numbers
+# Evaluate each edge's local derivative at your forward values: `dloss_ds_2`, `ds_dyhat_2`,
+# `dyhat_dm2`, `dm2_dw2`, `dm2_dr`, `dr_dm1` and `dm1_dw1`.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_local_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# the seven local derivatives for your numbers
+### BEGIN SOLUTION
+dloss_ds_2 = 2 * s_2
+ds_dyhat_2 = 1.0
+dyhat_dm2 = yhat_2 * (1 - yhat_2)
+dm2_dw2 = r
+dm2_dr = mine["w2"]
+dr_dm1 = 1.0 if m1 > 0 else 0.0
+dm1_dw1 = mine["x1"]
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t2_local", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_task2_local(globals())
+
+# %% [markdown]
+# ### 2c. Chain them
+# dloss/dw2 follows the path loss → s → ŷ → m2 → w2. For dloss/dw1, leave the w2 path at m2
+# and continue through r and m1 instead: loss → s → ŷ → m2 → r → m1 → w1. The first four
+# factors are shared, which is why backprop computes dloss/dm2 once and hands it on.
+# Set `dloss_dw2` and `dloss_dw1`.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# dloss_dw2 and dloss_dw1 for your numbers
+### BEGIN SOLUTION
+dloss_dm2 = dloss_ds_2 * ds_dyhat_2 * dyhat_dm2
+dloss_dw2 = dloss_dm2 * dm2_dw2
+dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.check_task2_gradients(globals())
+
+# %% [markdown]
+# Now observe: run the worked-example function on your own numbers and compare each line with
+# your hand values.
+
+# %%
+show_graph(**mine)
+
+# %% [markdown]
+# ### 2d. Local derivatives as functions
+# Write `relu_grad(z)` and `sigmoid_grad(z)`: given a tensor `z` of any shape, return a tensor
+# of the same shape holding ReLU'(z) and σ'(z) elementwise. Use tensor operations
+# (`torch.sigmoid`, comparisons, `.to(z.dtype)`), not autograd, and follow PyTorch's choice of
+# slope 0 at exactly z = 0.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_activation_grads_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def relu_grad(z):
+    """Slope of ReLU at each element of z: 1 where z > 0, else 0."""
+    ### BEGIN SOLUTION
+    return (z > 0).to(z.dtype)
+    ### END SOLUTION
+
+
+def sigmoid_grad(z):
+    """Slope of the sigmoid at each element of z."""
+    ### BEGIN SOLUTION
+    a = torch.sigmoid(z)
+    return a * (1 - a)
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t2_activation_grads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_activation_grads(globals())
+### BEGIN HIDDEN TESTS
+check.check_activation_grads(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Look at the slip and the truth side by side. Where do z(1 − z) and σ'(z) nearly agree, and
+# how far apart are they at your m2?
+
+# %%
+plot_sigmoid_derivatives(sigmoid_grad)
+plt.show()
+
+# %% [markdown]
+# ### 2e. The same backward pass for vectors
+# Widen the network: the input is a vector x with D features, the hidden layer has H ReLU
+# units, and the output is still one sigmoid unit:
+#
+# m1 = W1 x (shape H), r = ReLU(m1), m2 = w2 · r (a scalar), ŷ = σ(m2), loss = (ŷ − y)².
+#
+# Write `manual_backward(x, W1, w2, y)` that returns `(dW1, dw2)`, the gradients of the loss
+# with the shapes of `W1` (H × D) and `w2` (H), **without autograd**: run the forward pass,
+# keep its values, then apply your local derivatives from the loss backwards. The same chain
+# as in 2c appears, with one change: dloss/dW1 is an outer product, because W1[i, j] meets
+# x[j] on its way into unit i (`torch.outer`). Create any new tensor on `x.device`.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_manual_backward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def manual_backward(x, W1, w2, y):
+    """Gradients (dW1, dw2) of (σ(w2 · ReLU(W1 x)) − y)², computed without autograd."""
+    ### BEGIN SOLUTION
+    m1 = W1 @ x
+    r = torch.relu(m1)
+    m2 = w2 @ r
+    yhat = torch.sigmoid(m2)
+    dloss_dm2 = 2 * (yhat - y) * sigmoid_grad(m2)
+    dw2 = dloss_dm2 * r
+    dloss_dm1 = dloss_dm2 * w2 * relu_grad(m1)
+    return torch.outer(dloss_dm1, x), dw2
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t2_manual_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.check_manual_backward(globals())
+### BEGIN HIDDEN TESTS
+check.check_manual_backward(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Written answers (manually graded)
+#
+# **Q1.** The local derivative dŷ/dm2 can be written using ŷ alone. Explain why, and why this
+# matters for how PyTorch organises the backward pass (what does it keep from the forward pass,
+# and what does that cost?).
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_sigmoid_reuse", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# σ'(z) = e^(−z) / (1 + e^(−z))² = σ(z) · (1 − σ(z)), and at the node σ(m2) is ŷ, so
+# dŷ/dm2 = ŷ(1 − ŷ) needs no new exponential: the value computed going forward is enough.
+# Autograd relies on this pattern everywhere. Each operation saves the tensors its backward
+# formula needs (here the sigmoid saves its output), so the backward pass is roughly as cheap
+# as the forward pass. The price is memory: saved tensors stay alive until backward runs,
+# which is also why a graph is freed after one backward call unless `retain_graph=True`.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q2.** Suppose w1 were negative, so that m1 < 0 for this input. What would dloss/dw1 and
+# dloss/dw2 be, and what would that mean for training this hidden unit by gradient descent?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_dead_relu", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# With m1 < 0 the ReLU outputs r = 0 and its local slope is 0. Then dloss/dw1 contains the
+# factor dr/dm1 = 0, and dloss/dw2 contains the factor dm2/dw2 = r = 0: both gradients are
+# exactly zero, whatever the loss is. Gradient descent would never change w1 or w2, so the unit
+# stays switched off for this input (a "dead" ReLU) unless other inputs make m1 positive.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## What you learned
+# - A computation graph stores each intermediate value; the backward pass multiplies the local
+#   derivatives along the path from the loss to each weight.
+# - Paths share their first factors (dloss/dm2 here), so backprop computes them once.
+# - Local derivatives are often cheapest in terms of forward values: σ' = ŷ(1 − ŷ), ReLU' from
+#   the sign of m1. Mixing up a function's input and output gives a plausible but wrong number.
+# - `loss.backward()` fills `.grad` of the leaves; `.grad` accumulates, so a training loop resets
+#   it after every update, and the update itself runs under `torch.no_grad()`.
