@@ -12,7 +12,10 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
     parser.add_argument("--root", type=Path, default=notebooks.ROOT, help="course root (default: the repo)")
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("build", help="build source/<lab>/<lab>.ipynb from the jupytext sources")
+    for name, text in (("build", "build source/<lab>/<lab>.ipynb from the jupytext sources"),
+                       ("release", "build, then nbgrader generate_assignment into release/<lab>/"),
+                       ("validate", "nbgrader's validator: every source passes, every release passes no test")):
+        sub.add_parser(name, help=text).add_argument("--lab", action="append")
     grade = sub.add_parser("grade", help="autograde every submission, then feedback, CSV and table")
     grade.add_argument("--lab", action="append", help="lab to grade (repeatable; default: all)")
     grade.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
@@ -27,6 +30,18 @@ def main(argv=None) -> int:
     if args.command == "build":
         for lab in labs:
             print(notebooks.build(lab, root).relative_to(root))
+    elif args.command == "release":
+        for lab in labs:
+            print(notebooks.release(lab, root).relative_to(root))
+    elif args.command == "validate":
+        bad = 0
+        for lab in labs:
+            for path, invert in ((notebooks.build(lab, root), False), (root / "release" / lab / f"{lab}.ipynb", True)):
+                results, _ = notebooks.execute_and_validate(path, invert)
+                verdict = "passes no test, as it should" if invert else "passes every test"
+                print(f"{path.relative_to(root)}: " + (f"FAILED {results}" if results else verdict))
+                bad += bool(results)
+        return 1 if bad else 0
     elif args.command == "examples":
         for lab in labs:
             for path in examples.write_submissions(root, lab):

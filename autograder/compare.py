@@ -80,9 +80,13 @@ class Expected:
         return f"`{self.name}` = {answer:.6g} is not right. {self.hint}"
 
     def separated(self) -> bool:
-        """True when every slip is far enough from the right value to be told apart."""
-        gap = SEPARATION * (HAND_RTOL * abs(self.value) + HAND_ATOL)
-        return all(abs(w - self.value) > gap for w in self.slips.values()) and abs(2 * self.value) > gap
+        """True when the right value, its negative and every slip are pairwise far apart,
+        so that a rounded answer matches at most one of them and feedback is unambiguous."""
+        values = [self.value, *self.slips.values()]
+        if -self.value not in values:  # a slip may already be the sign error, by name
+            values.append(-self.value)
+        return all(abs(a - b) > SEPARATION * (HAND_RTOL * max(abs(a), abs(b)) + HAND_ATOL)
+                   for i, a in enumerate(values) for b in values[i + 1:])
 
 
 def diagnose_all(answers: dict[str, float], expected: list[Expected]) -> list[str]:

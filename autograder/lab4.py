@@ -214,15 +214,17 @@ TRAIN_PROBES = {"visible": [dict(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)],
                 "hidden": [dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)]}
 ACTIVATION_PROBES = {"visible": [-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0],
                      "hidden": [-4.0, -1e-3, 1e-3, 0.25, 5.0]}
-BACKWARD_PROBES = {"visible": [(3, 4, 0), (2, 3, 1)], "hidden": [(5, 6, 2), (1, 1, 3)]}
+# (features, hidden units, seed): seeds chosen so the ReLUs are partly on, partly off.
+BACKWARD_PROBES = {"visible": [(3, 4, 1), (2, 3, 1)], "hidden": [(5, 6, 2), (1, 1, 2)]}
 
 
 def backward_inputs(features: int, hidden: int, seed: int) -> dict[str, torch.Tensor]:
     """Seeded random x (D,), W1 (H, D), w2 (H,), y () in float64 on the grading device."""
     g = torch.Generator().manual_seed(1000 + seed)
     make = lambda *shape: torch.randn(*shape, generator=g, dtype=F64)  # noqa: E731
-    inputs = {"x": make(features), "W1": make(hidden, features), "w2": make(hidden),
-              "y": torch.rand((), generator=g, dtype=F64)}
+    # Scaled like a standard initialisation, so the sigmoid is not saturated and gradients are O(0.1).
+    inputs = {"x": make(features), "W1": make(hidden, features) / features ** 0.5,
+              "w2": make(hidden) / hidden ** 0.5, "y": torch.rand((), generator=g, dtype=F64)}
     return {k: v.to(grading_device()) for k, v in inputs.items()}
 
 

@@ -5,7 +5,10 @@ nbgrader metadata in the cell headers. `build` turns it into source/<lab>/<lab>.
 stable cell ids, so that regenerating the release gives byte-identical notebooks.
 """
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import jupytext
@@ -103,11 +106,30 @@ def metadata_problems(nb: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
-def main() -> None:
-    """`python -m autograder.notebooks`: build every lab's source notebook."""
-    for lab in labs():
-        print(build(lab).relative_to(ROOT))
+def release(lab: str, root: Path = ROOT) -> Path:
+    """Build the source notebook, run `nbgrader generate_assignment`, normalize the result."""
+    build(lab, root)
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
+    subprocess.run([str(bin_dir / "nbgrader"), "generate_assignment", lab, "--force",
+                    f"--CourseDirectory.root={root}"], cwd=root, env=env, check=True, capture_output=True)
+    out = root / "release" / lab / f"{lab}.ipynb"
+    normalize_release(out)
+    return out
 
 
-if __name__ == "__main__":
-    main()
+def execute_and_validate(path: Path, invert: bool = False) -> tuple[dict, nbformat.NotebookNode]:
+    """Run nbgrader's own Validator on a notebook; return its results and the executed notebook.
+
+    Results are empty when the notebook passes (or, with invert, passes no test).
+    """
+    from nbgrader.validator import Validator
+
+    class KeepExecuted(Validator):
+        def _preprocess(self, nb):
+            self.executed = super()._preprocess(nb)
+            return self.executed
+
+    validator = KeepExecuted(invert=invert)
+    results = validator.validate(str(path))
+    return results, validator.executed

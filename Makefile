@@ -1,0 +1,54 @@
+# Autograd Labs. `make help` lists the targets; every target sets up .venv first if needed.
+# ROOT is the nbgrader course root (default: this folder; the tests point it at scratch copies).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+PYTHON ?= python3
+VENV ?= $(CURDIR)/.venv
+ROOT ?= $(CURDIR)
+# nbgrader runs `alembic` and `jupyter` from PATH: the venv must come first.
+export PATH := $(VENV)/bin:$(PATH)
+STUDENT ?= $(or $(JUPYTERHUB_USER),$(USER),anonymous)
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PYTEST_ARGS ?=
+
+.PHONY: help setup build release validate lab autograde demo test clean
+
+help: ## List the targets
+	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: pyproject.toml requirements.lock
+	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@touch $@
+
+setup: $(VENV)/.installed ## Create .venv with the pinned dependencies (torch==2.13.0); idempotent
+
+build: setup ## Build source/<lab>/<lab>.ipynb from the jupytext text sources
+	python -m autograder build
+
+release: setup ## Generate the student notebooks in release/ (nbgrader generate_assignment)
+	python -m autograder --root $(ROOT) release
+
+validate: release ## nbgrader validation: every source passes, every release passes no test
+	python -m autograder --root $(ROOT) validate
+
+lab: release ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
+	@mkdir -p work
+	@for dir in release/*/; do lab=$$(basename $$dir); \
+	  if [ -e work/$$lab ]; then echo "work/$$lab exists: keeping your copy"; \
+	  else cp -r $$dir work/$$lab && echo "copied $$dir to work/$$lab"; fi; done
+	cd work && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab
+
+autograde: release ## Grade every submission in submitted/: gradebook, feedback/ HTML, grades.csv, table
+	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
+
+demo: release ## The main job: release, autograde the bundled example submissions, print the grades
+	python -m autograder --root $(ROOT) examples
+	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
+
+test: setup ## Run the test suite (notebook executions in parallel)
+	python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+
+clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
+	rm -rf gradebook.db submitted autograded feedback grades.csv .grading source/*/*.ipynb .pytest_cache
