@@ -48,7 +48,7 @@ demo: release ## The main job: release, autograde the bundled example submission
 	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
 
 test: setup ## Run the test suite (notebook executions in parallel)
-	python -m pytest -n $(JOBS) $(PYTEST_ARGS)
+	python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
 	rm -rf gradebook.db submitted autograded feedback grades.csv .grading source/*/*.ipynb .pytest_cache

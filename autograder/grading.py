@@ -63,7 +63,11 @@ def lab_notebooks(root: Path, lab: str) -> list[str]:
 def precheck(root: Path, lab: str, student: str) -> str | None:
     """A message if the submission cannot be graded as this lab, else None."""
     folder = root / "submitted" / student / lab
-    for name in lab_notebooks(root, lab):
+    names = lab_notebooks(root, lab)
+    if not any((folder / f"{name}.ipynb").exists() for name in names):
+        found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
+        return f"no {' or '.join(n + '.ipynb' for n in names)} in {folder.relative_to(root)}/ (found: {found})"
+    for name in names:
         path = folder / f"{name}.ipynb"
         if not path.exists():
             continue  # nbgrader scores a missing notebook 0 and says so
@@ -114,9 +118,9 @@ def save_result(db_url: str, lab: str, student: str, result: dict) -> None:
                     for notebook in assignment.notebooks:
                         nb = SubmittedNotebook(notebook=notebook, assignment=sub)
                         for cell in notebook.grade_cells + notebook.task_cells:
-                            Grade(cell_id=cell.id, notebook=nb)
+                            Grade(cell=cell, notebook=nb)
                         for cell in notebook.solution_cells + notebook.task_cells:
-                            Comment(cell_id=cell.id, notebook=nb)
+                            Comment(cell=cell, notebook=nb)
                     db.add(sub)
             sub.timestamp = result["timestamp"]
             for nb in sub.notebooks:
