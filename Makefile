@@ -38,7 +38,7 @@ lab: release ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<
 	@for dir in release/*/; do lab=$$(basename $$dir); \
 	  if [ -e work/$$lab ]; then echo "work/$$lab exists: keeping your copy"; \
 	  else cp -r $$dir work/$$lab && echo "copied $$dir to work/$$lab"; fi; done
-	cd work && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab
+	cd work && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 autograde: release ## Grade every submission in submitted/: gradebook, feedback/ HTML, grades.csv, table
 	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
