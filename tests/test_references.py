@@ -91,6 +91,7 @@ def test_stated_sigmoid_slip_numbers():
     """The lab says: at m2 = 0.4 the slip gives 0.24 and the truth 0.2403."""
     z = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
     torch.sigmoid(z).backward()
+    assert lab4.task2_reference(**lab4.WORKED_NUMBERS)["m2"] == pytest.approx(0.4)
     assert f"{z.grad.item():.4f}" == "0.2403" and 0.4 * (1 - 0.4) == pytest.approx(0.24)
 
 
