@@ -14,7 +14,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -27,7 +26,7 @@ from nbgrader.api import (Comment, Grade, Gradebook, MissingEntry, Student, Subm
 
 from . import recheck
 from .identity import STUDENT_ENV
-from .notebooks import ROOT
+from .nbgrader_cmd import run_nbgrader
 
 SCRATCH = ".grading"
 UNIT_TIMEOUT_S = 900
@@ -43,10 +42,6 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     overrides: list[str] = field(default_factory=list)
-
-
-def nbgrader_bin() -> str:
-    return str(Path(sys.executable).with_name("nbgrader"))
 
 
 def find_submissions(root: Path, lab: str) -> list[str]:
@@ -151,12 +146,9 @@ def replace_dir(new: Path, final: Path) -> None:
 
 def run_autograde(root: Path, scratch: Path, lab: str, student: str, threads: int) -> subprocess.CompletedProcess:
     """Stock nbgrader autograde of one submission inside a scratch course."""
-    env = dict(os.environ, **{STUDENT_ENV: student, "OMP_NUM_THREADS": str(threads),
-                              "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"})
-    cmd = [nbgrader_bin(), "autograde", lab, "--student", student, "--force",
-           f"--CourseDirectory.root={scratch}"]
-    return subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True,
-                          timeout=UNIT_TIMEOUT_S, start_new_session=True)
+    return run_nbgrader("autograde", lab, "--student", student, "--force", f"--CourseDirectory.root={scratch}",
+                        root=root, env={STUDENT_ENV: student, "OMP_NUM_THREADS": str(threads)},
+                        check=False, timeout=UNIT_TIMEOUT_S)
 
 
 def grade_submission(root: Path, lab: str, student: str, scratch: Path,
@@ -220,11 +212,8 @@ def grade_lab(root: Path, lab: str, jobs: int, log=print) -> list[Outcome]:
 
 def generate_feedback_and_export(root: Path, lab: str) -> None:
     """nbgrader's own feedback HTML and CSV export, from the saved results."""
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run([nbgrader_bin(), "generate_feedback", lab, "--force"], cwd=root, env=env,
-                   check=True, capture_output=True)
-    subprocess.run([nbgrader_bin(), "export", "--to", str(root / "grades.csv")], cwd=root, env=env,
-                   check=True, capture_output=True)
+    run_nbgrader("generate_feedback", lab, "--force", root=root)
+    run_nbgrader("export", "--to", str(root / "grades.csv"), root=root)
 
 
 def cell_scores(root: Path, lab: str) -> dict[str, dict[str, float | None]]:

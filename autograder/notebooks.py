@@ -5,14 +5,13 @@ nbgrader metadata in the cell headers. `build` turns it into source/<lab>/<lab>.
 stable cell ids, so that regenerating the release gives byte-identical notebooks.
 """
 
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+from .nbgrader_cmd import run_nbgrader
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
@@ -109,10 +108,7 @@ def metadata_problems(nb: nbformat.NotebookNode) -> list[str]:
 def release(lab: str, root: Path = ROOT) -> Path:
     """Build the source notebook, run `nbgrader generate_assignment`, normalize the result."""
     build(lab, root)
-    bin_dir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}")
-    subprocess.run([str(bin_dir / "nbgrader"), "generate_assignment", lab, "--force",
-                    f"--CourseDirectory.root={root}"], cwd=root, env=env, check=True, capture_output=True)
+    run_nbgrader("generate_assignment", lab, "--force", f"--CourseDirectory.root={root}", root=root)
     out = root / "release" / lab / f"{lab}.ipynb"
     normalize_release(out)
     return out

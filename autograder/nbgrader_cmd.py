@@ -1,0 +1,20 @@
+"""Running nbgrader's command line with this environment's tools first on PATH.
+
+nbgrader starts `alembic` (new gradebooks) and kernels by name, so the venv's bin folder
+must lead PATH even when the caller did not activate the venv.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+BIN = Path(sys.executable).parent
+
+
+def run_nbgrader(*args: str, root: Path, env: dict | None = None, check: bool = True,
+                 timeout: float | None = None) -> subprocess.CompletedProcess:
+    """`nbgrader ARGS` in the course root `root`, output captured."""
+    full_env = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    return subprocess.run([str(BIN / "nbgrader"), *args], cwd=root, env=full_env, check=check,
+                          capture_output=True, text=True, timeout=timeout, start_new_session=True)
