@@ -16,6 +16,9 @@ import torch
 # 5e-4 relative of the truth; rounding intermediate values can double that.
 HAND_RTOL = 2e-3
 HAND_ATOL = 1e-6
+# Functions written by students run in float32 or float64; references are float64.
+FUNCTION_RTOL = 1e-4
+FUNCTION_ATOL = 1e-6
 # Slips must sit this many tolerances away from the right value, or grading
 # could not tell them apart (see autograder.lab4.student_numbers).
 SEPARATION = 10.0
@@ -50,6 +53,11 @@ def as_float(name: str, value) -> float:
 def close(answer: float, reference: float, rtol: float = HAND_RTOL, atol: float = HAND_ATOL) -> bool:
     """True when answer is within rtol (relative) + atol (absolute) of reference."""
     return abs(answer - reference) <= rtol * abs(reference) + atol
+
+
+def lists_close(a: list[float], b: list[float], rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
+    """Same length and every pair close."""
+    return len(a) == len(b) and all(close(p, q, rtol, atol) for p, q in zip(a, b))
 
 
 def relative_error(a, b) -> float:

@@ -63,3 +63,12 @@ def stable_digest(*parts: str) -> bytes:
     Python's built-in hash() is salted per process, so it must never choose numbers.
     """
     return hashlib.sha256("\x1f".join(parts).encode()).digest()
+
+
+def draw_numbers(lab: str, student: str, draw, accept) -> dict:
+    """The first numbers `draw(digest)` makes, over digests of (lab, student, attempt), that `accept` takes."""
+    for attempt in range(1000):
+        numbers = draw(stable_digest(lab, student, str(attempt)))
+        if accept(numbers):
+            return numbers
+    raise RuntimeError(f"no acceptable {lab} numbers for student id {student!r}")

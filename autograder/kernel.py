@@ -13,6 +13,7 @@ import sys
 import warnings
 
 from .compare import Unanswered, WrongType, as_float
+from .identity import student_id
 
 ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"
 
@@ -74,3 +75,35 @@ def report(item: str, problems: list[str], success: str) -> None:
     if problems:
         raise CheckFailed("\n" + "\n".join(f"  - {p}" for p in problems))
     print(f"✔ {item}: {success}")
+
+
+def take_list(name: str, values) -> list[float]:
+    """A list, tuple or tensor of numbers as a flat list of floats."""
+    __tracebackhide__ = True
+    if hasattr(values, "detach"):
+        values = values.detach().cpu().reshape(-1).tolist()
+    try:
+        return [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
+    except TypeError:
+        raise WrongType(f"`{name}` should be a list of numbers, not {type(values).__name__}.") from None
+
+
+def probe_set(hidden: bool) -> str:
+    """Which probes a check uses: the hidden ones only in hidden tests."""
+    return "hidden" if hidden else "visible"
+
+
+def run_check(lab: str, item: str, data: dict, verify, success: str) -> None:
+    """Publish the plain data, verify it for this notebook's student, report."""
+    __tracebackhide__ = True
+    publish(lab, item, data)
+    report(item, verify(item, data, student_id()[0]), success)
+
+
+def values_check(lab: str, item: str, names: tuple[str, ...], verify):
+    """A test-cell function checking the named hand-computed values."""
+    def check(namespace: dict) -> None:
+        __tracebackhide__ = True
+        run_check(lab, item, take_values(namespace, names), verify, f"all {len(names)} values are right.")
+    check.__doc__ = f"Check {', '.join(names)} against autograd."
+    return check

@@ -9,10 +9,10 @@ device, at the moment of grading. A check has two halves:
 
 import torch
 
-from .compare import Expected, WrongType, as_float, close, diagnose_all, relative_error
+from .compare import FUNCTION_RTOL, Expected, WrongType, as_float, close, diagnose_all, lists_close, relative_error
 from .device import grading_device
-from .identity import ANONYMOUS, stable_digest, student_id
-from .kernel import publish, report, shielded, take_function, take_values
+from .identity import ANONYMOUS, draw_numbers, student_id
+from .kernel import probe_set, run_check, shielded, take_function, take_list, values_check
 
 LAB = "lab4"
 F64 = torch.float64
@@ -37,7 +37,6 @@ W1_CHOICES = tuple(round(0.15 + 0.05 * k, 2) for k in range(17))          # 0.15
 W2_CHOICES = tuple(sign * w for sign in (-1, 1) for w in W1_CHOICES)      # ±0.15 … ±0.95
 Y_CHOICES = (0.0, 1.0)
 
-FUNCTION_RTOL = 1e-4   # float32 student code against float64 references
 BACKWARD_MAX_REL_ERROR = 1e-5
 
 
@@ -185,14 +184,14 @@ def student_numbers(student: str) -> dict[str, float]:
     Candidates come from a SHA-256 of the id; the first whose slips can all be
     told apart from the right answers (compare.Expected.separated) is taken.
     """
-    for attempt in range(1000):
-        d = stable_digest(LAB, student, str(attempt))
-        numbers = {"x1": X1_CHOICES[d[0] % len(X1_CHOICES)], "w1": W1_CHOICES[d[1] % len(W1_CHOICES)],
-                   "w2": W2_CHOICES[d[2] % len(W2_CHOICES)], "y": Y_CHOICES[d[3] % len(Y_CHOICES)]}
-        expected = task2_expected(**numbers)
-        if all(e.separated() for group in expected.values() for e in group):
-            return numbers
-    raise RuntimeError(f"no separable numbers for student id {student!r}")
+    def draw(d: bytes) -> dict[str, float]:
+        return {"x1": X1_CHOICES[d[0] % len(X1_CHOICES)], "w1": W1_CHOICES[d[1] % len(W1_CHOICES)],
+                "w2": W2_CHOICES[d[2] % len(W2_CHOICES)], "y": Y_CHOICES[d[3] % len(Y_CHOICES)]}
+
+    def separable(numbers: dict[str, float]) -> bool:
+        return all(e.separated() for group in task2_expected(**numbers).values() for e in group)
+
+    return draw_numbers(LAB, student, draw, separable)
 
 
 def my_numbers() -> dict[str, float]:
@@ -282,10 +281,6 @@ def _verify_check_result(data: dict, student: str) -> list[str]:
     return problems
 
 
-def _lists_close(a: list[float], b: list[float]) -> bool:
-    return len(a) == len(b) and all(close(p, q, FUNCTION_RTOL, 1e-6) for p, q in zip(a, b))
-
-
 def _verify_train(data: dict, student: str) -> list[str]:
     problems = []
     for args, run in zip(data["probes"], data["runs"]):
@@ -295,12 +290,12 @@ def _verify_train(data: dict, student: str) -> list[str]:
             problems.append(f"{call} should return {args['steps']} values of w and of the loss, "
                             f"one per step; got {len(run['ws'])} and {len(run['losses'])}.")
             continue
-        if _lists_close(run["ws"], ref["ws"]) and _lists_close(run["losses"], ref["losses"]):
+        if lists_close(run["ws"], ref["ws"]) and lists_close(run["losses"], ref["losses"]):
             continue
-        if _lists_close(run["ws"], train_reference(**args, zero_grad=False)["ws"]):
+        if lists_close(run["ws"], train_reference(**args, zero_grad=False)["ws"]):
             problems.append(f"{call}: w.grad is never reset, so each step adds the new gradient to "
                             "all the old ones. Zero it (w.grad.zero_()) after every update.")
-        elif _lists_close(run["ws"], train_reference(**args, direction=+1.0)["ws"]):
+        elif lists_close(run["ws"], train_reference(**args, direction=+1.0)["ws"]):
             problems.append(f"{call}: w moves up the gradient, so the loss grows. Subtract lr · w.grad.")
         elif close(run["ws"][0], args["w"]) and not close(run["losses"][0], ref["losses"][0], FUNCTION_RTOL, 1e-6):
             problems.append(f"{call}: losses[k] should be the loss computed with ws[k], at the start of step k.")
@@ -331,9 +326,9 @@ def _verify_activation_grads(data: dict, student: str) -> list[str]:
     problems = []
     for name in ("relu_grad", "sigmoid_grad"):
         got = data[name]
-        if _lists_close(got, refs[name]):
+        if lists_close(got, refs[name]):
             continue
-        named = [why for why, wrong in slips[name].items() if _lists_close(got, wrong)]
+        named = [why for why, wrong in slips[name].items() if lists_close(got, wrong)]
         where = [x for x, a, b in zip(xs, got, refs[name]) if not close(a, b, FUNCTION_RTOL, 1e-6)]
         problems.append(f"`{name}` is wrong at x = {', '.join(f'{x:g}' for x in where)}"
                         + (f": it {named[0]}." if named else "."))
@@ -396,35 +391,17 @@ def verify(item: str, data: dict, student: str) -> list[str]:
 
 # ---------------------------------------------------------------- kernel side: one call per test cell
 
-def _run(item: str, data: dict, success: str) -> None:
-    __tracebackhide__ = True
-    publish(LAB, item, data)
-    report(item, verify(item, data, student_id()[0]), success)
-
-
-def _values_check(item: str, names: tuple[str, ...]):
-    def check(namespace: dict) -> None:
-        __tracebackhide__ = True
-        _run(item, take_values(namespace, names), f"all {len(names)} values are right.")
-    check.__doc__ = f"Check {', '.join(names)} against autograd."
-    return check
-
-
-check_task1_forward = _values_check("t1_forward", TASK1_FORWARD)
-check_task1_backward = _values_check("t1_backward", TASK1_BACKWARD)
-check_task2_forward = _values_check("t2_forward", TASK2_FORWARD)
-check_task2_local = _values_check("t2_local", TASK2_LOCAL)
-check_task2_gradients = _values_check("t2_gradients", TASK2_GRADIENTS)
-
-
-def _which(hidden: bool) -> str:
-    return "hidden" if hidden else "visible"
+check_task1_forward = values_check(LAB, "t1_forward", TASK1_FORWARD, verify)
+check_task1_backward = values_check(LAB, "t1_backward", TASK1_BACKWARD, verify)
+check_task2_forward = values_check(LAB, "t2_forward", TASK2_FORWARD, verify)
+check_task2_local = values_check(LAB, "t2_local", TASK2_LOCAL, verify)
+check_task2_gradients = values_check(LAB, "t2_gradients", TASK2_GRADIENTS, verify)
 
 
 def check_check_result(namespace: dict, hidden: bool = False) -> None:
     __tracebackhide__ = True
     fn = take_function(namespace, "check_result")
-    probes = CHECK_RESULT_PROBES[_which(hidden)]
+    probes = CHECK_RESULT_PROBES[probe_set(hidden)]
     outputs = []
     for x, y, w in probes:
         with shielded():
@@ -432,37 +409,28 @@ def check_check_result(namespace: dict, hidden: bool = False) -> None:
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise WrongType("check_result should return two numbers: (loss, dloss_dw).")
         outputs.append([as_float("loss", result[0]), as_float("dloss_dw", result[1])])
-    _run("t1_check_result" + ".hidden" * hidden, {"probes": probes, "outputs": outputs},
+    run_check(LAB, "t1_check_result" + ".hidden" * hidden, {"probes": probes, "outputs": outputs}, verify,
          "one forward and one backward pass agree with autograd.")
-
-
-def _float_list(name: str, values) -> list[float]:
-    if isinstance(values, torch.Tensor):
-        values = values.detach().cpu().reshape(-1).tolist()
-    try:
-        return [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
-    except TypeError:
-        raise WrongType(f"`{name}` should be a list of numbers, not {type(values).__name__}.") from None
 
 
 def check_train(namespace: dict, hidden: bool = False) -> None:
     __tracebackhide__ = True
     fn = take_function(namespace, "train")
-    probes = TRAIN_PROBES[_which(hidden)]
+    probes = TRAIN_PROBES[probe_set(hidden)]
     runs = []
     for args in probes:
         with shielded():
             result = fn(**args)
         if not isinstance(result, (tuple, list)) or len(result) != 2:
             raise WrongType("train should return two lists: (ws, losses).")
-        runs.append({"ws": _float_list("ws", result[0]), "losses": _float_list("losses", result[1])})
-    _run("t1_train" + ".hidden" * hidden, {"probes": probes, "runs": runs},
+        runs.append({"ws": take_list("ws", result[0]), "losses": take_list("losses", result[1])})
+    run_check(LAB, "t1_train" + ".hidden" * hidden, {"probes": probes, "runs": runs}, verify,
          "every step matches gradient descent done by autograd.")
 
 
 def check_activation_grads(namespace: dict, hidden: bool = False) -> None:
     __tracebackhide__ = True
-    xs = ACTIVATION_PROBES[_which(hidden)]
+    xs = ACTIVATION_PROBES[probe_set(hidden)]
     data = {"xs": xs}
     for name in ("relu_grad", "sigmoid_grad"):
         fn = take_function(namespace, name)
@@ -471,15 +439,15 @@ def check_activation_grads(namespace: dict, hidden: bool = False) -> None:
             out = fn(t)
         if not isinstance(out, torch.Tensor) or out.shape != t.shape:
             raise WrongType(f"`{name}` should return a tensor of the same shape as its input.")
-        data[name] = _float_list(name, out)
-    _run("t2_activation_grads" + ".hidden" * hidden, data,
+        data[name] = take_list(name, out)
+    run_check(LAB, "t2_activation_grads" + ".hidden" * hidden, data, verify,
          "relu_grad and sigmoid_grad agree with autograd at every probe point.")
 
 
 def check_manual_backward(namespace: dict, hidden: bool = False) -> None:
     __tracebackhide__ = True
     fn = take_function(namespace, "manual_backward")
-    probes = BACKWARD_PROBES[_which(hidden)]
+    probes = BACKWARD_PROBES[probe_set(hidden)]
     cases = []
     for features, hidden_units, seed in probes:
         inputs = backward_inputs(features, hidden_units, seed)
@@ -493,5 +461,5 @@ def check_manual_backward(namespace: dict, hidden: bool = False) -> None:
                 raise WrongType(f"`{name}` should be a tensor, not {type(value).__name__}.")
             case[name] = value.detach().to("cpu", F64).tolist()
         cases.append(case)
-    _run("t2_manual_backward" + ".hidden" * hidden, {"probes": probes, "cases": cases},
+    run_check(LAB, "t2_manual_backward" + ".hidden" * hidden, {"probes": probes, "cases": cases}, verify,
          f"dW1 and dw2 match autograd (relative error below {BACKWARD_MAX_REL_ERROR:g}).")
