@@ -226,15 +226,20 @@ def cell_scores(root: Path, lab: str) -> dict[str, dict[str, float | None]]:
     return table
 
 
-def format_table(root: Path, lab: str, outcomes: list[Outcome]) -> str:
-    """A plain-text grade table: one row per student, one column per autograded cell."""
-    scores = cell_scores(root, lab)
+def graded_cells(root: Path, lab: str) -> tuple[list[tuple[str, float]], list[tuple[str, float]]]:
+    """(autograded test cells, manually graded answer cells) of a lab, each as (name, points)."""
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         notebooks = gb.find_assignment(lab).notebooks
         written = {c.name for nb in notebooks for c in nb.solution_cells}
         cells = [(c.name, c.max_score) for nb in notebooks for c in nb.grade_cells]
-    auto = [(n, m) for n, m in cells if n not in written]
-    manual_points = sum(m for n, m in cells if n in written)
+    return [c for c in cells if c[0] not in written], [c for c in cells if c[0] in written]
+
+
+def format_table(root: Path, lab: str, outcomes: list[Outcome]) -> str:
+    """A plain-text grade table: one row per student, one column per autograded cell."""
+    scores = cell_scores(root, lab)
+    auto, manual = graded_cells(root, lab)
+    manual_points = sum(m for _, m in manual)
     widths = [max(len(n), 5) for n, _ in auto]
     name_width = max([len(s) for s in scores] + [len(o.student) for o in outcomes] + [7])
     head = (f"{'student':<{name_width}}  " + "  ".join(f"{n:>{w}}" for (n, _), w in zip(auto, widths))

@@ -3,12 +3,15 @@
 import matplotlib.pyplot as plt
 import torch
 
+# A loss of exactly 0 cannot sit on a log axis; draw it at this floor instead.
+LOG_FLOOR = 1e-16
+
 
 def plot_training(ws, losses, target_w=None, title="Gradient descent on w"):
     """Loss (log scale) and w against the step number, side by side."""
     fig, (ax_loss, ax_w) = plt.subplots(1, 2, figsize=(10, 3.5))
     steps = range(len(losses))
-    ax_loss.semilogy(steps, [max(v, 1e-300) for v in losses], marker=".")
+    ax_loss.semilogy(steps, [max(v, LOG_FLOOR) for v in losses], marker=".")
     ax_loss.set(xlabel="step", ylabel="loss (log scale)", title="loss")
     ax_w.plot(steps, ws, marker=".", label="w")
     if target_w is not None:
@@ -31,6 +34,17 @@ def plot_sigmoid_derivatives(sigmoid_grad=None, lo=-4.0, hi=4.0):
     if sigmoid_grad is not None:
         ax.plot(zs, sigmoid_grad(zs), ":", label="your sigmoid_grad", linewidth=2)
     ax.set(xlabel="z", ylim=(-0.5, 0.35), title="The sigmoid's slope and a look-alike")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_loss_curves(curves, title="Loss per epoch"):
+    """Several loss curves (label → list of losses) on one log-scale axis."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, losses in curves.items():
+        ax.semilogy(range(len(losses)), [max(v, LOG_FLOOR) for v in losses], marker=".", label=str(label))
+    ax.set(xlabel="epoch", ylabel="loss (log scale)", title=title)
     ax.legend()
     fig.tight_layout()
     return fig

@@ -1,0 +1,274 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 1 — Gradient descent from scratch
+#
+# The smallest learning problem there is: find two numbers A and B whose sum is a target.
+# We score a guess with loss = (A + B − target)², start from a guess, and let gradient descent
+# improve it. Nothing here needs a neural network, which is exactly why every step of the
+# algorithm is visible.
+#
+# **You will learn to**
+# - compute a gradient by the chain rule and take one gradient-descent step by hand;
+# - write the training loop PyTorch programs use: forward, `backward()`, update under
+#   `torch.no_grad()`, reset the gradients;
+# - predict from one formula how the learning rate changes training, then check your prediction;
+# - explain what goes wrong when gradients are not reset.
+#
+# **How answers are graded.** Type hand-computed values to at least **4 significant digits**.
+# Every grade is checked against values `torch.autograd` computes when your notebook is graded.
+# Cells marked *manually graded* are read by your instructor.
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import matplotlib.pyplot as plt
+import torch
+
+from autograder import lab1 as check
+from course.plots import plot_loss_curves
+
+# %% [markdown]
+# ## Your numbers
+#
+# Tasks 1 and 3 are graded on numbers made from your student id. The id is taken from the
+# environment variable `AUTOGRAD_LABS_STUDENT` (`make lab STUDENT=<your id>` sets it), or else
+# from JupyterHub's user name; when your notebook is graded it is taken from your submission.
+# If the cell below says it shows *practice numbers*, set your id and restart the kernel.
+
+# %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
+mine = check.my_numbers()
+
+# %% [markdown]
+# ## Task 1 — One step by hand
+#
+# Name the error u = A + B − target, so that loss = u². The chain rule gives
+#
+# dloss/dA = dloss/du · du/dA = 2u · 1 = 2(A + B − target),
+#
+# and the same for B. For the textbook start A = B = 0 with target 10, u = −10 and both
+# gradients are −20: negative, so increasing A or B lowers the loss.
+#
+# A gradient-descent step moves each parameter against its gradient: A ← A − lr · dloss/dA.
+#
+# With **your** start A, B, target and learning rate lr (printed above), compute `u`, `loss`,
+# `dloss_dA`, `dloss_dB` and `A_next`, the value of A after one step.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_step_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# u, loss, dloss_dA, dloss_dB and A_next for your numbers
+### BEGIN SOLUTION
+u = mine["A"] + mine["B"] - mine["target"]
+loss = u ** 2
+dloss_dA = 2 * u
+dloss_dB = 2 * u
+A_next = mine["A"] - mine["lr"] * dloss_dA
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t1_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_step(globals())
+
+# %% [markdown]
+# ## Task 2 — The training loop
+#
+# Write `gradient_descent(A, B, target, lr, epochs, zero_grad=True)`. Make A and B tensors
+# with `requires_grad=True`, then repeat `epochs` times:
+#
+# 1. compute the loss from A and B (the forward pass; autograd records the graph);
+# 2. call `loss.backward()`, which fills `A.grad` and `B.grad`;
+# 3. update both inside `with torch.no_grad():`, so the update is not itself recorded;
+# 4. if `zero_grad` is true, reset both gradients (`A.grad.zero_()`), because `backward()`
+#    *adds* to whatever `.grad` already holds.
+#
+# Return three lists of length `epochs`: `As[k]` and `Bs[k]` hold A and B *after* update k,
+# and `losses[k]` the loss computed *before* it.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_descent_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def gradient_descent(A, B, target, lr, epochs, zero_grad=True):
+    """Minimise (A + B − target)² from (A, B); returns (As, Bs, losses), one entry per epoch."""
+    ### BEGIN SOLUTION
+    A = torch.tensor(float(A), requires_grad=True)
+    B = torch.tensor(float(B), requires_grad=True)
+    As, Bs, losses = [], [], []
+    for _ in range(epochs):
+        loss = (A + B - target) ** 2
+        loss.backward()
+        with torch.no_grad():
+            A -= lr * A.grad
+            B -= lr * B.grad
+        if zero_grad:
+            A.grad.zero_()
+            B.grad.zero_()
+        As.append(A.item())
+        Bs.append(B.item())
+        losses.append(loss.item())
+    return As, Bs, losses
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t2_descent", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.check_descent(globals())
+### BEGIN HIDDEN TESTS
+check.check_descent(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Run it on the textbook problem. After the first epoch A = B = 0.2 and the loss printed is the
+# starting loss, 100; after 101 epochs both sit near 4.919 with the loss near 0.02846.
+
+# %%
+As, Bs, losses = gradient_descent(0, 0, 10, lr=0.01, epochs=101)
+for k in (0, 50, 100):
+    print(f"epoch {k:3d}: A = {As[k]:.4f}, B = {Bs[k]:.4f}, loss = {losses[k]:.4f}")
+
+# %% [markdown]
+# A and B stay exactly equal. They start equal, and dloss/dA = dloss/dB = 2u at every step, so
+# every update moves them by the same amount. Training settles on A = B = 5, one point of a
+# whole line of minima (every A + B = 10 has loss 0) picked out by the symmetric start.
+
+# %% [markdown]
+# ## Task 3 — Predict, then observe: the learning rate
+#
+# Follow one update through. Both parameters move by −lr · 2u, so the sum A + B moves by
+# −4 · lr · u, and the new error is
+#
+# u_next = u − 4 · lr · u = u · (1 − 4 · lr).
+#
+# Every update multiplies the error by the same factor. Write `shrink_factor(lr)` that returns
+# that factor.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_factor_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def shrink_factor(lr):
+    """The factor by which one update multiplies u = A + B − target."""
+    ### BEGIN SOLUTION
+    return 1 - 4 * lr
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t3_factor", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_factor(globals())
+### BEGIN HIDDEN TESTS
+check.check_factor(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# **Predict before you plot.** The factor decides everything. Between 0 and 1, the error shrinks
+# and keeps its sign; exactly 0, training lands in one step; between −1 and 0, the error flips
+# sign each step but shrinks; below −1, it flips and grows. For each of **your four learning
+# rates** (printed under *Your numbers*), predict one of `"monotone"`, `"one step"`,
+# `"oscillating"` or `"diverging"`, and put it in the dictionary `predictions`
+# (for example `predictions = {0.1: "monotone", ...}`).
+
+# %% nbgrader={"grade": false, "grade_id": "t3_regimes_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# predictions = {learning rate: regime} for your four learning rates
+### BEGIN SOLUTION
+def classify(lr):
+    factor = 1 - 4 * lr
+    if factor == 0:
+        return "one step"
+    if 0 < factor < 1:
+        return "monotone"
+    return "oscillating" if -1 < factor < 0 else "diverging"
+
+
+predictions = {lr: classify(lr) for lr in mine["rates"]}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t3_regimes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_regimes(globals())
+
+# %% [markdown]
+# Now observe. The plot shows the loss for each of your learning rates over 12 epochs (a loss
+# of exactly 0 is drawn at the bottom of the axis). Do the curves do what you predicted?
+
+# %%
+curves = {f"lr = {lr:g}": gradient_descent(0, 0, 10, lr, epochs=12)[2] for lr in sorted(mine["rates"])}
+plot_loss_curves(curves, title="Loss against epoch for four learning rates")
+plt.show()
+
+# %% [markdown]
+# So the boundaries are lr = 0.25 (one step) and lr = 0.5 (beyond it the error grows), and a
+# small learning rate is never trapped here: the loss is a convex bowl along A + B, so a small
+# rate is only slow. Real losses are not this simple, but the same trade-off appears: too large
+# and training oscillates or blows up, too small and it crawls.
+
+# %% [markdown]
+# ## Task 4 — Observe: forgetting to reset the gradients
+#
+# Run the same problem with `zero_grad=False`. Each `backward()` now adds the new gradient to all
+# the earlier ones, so the step is driven by a running sum of past gradients. Before you run the
+# cell: will the loss still reach 0, and will it stay there?
+
+# %%
+with_reset = gradient_descent(0, 0, 10, lr=0.01, epochs=60)[2]
+without_reset = gradient_descent(0, 0, 10, lr=0.01, epochs=60, zero_grad=False)[2]
+plot_loss_curves({"zero_grad=True": with_reset, "zero_grad=False": without_reset},
+                 title="Resetting the gradients, or not")
+plt.show()
+
+# %% [markdown]
+# ## Written answers (manually graded)
+#
+# **Q1.** Why is lr = 0.01 a reasonable choice here, and what happens with a larger or smaller
+# learning rate? Use the factor 1 − 4·lr. (Careful: some texts say a small rate can get stuck in
+# a local minimum. Is there one in this problem?)
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_learning_rate", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# With lr = 0.01 each update multiplies the error by 0.96: steady, never overshooting, done to
+# within 2% of the target in about 100 epochs. Larger rates shrink the error faster up to lr =
+# 0.25 (one step); between 0.25 and 0.5 the error flips sign but still shrinks; above 0.5 it
+# grows and training diverges. A smaller rate only makes the factor closer to 1, so training is
+# slower. There is no local minimum to get stuck in: the loss is convex, and every point of the
+# line A + B = 10 is a global minimum.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q2.** Why must the gradients be reset after each update? Describe what your plot in Task 4
+# shows and explain it.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_zero_grad", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# `backward()` adds into `.grad` rather than overwriting it (so that gradients from several
+# losses can be combined). Without a reset, step k uses the sum of the gradients of steps 0..k,
+# which behaves like momentum with no damping: A and B overshoot the target, and the loss swings
+# back up to its starting value of about 100 again and again, never settling, as the
+# zero_grad=False curve shows.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q3.** What exactly does `loss.backward()` compute, and where does the result go?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_backward", "locked": false, "points": 1, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# It walks the graph recorded during the forward pass from the loss back to the leaves, applies
+# the chain rule at every node, and adds dloss/dA and dloss/dB into `A.grad` and `B.grad`. It
+# does not change A or B: the update is our own code.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q4.** Why must a computation graph be acyclic? How can a recurrent network, whose hidden
+# state feeds back into itself, still be trained by backpropagation?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_acyclic", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Backpropagation visits nodes in reverse order of computation and needs each node's upstream
+# gradient complete before it passes it on; a cycle has no such order, and each value would
+# depend on itself. A recurrent network is unrolled in time: step t gets its own copy of the
+# nodes, fed by step t − 1, with the same weights shared across steps. The unrolled graph is
+# acyclic, and backpropagation through time sums each shared weight's gradient over all steps.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## What you learned
+# - The gradient of a squared error is 2 · error · (derivative of the error); one step of
+#   gradient descent subtracts lr times it.
+# - A training loop is forward, `backward()`, update under `torch.no_grad()`, reset `.grad`.
+# - On this problem one number, 1 − 4·lr, predicts whether training crawls, lands, oscillates or
+#   diverges; a small rate is slow, never stuck.
+# - `.grad` accumulates by design; forgetting to reset it turns each step into a sum of old steps.
