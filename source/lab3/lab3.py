@@ -1,0 +1,271 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 3 — Gradient accumulation
+#
+# `loss.backward()` does not *store* gradients in `.grad`; it *adds* them to whatever is there.
+# That single design decision explains why training loops reset gradients, why a second
+# backward pass doubles them, and how you can train on a batch that does not fit in memory.
+#
+# **You will learn to**
+# - predict `.grad` after one and after two backward passes, and explain `retain_graph`;
+# - tell from an expression whether its graph survives a second backward (saved tensors);
+# - clear gradients three ways and know what each leaves behind;
+# - reproduce a full-batch gradient from micro-batches, and read a layer's gradient.
+#
+# **How answers are graded.** Hand-computed values need at least 4 significant digits. Every
+# grade is checked against what `torch.autograd` does when your notebook is graded. Cells marked
+# *manually graded* are read by your instructor.
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+from autograder import lab3 as check
+from course.plots import plot_loss_curves
+
+# %% [markdown]
+# ## Your numbers
+# Tasks 1 and 2 use numbers made from your student id (from `AUTOGRAD_LABS_STUDENT`, set by
+# `make lab STUDENT=<your id>`, or from JupyterHub; when graded, from your submission). If the
+# cell below says it shows *practice numbers*, set your id and restart the kernel.
+
+# %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
+mine = check.my_numbers()
+
+# %% [markdown]
+# ## Task 1 — Backward twice
+#
+# Take a vector a that requires gradients and build b = 2a, c = b + k, d = c², out = d.sum().
+# By the chain rule, dout/da_i = 2c_i · 2 = 4(2a_i + k). With the textbook a = [1, 2, 3, 4] and
+# k = 5 that is [28, 36, 44, 52].
+#
+# Calling `out.backward()` a second time needs `retain_graph=True` on the first call (Task 2
+# says why). **Predict**, for your a and k: the list `grad_once`, a.grad after one backward,
+# and the list `grad_twice`, a.grad after a second backward through the same graph.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_accumulation_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# grad_once and grad_twice for your a and k
+### BEGIN SOLUTION
+grad_once = [4 * (2 * a_i + mine["k"]) for a_i in mine["a"]]
+grad_twice = [2 * g for g in grad_once]
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t1_accumulation", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_accumulation(globals())
+
+# %% [markdown]
+# Observe it:
+
+# %%
+a = torch.tensor(mine["a"], requires_grad=True)
+out = ((2 * a + mine["k"]) ** 2).sum()
+out.backward(retain_graph=True)
+print("after one backward: ", a.grad)
+out.backward()
+print("after two backwards:", a.grad)
+
+# %% [markdown]
+# ## Task 2 — Which graphs survive a second backward?
+#
+# To compute its gradient, an operation may need values from the forward pass: `x * x` needs x,
+# `x.exp()` needs its own output. Autograd saves exactly those tensors on the graph, and the first
+# `backward()` frees them to save memory. A second `backward()` then fails with "Trying to
+# backward through the graph a second time", unless the first call kept them with
+# `retain_graph=True`. An operation that saves no tensor (adding a constant, say) leaves nothing
+# to free, and a second backward simply works — and adds to `.grad` again.
+#
+# For each of **your five expressions** (x requires grad, y is a constant vector), predict
+# whether a second `out.backward()` fails without `retain_graph`. Put your answers in the
+# dictionary `needs_retain`, from the expression text to `True` (fails) or `False` (works).
+
+# %% nbgrader={"grade": false, "grade_id": "t2_retain_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# needs_retain = {"expression": True or False, ...} for your five expressions
+### BEGIN SOLUTION
+saves_nothing = {"(x + 2).sum()", "(x - y).sum()", "(-x).sum()"}
+needs_retain = {e: e not in saves_nothing for e in mine["expressions"]}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t2_retain", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_retain(globals())
+
+# %% [markdown]
+# Observe: run each expression twice.
+
+# %%
+for text in mine["expressions"]:
+    x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    y = torch.tensor([1.0, 2.0, 3.0])
+    out = eval(text)  # the expression texts come from the lab, not from user input
+    out.backward()
+    try:
+        out.backward()
+        print(f"{text:<20} second backward works; x.grad = {x.grad}")
+    except RuntimeError as error:
+        print(f"{text:<20} second backward fails: {str(error)[:60]}...")
+
+# %% [markdown]
+# ## Task 3 — Clearing gradients
+#
+# Because gradients add up, a training loop clears them before each backward pass. There are
+# several ways, and they do not all leave the same thing behind. For a parameter `p` whose
+# `.grad` holds a gradient, predict what `p.grad` is after each of the four ways below:
+# `"zeros"` (a tensor of zeros) or `"None"`. Put them in the dictionary `after_clear`.
+#
+# `optimizer` is `torch.optim.SGD([p], lr=0.1)`.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_clearing_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+after_clear = {
+    "p.grad.zero_()": ...,
+    "p.grad = None": ...,
+    "optimizer.zero_grad()": ...,
+    "optimizer.zero_grad(set_to_none=False)": ...,
+}
+### BEGIN SOLUTION
+after_clear = {
+    "p.grad.zero_()": "zeros",
+    "p.grad = None": "None",
+    "optimizer.zero_grad()": "None",
+    "optimizer.zero_grad(set_to_none=False)": "zeros",
+}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t3_clearing", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_clearing(globals())
+
+# %% [markdown]
+# `None` saves memory and lets the next backward write the gradient instead of adding to zeros.
+# It also means code must not assume `p.grad` is a tensor right after `optimizer.zero_grad()`.
+
+# %% [markdown]
+# ## Task 4 — Accumulation as a technique: micro-batches
+#
+# Accumulation is also useful on purpose. The mean loss over a batch of n samples, split into k
+# equal micro-batches, is the average of the k micro-batch means. So if each micro-batch loss is
+# scaled by 1/k and backpropagated in turn, the gradients that add up in `.grad` are exactly
+# the full-batch gradient — while only one micro-batch's activations are in memory at a time.
+#
+# Write `accumulate_gradients(model, X, y, k)`: clear the model's old gradients first (they
+# may hold stale values), split `X` and `y` into `k` equal parts (`torch.chunk`), and for each
+# part compute the mean squared error (`nn.functional.mse_loss`), scale it by 1/k and call
+# `backward()`. Return a list with a copy (`.clone()`) of each parameter's gradient, in the
+# order of `model.parameters()`.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_micro_batches_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def accumulate_gradients(model, X, y, k):
+    """Full-batch MSE gradients of `model`, computed from k micro-batches."""
+    ### BEGIN SOLUTION
+    model.zero_grad()
+    for X_part, y_part in zip(torch.chunk(X, k), torch.chunk(y, k)):
+        (nn.functional.mse_loss(model(X_part), y_part) / k).backward()
+    return [p.grad.clone() for p in model.parameters()]
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.check_micro_batches(globals())
+### BEGIN HIDDEN TESTS
+check.check_micro_batches(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# Observe: train the same small network twice, once on the full batch and once with your
+# micro-batch gradients. The two loss curves should lie on top of each other. (The grader's
+# own test also compares them with `torch.allclose`.)
+
+# %%
+def train(use_micro_batches, steps=60):
+    model, X, y = check.problem_data(32, seed=0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    losses = []
+    for _ in range(steps):
+        optimizer.zero_grad()
+        if use_micro_batches:
+            grads = accumulate_gradients(model, X, y, k=4)
+            for p, g in zip(model.parameters(), grads):
+                p.grad = g
+        else:
+            nn.functional.mse_loss(model(X), y).backward()
+        optimizer.step()
+        with torch.no_grad():
+            losses.append(nn.functional.mse_loss(model(X), y).item())
+    return losses
+
+
+full, micro = train(False), train(True)
+print("same curve:", torch.allclose(torch.tensor(full), torch.tensor(micro)))
+plot_loss_curves({"full batch": full, "4 micro-batches": micro}, title="Full batch vs. accumulated micro-batches")
+plt.show()
+
+# %% [markdown]
+# ## Task 5 — Reading a layer's gradient
+#
+# After `loss.backward()`, every parameter of a model carries its gradient. In an
+# `nn.Sequential`, `model[0]` is the first layer, so `model[0].weight.grad` is the gradient of
+# the loss with respect to its weight matrix. Write `first_layer_grad(model, X, y)`: clear the
+# old gradients, backpropagate the mean squared error of `model(X)` against `y` once, and return
+# that gradient.
+
+# %% nbgrader={"grade": false, "grade_id": "t5_layer_grad_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def first_layer_grad(model, X, y):
+    """dloss/dW of the first layer for the mean squared error on (X, y)."""
+    ### BEGIN SOLUTION
+    model.zero_grad()
+    nn.functional.mse_loss(model(X), y).backward()
+    return model[0].weight.grad
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_layer_grad(globals())
+### BEGIN HIDDEN TESTS
+check.check_layer_grad(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ## Written answers (manually graded)
+#
+# **Q1.** Some tutorials say PyTorch accumulates gradients "in a buffer of the optimizer until it
+# is full", to save memory. Where do gradients really accumulate, who clears them, and why is
+# adding (rather than overwriting) a useful default?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_where_gradients_live", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# They accumulate in the `.grad` attribute of each leaf tensor (each parameter), not in the
+# optimizer; `backward()` adds into it and nothing clears it automatically. The training loop
+# clears it, with `optimizer.zero_grad()` or `model.zero_grad()` (both set `.grad` to None by
+# default). Adding is useful because gradients of several losses, or of several micro-batches,
+# combine into the gradient of their sum, as in Task 4, and a parameter used twice in one graph
+# gets both contributions.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q2.** Why does `(x * x).sum()` need `retain_graph=True` for a second backward while
+# `(x + 2).sum()` does not? What does "the graph is freed" free, and what does it not free?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_saved_tensors", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# The backward of x * x needs the value of x (d(x²)/dx = 2x), so the multiplication saves x on
+# the graph; the backward of x + 2 needs nothing. After the first backward, autograd frees the
+# saved tensors to reclaim memory, so the multiplication has nothing left to compute with and
+# raises; the addition never had anything to free. Freeing drops the saved intermediate values,
+# not the gradients already in `.grad`, and not the parameters.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## What you learned
+# - `backward()` adds into `.grad`; a second backward through the same graph doubles it.
+# - A graph keeps only the tensors its backward formulas need, and frees them after one
+#   backward unless told `retain_graph=True`; graphs that saved nothing can be reused.
+# - `zero_()` leaves zeros, `optimizer.zero_grad()` leaves `None` by default.
+# - Scaled micro-batch losses accumulate to the full-batch gradient: large batches in small memory.
+# - `model[0].weight.grad` is where a layer's gradient lives after `loss.backward()`.
