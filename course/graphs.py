@@ -1,0 +1,61 @@
+"""Draw the autograd graph behind a tensor with matplotlib alone (no graphviz needed)."""
+
+import matplotlib.pyplot as plt
+
+
+def node_label(node) -> str:
+    """The node's class name; a leaf also shows its tensor's shape."""
+    name = type(node).__name__
+    variable = getattr(node, "variable", None)
+    if variable is not None:
+        return f"{name}\nleaf {tuple(variable.shape)}"
+    return name
+
+
+def graph_layers(tensor) -> tuple[list[list], list[tuple]]:
+    """Nodes grouped by their longest distance from tensor.grad_fn, and the (parent, child) edges."""
+    depth, edges, order = {}, [], []
+
+    def visit(node, d):
+        if node is None:
+            return
+        if node not in depth:
+            order.append(node)
+        if depth.get(node, -1) >= d:
+            return
+        depth[node] = d
+        for child, _ in node.next_functions:
+            if child is not None:
+                edges.append((node, child))
+                visit(child, d + 1)
+
+    if tensor.grad_fn is None:
+        raise ValueError("this tensor has no grad_fn: it is a leaf or does not require grad")
+    visit(tensor.grad_fn, 0)
+    layers = [[] for _ in range(max(depth.values()) + 1)]
+    for node in order:
+        layers[depth[node]].append(node)
+    return layers, list(dict.fromkeys(edges))
+
+
+def draw_graph(tensor, title: str = "autograd graph (output at the top, leaves below)"):
+    """A figure of the graph from tensor.grad_fn down to the leaves; returns the Figure."""
+    layers, edges = graph_layers(tensor)
+    width = max(len(layer) for layer in layers)
+    fig, ax = plt.subplots(figsize=(max(4, 2.6 * width), 1.3 * len(layers) + 0.6))
+    where = {}
+    for row, layer in enumerate(layers):
+        for col, node in enumerate(layer):
+            where[node] = ((col + 0.5) * width / len(layer), -row)
+    for parent, child in edges:
+        (x0, y0), (x1, y1) = where[parent], where[child]
+        ax.annotate("", xy=(x1, y1 + 0.25), xytext=(x0, y0 - 0.25),
+                    arrowprops={"arrowstyle": "->", "color": "grey"})
+    for node, (x, y) in where.items():
+        leaf = hasattr(node, "variable")
+        ax.text(x, y, node_label(node), ha="center", va="center", fontsize=9,
+                bbox={"boxstyle": "round", "facecolor": "#d8ecd8" if leaf else "#dde6f5"})
+    ax.set(xlim=(0, width), ylim=(-len(layers) + 0.4, 0.6), title=title)
+    ax.axis("off")
+    fig.tight_layout()
+    return fig

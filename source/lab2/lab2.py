@@ -1,0 +1,313 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 2 — Tensors, `requires_grad` and the autograd graph
+#
+# A tensor created with `requires_grad=True` is a *leaf* of a graph. Every operation on it
+# produces a tensor that remembers, in `grad_fn`, which operation made it and where its inputs
+# came from. That chain of `grad_fn` objects is the graph `backward()` walks. In this lab you
+# look at the graph directly, walk it with your own code and differentiate one by hand.
+#
+# **You will learn to**
+# - predict `.grad` of the leaves of a small expression, and which dtypes can require gradients;
+# - walk `grad_fn` / `next_functions` and draw the graph of any tensor;
+# - compute a graph with named intermediates forward and backward by hand;
+# - control the graph: `detach()`, `torch.no_grad()`, `is_leaf`, `retain_grad()`.
+#
+# **How answers are graded.** Hand-computed values need at least **4 significant digits**; angles
+# are in radians. Grades are checked against what `torch.autograd` computes when your notebook is
+# graded. Cells marked *manually graded* are read by your instructor.
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import matplotlib.pyplot as plt
+import torch
+
+from autograder import lab2 as check
+from course.graphs import draw_graph
+
+# %% [markdown]
+# ## Your numbers
+# Tasks 1 and 4 use numbers made from your student id (from `AUTOGRAD_LABS_STUDENT`, set by
+# `make lab STUDENT=<your id>`, or from JupyterHub; when graded, from your submission). If the
+# cell below says it shows *practice numbers*, set your id and restart the kernel.
+
+# %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
+mine = check.my_numbers()
+
+# %% [markdown]
+# ## Task 1 — Who gets a gradient?
+#
+# Take y = w · x + b, where w and b are created with `requires_grad=True` and x is plain data.
+# With the textbook x = 3, w = 4, b = 5 you get y = 17; before any backward pass `w.grad` is
+# `None`; after `y.backward()`, `w.grad` is 3 (dy/dw = x) and `b.grad` is 1, while x, which
+# never asked for a gradient, has none.
+#
+# **Predict** for your own x, w and b (Task 1 under *Your numbers*): `y_value`, and the values
+# of `w_grad` and `b_grad` after `y.backward()`.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_linear_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# y_value, w_grad and b_grad for your x, w, b
+### BEGIN SOLUTION
+y_value = mine["w"] * mine["x"] + mine["b"]
+w_grad = mine["x"]
+b_grad = 1.0
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t1_linear", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_linear(globals())
+
+# %% [markdown]
+# Observe:
+
+# %%
+x = torch.tensor(mine["x"])
+w = torch.tensor(mine["w"], requires_grad=True)
+b = torch.tensor(mine["b"], requires_grad=True)
+y = w * x + b
+print("y =", y, "  w.grad before backward:", w.grad)
+y.backward()
+print("w.grad =", w.grad, "  b.grad =", b.grad, "  x.grad =", x.grad)
+
+# %% [markdown]
+# ## Task 2 — Which tensors may require gradients?
+#
+# Gradients are limits of small changes, so they only make sense where values can change by
+# small amounts. For each dtype below, predict whether `torch.zeros(2, dtype=..., requires_grad=True)`
+# is allowed (`True`) or raises an error (`False`). Fill in `can_require_grad`.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_dtypes_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+can_require_grad = {
+    "torch.int64": ...,
+    "torch.float32": ...,
+    "torch.bool": ...,
+    "torch.float64": ...,
+    "torch.complex64": ...,
+    "torch.uint8": ...,
+}
+### BEGIN SOLUTION
+can_require_grad = {name: name.startswith(("torch.float", "torch.complex")) for name in can_require_grad}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t2_dtypes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_dtypes(globals())
+
+# %% [markdown]
+# Observe the error message PyTorch gives for an integer tensor:
+
+# %%
+try:
+    torch.tensor([1, 2, 3, 4], requires_grad=True)
+except RuntimeError as error:
+    print("RuntimeError:", error)
+print(torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True))  # floats are fine: still 4 elements, shape (4,)
+
+# %% [markdown]
+# ## Task 3 — Walk the graph
+#
+# Build a = [1, 2, 3, 4] (requires grad), b = 2a, c = b + 5, d = c², out = d.sum(). Each result
+# carries a `grad_fn`: `out.grad_fn` is a `SumBackward0` node. Its `next_functions` is a tuple of
+# `(node, index)` pairs, one per input of the operation, leading to the nodes that made the
+# inputs: `PowBackward0`, then `AddBackward0`, then `MulBackward0`, and finally an
+# `AccumulateGrad` node, which is where the gradient of the leaf a is deposited. Inputs that need
+# no gradient (the constant 5, say) appear as `None`.
+
+# %%
+a = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+out = ((2 * a + 5) ** 2).sum()
+print(out.grad_fn, "→", out.grad_fn.next_functions)
+draw_graph(out)
+plt.show()
+
+# %% [markdown]
+# Write `graph_walk(t)`: starting from `t.grad_fn`, return the list of node class names
+# (`type(node).__name__`) in **depth-first** order — a node, then everything reachable through
+# its first entry of `next_functions`, then its second, and so on. Skip `None` entries, and list
+# a node reached twice (a tensor used twice) only once. For `out` above the answer is
+# `['SumBackward0', 'PowBackward0', 'AddBackward0', 'MulBackward0', 'AccumulateGrad']`. The
+# grader also walks graphs you have not seen.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_walk_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def graph_walk(t):
+    """Names of the graph's nodes from t.grad_fn, depth first, each node once."""
+    ### BEGIN SOLUTION
+    seen, names = set(), []
+
+    def visit(node):
+        if node is None or node in seen:
+            return
+        seen.add(node)
+        names.append(type(node).__name__)
+        for child, _ in node.next_functions:
+            visit(child)
+
+    visit(t.grad_fn)
+    return names
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_walk(globals())
+### BEGIN HIDDEN TESTS
+check.check_walk(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# By hand, dout/da = dout/dd · dd/dc · dc/db · db/da = 1 · 2c · 1 · 2 = 4(2a + 5), which is
+# [28, 36, 44, 52] for a = [1, 2, 3, 4]. Check it against autograd:
+
+# %%
+out.backward()
+print("autograd:", a.grad, "  by hand:", 4 * (2 * a.detach() + 5))
+
+# %% [markdown]
+# ## Task 4 — A graph with named intermediates, by hand
+#
+# f(x, y, z) = tanh(ln(1 + z · 2x / sin(y))). Give every intermediate a name:
+#
+# a = 2x, b = sin(y), c = a / b, d = 1 + z · c, e = ln(d), f = tanh(e).
+#
+# **Forward.** With your x, y, z (Task 4 under *Your numbers*; y in radians), compute `a`, `b`,
+# `c`, `d`, `e` and `f`.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_forward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# a, b, c, d, e and f for your x, y, z
+### BEGIN SOLUTION
+import math
+
+a = 2 * mine["gx"]
+b = math.sin(mine["gy"])
+c = a / b
+d = 1 + mine["gz"] * c
+e = math.log(d)
+f = math.tanh(e)
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t4_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_forward(globals())
+
+# %% [markdown]
+# **Backward.** Each edge's local derivative can be written with values the forward pass
+# already has: df/de = 1 − f² (tanh's slope in terms of its *output*), de/dd = 1/d,
+# dd/dc = z, dd/dz = c, dc/da = 1/b, dc/db = −a/b², da/dx = 2, db/dy = cos(y). Multiply along
+# each path from f to an input to get `df_dx`, `df_dy` and `df_dz`.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# df_dx, df_dy and df_dz for your x, y, z
+### BEGIN SOLUTION
+df_dd = (1 - f ** 2) / d
+df_dx = df_dd * mine["gz"] / b * 2
+df_dy = df_dd * mine["gz"] * (-a / b ** 2) * math.cos(mine["gy"])
+df_dz = df_dd * c
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t4_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.check_gradients(globals())
+
+# %% [markdown]
+# Observe: autograd on the same graph.
+
+# %%
+gx, gy, gz = (torch.tensor(mine[k], dtype=torch.float64, requires_grad=True) for k in ("gx", "gy", "gz"))
+out_f = torch.tanh(torch.log(1 + gz * (2 * gx) / torch.sin(gy)))
+out_f.backward()
+print(f"f = {out_f.item():.6f}; df/dx = {gx.grad.item():.6f}, df/dy = {gy.grad.item():.6f}, "
+      f"df/dz = {gz.grad.item():.6f}")
+draw_graph(out_f)
+plt.show()
+
+# %% [markdown]
+# ## Task 5 — Controlling the graph
+#
+# `requires_grad` spreads: anything computed from a tensor that requires gradients requires them
+# too and joins the graph. Three tools stop that: `t.detach()` returns the same values cut off
+# from the graph (use it before plotting or storing a tensor); inside `with torch.no_grad():`
+# nothing is recorded (use it for parameter updates and evaluation); and `is_leaf` tells apart
+# tensors you created from tensors computed from them. Autograd fills `.grad` only for leaves,
+# unless you call `retain_grad()` on an intermediate before `backward()`.
+#
+# With `w = torch.tensor(2.0, requires_grad=True)` and `h = w * 3`, predict whether each
+# statement below is `True` or `False`, and fill in `statements`.
+
+# %% nbgrader={"grade": false, "grade_id": "t5_statements_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+statements = {
+    "w.is_leaf": ...,
+    "h.is_leaf": ...,
+    "h.requires_grad": ...,
+    "h.detach().requires_grad": ...,
+    "(w * 3).requires_grad inside torch.no_grad()": ...,
+    "h.grad is None after h.sum().backward()": ...,
+    "h.grad is None after h.retain_grad(); h.sum().backward()": ...,
+}
+### BEGIN SOLUTION
+statements = {
+    "w.is_leaf": True,
+    "h.is_leaf": False,
+    "h.requires_grad": True,
+    "h.detach().requires_grad": False,
+    "(w * 3).requires_grad inside torch.no_grad()": False,
+    "h.grad is None after h.sum().backward()": True,
+    "h.grad is None after h.retain_grad(); h.sum().backward()": False,
+}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t5_statements", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_statements(globals())
+
+# %% [markdown]
+# Observe. Reading `.grad` of a non-leaf without `retain_grad()` returns `None` *and* prints a
+# UserWarning, PyTorch's hint that you probably meant to call `retain_grad()`.
+
+# %%
+w = torch.tensor(2.0, requires_grad=True)
+h = w * 3
+h.retain_grad()
+h.sum().backward()
+print("w.is_leaf:", w.is_leaf, " h.is_leaf:", h.is_leaf, " h.grad:", h.grad, " w.grad:", w.grad)
+with torch.no_grad():
+    print("inside no_grad, (w * 3).requires_grad =", (w * 3).requires_grad)
+
+# %% [markdown]
+# ## Written answers (manually graded)
+#
+# **Q1.** You train a model and want to plot its predictions with matplotlib, and to keep a list
+# of the loss after every step. Why should you call `.detach()` (or `.item()`) on those tensors
+# first, and what can go wrong if you do not?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_detach", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Predictions and losses computed from parameters require gradients, so each one holds its whole
+# graph, with every saved intermediate tensor. Keeping a list of them keeps all those graphs
+# alive: memory grows with every step. Plotting libraries call `.numpy()`, which refuses tensors
+# that require grad. `.detach()` gives the same values without the graph (and `.item()` a plain
+# number), so nothing is kept alive and nothing is accidentally backpropagated through.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q2.** In Task 4, every local derivative was written with values from the forward pass
+# (1 − f², 1/d, −a/b², ...). Why does autograd work this way, and what does it cost?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_forward_values", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# Each local derivative depends on where the function is evaluated, and the forward pass has just
+# computed exactly those values; reusing them makes the backward pass about as cheap as the
+# forward pass, with no recomputation (tanh' from f needs no new exponential). The cost is memory:
+# the graph must keep these saved tensors until backward runs, which is why a graph is freed after
+# one backward and why `no_grad()` saves memory during evaluation.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## What you learned
+# - Leaves you create with `requires_grad=True` receive `.grad`; plain data and integer tensors
+#   do not, and only floating-point and complex tensors can require gradients.
+# - `grad_fn` and `next_functions` are the graph; `AccumulateGrad` nodes are where leaf gradients
+#   land. You can walk and draw it.
+# - Backward through a named graph is a product of local derivatives that reuse forward values.
+# - `detach()`, `torch.no_grad()` and `retain_grad()` decide what is recorded and what is kept.
