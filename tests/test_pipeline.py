@@ -2,12 +2,10 @@
 
 import json
 import os
-import shutil
 import subprocess
 
 import nbformat
 import pytest
-from nbgrader.api import Gradebook
 
 from autograder import examples, grading, notebooks
 
