@@ -128,3 +128,15 @@ def test_draw_graph_shows_every_node():
     assert sum(isinstance(t, matplotlib.text.Annotation) for t in fig.axes[0].texts) == len(edges)
     with pytest.raises(ValueError, match="no grad_fn"):
         draw_graph(torch.ones(2, requires_grad=True))
+
+
+def test_layer_graph_stated_by_the_graphs_notebook():
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    names = lab2.graph_names(model(torch.randn(4, 3)).pow(2).mean())
+    assert names.count("AddmmBackward0") == 2 and names.count("TBackward0") == 2
+    s = torch.tensor([1.0, 2.0], requires_grad=True).exp()
+    (first, _), (second, _) = (s * s).grad_fn.next_functions
+    assert first is second and type(first).__name__ == "ExpBackward0"

@@ -1,0 +1,279 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Lab 5 — Training loops with `nn.Module` and optimizers
+#
+# Real training code rarely touches `.grad` directly. A model is an `nn.Module` that owns its
+# parameters, a loss is an `nn` loss object, and an optimizer from `torch.optim` applies the update.
+# The gradients still accumulate in `.grad` exactly as in Labs 1 and 3, and the optimizer does not
+# clear them for you: that is what `optimizer.zero_grad()` is for.
+#
+# **You will learn to**
+# - build a small network from `nn.Sequential`, `nn.Linear` and `nn.ReLU`;
+# - write the standard loop: `zero_grad()`, forward, loss, `backward()`, `step()`;
+# - see what happens without `zero_grad()` (the loss becomes `nan`) and why a ReLU unit can die;
+# - compute one SGD step on an MSE loss and a cross-entropy loss and its gradient by hand;
+# - compare SGD with Adam on the same problem.
+#
+# **How answers are graded.** Hand-computed values need at least **4 significant digits**
+# (natural logarithms). Grades are checked against what `torch.autograd` computes when your
+# notebook is graded. Cells marked *manually graded* are read by your instructor.
+
+# %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import math
+
+import matplotlib.pyplot as plt
+import torch
+from torch import nn
+
+from autograder import lab5 as check
+from course.data import thermometer
+from course.plots import plot_loss_curves
+
+# %% [markdown]
+# ## Your numbers
+# Tasks 3 and 4 use numbers made from your student id (from `AUTOGRAD_LABS_STUDENT`, set by
+# `make lab STUDENT=<your id>`, or from JupyterHub; when graded, from your submission). If the
+# cell below says it shows *practice numbers*, set your id and restart the kernel.
+
+# %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
+mine = check.my_numbers()
+
+# %% [markdown]
+# ## The data
+# Eleven readings of the same temperatures on two thermometers: `t_c` in degrees Celsius and
+# `t_u` on an unknown scale. The features `X` hold each `t_c` with a constant 1 beside it (shape
+# (11, 2)); the targets `y` are the `t_u` readings (shape (11,)).
+
+# %%
+X, y = thermometer()
+print(X.shape, y.shape)
+print(X[:3], y[:3])
+
+# %% [markdown]
+# ## Task 1 — The model
+# Write `make_model()` returning an `nn.Sequential` of `nn.Linear(2, 2)`, `nn.ReLU()` and
+# `nn.Linear(2, 1)`: two inputs, a hidden layer of two ReLU units, one output.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_model_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def make_model():
+    """Linear(2, 2) → ReLU → Linear(2, 1)."""
+    ### BEGIN SOLUTION
+    return nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t1_model", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.check_model(globals())
+
+# %% [markdown]
+# ## Task 2 — The training loop
+# Write `train(model, X, y, optimizer, steps, zero_grad=True)`. Each step:
+#
+# 1. if `zero_grad` is true, call `optimizer.zero_grad()` — *before* `backward()`, or the
+#    gradients you are about to use are erased;
+# 2. compute the predictions `model(X)`, which have shape (11, 1): squeeze them to (11,) with
+#    `.squeeze(1)` before comparing with `y`. (Left as (11, 1), broadcasting silently compares
+#    every prediction with every target, and the model learns the wrong thing.)
+# 3. compute `nn.MSELoss()` (or `nn.functional.mse_loss`), call `backward()` and then
+#    `optimizer.step()`.
+#
+# Return the list of the losses, one per step, each taken before that step's update.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_train_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def train(model, X, y, optimizer, steps, zero_grad=True):
+    """Train `model` on (X, y) with MSE; returns the loss of every step."""
+    ### BEGIN SOLUTION
+    loss_fn = nn.MSELoss()
+    losses = []
+    for _ in range(steps):
+        if zero_grad:
+            optimizer.zero_grad()
+        loss = loss_fn(model(X).squeeze(1), y)
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t2_train", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.check_train(globals())
+### BEGIN HIDDEN TESTS
+check.check_train(globals(), hidden=True)
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### Observe: with and without `zero_grad()`
+# **Predict first:** SGD with lr = 0.001 for 5,000 steps from the same starting weights (seed 0),
+# once with `zero_grad()` and once without. What will each loss curve do?
+
+# %%
+def fresh_model(seed):
+    torch.manual_seed(seed)
+    return make_model()
+
+
+curves = {}
+for zero_grad in (True, False):
+    model = fresh_model(0)
+    curves[f"zero_grad={zero_grad}"] = train(model, X, y, torch.optim.SGD(model.parameters(), lr=1e-3),
+                                             5000, zero_grad=zero_grad)
+for label, losses in curves.items():
+    first_nan = next((k for k, v in enumerate(losses) if math.isnan(v)), None)
+    print(f"{label}: first loss {losses[0]:.0f}, last loss {losses[-1]:.2f}, first nan at step {first_nan}")
+plot_loss_curves(curves, title="SGD on the thermometer data, seed 0")
+plt.show()
+
+# %% [markdown]
+# With `zero_grad()` the loss falls from about 2,900 to about 26. Without it, every step adds the
+# new gradient to the sum of all earlier ones, so the steps grow without limit; the weights
+# overflow to infinity and the loss becomes `nan` within about 200 steps (step 198 for this seed).
+# The optimizer is not keeping a buffer of gradients for you: `.grad` on each parameter is what
+# accumulates, and `zero_grad()` is how you clear it.
+#
+# ### Observe: a ReLU unit that never wakes up
+# Run the same loop from seed 3.
+
+# %%
+model = fresh_model(3)
+print("hidden units active, per unit, before training:", (model[:2](X) > 0).sum(0).tolist())
+stalled = train(model, X, y, torch.optim.SGD(model.parameters(), lr=1e-3), 5000)
+print(f"loss after 5000 steps: {stalled[-1]:.2f}")
+print("hidden units active, per unit, after training: ", (model[:2](X) > 0).sum(0).tolist())
+
+# %% [markdown]
+# From seed 3 one hidden unit is on for a single reading and the other for none. A ReLU that is
+# off passes no gradient back to its weights, so they barely change: the loss stalls near 168
+# instead of falling to about 26. Initialisation can matter as much as the optimizer.
+#
+# ## Task 3 — One SGD step by hand
+# A one-feature linear model ŷ = w·x + b on your two points (Task 3 under *Your numbers*), with
+# the mean squared error MSE = ((ŷ₁ − y₁)² + (ŷ₂ − y₂)²) / 2. Compute `mse`, its gradients
+# `dmse_dw` and `dmse_db`, and `w_next`, the value of w after one SGD step with your lr.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_sgd_step_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# mse, dmse_dw, dmse_db and w_next for your numbers
+### BEGIN SOLUTION
+points = [(mine["x1"], mine["y1"]), (mine["x2"], mine["y2"])]
+residuals = [(mine["w"] * x_i + mine["b"] - y_i, x_i) for x_i, y_i in points]
+mse = sum(r ** 2 for r, _ in residuals) / 2
+dmse_dw = sum(2 * r * x_i for r, x_i in residuals) / 2
+dmse_db = sum(2 * r for r, _ in residuals) / 2
+w_next = mine["w"] - mine["lr"] * dmse_dw
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t3_sgd_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_sgd_step(globals())
+
+# %% [markdown]
+# Observe the same step with `nn.Linear`, `nn.MSELoss` and `torch.optim.SGD`:
+
+# %%
+layer = nn.Linear(1, 1)
+with torch.no_grad():
+    layer.weight.fill_(mine["w"])
+    layer.bias.fill_(mine["b"])
+optimizer = torch.optim.SGD(layer.parameters(), lr=mine["lr"])
+inputs = torch.tensor([[mine["x1"]], [mine["x2"]]])
+targets = torch.tensor([[mine["y1"]], [mine["y2"]]])
+loss = nn.MSELoss()(layer(inputs), targets)
+loss.backward()
+print(f"mse = {loss.item():.4f}, dmse/dw = {layer.weight.grad.item():.4f}, dmse/db = {layer.bias.grad.item():.4f}")
+optimizer.step()
+print(f"w after one step = {layer.weight.item():.4f}")
+
+# %% [markdown]
+# ## Task 4 — Cross-entropy by hand
+# For classification, `nn.CrossEntropyLoss` takes raw scores (logits) z and the index of the right
+# class. It applies the softmax itself: L = −z_target + ln(e^z₀ + e^z₁ + e^z₂), and its gradient is
+# dL/dz_i = softmax(z)_i − (1 if i is the target else 0). A classic bug is to apply softmax to the
+# model's output *and then* pass it to `CrossEntropyLoss`, which applies it again.
+#
+# With your logits and target (Task 4 under *Your numbers*) compute `ce_loss` and the three
+# gradients `ce_grad_0`, `ce_grad_1`, `ce_grad_2`.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_cross_entropy_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# ce_loss, ce_grad_0, ce_grad_1 and ce_grad_2 for your logits and target
+### BEGIN SOLUTION
+exps = [math.exp(v) for v in mine["logits"]]
+probabilities = [v / sum(exps) for v in exps]
+ce_loss = -mine["logits"][mine["target"]] + math.log(sum(exps))
+ce_grad_0, ce_grad_1, ce_grad_2 = (p - (i == mine["target"]) for i, p in enumerate(probabilities))
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t4_cross_entropy", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.check_cross_entropy(globals())
+
+# %% [markdown]
+# ## Observe: SGD versus Adam
+# Adam keeps running averages of each parameter's gradient and of its square, and scales every
+# step by them, so each parameter gets its own step size. Same model, same seed, same learning
+# rate, 5,000 steps:
+
+# %%
+curves = {}
+for name in ("SGD", "Adam"):
+    model = fresh_model(0)
+    curves[name] = train(model, X, y, getattr(torch.optim, name)(model.parameters(), lr=1e-3), 5000)
+    print(f"{name}: last loss {curves[name][-1]:.2f}")
+plot_loss_curves(curves, title="SGD and Adam, lr = 0.001, seed 0")
+plt.show()
+
+# %% [markdown]
+# Here Adam ends lower, near 11 against SGD's 26: the two inputs (t_c and the constant 1) have
+# very different scales, and a per-parameter step size copes with that better than one global
+# learning rate.
+#
+# ## Written answers (manually graded)
+#
+# **Q1.** Explain, step by step, why training without `optimizer.zero_grad()` ends in `nan`.
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_nan", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# `backward()` adds each new gradient into `.grad`. Without clearing, the gradient used at step k
+# is the sum of all gradients so far, so the steps keep growing even when each new gradient is
+# small; the weights overshoot, the loss and its gradients grow, and the sum grows faster still.
+# Within a few hundred steps the weights overflow to infinity, and inf − inf or 0 · inf gives nan,
+# which then spreads to every value.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q2.** Why did the run from seed 3 stall near 168? What could you change to avoid it?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_dead_relu", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# From that initialisation the hidden ReLUs are off for almost every reading. Where a ReLU is off
+# its slope is 0, so no gradient reaches the weights feeding it and they do not change: the units
+# stay off and the network is left with (nearly) only its output bias. Remedies: another
+# initialisation or seed, more hidden units, standardised inputs, a leaky ReLU, or Adam.
+# ### END SOLUTION
+
+# %% [markdown]
+# **Q3.** When would you pick `nn.MSELoss` and when `nn.CrossEntropyLoss`? What must the model
+# output for each?
+
+# %% [markdown] nbgrader={"grade": true, "grade_id": "q_losses", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
+# ### BEGIN SOLUTION
+# MSE for regression, where the target is a number (a temperature here): the model outputs the
+# number itself, with the same shape as the target. Cross-entropy for classification: the model
+# outputs one raw score per class (logits, no softmax) and the target is the class index; the loss
+# applies log-softmax itself, which is also numerically safer.
+# ### END SOLUTION
+
+# %% [markdown]
+# ## What you learned
+# - `nn.Module`s own their parameters; `optimizer.step()` updates them from `.grad`.
+# - The loop is `zero_grad()`, forward, loss, `backward()`, `step()`; without `zero_grad()` the
+#   gradients pile up until the loss is `nan`.
+# - Shapes matter: a (11, 1) prediction against a (11,) target broadcasts silently.
+# - A dead ReLU passes no gradient; initialisation can stall training.
+# - `CrossEntropyLoss` wants logits; its gradient is softmax minus one-hot. Adam adapts step sizes.
