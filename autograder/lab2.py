@@ -111,8 +111,7 @@ def breadth_first_names(tensor: torch.Tensor) -> list[str]:
 
 def probe_expression(index: int) -> torch.Tensor:
     """Expressions to walk; the visible one is the lab's chain, the hidden ones the student never saw."""
-    a = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
-    b = torch.tensor([0.5, -1.0, 2.0, 1.0], requires_grad=True)
+    a, b = (torch.tensor(values, requires_grad=True) for values in ([1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 1.0]))
     k = torch.tensor([1.0, 1.0, 2.0, 2.0])
     if index == 0:
         return ((2 * a + 5) ** 2).sum()

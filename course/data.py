@@ -10,5 +10,5 @@ T_U = [35.7, 55.9, 58.2, 81.9, 56.3, 48.9, 33.9, 21.8, 48.4, 60.4, 68.4]
 
 def thermometer(dtype=torch.float32, device="cpu") -> tuple[torch.Tensor, torch.Tensor]:
     """Features X (11, 2): each t_c with a constant 1 beside it; targets y (11,): t_u."""
-    t_c = torch.tensor(T_C, dtype=dtype, device=device)
-    return torch.column_stack([t_c, torch.ones_like(t_c)]), torch.tensor(T_U, dtype=dtype, device=device)
+    features = [[celsius, 1.0] for celsius in T_C]
+    return torch.tensor(features, dtype=dtype, device=device), torch.tensor(T_U, dtype=dtype, device=device)

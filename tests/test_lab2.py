@@ -42,7 +42,7 @@ def test_chain_graph_and_gradient_stated_by_the_lab():
     assert lab2.graph_names(out) == ["SumBackward0", "PowBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad"]
     out.backward()
     assert a.grad.tolist() == [28.0, 36.0, 44.0, 52.0]
-    with pytest.raises(RuntimeError, match="Only Tensors of floating point and complex dtype can require gradients"):
+    with pytest.raises(RuntimeError, match="floating point and complex dtype"):
         torch.tensor([1, 2, 3, 4], requires_grad=True)
     assert torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True).shape == (4,)
 

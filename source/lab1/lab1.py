@@ -98,12 +98,11 @@ def gradient_descent(A, B, target, lr, epochs, zero_grad=True):
     for _ in range(epochs):
         loss = (A + B - target) ** 2
         loss.backward()
-        with torch.no_grad():
-            A -= lr * A.grad
-            B -= lr * B.grad
-        if zero_grad:
-            A.grad.zero_()
-            B.grad.zero_()
+        for parameter in (A, B):
+            with torch.no_grad():
+                parameter.sub_(lr * parameter.grad)
+            if zero_grad:
+                parameter.grad.zero_()
         As.append(A.item())
         Bs.append(B.item())
         losses.append(loss.item())

@@ -306,7 +306,7 @@ with torch.no_grad():
 # %% [markdown]
 # ## What you learned
 # - Leaves you create with `requires_grad=True` receive `.grad`; plain data and integer tensors
-#   do not, and only floating-point and complex tensors can require gradients.
+#   do not, and gradients exist only for floating-point and complex dtypes.
 # - `grad_fn` and `next_functions` are the graph; `AccumulateGrad` nodes are where leaf gradients
 #   land. You can walk and draw it.
 # - Backward through a named graph is a product of local derivatives that reuse forward values.
