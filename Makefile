@@ -11,10 +11,10 @@ STUDENT ?= $(or $(JUPYTERHUB_USER),$(USER),anonymous)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 
-.PHONY: help setup build release validate lab autograde demo test clean
+.PHONY: help setup build release validate lab autograde demo student-bundle test test-fast clean
 
 help: ## List the targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,7 @@ setup: $(VENV)/.installed ## Create .venv with the pinned dependencies (torch==2
 build: setup ## Build source/<lab>/<lab>.ipynb from the jupytext text sources
 	python -m autograder build
 
-release: setup ## Generate the student notebooks in release/ (nbgrader generate_assignment)
+release: setup ## Release: source notebooks, the kit's expected data (course/expected/), release/ (nbgrader)
 	python -m autograder --root $(ROOT) release
 
 validate: release ## nbgrader validation: every source passes, every release passes no test
@@ -47,8 +47,14 @@ demo: release ## The main job: release, autograde the bundled example submission
 	python -m autograder --root $(ROOT) examples
 	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
 
-test: setup ## Run the test suite (notebook executions in parallel)
+student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
+	python -m autograder --root $(ROOT) student-bundle --dest dist/student
+
+test: setup ## Run the whole test suite, what CI runs (notebook executions in parallel)
 	python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
+test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)
+	python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
-	rm -rf gradebook.db submitted autograded feedback grades.csv .grading source/*/*.ipynb .pytest_cache
+	rm -rf gradebook.db submitted autograded feedback grades.csv .grading source/*/*.ipynb .pytest_cache dist

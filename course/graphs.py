@@ -13,29 +13,29 @@ def node_label(node) -> str:
 
 
 def graph_layers(tensor) -> tuple[list[list], list[tuple]]:
-    """Nodes grouped by their longest distance from tensor.grad_fn, and the (parent, child) edges."""
-    depth, edges, order = {}, [], []
+    """Nodes grouped by their longest distance from tensor.grad_fn, and the (parent, child) edges.
 
-    def visit(node, d):
-        if node is None:
-            return
-        if node not in depth:
-            order.append(node)
-        if depth.get(node, -1) >= d:
-            return
-        depth[node] = d
-        for child, _ in node.next_functions:
-            if child is not None:
-                edges.append((node, child))
-                visit(child, d + 1)
-
+    Nodes are found level by level from the output; a node reached by paths of several lengths
+    is drawn at the longest, so every arrow points downwards.
+    """
     if tensor.grad_fn is None:
         raise ValueError("this tensor has no grad_fn: it is a leaf or does not require grad")
-    visit(tensor.grad_fn, 0)
-    layers = [[] for _ in range(max(depth.values()) + 1)]
-    for node in order:
-        layers[depth[node]].append(node)
-    return layers, list(dict.fromkeys(edges))
+    nodes, edges, frontier = [tensor.grad_fn], [], [tensor.grad_fn]
+    while frontier:
+        below = []
+        for parent in frontier:
+            children = [c for c, _ in parent.next_functions if c is not None]
+            edges += [(parent, c) for c in children]
+            below += [c for c in children if c not in nodes and c not in below]
+        nodes += below
+        frontier = below
+    edges = list(dict.fromkeys(edges))
+    depth = dict.fromkeys(nodes, 0)
+    for _ in nodes:  # the graph is acyclic, so len(nodes) rounds settle every longest path
+        for parent, child in edges:
+            depth[child] = max(depth[child], depth[parent] + 1)
+    layers = [[n for n in nodes if depth[n] == d] for d in range(max(depth.values()) + 1)]
+    return layers, edges
 
 
 def draw_graph(tensor, title: str = "autograd graph (output at the top, leaves below)"):

@@ -23,7 +23,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from autograder.lab5 import seeded_model
+from course.lab5 import seeded_model
 from course.data import thermometer
 from course.plots import LOG_FLOOR
 
@@ -63,7 +63,7 @@ plt.show()
 # With `zero_grad()` the gradient the optimizer uses stays bounded: it zig-zags around 10³ while
 # SGD bounces across a narrow valley, and the loss drifts down (it reaches about 26 after 5,000
 # steps). Without it, `.grad` is the running sum of every gradient so far. It first swings with
-# the overshoots, then each overshoot feeds a larger sum: the sum runs away by more than ten
-# orders of magnitude, the weights overflow, arithmetic such as inf − inf produces `nan` (step 198
-# here) and the curves stop. Nothing was wrong with the data or the model: the only difference is
+# the overshoots, then each overshoot feeds a larger sum: the sum runs away by about ten
+# orders of magnitude, the weights overflow, arithmetic such as inf − inf produces `nan` (near step
+# 200 here) and the curves stop. Nothing was wrong with the data or the model: the only difference is
 # one line.

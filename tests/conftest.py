@@ -1,13 +1,21 @@
-"""Shared fixtures: the repo root, the devices to test on, scratch course roots."""
+"""Shared fixtures: the repo root, the devices to test on, scratch course roots, and test cells
+run as the notebook runs them (kit in the "kernel", verdict from the grader)."""
 
+import ast
 import shutil
 from pathlib import Path
 
+import jupytext
 import pytest
 import torch
 
+import course.checks
+from autograder.labs import load
+from course.identity import STUDENT_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
 @pytest.fixture(params=DEVICES)
@@ -17,9 +25,57 @@ def device(request, monkeypatch):
     return request.param
 
 
+@pytest.fixture
+def student(monkeypatch):
+    """A notebook of the student 'ada', while she works (not autograding)."""
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv(STUDENT_ENV, "ada")
+    return "ada"
+
+
 def make_course_root(dest: Path) -> Path:
     """A scratch nbgrader course with this repo's sources, config and examples."""
-    for name in ("source", "course/examples"):
+    for name in ("source", "examples"):
         shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
     shutil.copy2(REPO / "nbgrader_config.py", dest / "nbgrader_config.py")
     return dest
+
+
+def cell_source(lab: str, grade_id: str, hidden: bool = True) -> str:
+    """The code of a test cell in the lab's source notebook, with or without its hidden part."""
+    nb = jupytext.read(REPO / "source" / lab / f"{lab}.py")
+    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    source = cell.source
+    if not hidden:
+        source = source.split(HIDDEN[0])[0]
+    return source.replace(HIDDEN[0], "").replace(HIDDEN[1], "")
+
+
+def hidden_probes(lab: str, grade_id: str) -> list:
+    """The `hidden=[...]` probes written in a test cell's hidden part (literal data and dict())."""
+    cell = cell_source(lab, grade_id)
+    hidden_part = cell[len(cell_source(lab, grade_id, hidden=False)):]
+    (probes,) = [eval(compile(ast.Expression(k.value), "<cell>", "eval"), {"__builtins__": {"dict": dict}})
+                 for node in ast.walk(ast.parse(hidden_part)) if isinstance(node, ast.Call)
+                 for k in node.keywords if k.arg == "hidden"]
+    return probes
+
+
+def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True):
+    """Run a test cell as the kernel would, then verify what it published as the grader would.
+
+    Returns (the exception the cell raised in the kernel or None, the grader's problems).
+    """
+    published = []
+    original = course.checks.publish
+    course.checks.publish = published.append
+    kit = __import__(f"course.{lab}", fromlist=["check"])
+    error = None
+    try:
+        exec(cell_source(lab, grade_id, hidden), {**namespace, "check": kit.check})
+    except Exception as exc:  # the cell fails in the kernel: nbgrader scores it 0
+        error = exc
+    finally:
+        course.checks.publish = original
+    student = course.identity.student_id()[0]
+    return error, load(lab).verify_cell(grade_id, published, student)

@@ -31,7 +31,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from autograder import lab1 as check
+from course.lab1 import check
 from course.plots import plot_loss_curves
 
 # %% [markdown]
@@ -71,7 +71,7 @@ A_next = mine["A"] - mine["lr"] * dloss_dA
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t1_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_step(globals())
+check.values(globals(), "u", "loss", "dloss_dA", "dloss_dB", "A_next")
 
 # %% [markdown]
 # ## Task 2 — The training loop
@@ -111,9 +111,11 @@ def gradient_descent(A, B, target, lr, epochs, zero_grad=True):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t2_descent", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-check.check_descent(globals())
+check.function(globals(), "gradient_descent")
 ### BEGIN HIDDEN TESTS
-check.check_descent(globals(), hidden=True)
+check.function(globals(), "gradient_descent",
+               hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
+                       dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -150,9 +152,9 @@ def shrink_factor(lr):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t3_factor", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_factor(globals())
+check.function(globals(), "shrink_factor")
 ### BEGIN HIDDEN TESTS
-check.check_factor(globals(), hidden=True)
+check.function(globals(), "shrink_factor", hidden=[0.05, 0.45, 0.7])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -179,7 +181,7 @@ predictions = {lr: classify(lr) for lr in mine["rates"]}
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t3_regimes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_regimes(globals())
+check.table(globals(), "predictions")
 
 # %% [markdown]
 # Now observe. The plot shows the loss for each of your learning rates over 12 epochs (a loss

@@ -30,7 +30,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from autograder import lab2 as check
+from course.lab2 import check
 from course.graphs import draw_graph
 
 # %% [markdown]
@@ -62,7 +62,7 @@ b_grad = 1.0
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t1_linear", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_linear(globals())
+check.values(globals(), "y_value", "w_grad", "b_grad")
 
 # %% [markdown]
 # Observe:
@@ -97,7 +97,7 @@ can_require_grad = {name: name.startswith(("torch.float", "torch.complex")) for 
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_dtypes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_dtypes(globals())
+check.table(globals(), "can_require_grad")
 
 # %% [markdown]
 # Observe the error message PyTorch gives for an integer tensor:
@@ -154,9 +154,11 @@ def graph_walk(t):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_walk(globals())
+check.function(globals(), "graph_walk")
 ### BEGIN HIDDEN TESTS
-check.check_walk(globals(), hidden=True)
+check.function(globals(), "graph_walk", hidden=[
+    "(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()) * s + k * b).sum()",
+    "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()"])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -191,7 +193,7 @@ f = math.tanh(e)
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t4_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_forward(globals())
+check.values(globals(), "a", "b", "c", "d", "e", "f")
 
 # %% [markdown]
 # **Backward.** Each edge's local derivative can be written with values the forward pass
@@ -209,7 +211,7 @@ df_dz = df_dd * c
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t4_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-check.check_gradients(globals())
+check.values(globals(), "df_dx", "df_dy", "df_dz")
 
 # %% [markdown]
 # Observe: autograd on the same graph.
@@ -259,7 +261,7 @@ statements = {
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t5_statements", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_statements(globals())
+check.table(globals(), "statements")
 
 # %% [markdown]
 # Observe. Reading `.grad` of a non-leaf without `retain_grad()` returns `None` *and* prints a

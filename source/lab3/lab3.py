@@ -30,7 +30,7 @@ import matplotlib.pyplot as plt
 import torch
 from torch import nn
 
-from autograder import lab3 as check
+from course.lab3 import check, problem_data
 from course.plots import plot_loss_curves
 
 # %% [markdown]
@@ -61,7 +61,7 @@ grad_twice = [2 * g for g in grad_once]
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t1_accumulation", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_accumulation(globals())
+check.values(globals(), "grad_once", "grad_twice")
 
 # %% [markdown]
 # Observe it:
@@ -96,7 +96,7 @@ needs_retain = {e: e not in saves_nothing for e in mine["expressions"]}
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_retain", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_retain(globals())
+check.table(globals(), "needs_retain")
 
 # %% [markdown]
 # Observe: run each expression twice.
@@ -140,7 +140,7 @@ after_clear = {
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t3_clearing", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_clearing(globals())
+check.table(globals(), "after_clear")
 
 # %% [markdown]
 # `None` saves memory and lets the next backward write the gradient instead of adding to zeros.
@@ -172,9 +172,9 @@ def accumulate_gradients(model, X, y, k):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-check.check_micro_batches(globals())
+check.function(globals(), "accumulate_gradients")
 ### BEGIN HIDDEN TESTS
-check.check_micro_batches(globals(), hidden=True)
+check.function(globals(), "accumulate_gradients", hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2}])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -184,7 +184,7 @@ check.check_micro_batches(globals(), hidden=True)
 
 # %%
 def train(use_micro_batches, steps=60):
-    model, X, y = check.problem_data(32, seed=0)
+    model, X, y = problem_data(32, seed=0)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
     losses = []
     for _ in range(steps):
@@ -226,9 +226,9 @@ def first_layer_grad(model, X, y):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_layer_grad(globals())
+check.function(globals(), "first_layer_grad")
 ### BEGIN HIDDEN TESTS
-check.check_layer_grad(globals(), hidden=True)
+check.function(globals(), "first_layer_grad", hidden=[{"samples": 6, "seed": 1}, {"samples": 6, "seed": 2}])
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -33,7 +33,7 @@
 import matplotlib.pyplot as plt
 import torch
 
-from autograder import lab4 as check
+from course.lab4 import check
 from course.plots import plot_sigmoid_derivatives, plot_training
 
 # %% [markdown]
@@ -76,7 +76,7 @@ loss = s ** 2
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t1_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_task1_forward(globals())
+check.values(globals(), "yhat", "s", "loss")
 
 # %% [markdown]
 # ### 1b. Backward pass
@@ -98,7 +98,7 @@ dloss_dw = dloss_ds * ds_dyhat * dyhat_dw
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t1_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_task1_backward(globals())
+check.values(globals(), "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
 
 # %% [markdown]
 # ### 1c. Let autograd check you
@@ -119,9 +119,9 @@ def check_result(x, y, w):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t1_check_result", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.check_check_result(globals())
+check.function(globals(), "check_result")
 ### BEGIN HIDDEN TESTS
-check.check_check_result(globals(), hidden=True)
+check.function(globals(), "check_result", hidden=[[2.0, 3.0, 0.25], [-1.5, 0.5, 2.0]])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -166,9 +166,9 @@ def train(x, y, w, lr, steps):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t1_train", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_train(globals())
+check.function(globals(), "train")
 ### BEGIN HIDDEN TESTS
-check.check_train(globals(), hidden=True)
+check.function(globals(), "train", hidden=[dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)])
 ### END HIDDEN TESTS
 
 # %%
@@ -263,7 +263,7 @@ loss_2 = s_2 ** 2
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_task2_forward(globals())
+check.values(globals(), "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 
 # %% [markdown]
 # ### 2b. Local derivatives on your numbers
@@ -283,7 +283,7 @@ dm1_dw1 = mine["x1"]
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_local", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_task2_local(globals())
+check.values(globals(), "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 
 # %% [markdown]
 # ### 2c. Chain them
@@ -301,7 +301,7 @@ dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-check.check_task2_gradients(globals())
+check.values(globals(), "dloss_dw2", "dloss_dw1")
 
 # %% [markdown]
 # Now observe: run the worked-example function on your own numbers and compare each line with
@@ -334,9 +334,9 @@ def sigmoid_grad(z):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t2_activation_grads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
-check.check_activation_grads(globals())
+check.function(globals(), "activation_grads")
 ### BEGIN HIDDEN TESTS
-check.check_activation_grads(globals(), hidden=True)
+check.function(globals(), "activation_grads", hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]])
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -376,9 +376,9 @@ def manual_backward(x, W1, w2, y):
 
 
 # %% nbgrader={"grade": true, "grade_id": "t2_manual_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
-check.check_manual_backward(globals())
+check.function(globals(), "manual_backward")
 ### BEGIN HIDDEN TESTS
-check.check_manual_backward(globals(), hidden=True)
+check.function(globals(), "manual_backward", hidden=[[5, 6, 2], [1, 1, 2]])
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -1,0 +1,146 @@
+"""Per-lab references and verifiers: how each graded cell is decided, out of the student's kernel.
+
+Each `labN.py` here declares its checks once, on a `Lab` (`lab.values`, `lab.table`,
+`lab.function`): the grade id, what the notebook hands over (through the kit's `check`), the
+probes (visible and hidden), the references computed with autograd, the known mistakes and the
+verifier. From those declarations come the verification of every graded cell
+(`Lab.verify_cell`) and the kit's data of expected visible outputs (`Lab.kit_data`).
+
+May import: torch, the student kit (`course`). Imported by: the grader (`autograder.verification`,
+the pipeline, the CLI) and the tests; never by a student notebook.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Callable
+
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, as_float, as_floats, diagnose_all, matches
+from course.checks import LabKit, describe_call, sealed
+
+
+@dataclass
+class Check:
+    """One graded cell: what it takes from the notebook and how its data is verified.
+
+    `verify(data, student)` returns the problems (empty when right). For a function check,
+    `data` is {"probes": the grader's own probes, "outputs": what the notebook returned}.
+    """
+
+    grade_id: str
+    kind: str
+    name: str
+    verify: Callable[[object, str], list[str]]
+    visible: list = field(default_factory=list)
+    hidden: list = field(default_factory=list)
+
+    def expected_payloads(self) -> list[bool]:
+        """The `hidden` flags of the payloads this cell must publish, in order."""
+        return [False] + ([True] if self.hidden else [])
+
+
+class Lab:
+    """One lab's checks, each declared once, keyed by the grade id of its test cell."""
+
+    def __init__(self, kit: LabKit):
+        self.kit = kit
+        self.name = kit.lab
+        self.checks: dict[str, Check] = {}
+        self._kit_functions: dict[str, dict] = {}
+        self._kit_tables: dict[str, Callable] = {}
+
+    def _add(self, check: Check) -> Check:
+        if check.grade_id in self.checks:
+            raise ValueError(f"{self.name}: {check.grade_id} declared twice")
+        self.checks[check.grade_id] = check
+        return check
+
+    def values(self, grade_id: str, *names: str) -> Check:
+        """A cell checking hand-computed numbers; the kit's `answers` hold their right values and slips."""
+        def verify(data: dict, student: str) -> list[str]:
+            if sorted(data) != sorted(names):
+                return [f"expected the values {list(names)}, found {sorted(data)}"]
+            expected = self.kit.expected_answers(student)
+            plain = {n: as_floats(n, data[n]) if isinstance(expected[n].value, list) else as_float(n, data[n])
+                     for n in names}
+            return diagnose_all(plain, [expected[n] for n in names], student)
+        return self._add(Check(grade_id, "values", " ".join(names), verify))
+
+    def table(self, grade_id: str, name: str, truth: Callable, verify: Callable | None = None) -> Check:
+        """A cell checking a dict of predictions; `truth(key)` is what PyTorch does, observed now."""
+        spec = self.kit.tables[name]
+
+        def default_verify(data: list, student: str) -> list[str]:
+            given = {str(k): v for k, v in data}
+            return spec.problems(name, given, spec.keys(self.kit.numbers(student)),
+                                 lambda key, value: truth(key) == value)
+        self._kit_tables[name] = truth
+        return self._add(Check(grade_id, "table", name, verify or default_verify))
+
+    def function(self, grade_id: str, name: str, *, visible: list, hidden: list, reference: Callable,
+                 mistakes: dict[str, Callable] | None = None, verify: Callable | None = None, hint: str,
+                 rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> Check:
+        """A cell running the student's function on probes.
+
+        `reference(probe)` is the right output as plain data; `mistakes` map a description ("never
+        reset w.grad") to the output that mistake gives. Without `verify`, an output is compared
+        with the reference, then with each mistake.
+        """
+        mistakes = mistakes or {}
+        takes = self.kit.functions[name].takes[0]
+
+        def default_verify(data: dict, student: str) -> list[str]:
+            problems = []
+            for probe, got in zip(data["probes"], data["outputs"]):
+                if matches(got, reference(probe), rtol, atol):
+                    continue
+                named = [why for why, wrong in mistakes.items() if matches(got, wrong(probe), rtol, atol)]
+                call = describe_call(takes, probe)
+                problems.append(f"{call}: it matches what you get if you {named[0]}." if named
+                                else f"{call} does not give what autograd gives. {hint}")
+            return problems
+        self._kit_functions[name] = {
+            "probes": visible, "rtol": rtol, "atol": atol, "hint": hint,
+            "outputs": lambda: [{"right": reference(p), "mistakes": {why: m(p) for why, m in mistakes.items()}}
+                                for p in visible]}
+        return self._add(Check(grade_id, "function", name, verify or default_verify, list(visible), list(hidden)))
+
+    def verify_cell(self, grade_id: str, payloads: list, student: str) -> list[str]:
+        """Why a test cell's published data does not hold up (empty when it does)."""
+        check = self.checks.get(grade_id)
+        if check is None:
+            return [f"{grade_id} is not a check of {self.name}"]
+        found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
+        wanted = sorted((check.kind, check.name, hidden) for hidden in check.expected_payloads())
+        if found != wanted or any(p.get("lab") != self.name for p in payloads):
+            return [f"expected the notebook to hand over {wanted}, found {found}"]
+        problems = []
+        for payload in sorted(payloads, key=lambda p: p["hidden"]):
+            try:
+                problems += self._verify_payload(check, payload, student)
+            except Exception as exc:  # malformed data is a failed check, never a crash
+                problems.append(f"unreadable answer data ({type(exc).__name__}: {exc})")
+        return problems
+
+    @staticmethod
+    def _verify_payload(check: Check, payload: dict, student: str) -> list[str]:
+        data = payload["data"]
+        if check.kind != "function":
+            return check.verify(data, student)
+        probes = check.hidden if payload["hidden"] else check.visible
+        if not isinstance(data, list) or len(data) != len(probes):
+            return [f"expected {len(probes)} outputs of `{check.name}`, found "
+                    f"{len(data) if isinstance(data, list) else type(data).__name__}"]
+        return check.verify({"probes": probes, "outputs": data}, student)
+
+    def kit_data(self) -> dict:
+        """The kit's data: visible probes with their expected outputs, and every table's truth, sealed."""
+        functions = {name: {k: (v() if k == "outputs" else v) for k, v in entry.items()}
+                     for name, entry in self._kit_functions.items()}
+        tables = {name: {key: sealed(self.name, name, key, truth(key)) for key in self.kit.tables[name].all_keys}
+                  for name, truth in self._kit_tables.items()}
+        return {"functions": functions, "tables": tables}
+
+
+def load(lab: str) -> Lab:
+    """The declared checks of a lab (`autograder.labs.<lab>.LAB`)."""
+    return importlib.import_module(f"{__name__}.{lab}").LAB

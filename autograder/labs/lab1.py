@@ -1,0 +1,143 @@
+"""Lab 1 — gradient descent from scratch: the grader's references and checks.
+
+Find A, B with A + B = target by minimising loss = (A + B − target)². Every reference is
+computed with torch.autograd, in float64, on the grading device, when grading runs. The step
+by hand is checked on the kit's values for the student's numbers (course.lab1.answers); the
+training loop, the shrink factor and the regimes are checked here, on probes the grader holds.
+"""
+
+import torch
+
+from course import lab1 as kit
+from course.answers import close, lists_close
+from course.checks import describe_call
+from course.device import grading_device
+
+from . import Lab
+
+F64 = torch.float64
+LAB = Lab(kit.check)
+
+
+def _leaf(value: float) -> torch.Tensor:
+    return torch.tensor(float(value), dtype=F64, device=grading_device(), requires_grad=True)
+
+
+# ---------------------------------------------------------------- references
+
+def descent_reference(A: float, B: float, target: float, lr: float, epochs: int,
+                      zero_grad: bool = True, direction: float = -1.0) -> dict[str, list[float]]:
+    """Gradient descent by autograd. As[k], Bs[k]: after update k; losses[k]: computed before it.
+
+    `zero_grad=False` and `direction=+1` reproduce two classic bugs, for feedback.
+    """
+    At, Bt = _leaf(A), _leaf(B)
+    As, Bs, losses = [], [], []
+    for _ in range(epochs):
+        loss = (At + Bt - target) ** 2
+        loss.backward()
+        with torch.no_grad():
+            At += direction * lr * At.grad
+            Bt += direction * lr * Bt.grad
+        if zero_grad:
+            At.grad.zero_()
+            Bt.grad.zero_()
+        As.append(At.item())
+        Bs.append(Bt.item())
+        losses.append(loss.item())
+    return {"As": As, "Bs": Bs, "losses": losses}
+
+
+def distances(lr: float, epochs: int = 8) -> list[float]:
+    """u = A + B − 10 before each of `epochs` updates from A = B = 0, by autograd."""
+    run = descent_reference(0.0, 0.0, 10.0, lr, epochs)
+    return [-10.0] + [a + b - 10.0 for a, b in zip(run["As"], run["Bs"])]
+
+
+def measured_factor(lr: float) -> float:
+    """u_{k+1} / u_k, measured on an autograd run."""
+    u = distances(lr, 1)
+    return u[1] / u[0]
+
+
+def regime(lr: float) -> str:
+    """How training behaves at this learning rate, read off an autograd run."""
+    u = distances(lr)
+    if abs(u[1]) <= 1e-9 * abs(u[0]):
+        return "one step"
+    shrinking = all(abs(b) < abs(a) for a, b in zip(u, u[1:]))
+    same_sign = all(a * b > 0 for a, b in zip(u, u[1:]))
+    if not shrinking:
+        return "diverging"
+    return "monotone" if same_sign else "oscillating"
+
+
+# ---------------------------------------------------------------- verify: plain data in, problems out
+
+def verify_descent(data: dict, student: str) -> list[str]:
+    problems = []
+    for args, run in zip(data["probes"], data["outputs"]):
+        call = describe_call("gradient_descent", args)
+        ref = descent_reference(**args)
+        if any(len(run[k]) != args["epochs"] for k in ("As", "Bs", "losses")):
+            problems.append(f"{call} should return three lists of {args['epochs']} values, one per epoch.")
+            continue
+        if all(lists_close(run[k], ref[k]) for k in ("As", "Bs", "losses")):
+            continue
+        if lists_close(run["As"], descent_reference(**{**args, "zero_grad": not args["zero_grad"]})["As"]):
+            problems.append(f"{call}: the gradients were " + (
+                "never reset, so every step adds the new gradient to all the old ones; reset A.grad and B.grad "
+                "after each update" if args["zero_grad"] else
+                "reset although zero_grad=False; skip the reset when zero_grad is False") + ".")
+        elif lists_close(run["As"], descent_reference(**args, direction=+1.0)["As"]):
+            problems.append(f"{call}: A and B move up the gradient; subtract lr · grad.")
+        elif lists_close(run["As"], ref["As"]):
+            problems.append(f"{call}: A and B are right but losses[k] should be the loss computed before update k.")
+        else:
+            problems.append(f"{call}: As[k], Bs[k] should be A and B after update k, "
+                            "and losses[k] the loss computed just before it.")
+    return problems
+
+
+def verify_factor(data: dict, student: str) -> list[str]:
+    lrs, got = data["probes"], data["outputs"]
+    right = [measured_factor(lr) for lr in lrs]
+    if lists_close(got, right):
+        return []
+    if lists_close(got, [1 - 2 * lr for lr in lrs]):
+        return ["shrink_factor gives 1 − 2·lr: that is how u moves if only A changes, but A and B both "
+                "move by lr · 2u each, so u moves by twice that."]
+    wrong = ", ".join(f"{lr:g}" for lr, a, b in zip(lrs, got, right) if not close(a, b, 1e-4, 1e-6))
+    return [f"shrink_factor is wrong at lr = {wrong}. Write u after one update in terms of u before it."]
+
+
+def verify_regimes(data: list, student: str) -> list[str]:
+    rates = [kit.rate_key(lr) for lr in kit.student_numbers(student)["rates"]]
+    return kit.check.tables["predictions"].problems(
+        "predictions", {kit.rate_key(k): v for k, v in data}, rates, lambda key, said: regime(float(key)) == said,
+        verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {measured_factor(lr):+.2f} per update, so")
+
+
+# ---------------------------------------------------------------- the checks, one declaration each
+
+LAB.values("t1_step", *kit.STEP_NAMES)
+LAB.function(
+    "t2_descent", "gradient_descent", visible=[dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=101, zero_grad=True)],
+    hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
+            dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)],
+    reference=lambda p: descent_reference(**p),
+    mistakes={"never reset A.grad and B.grad, so every step adds the new gradient to all the old ones":
+              lambda p: descent_reference(**{**p, "zero_grad": False}),
+              "moved A and B up the gradient instead of down (subtract lr · grad)":
+              lambda p: descent_reference(**p, direction=+1.0)},
+    verify=verify_descent,
+    hint="As[k], Bs[k] should be A and B after update k, and losses[k] the loss computed just before it; "
+         "each update is A ← A − lr · dloss/dA (and the same for B), with the gradient from autograd.")
+LAB.function(
+    "t3_factor", "shrink_factor", visible=[0.01, 0.1, 0.3, 0.6], hidden=[0.05, 0.45, 0.7],
+    reference=measured_factor,
+    mistakes={"took 1 − 2·lr, how u moves if only A changes (A and B both move by lr · 2u, so u moves twice "
+              "as far)": lambda lr: 1 - 2 * lr},
+    verify=verify_factor,
+    hint="Write u after one update in terms of u before it.")
+LAB.table("t3_regimes", "predictions", truth=lambda key: regime(float(key)), verify=verify_regimes)

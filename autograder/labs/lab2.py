@@ -1,0 +1,151 @@
+"""Lab 2 — tensors, requires_grad and the autograd graph: the grader's references and checks.
+
+Hand-computed answers are checked on the kit's values for the student's numbers
+(course.lab2.answers, computed with autograd in float64 on the grading device); what PyTorch does
+in the prediction tables is observed here, on the installed PyTorch, and the student's graph walk
+is compared with the grader's own walk of each probe expression (course.lab2.expression).
+"""
+
+import warnings
+
+import torch
+
+from course import lab2 as kit
+
+from . import Lab
+
+LAB = Lab(kit.check)
+
+
+# ---------------------------------------------------------------- what PyTorch does (table truths)
+
+def requires_grad_allowed(dtype_name: str) -> bool:
+    """Whether a tensor of this dtype may require gradients, tried on the installed PyTorch."""
+    try:
+        torch.zeros(2, dtype=getattr(torch, dtype_name.removeprefix("torch.")), requires_grad=True)
+    except RuntimeError:
+        return False
+    return True
+
+
+def observe_statement(statement: str) -> bool:
+    """Evaluate one of kit.STATEMENTS for w = tensor(2., requires_grad=True), h = w * 3."""
+    w = torch.tensor(2.0, requires_grad=True)
+    h = w * 3
+    if statement.startswith("(w * 3)"):
+        with torch.no_grad():
+            return (w * 3).requires_grad
+    if "retain_grad" in statement:
+        h.retain_grad()
+    if "backward" in statement:
+        h.sum().backward()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # reading .grad of a non-leaf warns; that is the lesson
+            return h.grad is None
+    return {"w.is_leaf": w.is_leaf, "h.is_leaf": h.is_leaf, "h.requires_grad": h.requires_grad,
+            "h.detach().requires_grad": h.detach().requires_grad}[statement]
+
+
+# ---------------------------------------------------------------- the reference walk and its slips
+
+def graph_names(tensor: torch.Tensor) -> list[str]:
+    """Node names reached from tensor.grad_fn, depth first, next_functions in order, each node once."""
+    seen, names = set(), []
+
+    def visit(node):
+        if node is None or node in seen:
+            return
+        seen.add(node)
+        names.append(type(node).__name__)
+        for child, _ in node.next_functions:
+            visit(child)
+
+    visit(tensor.grad_fn)
+    return names
+
+
+def breadth_first_names(tensor: torch.Tensor) -> list[str]:
+    """The same nodes in breadth-first order (a slip the feedback names)."""
+    seen, names, queue = set(), [], [tensor.grad_fn]
+    while queue:
+        node = queue.pop(0)
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        names.append(type(node).__name__)
+        queue.extend(child for child, _ in node.next_functions)
+    return names
+
+
+def repeating_names(tensor: torch.Tensor) -> list[str]:
+    """Depth first, but a node reached twice is listed twice (a slip the feedback names)."""
+    names = []
+
+    def visit(node):
+        if node is not None:
+            names.append(type(node).__name__)
+            for child, _ in node.next_functions:
+                visit(child)
+
+    visit(tensor.grad_fn)
+    return names
+
+
+def none_listing_names(tensor: torch.Tensor) -> list[str]:
+    """Depth first, each node once, but the None entries of next_functions listed as 'NoneType'."""
+    seen, names = set(), []
+
+    def visit(node):
+        if node in seen:
+            return
+        seen.add(node)
+        names.append(type(node).__name__)
+        for child, _ in getattr(node, "next_functions", ()):
+            visit(child)
+
+    visit(tensor.grad_fn)
+    return names
+
+
+def verify_walk(data: dict, student: str) -> list[str]:
+    problems = []
+    for text, got in zip(data["probes"], data["outputs"]):
+        out = kit.expression(text)
+        right = graph_names(out)
+        if got == right:
+            continue
+        if got == breadth_first_names(out):
+            why = "that is breadth-first order; go deep first: visit a node, then each of its next_functions in turn"
+        elif set(got) == set(right) and len(got) > len(right):
+            why = "a node reached twice (a tensor used twice) was listed twice; remember which nodes you visited"
+        elif "NoneType" in got:
+            why = "next_functions holds None for inputs that need no gradient; skip those"
+        else:
+            why = f"expected {len(right)} nodes starting with {right[:3]}"
+        problems.append(f"graph_walk on {text}: got {got[:6]}{'…' if len(got) > 6 else ''}: {why}.")
+    return problems
+
+
+# ---------------------------------------------------------------- the checks, one declaration each
+
+LAB.values("t1_linear", "y_value", "w_grad", "b_grad")
+LAB.table("t2_dtypes", "can_require_grad", truth=requires_grad_allowed)
+# Expressions of the leaves a = [1, 2, 3, 4], b = [0.5, -1, 2, 1] (both requiring grad) and the
+# constant k = [1, 1, 2, 2]: the lab's chain, then graphs that branch, share a node and mix ops.
+LAB.function(
+    "t3_walk", "graph_walk", visible=["((2 * a + 5) ** 2).sum()"],
+    hidden=["(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()) * s + k * b).sum()",
+            "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()"],
+    reference=lambda text: graph_names(kit.expression(text)),
+    mistakes={"walked the graph breadth first (go deep first: a node, then each of its next_functions in turn)":
+              lambda text: breadth_first_names(kit.expression(text)),
+              "listed a node twice when two paths reach it (remember which nodes you visited)":
+              lambda text: repeating_names(kit.expression(text)),
+              "listed the None entries of next_functions (skip those: they are inputs that need no gradient)":
+              lambda text: none_listing_names(kit.expression(text))},
+    verify=verify_walk,
+    hint="Start at t.grad_fn and go depth first: a node, then each entry of its next_functions in turn; "
+         "skip None and list every node once.")
+LAB.values("t4_forward", "a", "b", "c", "d", "e", "f")
+LAB.values("t4_gradients", "df_dx", "df_dy", "df_dz")
+LAB.table("t5_statements", "statements", truth=observe_statement)

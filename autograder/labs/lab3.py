@@ -1,0 +1,168 @@
+"""Lab 3 — gradient accumulation: the grader's references and checks.
+
+Facts the lab asks students to predict (which graphs survive a second backward, what each way
+of clearing `.grad` leaves behind) are observed on the installed PyTorch when grading runs, and
+so is every reference for the functions a student writes (float64, on the grading device).
+Task 1's hand-computed values are checked on the kit's values for the student's numbers
+(course.lab3.answers).
+"""
+
+import torch
+from torch import nn
+
+from course import lab3 as kit
+from course.answers import relative_error
+from course.device import grading_device
+
+from . import Lab
+
+F64 = torch.float64
+MAX_REL_ERROR = 1e-6
+LAB = Lab(kit.check)
+
+# The expressions of the prediction table, as code; kit.EXPRESSIONS holds their texts.
+EXPRESSIONS = {
+    "(x + 2).sum()": lambda x, y: (x + 2).sum(),
+    "(x - y).sum()": lambda x, y: (x - y).sum(),
+    "(-x).sum()": lambda x, y: (-x).sum(),
+    "(x * x).sum()": lambda x, y: (x * x).sum(),
+    "(x * y).sum()": lambda x, y: (x * y).sum(),
+    "x.sigmoid().sum()": lambda x, y: x.sigmoid().sum(),
+    "x.exp().sum()": lambda x, y: x.exp().sum(),
+    "x.relu().sum()": lambda x, y: x.relu().sum(),
+}
+assert tuple(EXPRESSIONS) == kit.EXPRESSIONS
+
+
+# ---------------------------------------------------------------- references, observed with autograd
+
+def needs_retain_graph(expression: str) -> bool:
+    """Whether a second backward through this expression's graph fails without retain_graph."""
+    x = torch.tensor([0.5, -1.0, 2.0], dtype=F64, device=grading_device(), requires_grad=True)
+    y = torch.tensor([1.0, 2.0, 3.0], dtype=F64, device=grading_device())
+    out = EXPRESSIONS[expression](x, y)
+    out.backward()
+    try:
+        out.backward()
+    except RuntimeError:
+        return True
+    return False
+
+
+def after_clearing(method: str) -> str:
+    """'zeros' or 'None': what `.grad` holds after clearing it this way."""
+    p = nn.Parameter(torch.ones(2, device=grading_device()))
+    optimizer = torch.optim.SGD([p], lr=0.1)
+    (p * p).sum().backward()
+    if method == "p.grad.zero_()":
+        p.grad.zero_()
+    elif method == "p.grad = None":
+        p.grad = None
+    elif method == "optimizer.zero_grad()":
+        optimizer.zero_grad()
+    else:
+        optimizer.zero_grad(set_to_none=False)
+    return "None" if p.grad is None else "zeros"
+
+
+def full_batch_gradients(samples: int, seed: int) -> list[torch.Tensor]:
+    """Gradients of the mean squared error over the whole batch, by autograd."""
+    model, X, y = kit.problem_data(samples, seed)
+    nn.functional.mse_loss(model(X), y).backward()
+    return [p.grad for p in model.parameters()]
+
+
+def layer_reference(samples: int, seed: int) -> torch.Tensor:
+    """model[0].weight.grad after one backward of the MSE loss, by autograd."""
+    model, X, y = kit.problem_data(samples, seed)
+    nn.functional.mse_loss(model(X), y).backward()
+    return model[0].weight.grad
+
+
+def _plain(tensors: list[torch.Tensor]) -> list:
+    return [t.detach().to("cpu", F64).tolist() for t in tensors]
+
+
+# ---------------------------------------------------------------- verifiers with more to say than "matches"
+
+def verify_retain(data: list, student: str) -> list[str]:
+    expected = kit.student_numbers(student)["expressions"]
+    given = {str(k): v for k, v in data}
+    if sorted(given) != sorted(expected):
+        return [f"needs_retain should have exactly your expressions as keys: {expected}."]
+    problems = []
+    for expression in expected:
+        truth = needs_retain_graph(expression)
+        if given[expression] != truth:
+            problems.append(f"{expression}: a second backward {'fails' if truth else 'works'} without "
+                            "retain_graph. Ask what its backward needs: "
+                            + ("it saved a tensor from the forward pass, and backward frees saved tensors."
+                               if truth else "nothing was saved, so there is nothing to free."))
+    return problems
+
+
+def verify_clearing(data: list, student: str) -> list[str]:
+    given = {str(k): v for k, v in data}
+    if sorted(given) != sorted(kit.CLEARING):
+        return [f"after_clear should have exactly these keys: {list(kit.CLEARING)}."]
+    return [f"after {method}, .grad is {after_clearing(method)}, not {given[method]}"
+            + (" (zero_grad sets gradients to None by default)" if method == "optimizer.zero_grad()" else "") + "."
+            for method in kit.CLEARING if given[method] != after_clearing(method)]
+
+
+def verify_micro_batches(data: dict, student: str) -> list[str]:
+    problems = []
+    for probe, got in zip(data["probes"], data["outputs"]):
+        parts = probe["k"]
+        ref = full_batch_gradients(probe["samples"], probe["seed"])
+        label = f"accumulate_gradients with {parts} micro-batches of {probe['samples'] // parts}"
+        if len(got) != len(ref):
+            problems.append(f"{label}: returned {len(got)} gradients, expected one per parameter ({len(ref)}).")
+            continue
+        errors = [relative_error(g, r) for g, r in zip(got, ref)]
+        if max(errors) <= MAX_REL_ERROR:
+            continue
+        if max(relative_error(torch.tensor(g) / parts, r) for g, r in zip(got, ref)) <= MAX_REL_ERROR:
+            problems.append(f"{label}: the gradients are {parts} times too large; scale each micro-batch loss by 1/{parts}.")
+        else:
+            problems.append(f"{label}: differs from the full-batch gradient (relative error {max(errors):.1e}). "
+                            "Did you clear the stale gradients first?")
+    return problems
+
+
+def verify_layer(data: dict, student: str) -> list[str]:
+    problems = []
+    for probe, got in zip(data["probes"], data["outputs"]):
+        ref = layer_reference(probe["samples"], probe["seed"])
+        if torch.tensor(got).shape != ref.shape:
+            problems.append(f"first_layer_grad should have the shape of model[0].weight, {tuple(ref.shape)}.")
+        elif relative_error(got, ref) > MAX_REL_ERROR:
+            problems.append("first_layer_grad is not model[0].weight.grad after one backward of the MSE loss.")
+    return problems
+
+
+# ---------------------------------------------------------------- the checks, one declaration each
+
+LAB.values("t1_accumulation", "grad_once", "grad_twice")
+LAB.table("t2_retain", "needs_retain", truth=needs_retain_graph, verify=verify_retain)
+LAB.table("t3_clearing", "after_clear", truth=after_clearing, verify=verify_clearing)
+# samples, micro-batches k, seed of kit.problem_data
+LAB.function(
+    "t4_micro_batches", "accumulate_gradients", visible=[{"samples": 8, "k": 2, "seed": 0}],
+    hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2}],
+    reference=lambda p: _plain(full_batch_gradients(p["samples"], p["seed"])),
+    mistakes={"did not scale each micro-batch loss by 1/k, so the gradients are k times too large":
+              lambda p: _plain([g * p["k"] for g in full_batch_gradients(p["samples"], p["seed"])]),
+              "did not clear the stale gradients first (each .grad held old values)":
+              lambda p: _plain([g + kit.STALE_GRAD for g in full_batch_gradients(p["samples"], p["seed"])])},
+    verify=verify_micro_batches, rtol=2 * MAX_REL_ERROR, atol=1e-9,
+    hint="Clear the stale gradients first, then backpropagate each micro-batch's MSE scaled by 1/k.")
+LAB.function(
+    "t5_layer_grad", "first_layer_grad", visible=[{"samples": 6, "seed": 0}],
+    hidden=[{"samples": 6, "seed": 1}, {"samples": 6, "seed": 2}],
+    reference=lambda p: layer_reference(p["samples"], p["seed"]).tolist(),
+    mistakes={"returned the weight model[0].weight, not model[0].weight.grad":
+              lambda p: kit.problem_data(p["samples"], p["seed"])[0][0].weight.tolist()},
+    verify=verify_layer, rtol=2 * MAX_REL_ERROR, atol=1e-9,
+    hint="Clear the old gradients, backpropagate the MSE of model(X) against y once, "
+         "and return model[0].weight.grad (not model[0].weight).")

@@ -1,0 +1,209 @@
+"""Lab 4 — computation graphs and backprop by hand: the grader's references and checks.
+
+Every reference is computed with torch.autograd, in float64, on the grading device, when
+grading runs. Hand-computed answers are checked on the kit's values for the student's numbers
+(course.lab4.answers); the functions a student writes are checked here, on probes the grader
+holds itself.
+"""
+
+import torch
+
+from course import lab4 as kit
+from course.answers import FUNCTION_RTOL, close, lists_close, relative_error
+from course.device import grading_device
+
+from . import Lab
+
+F64 = torch.float64
+BACKWARD_MAX_REL_ERROR = 1e-5
+LAB = Lab(kit.check)
+
+
+# ---------------------------------------------------------------- references for the student's functions
+
+def train_reference(x: float, y: float, w: float, lr: float, steps: int,
+                    zero_grad: bool = True, direction: float = -1.0) -> dict[str, list[float]]:
+    """Gradient descent on w by autograd; ws[k], losses[k] are taken at the start of step k.
+
+    `zero_grad=False` and `direction=+1` reproduce two classic bugs, for feedback.
+    """
+    xt, yt = (torch.tensor(float(v), dtype=F64, device=grading_device()) for v in (x, y))
+    wt = torch.tensor(float(w), dtype=F64, device=grading_device(), requires_grad=True)
+    ws, losses = [], []
+    for _ in range(steps):
+        loss = (xt * wt - yt) ** 2
+        ws.append(wt.item())
+        losses.append(loss.item())
+        loss.backward()
+        with torch.no_grad():
+            wt += direction * lr * wt.grad
+        if zero_grad:
+            wt.grad.zero_()
+    return {"ws": ws, "losses": losses}
+
+
+def activation_references(xs: list[float]) -> dict[str, list[float]]:
+    """ReLU'(x) and σ'(x) at each x, by autograd."""
+    refs = {}
+    for name, fn in (("relu_grad", torch.relu), ("sigmoid_grad", torch.sigmoid)):
+        t = torch.tensor(xs, dtype=F64, device=grading_device(), requires_grad=True)
+        fn(t).sum().backward()
+        refs[name] = t.grad.tolist()
+    return refs
+
+
+def backward_reference(x, W1, w2, y) -> dict[str, torch.Tensor]:
+    """dloss/dW1 and dloss/dw2 of loss = (σ(w2 · ReLU(W1 x)) − y)² by autograd."""
+    W1, w2 = W1.detach().clone().requires_grad_(), w2.detach().clone().requires_grad_()
+    loss = (torch.sigmoid(w2 @ torch.relu(W1 @ x)) - y) ** 2
+    dW1, dw2 = torch.autograd.grad(loss, (W1, w2))
+    return {"dW1": dW1, "dw2": dw2}
+
+
+def backward_slips(x, W1, w2, y) -> dict[str, dict[str, torch.Tensor]]:
+    """What three classic mistakes give for the manual backward pass, in closed form."""
+    m1 = W1 @ x
+    r = torch.relu(m1)
+    m2 = w2 @ r
+    yhat = torch.sigmoid(m2)
+
+    def grads(dyhat_dm2, factor=2.0, mask=True):
+        dm2 = factor * (yhat - y) * dyhat_dm2
+        dm1 = dm2 * w2 * ((m1 > 0).to(m1.dtype) if mask else 1.0)
+        return {"dW1": torch.outer(dm1, x), "dw2": dm2 * r}
+
+    return {"used m2·(1 − m2) for the sigmoid's derivative": grads(m2 * (1 - m2)),
+            "forgot the factor 2 from the square": grads(yhat * (1 - yhat), factor=1.0),
+            "let the gradient through the ReLU where m1 ≤ 0": grads(yhat * (1 - yhat), mask=False)}
+
+
+def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, list]:
+    return {k: v.detach().to("cpu", F64).tolist() for k, v in tensors.items()}
+
+
+# ---------------------------------------------------------------- verifiers with more to say than "matches"
+
+def verify_check_result(data: dict, student: str) -> list[str]:
+    problems = []
+    for (x, y, w), (loss, grad) in zip(data["probes"], data["outputs"]):
+        ref = kit.task1_values(x, y, w)
+        if not close(loss, ref["loss"], FUNCTION_RTOL, 1e-9):
+            problems.append(f"check_result({x:g}, {y:g}, {w:g}) returned loss {loss:.6g}: "
+                            "build ŷ = x·w, s = ŷ − y, loss = s² with tensors.")
+        if not close(grad, ref["dloss_dw"], FUNCTION_RTOL, 1e-9):
+            why = " (the sign is flipped)" if close(-grad, ref["dloss_dw"], FUNCTION_RTOL, 1e-9) else ""
+            problems.append(f"check_result({x:g}, {y:g}, {w:g}) returned gradient {grad:.6g}{why}: "
+                            "make w a tensor with requires_grad=True, call loss.backward() and read w.grad.")
+    return problems
+
+
+def verify_train(data: dict, student: str) -> list[str]:
+    problems = []
+    for args, run in zip(data["probes"], data["outputs"]):
+        call = "train(" + ", ".join(f"{k}={v:g}" for k, v in args.items()) + ")"
+        ref = train_reference(**args)
+        if len(run["ws"]) != args["steps"] or len(run["losses"]) != args["steps"]:
+            problems.append(f"{call} should return {args['steps']} values of w and of the loss, "
+                            f"one per step; got {len(run['ws'])} and {len(run['losses'])}.")
+            continue
+        if lists_close(run["ws"], ref["ws"]) and lists_close(run["losses"], ref["losses"]):
+            continue
+        if lists_close(run["ws"], train_reference(**args, zero_grad=False)["ws"]):
+            problems.append(f"{call}: w.grad is never reset, so each step adds the new gradient to "
+                            "all the old ones. Zero it (w.grad.zero_()) after every update.")
+        elif lists_close(run["ws"], train_reference(**args, direction=+1.0)["ws"]):
+            problems.append(f"{call}: w moves up the gradient, so the loss grows. Subtract lr · w.grad.")
+        elif close(run["ws"][0], args["w"]) and not close(run["losses"][0], ref["losses"][0], FUNCTION_RTOL, 1e-6):
+            problems.append(f"{call}: losses[k] should be the loss computed with ws[k], at the start of step k.")
+        else:
+            problems.append(f"{call}: ws[k] should be w at the start of step k (ws[0] = {args['w']:g}), "
+                            "then w ← w − lr · dloss/dw with the gradient from autograd.")
+    return problems
+
+
+def activation_slips(xs: list[float]) -> dict[str, dict[str, list[float]]]:
+    t = torch.tensor(xs, dtype=F64)
+    return {"relu_grad": {"returned ReLU(x) instead of its slope": torch.relu(t).tolist(),
+                          "gave slope 1 at x = 0 (PyTorch, and this lab, use 0 there)": (t >= 0).to(F64).tolist()},
+            "sigmoid_grad": {"used x·(1 − x), the derivative written in terms of the sigmoid's "
+                             "output, on the input x; σ'(x) = σ(x)·(1 − σ(x))": (t * (1 - t)).tolist(),
+                             "returned σ(x) instead of its derivative": torch.sigmoid(t).tolist()}}
+
+
+def verify_activation_grads(data: dict, student: str) -> list[str]:
+    problems = []
+    for xs, got in zip(data["probes"], data["outputs"]):
+        refs, slips = activation_references(xs), activation_slips(xs)
+        for name in ("relu_grad", "sigmoid_grad"):
+            if lists_close(got[name], refs[name]):
+                continue
+            named = [why for why, wrong in slips[name].items() if lists_close(got[name], wrong)]
+            where = [x for x, a, b in zip(xs, got[name], refs[name]) if not close(a, b, FUNCTION_RTOL, 1e-6)]
+            problems.append(f"`{name}` is wrong at x = {', '.join(f'{x:g}' for x in where)}"
+                            + (f": it {named[0]}." if named else "."))
+    return problems
+
+
+def verify_manual_backward(data: dict, student: str) -> list[str]:
+    problems = []
+    for (features, hidden, seed), got in zip(data["probes"], data["outputs"]):
+        inputs = kit.backward_inputs(features, hidden, seed)
+        ref = backward_reference(**inputs)
+        label = f"manual_backward on x of size {features} with {hidden} hidden units"
+        bad = {}
+        for name in ("dW1", "dw2"):
+            if torch.tensor(got[name]).shape != ref[name].shape:
+                bad[name] = f"`{name}` should have shape {tuple(ref[name].shape)}"
+            elif (err := relative_error(got[name], ref[name])) > BACKWARD_MAX_REL_ERROR:
+                bad[name] = f"`{name}` differs from autograd (relative error {err:.1e})"
+        if not bad:
+            continue
+        named = [why for why, wrong in backward_slips(**inputs).items()
+                 if all(torch.tensor(got[k]).shape == wrong[k].shape
+                        and relative_error(got[k], wrong[k]) <= BACKWARD_MAX_REL_ERROR for k in wrong)]
+        problems.append(f"{label}: " + "; ".join(bad.values())
+                        + (f". It matches what you get if you {named[0]}." if named else "."))
+    return problems
+
+
+# ---------------------------------------------------------------- the checks, one declaration each
+
+LAB.values("t1_forward", "yhat", "s", "loss")
+LAB.values("t1_backward", "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
+LAB.function(
+    "t1_check_result", "check_result", visible=[[4.0, 1.0, 0.5]], hidden=[[2.0, 3.0, 0.25], [-1.5, 0.5, 2.0]],
+    reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
+    mistakes={"flipped the sign of the gradient": lambda p: [kit.task1_values(*p)["loss"],
+                                                             -kit.task1_values(*p)["dloss_dw"]]},
+    verify=verify_check_result,
+    hint="Make w a tensor with requires_grad=True, build the loss, call loss.backward() and read w.grad.")
+LAB.function(
+    "t1_train", "train", visible=[dict(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)],
+    hidden=[dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)],
+    reference=lambda p: train_reference(**p),
+    mistakes={"never reset w.grad, so each step adds the new gradient to all the old ones":
+              lambda p: train_reference(**p, zero_grad=False),
+              "moved w up the gradient instead of down": lambda p: train_reference(**p, direction=+1.0)},
+    verify=verify_train,
+    hint="ws[k] is w at the start of step k, losses[k] the loss computed with it; then w ← w − lr · dloss/dw.")
+LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
+LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
+LAB.values("t2_gradients", "dloss_dw2", "dloss_dw1")
+LAB.function(
+    "t2_activation_grads", "activation_grads",
+    visible=[[-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0]], hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]],
+    reference=activation_references,
+    mistakes={f"{why} (in {name})": (lambda p, name=name, why=why: {**activation_references(p),
+                                                                     name: activation_slips(p)[name][why]})
+              for name in ("relu_grad", "sigmoid_grad") for why in activation_slips([0.0])[name]},
+    verify=verify_activation_grads,
+    hint="ReLU'(z) is 1 where z > 0, else 0; σ'(z) = σ(z)·(1 − σ(z)).")
+# (features, hidden units, seed): seeds chosen so the ReLUs are partly on, partly off.
+LAB.function(
+    "t2_manual_backward", "manual_backward", visible=[[3, 4, 1], [2, 3, 1]], hidden=[[5, 6, 2], [1, 1, 2]],
+    reference=lambda p: _plain(backward_reference(**kit.backward_inputs(*p))),
+    mistakes={why: (lambda p, why=why: _plain(backward_slips(**kit.backward_inputs(*p))[why]))
+              for why in ("used m2·(1 − m2) for the sigmoid's derivative", "forgot the factor 2 from the square",
+                          "let the gradient through the ReLU where m1 ≤ 0")},
+    verify=verify_manual_backward, rtol=2 * BACKWARD_MAX_REL_ERROR, atol=1e-8,
+    hint="Run the forward pass, keep m1, r, m2 and ŷ, then chain the local derivatives from the loss back.")

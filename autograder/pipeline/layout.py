@@ -1,0 +1,35 @@
+"""Where things live in a course root, through nbgrader's own CourseDirectory."""
+
+import os
+from pathlib import Path
+
+from nbgrader.coursedir import CourseDirectory
+
+
+class Layout:
+    """The course root's folders: `{source,release,submitted,autograded,feedback}/<student>/<lab>`."""
+
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self.directory = CourseDirectory(root=str(self.root))
+
+    def folder(self, step: str, lab: str, student: str = ".") -> Path:
+        """The folder of one lab at one step (`submitted`, ...) for one student (`.` for none)."""
+        return Path(os.path.normpath(self.directory.format_path(step, student, lab)))
+
+    def notebook(self, step: str, lab: str, student: str = ".") -> Path:
+        """The lab's notebook in that folder (each lab is one notebook named after it)."""
+        return self.folder(step, lab, student) / f"{lab}.ipynb"
+
+    def students(self, step: str, lab: str) -> list[str]:
+        """Ids of the students with a folder for this lab at this step."""
+        base = self.root / getattr(self.directory, f"{step}_directory")
+        return sorted(p.parent.name for p in base.glob(f"*/{lab}") if p.is_dir()) if base.is_dir() else []
+
+    @property
+    def db_url(self) -> str:
+        return self.directory.db_url
+
+    @property
+    def gradebook(self) -> Path:
+        return Path(self.db_url.removeprefix("sqlite:///"))

@@ -1,0 +1,145 @@
+"""Build instructor notebooks from their text sources and check their nbgrader metadata.
+
+Each lab's single source of truth is source/<lab>/<lab>.py, a jupytext percent file with
+nbgrader metadata in the cell headers. `build` turns it into source/<lab>/<lab>.ipynb with
+stable cell ids, so that regenerating the release gives byte-identical notebooks.
+"""
+
+import re
+from pathlib import Path
+
+import jupytext
+import nbformat
+
+from . import kitdata
+from .layout import Layout
+from .nbgrader_cmd import run_nbgrader
+
+ROOT = Path(__file__).resolve().parents[2]
+SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
+HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+GRADE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def labs(root: Path = ROOT) -> list[str]:
+    """Names of the labs that have a text source, in order."""
+    return sorted(p.parent.name for p in (root / "source").glob("*/*.py") if p.stem == p.parent.name)
+
+
+def stable_ids(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Give every cell a deterministic id: its grade_id, else its position."""
+    for index, cell in enumerate(nb.cells):
+        cell["id"] = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell-{index:03d}"
+    return nb
+
+
+def write_if_changed(nb: nbformat.NotebookNode, path: Path) -> bool:
+    """Write the notebook unless the file already holds exactly this text."""
+    text = nbformat.writes(nb) + "\n"
+    if path.exists() and path.read_text() == text:
+        return False
+    path.write_text(text)
+    return True
+
+
+def build(lab: str, root: Path = ROOT) -> Path:
+    """source/<lab>/<lab>.py → source/<lab>/<lab>.ipynb (outputs empty, ids stable)."""
+    text_path = Layout(root).folder("source", lab) / f"{lab}.py"
+    nb = stable_ids(jupytext.read(text_path))
+    nb.metadata.pop("jupytext", None)
+    nb.metadata["autograd_labs"] = {"lab": lab}
+    problems = metadata_problems(nb)
+    if problems:
+        raise ValueError(f"{text_path}:\n" + "\n".join(problems))
+    out = text_path.with_suffix(".ipynb")
+    write_if_changed(nb, out)
+    return out
+
+
+def normalize_release(path: Path) -> None:
+    """Make a generated student notebook deterministic (ids) and free of execution state."""
+    nb = stable_ids(nbformat.read(path, as_version=4))
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs, cell.execution_count = [], None
+    write_if_changed(nb, path)
+
+
+def metadata_problems(nb: nbformat.NotebookNode) -> list[str]:
+    """Everything wrong with a source notebook's nbgrader metadata (empty when valid)."""
+    problems, seen = [], set()
+    for index, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        source = cell.source
+        where = f"cell {index}"
+        has_solution = SOLUTION_MARKERS[0] in source
+        if meta is None:
+            if has_solution or HIDDEN_MARKERS[0] in source:
+                problems.append(f"{where}: has solution or hidden-test markers but no nbgrader metadata")
+            continue
+        grade_id = meta.get("grade_id", "")
+        where = f"cell {index} ({grade_id})"
+        if meta.get("schema_version") != 3:
+            problems.append(f"{where}: schema_version must be 3")
+        if not GRADE_ID.match(grade_id):
+            problems.append(f"{where}: grade_id must be lower_snake_case")
+        if grade_id in seen:
+            problems.append(f"{where}: duplicate grade_id")
+        seen.add(grade_id)
+        for begin, end in (SOLUTION_MARKERS, HIDDEN_MARKERS):
+            if source.count(begin) != source.count(end):
+                problems.append(f"{where}: {begin!r} and {end!r} are unbalanced")
+        if meta.get("solution") and not has_solution:
+            problems.append(f"{where}: solution cell without ### BEGIN SOLUTION")
+        if has_solution and not meta.get("solution"):
+            problems.append(f"{where}: solution markers in a cell that is not a solution cell")
+        if HIDDEN_MARKERS[0] in source and not (meta.get("grade") and not meta.get("solution")):
+            problems.append(f"{where}: hidden tests outside an autograder test cell")
+        if meta.get("grade"):
+            if not isinstance(meta.get("points"), (int, float)) or meta["points"] <= 0:
+                problems.append(f"{where}: graded cell needs positive points")
+            if not meta.get("solution") and not meta.get("locked"):
+                problems.append(f"{where}: autograder test cells must be locked")
+            if cell.cell_type == "markdown" and not meta.get("solution"):
+                problems.append(f"{where}: a graded markdown cell must be a solution cell")
+    if not any(c.get("metadata", {}).get("nbgrader", {}).get("grade") for c in nb.cells):
+        problems.append("no graded cells")
+    return problems
+
+
+def release(lab: str, root: Path = ROOT) -> Path:
+    """Build the source notebook and the kit's data, run `nbgrader generate_assignment`,
+    normalize the result."""
+    build(lab, root)
+    kitdata.write(lab)
+    run_nbgrader("generate_assignment", lab, "--force", f"--CourseDirectory.root={root}", root=root)
+    out = Layout(root).notebook("release", lab)
+    normalize_release(out)
+    return out
+
+
+def execute(path: Path) -> nbformat.NotebookNode:
+    """Run a notebook top to bottom as nbgrader's validator does: its Execute preprocessor, in
+    the notebook's folder, with NBGRADER_EXECUTION=validate."""
+    from nbgrader.preprocessors import Execute
+    from nbgrader.utils import setenv
+
+    nb = nbformat.read(path, as_version=4)
+    with setenv(NBGRADER_VALIDATING="1", NBGRADER_EXECUTION="validate"):
+        nb, _ = Execute().preprocess(nb, {"metadata": {"path": str(path.parent)}})
+    return nb
+
+
+def graded_scores(nb: nbformat.NotebookNode) -> dict[str, tuple[float, float]]:
+    """{grade id: (score, max score)} of every executed autograder test cell, as nbgrader scores it."""
+    from nbgrader.utils import determine_grade, is_grade, is_solution
+
+    return {cell.metadata.nbgrader["grade_id"]: determine_grade(cell)
+            for cell in nb.cells if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell)}
+
+
+def validate(path: Path, invert: bool = False) -> tuple[bool, str]:
+    """Stock `nbgrader validate` (with --invert: the notebook must pass no test); (ok, its output)."""
+    proc = run_nbgrader("validate", *(["--invert"] if invert else []), str(path), root=path.parent, check=False)
+    output = proc.stdout + proc.stderr
+    return proc.returncode == 0 and "Success!" in output, output

@@ -1,0 +1,56 @@
+"""The authority for every graded cell: verify the published answers outside the student's kernel.
+
+Each test cell publishes the plain data its check took from the notebook (course.checks). After
+nbgrader has scored a submission, `audit` verifies that data again in the grading process,
+with the lab's declared checks (autograder.labs), the grader's own probes and the student id
+taken from the submission's folder. A cell that passed in the kernel but fails here (its check
+was tampered with, its probes were changed, its data is missing or malformed) loses its points,
+and the notebook says why.
+"""
+
+from pathlib import Path
+
+import nbformat
+from nbgrader.utils import is_grade, is_solution
+
+from course.checks import ANSWERS_MIME
+
+from .labs import load
+
+
+def published(cell) -> list[dict]:
+    """The answer payloads a test cell's outputs carry."""
+    return [out["data"][ANSWERS_MIME] for out in cell.get("outputs", [])
+            if out.get("output_type") == "display_data" and ANSWERS_MIME in out.get("data", {})]
+
+
+def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
+    """Zero every passed test cell whose answers fail out-of-kernel verification.
+
+    Updates `result["grades"]` and the autograded notebooks in place; returns one line
+    per overturned cell.
+    """
+    checks = load(lab)
+    overturned = []
+    for path in sorted(graded.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        changed = False
+        for cell in nb.cells:
+            if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
+                continue
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            key = (path.stem, grade_id)
+            if not result["grades"].get(key):
+                continue
+            problems = checks.verify_cell(grade_id, published(cell), student)
+            if problems:
+                result["grades"][key] = 0.0
+                cell.outputs.append(nbformat.v4.new_output(
+                    "error", ename="RecheckFailed", traceback=[],
+                    evalue="Passed in the notebook, but not when the grader verified the answers "
+                           "again: " + "; ".join(problems)))
+                overturned.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
+                changed = True
+        if changed:
+            nbformat.write(nb, path)
+    return overturned

@@ -1,0 +1,143 @@
+"""Turning answers into plain numbers and comparing them with expected values.
+
+An answer's type is never trusted: ints, floats, numpy scalars and one-element tensors (on any
+device, with or without grad) all become floats before any comparison. Known mistakes
+("slips") are the values a misconception would produce; when an answer matches one, the
+message names it.
+"""
+
+import math
+from dataclasses import dataclass, field
+from numbers import Real
+
+import torch
+
+# A value worked out by hand and rounded to 4 significant digits is within 5e-4 relative of
+# the truth; rounding intermediate values can double that.
+HAND_RTOL = 2e-3
+HAND_ATOL = 1e-6
+# Functions written by students run in float32 or float64; references are float64.
+FUNCTION_RTOL = 1e-4
+FUNCTION_ATOL = 1e-6
+# Slips must sit this many tolerances away from the right value, or grading could not tell
+# them apart (per-student numbers are drawn until they do).
+SEPARATION = 10.0
+
+
+class Unanswered(NotImplementedError):
+    """An answer the student has not given yet (the answer cell still raises)."""
+
+
+class WrongType(AssertionError):
+    """An answer that cannot be read as the kind of value asked for."""
+
+
+def as_float(name: str, value) -> float:
+    """Coerce one answer to a Python float, or raise with a message that helps."""
+    if value is None or value is Ellipsis:
+        raise Unanswered(f"`{name}` has no value yet: replace the placeholder with your answer.")
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise WrongType(f"`{name}` should be a single number, not a tensor of shape {tuple(value.shape)}.")
+        value = value.detach().to("cpu", torch.float64).item()
+    elif hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalars and 0-d arrays
+    if isinstance(value, bool) or not isinstance(value, Real):
+        raise WrongType(f"`{name}` should be a number, not {type(value).__name__} ({value!r}).")
+    value = float(value)
+    if not math.isfinite(value):
+        raise WrongType(f"`{name}` is {value}: a finite number is expected.")
+    return value
+
+
+def as_floats(name: str, values) -> list[float]:
+    """A list, tuple or tensor of numbers as a flat list of floats."""
+    if isinstance(values, torch.Tensor):
+        values = values.detach().to("cpu", torch.float64).reshape(-1).tolist()
+    if isinstance(values, (str, bytes, dict)) or not hasattr(values, "__iter__"):
+        raise WrongType(f"`{name}` should be a list of numbers, not {type(values).__name__}.")
+    return [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
+
+
+def close(answer: float, reference: float, rtol: float = HAND_RTOL, atol: float = HAND_ATOL) -> bool:
+    """True when answer is within rtol (relative) + atol (absolute) of reference."""
+    return abs(answer - reference) <= rtol * abs(reference) + atol
+
+
+def lists_close(a: list[float], b: list[float], rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
+    """Same length and every pair close."""
+    return len(a) == len(b) and all(close(p, q, rtol, atol) for p, q in zip(a, b))
+
+
+def matches(got, want, rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
+    """True when plain data `got` has the shape of `want` and every number in it is close.
+
+    Dicts need the same keys, lists the same length; strings and booleans must be equal.
+    """
+    if isinstance(want, dict):
+        return isinstance(got, dict) and got.keys() == want.keys() and all(
+            matches(got[k], want[k], rtol, atol) for k in want)
+    if isinstance(want, list):
+        return isinstance(got, list) and len(got) == len(want) and all(
+            matches(g, w, rtol, atol) for g, w in zip(got, want))
+    if isinstance(want, (str, bool)) or want is None:
+        return type(got) is type(want) and got == want
+    return (isinstance(got, (int, float)) and not isinstance(got, bool) and math.isfinite(got)
+            and close(got, want, rtol, atol))
+
+
+def relative_error(a, b) -> float:
+    """CS231n-style relative error max|a - b| / max(1e-8, |a| + |b|), elementwise max."""
+    a = torch.as_tensor(a, dtype=torch.float64).cpu()
+    b = torch.as_tensor(b, dtype=torch.float64).cpu()
+    return ((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max().item()
+
+
+@dataclass
+class Expected:
+    """The right value of one hand-computed answer, the slips that give other values, a hint.
+
+    `value` is a number or a list of numbers; `uses` names the numbers it was computed from
+    (shown with a wrong answer, so a student can see which numbers the grader used).
+    """
+
+    name: str
+    value: float | list[float]
+    hint: str
+    slips: dict[str, float | list[float]] = field(default_factory=dict)
+    uses: str = ""
+
+    def matches(self, answer, value) -> bool:
+        return matches(answer, value, HAND_RTOL, HAND_ATOL)
+
+    def diagnose(self, answer) -> str | None:
+        """Return None if the answer is right, else a message naming the likely mistake."""
+        if self.matches(answer, self.value):
+            return None
+        shown = f"{answer:.6g}" if isinstance(answer, float) else str(answer)
+        for slip, wrong in self.slips.items():
+            if self.matches(answer, wrong):
+                return f"`{self.name}` = {shown} is what you get if you {slip}. {self.hint}"
+        negated = [-v for v in self.value] if isinstance(self.value, list) else -self.value
+        if self.matches(answer, negated):
+            return f"`{self.name}` = {shown} has the wrong sign. {self.hint}"
+        return f"`{self.name}` = {shown} is not right. {self.hint}"
+
+    def separated(self) -> bool:
+        """True when the right value, its negative and every slip are pairwise far apart,
+        so that a rounded answer matches at most one of them and feedback is unambiguous."""
+        values = [self.value, *self.slips.values()]
+        if -self.value not in values:  # a slip may already be the sign error, by name
+            values.append(-self.value)
+        return all(abs(a - b) > SEPARATION * (HAND_RTOL * max(abs(a), abs(b)) + HAND_ATOL)
+                   for i, a in enumerate(values) for b in values[i + 1:])
+
+
+def diagnose_all(answers: dict, expected: list[Expected], student: str) -> list[str]:
+    """Messages for every wrong answer, in the order `expected` lists them, then (once) the
+    student's numbers they were checked on."""
+    problems = [msg for e in expected if (msg := e.diagnose(answers[e.name])) is not None]
+    uses = next((e.uses for e in expected if e.uses), "")
+    if problems and uses:
+        problems.append(f"(Your numbers, for student id {student!r}: {uses}.)")
+    return problems

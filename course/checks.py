@@ -1,0 +1,246 @@
+"""The checks behind a lab's test cells, as the student's kernel runs them.
+
+Each lab module of the kit builds one `LabKit`, and its notebook calls it as `check`:
+
+    check.values(globals(), "m1", "r")    numbers worked out by hand, on the student's own numbers
+    check.table(globals(), "statements")  a dict of predictions
+    check.function(globals(), "train")    a function the student wrote, run on the visible probes
+
+A check takes the answers out of the notebook as plain data, publishes that data as an
+invisible output of the cell, and prints a verdict for the student. The verdict is a courtesy:
+the grade is decided by the grader, in a process the student's code never ran in, from the
+published data. A hidden test passes its own probes (`hidden=[...]`); their outputs are
+published without a verdict, because the kit knows nothing about them.
+
+Expected outputs for the visible probes are data (`course/expected/<lab>.json`), written by
+the grader and checked by a test; nothing here computes what a graded function should return.
+The truths of prediction tables are kept sealed (`sealed`): the data confirms a right
+prediction without printing the answers.
+"""
+
+import contextlib
+import hashlib
+import json
+import sys
+import warnings
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Callable
+
+from .answers import Expected, Unanswered, WrongType, as_float, as_floats, diagnose_all, matches
+from .identity import ANONYMOUS, student_id
+
+ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"
+EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
+
+
+class CheckFailed(AssertionError):
+    """A graded answer is wrong; the message says what and, where it can tell, why."""
+
+
+@contextlib.contextmanager
+def shielded():
+    """Run student code with its warnings and stderr sent to stdout.
+
+    nbgrader scores a test cell 0 if anything reaches stderr, so a harmless PyTorch
+    UserWarning would cost a correct answer its points.
+    """
+    with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout):
+        warnings.simplefilter("always")
+        yield
+    for w in caught:
+        print(f"Note (does not cost points): your code raised {w.category.__name__}: {w.message}")
+
+
+def take_function(namespace: dict, name: str):
+    """The student's function called `name`."""
+    __tracebackhide__ = True
+    fn = namespace.get(name)
+    if fn is None:
+        raise Unanswered(f"Define the function `{name}` in the answer cell above and run it.")
+    if not callable(fn):
+        raise WrongType(f"`{name}` should be a function, not {type(fn).__name__}.")
+    return fn
+
+
+def publish(payload: dict) -> None:
+    """Attach plain answer data to the cell's outputs (invisible in the notebook)."""
+    try:
+        from IPython import get_ipython
+        from IPython.display import display
+    except ImportError:
+        return
+    if get_ipython() is None:
+        return
+    display({ANSWERS_MIME: payload, "text/plain": ""}, raw=True)
+
+
+def report(what: str, problems: list[str], success: str) -> None:
+    """Print success, or raise CheckFailed listing every problem."""
+    __tracebackhide__ = True
+    if problems:
+        raise CheckFailed("\n" + "\n".join(f"  - {p}" for p in problems))
+    print(f"✔ {what}: {success}")
+
+
+def describe_call(name: str, probe) -> str:
+    """How a probe reads as a call: train(x=4, lr=0.01), f(2, 3), f(0.5), or `walk on <expression>`."""
+    shown = lambda v: f"{v:g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)  # noqa: E731
+    if isinstance(probe, str):
+        return f"{name} on {probe}"
+    if isinstance(probe, dict):
+        args = ", ".join(f"{k}={shown(v)}" for k, v in probe.items())
+    elif isinstance(probe, (list, tuple)):
+        args = ", ".join(shown(v) for v in probe)
+    else:
+        args = shown(probe)
+    return f"{name}({args})"
+
+
+@dataclass
+class Function:
+    """A graded function: the names it is defined under, and how one probe runs it.
+
+    `run(functions, probe)` calls the student's functions (a dict by name) on one probe and
+    returns the result as plain data (floats, strings, lists, dicts), raising WrongType when
+    the result has the wrong form.
+    """
+
+    takes: tuple[str, ...]
+    run: Callable
+    success: str
+
+
+@dataclass
+class Table:
+    """A dict of predictions: its possible keys, the values allowed, the keys a student needs."""
+
+    all_keys: tuple[str, ...]
+    choices: tuple
+    chosen: Callable[[dict], list[str]] | None = None
+    key: Callable = str
+    describe: Callable = str
+    success: str = "every prediction matches PyTorch."
+
+    def keys(self, numbers: dict) -> list[str]:
+        """The keys this student's table needs (all of them unless the lab chooses per student)."""
+        return list(self.chosen(numbers)) if self.chosen else list(self.all_keys)
+
+    def problems(self, name: str, given: dict, needed: list[str], holds: Callable) -> list[str]:
+        """What is wrong with the predictions `given` ({key: value}); `holds(key, value)` tells
+        whether a prediction is what PyTorch does."""
+        if sorted(given) != sorted(needed):
+            return [f"`{name}` needs exactly these keys: {needed}."]
+        return [self.wrong(key, given[key]) for key in needed if not holds(key, given[key])]
+
+    def wrong(self, key: str, given) -> str:
+        """What the kit says of a wrong prediction: with two choices the right one is the other."""
+        if len(self.choices) == 2:
+            (other,) = [c for c in self.choices if c != given]
+            return f"{key}: {self.describe(other)}, not {self.describe(given)}."
+        return f"{key}: you predicted {self.describe(given)}, which is not what happens."
+
+
+def sealed(lab: str, table: str, key: str, value) -> str:
+    """A digest standing for "`value` is the truth at `key`": the kit's data can confirm a
+    prediction without spelling out the answers of a table."""
+    return hashlib.sha256(json.dumps([lab, table, key, value]).encode()).hexdigest()[:16]
+
+
+@dataclass
+class LabKit:
+    """Everything one lab's notebook checks with."""
+
+    lab: str
+    numbers: Callable[[str], dict] = lambda student: {}
+    show_numbers: Callable[[dict], list[str]] = lambda numbers: []
+    answers: Callable[[dict], dict[str, Expected]] = lambda numbers: {}
+    functions: dict[str, Function] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+
+    @cached_property
+    def expected(self) -> dict:
+        """Visible probes, their expected outputs and the truth of every table (data)."""
+        return json.loads((EXPECTED_DIR / f"{self.lab}.json").read_text())
+
+    def my_numbers(self) -> dict:
+        """Show and return this student's numbers."""
+        student, source = student_id()
+        numbers = self.numbers(student)
+        print(f"Student id: {student!r} (from {source})")
+        for line in self.show_numbers(numbers):
+            print(line)
+        if student == ANONYMOUS:
+            print("No student id is set, so these are practice numbers. Your grade uses the numbers "
+                  "of your real id: see 'Your numbers' at the top of the notebook.")
+        return numbers
+
+    def expected_answers(self, student: str) -> dict[str, Expected]:
+        """The hand-computed answers this student should give, by name."""
+        return self.answers(self.numbers(student))
+
+    def _publish(self, kind: str, name: str, data, hidden: bool = False) -> None:
+        publish({"lab": self.lab, "kind": kind, "name": name, "hidden": hidden, "data": data})
+
+    def values(self, namespace: dict, *names: str) -> None:
+        """Check numbers worked out by hand against autograd, on this student's numbers."""
+        __tracebackhide__ = True
+        student = student_id()[0]
+        expected = self.expected_answers(student)
+        missing = [n for n in names if n not in namespace]
+        if missing:
+            raise Unanswered("Define " + ", ".join(f"`{n}`" for n in missing) + " in the answer cell above and run it.")
+        data = {n: as_floats(n, namespace[n]) if isinstance(expected[n].value, list) else as_float(n, namespace[n])
+                for n in names}
+        self._publish("values", " ".join(names), data)
+        report(", ".join(names), diagnose_all(data, [expected[n] for n in names], student),
+               f"all {len(names)} values are right.")
+
+    def table(self, namespace: dict, name: str) -> None:
+        """Check a dict of predictions against what PyTorch does."""
+        __tracebackhide__ = True
+        spec = self.tables[name]
+        answer = namespace.get(name)
+        if not isinstance(answer, dict) or not answer:
+            raise Unanswered(f"Fill in `{name}` in the answer cell above and run it.")
+        pairs = []
+        for key, value in answer.items():
+            if value is Ellipsis:
+                raise Unanswered(f"{name}[{key!r}] is still `...`: fill in your prediction.")
+            if isinstance(value, bool) is not isinstance(spec.choices[0], bool) or value not in spec.choices:
+                raise WrongType(f"{name}[{key!r}] = {value!r}: use one of {', '.join(map(repr, spec.choices))}.")
+            pairs.append([spec.key(key), value])
+        self._publish("table", name, pairs)
+        truth = self.expected["tables"][name]
+        needed = spec.keys(self.numbers(student_id()[0]))
+        problems = spec.problems(name, dict(pairs), needed,
+                                 lambda key, value: sealed(self.lab, name, key, value) == truth.get(key))
+        report(name, problems, spec.success)
+
+    def function(self, namespace: dict, name: str, hidden: list | None = None) -> None:
+        """Run the student's function on the visible probes (or a hidden test's) and check it."""
+        __tracebackhide__ = True
+        spec = self.functions[name]
+        functions = {n: take_function(namespace, n) for n in spec.takes}
+        visible = self.expected["functions"][name]
+        probes = visible["probes"] if hidden is None else hidden
+        outputs = []
+        for probe in probes:
+            with shielded():
+                outputs.append(spec.run(functions, probe))
+        self._publish("function", name, outputs, hidden=hidden is not None)
+        if hidden is not None:
+            print(f"✔ {name}: ran on {len(probes)} more inputs; the grader checks the results.")
+            return
+        problems = []
+        for probe, got, want in zip(probes, outputs, visible["outputs"]):
+            if matches(got, want["right"], visible["rtol"], visible["atol"]):
+                continue
+            named = [why for why, wrong in want["mistakes"].items()
+                     if matches(got, wrong, visible["rtol"], visible["atol"])]
+            call = describe_call(spec.takes[0], probe)
+            problems.append(f"{call}: it matches what you get if you {named[0]}." if named
+                            else f"{call} does not give what autograd gives. {visible['hint']}")
+        report(name, problems, spec.success)
+

@@ -1,0 +1,143 @@
+"""Lab 1 in the student kit: your numbers, the hand-computed step, how your functions are run.
+
+Find A, B with A + B = target by minimising loss = (A + B − target)². The one step you work out
+by hand is computed here with autograd (what is graded is that you can work it out). What your
+functions should return, and which regime each learning rate gives, is not here: the checks
+compare with data in expected/lab1.json.
+"""
+
+import torch
+
+from .answers import Expected, WrongType, as_float, as_floats
+from .checks import Function, LabKit, Table
+from .device import grading_device
+from .identity import draw_numbers
+
+F64 = torch.float64
+
+STEP_NAMES = ("u", "loss", "dloss_dA", "dloss_dB", "A_next")
+REGIMES = ("monotone", "one step", "oscillating", "diverging")
+
+# Per-student numbers for the hand computation and the learning-rate study.
+TARGETS = (6.0, 7.0, 8.0, 9.0, 11.0, 12.0, 13.0, 14.0, 15.0)
+STARTS = (-2.0, -1.5, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+STEP_LRS = (0.01, 0.02, 0.05, 0.1)
+REGIME_LRS = {"monotone": (0.05, 0.1, 0.15, 0.2), "one step": (0.25,),
+              "oscillating": (0.3, 0.35, 0.4, 0.45), "diverging": (0.55, 0.6, 0.65, 0.7)}
+
+
+def _leaf(value: float, grad: bool = False) -> torch.Tensor:
+    return torch.tensor(float(value), dtype=F64, device=grading_device(), requires_grad=grad)
+
+
+# ---------------------------------------------------------------- the step by hand
+
+def step_reference(A: float, B: float, target: float, lr: float) -> dict[str, float]:
+    """u, the loss, both gradients and A after one update, by autograd."""
+    At, Bt = _leaf(A, grad=True), _leaf(B, grad=True)
+    u = At + Bt - target
+    loss = u.square()
+    loss.backward()
+    return {"u": u.item(), "loss": loss.item(), "dloss_dA": At.grad.item(), "dloss_dB": Bt.grad.item(),
+            "A_next": A - lr * At.grad.item()}
+
+
+def step_expected(A: float, B: float, target: float, lr: float) -> list[Expected]:
+    """Task 1's right answers for these numbers, each with the slips feedback can name."""
+    r = step_reference(A, B, target, lr)
+    g = r["dloss_dA"]
+    uses = f"A = {A:g}, B = {B:g}, target = {target:g}, lr = {lr:g}"
+    return [
+        Expected("u", r["u"], "u = A + B − target.", {"computed target − (A + B)": -r["u"]}, uses),
+        Expected("loss", r["loss"], "loss = u².", {"forgot to square u": r["u"]}, uses),
+        Expected("dloss_dA", g, "dloss/dA = dloss/du · du/dA = 2u · 1.",
+                 {"forgot the factor 2 from the square": r["u"], "gave the loss instead of its slope": r["loss"]},
+                 uses),
+        Expected("dloss_dB", r["dloss_dB"], "By symmetry, dloss/dB = 2u as well.",
+                 {"forgot the factor 2 from the square": r["u"]}, uses),
+        Expected("A_next", r["A_next"], "A ← A − lr · dloss/dA.",
+                 {"stepped uphill (A + lr · dloss/dA)": A + lr * g, "left out the learning rate": A - g,
+                  "forgot the factor 2 in the gradient": A - lr * r["u"]}, uses),
+    ]
+
+
+def answers(numbers: dict) -> dict[str, Expected]:
+    """Every hand-computed answer of the lab, by name."""
+    return {e.name: e for e in step_expected(numbers["A"], numbers["B"], numbers["target"], numbers["lr"])}
+
+
+# ---------------------------------------------------------------- per-student numbers
+
+def student_numbers(student: str) -> dict:
+    """Start, target and learning rate for the hand computation, plus four learning rates to classify."""
+    def draw(d: bytes) -> dict:
+        rates = [REGIME_LRS[name][d[4 + i] % len(REGIME_LRS[name])] for i, name in enumerate(REGIMES)]
+        order = sorted(range(4), key=lambda i: d[8 + i] * 4 + i)
+        return {"A": STARTS[d[0] % len(STARTS)], "B": STARTS[d[1] % len(STARTS)],
+                "target": TARGETS[d[2] % len(TARGETS)], "lr": STEP_LRS[d[3] % len(STEP_LRS)],
+                "rates": [rates[i] for i in order]}
+
+    def separable(n: dict) -> bool:
+        return all(e.separated() for e in step_expected(n["A"], n["B"], n["target"], n["lr"]))
+
+    return draw_numbers("lab1", student, draw, separable)
+
+
+def show_numbers(n: dict) -> list[str]:
+    return [f"Task 1: start A = {n['A']:g}, B = {n['B']:g}, target = {n['target']:g}, lr = {n['lr']:g}",
+            "Task 3: learning rates " + ", ".join(f"{lr:g}" for lr in n["rates"])]
+
+
+# ---------------------------------------------------------------- running the student's functions
+
+def run_descent(fns: dict, probe: dict) -> dict[str, list[float]]:
+    result = fns["gradient_descent"](**probe)
+    if not isinstance(result, (tuple, list)) or len(result) != 3:
+        raise WrongType("gradient_descent should return three lists: (As, Bs, losses).")
+    return {k: as_floats(k, v) for k, v in zip(("As", "Bs", "losses"), result)}
+
+
+def run_factor(fns: dict, lr: float) -> float:
+    return as_float(f"shrink_factor({lr:g})", fns["shrink_factor"](lr))
+
+
+# ---------------------------------------------------------------- the predictions table
+
+def rate_key(lr) -> str:
+    """A learning rate as the key of `predictions`: 0.3 and "0.3" are both "0.3"."""
+    if isinstance(lr, str):  # {"0.3": ...} is as clear as {0.3: ...}
+        try:
+            lr = float(lr)
+        except ValueError:
+            raise WrongType(f"predictions has the key {lr!r}: use the learning rate as a number.") from None
+    return f"{round(as_float('learning rate', lr), 9):g}"
+
+
+class RegimeTable(Table):
+    """The predicted regime of each of the student's learning rates; extra rates do no harm."""
+
+    def problems(self, name: str, given: dict, needed: list[str], holds, verdict=None) -> list[str]:
+        """As Table.problems; `verdict(lr)`, where given, says what really happens (the grader's)."""
+        missing = [key for key in needed if key not in given]
+        if missing:
+            return [f"{name} needs an entry for each of your learning rates; missing {', '.join(missing)} "
+                    f"(your rates: {', '.join(needed)})."]
+        return [f"lr = {key}: you predicted {given[key]!r}, "
+                + (verdict(float(key)) if verdict else "which is not what happens")
+                + ": each update multiplies u by 1 − 4·lr."
+                for key in needed if not holds(key, given[key])]
+
+
+check = LabKit(
+    "lab1", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    functions={
+        "gradient_descent": Function(("gradient_descent",), run_descent,
+                                     "every epoch matches gradient descent done by autograd."),
+        "shrink_factor": Function(("shrink_factor",), run_factor,
+                                  "matches the ratio u_next / u measured on autograd runs."),
+    },
+    tables={
+        "predictions": RegimeTable(all_keys=tuple(rate_key(lr) for lrs in REGIME_LRS.values() for lr in lrs),
+                             choices=REGIMES, chosen=lambda n: [rate_key(lr) for lr in n["rates"]],
+                             key=rate_key, describe=repr, success="every regime predicted right."),
+    })

@@ -1,0 +1,155 @@
+"""Lab 2 in the student kit: your numbers, the hand-computed answers, how your graph walk is run.
+
+The values of a hand computation on your own numbers are computed here with autograd (what is
+graded by hand is that you can work them out). What your graph walk should return, and what
+PyTorch does in the prediction tables, is not here: `check` compares with data in
+expected/lab2.json.
+"""
+
+import math
+
+import torch
+
+from .answers import Expected, WrongType
+from .checks import Function, LabKit, Table
+from .device import grading_device
+from .identity import draw_numbers
+
+F64 = torch.float64
+
+DTYPES = ("torch.int64", "torch.float32", "torch.bool", "torch.float64", "torch.complex64", "torch.uint8")
+STATEMENTS = ("w.is_leaf", "h.is_leaf", "h.requires_grad", "h.detach().requires_grad",
+              "(w * 3).requires_grad inside torch.no_grad()", "h.grad is None after h.sum().backward()",
+              "h.grad is None after h.retain_grad(); h.sum().backward()")
+
+# Grids the per-student numbers are drawn from.
+INTS = (-4, -3, -2, 2, 3, 4, 5, 6)
+HALVES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
+ANGLES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)  # radians: sin(y) > 0, so the logarithm is defined
+
+
+# ---------------------------------------------------------------- hand computations
+
+def linear_values(x: float, w: float, b: float) -> dict[str, float]:
+    """y = w·x + b with w and b requiring grad; y and the two gradients by autograd."""
+    wt = torch.tensor(w, dtype=F64, device=grading_device(), requires_grad=True)
+    bt = torch.tensor(b, dtype=F64, device=grading_device(), requires_grad=True)
+    y = wt * x + bt
+    y.backward()
+    return {"y_value": y.item(), "w_grad": wt.grad.item(), "b_grad": bt.grad.item()}
+
+
+def composite_values(x: float, y: float, z: float) -> dict[str, float]:
+    """f = tanh(ln(1 + z·2x / sin y)) with named intermediates; values and df/dx, df/dy, df/dz."""
+    xt, yt, zt = (torch.tensor(v, dtype=F64, device=grading_device(), requires_grad=True) for v in (x, y, z))
+    nodes = {}
+    nodes["a"] = 2 * xt
+    nodes["b"] = torch.sin(yt)
+    nodes["c"] = nodes["a"] / nodes["b"]
+    nodes["d"] = 1 + zt * nodes["c"]
+    nodes["e"] = torch.log(nodes["d"])
+    nodes["f"] = torch.tanh(nodes["e"])
+    nodes["f"].backward()
+    ref = {name: t.item() for name, t in nodes.items()}
+    ref.update(df_dx=xt.grad.item(), df_dy=yt.grad.item(), df_dz=zt.grad.item())
+    return ref
+
+
+def linear_answers(x: float, w: float, b: float) -> list[Expected]:
+    """Task 1's right answers for these numbers, each with the slips feedback can name."""
+    r = linear_values(x, w, b)
+    uses = f"x = {x:g}, w = {w:g}, b = {b:g}"
+    return [
+        Expected("y_value", r["y_value"], "y = w · x + b.", {"added all three": w + x + b}, uses),
+        Expected("w_grad", r["w_grad"], "dy/dw = x: w is multiplied by x.", {"used w instead of x": w}, uses),
+        Expected("b_grad", r["b_grad"], "dy/db = 1: b is added once.", {"gave b itself": b}, uses),
+    ]
+
+
+def composite_answers(x: float, y: float, z: float) -> dict[str, list[Expected]]:
+    """Task 4's right answers for these numbers, forward and gradients, with their slips."""
+    r = composite_values(x, y, z)
+    df_de = 1 - r["f"] ** 2
+    wrong_tanh = 1 - r["e"] ** 2                 # tanh' evaluated on its input
+    uses = f"x = {x:g}, y = {y:g}, z = {z:g}"
+
+    def exp(name, hint, slips=None):
+        return Expected(name, r[name], hint, dict(slips or {}), uses)
+
+    return {
+        "forward": [
+            exp("a", "a = 2x."), exp("b", "b = sin(y), y in radians.", {"took y in degrees": math.sin(math.radians(y))}),
+            exp("c", "c = a / b."), exp("d", "d = 1 + z · c."),
+            exp("e", "e = ln(d), the natural logarithm.", {"used log base 10": math.log10(r["d"])}),
+            exp("f", "f = tanh(e)."),
+        ],
+        "gradients": [
+            exp("df_dx", "df/dx = (1 − f²) · (1/d) · z · (1/b) · 2.",
+                {"used 1 − e² for tanh' (its input, not its output)": wrong_tanh / r["d"] * z / r["b"] * 2,
+                 "forgot the 2 from a = 2x": r["df_dx"] / 2}),
+            exp("df_dy", "df/dy = (1 − f²) · (1/d) · z · (−a/b²) · cos(y).",
+                {"used 1 − e² for tanh' (its input, not its output)":
+                     wrong_tanh / r["d"] * z * (-r["a"] / r["b"] ** 2) * math.cos(y),
+                 "dropped the minus sign of d(a/b)/db = −a/b²": -r["df_dy"]}),
+            exp("df_dz", "df/dz = (1 − f²) · (1/d) · c.",
+                {"used 1 − e² for tanh' (its input, not its output)": wrong_tanh / r["d"] * r["c"],
+                 "forgot the 1/d from the logarithm": df_de * r["c"]}),
+        ],
+    }
+
+
+def all_answers(n: dict) -> list[Expected]:
+    groups = composite_answers(n["gx"], n["gy"], n["gz"])
+    return linear_answers(n["x"], n["w"], n["b"]) + groups["forward"] + groups["gradients"]
+
+
+def answers(numbers: dict) -> dict[str, Expected]:
+    """Every hand-computed answer of the lab, by name."""
+    return {e.name: e for e in all_answers(numbers)}
+
+
+def student_numbers(student: str) -> dict:
+    """Task 1 (x, w, b) and Task 4 (gx, gy, gz) inputs for one student id: stable everywhere,
+    every slip clearly wrong."""
+    def draw(d: bytes) -> dict:
+        return {"x": float(INTS[d[0] % len(INTS)]), "w": float(INTS[d[1] % len(INTS)]),
+                "b": float(INTS[d[2] % len(INTS)]), "gx": HALVES[d[3] % len(HALVES)],
+                "gy": ANGLES[d[4] % len(ANGLES)], "gz": HALVES[d[5] % len(HALVES)]}
+
+    def separable(n: dict) -> bool:
+        # Keep tanh away from saturation: 1 − f² from a rounded f would lose its digits.
+        if abs(composite_values(n["gx"], n["gy"], n["gz"])["f"]) > 0.85:
+            return False
+        return all(e.separated() for e in all_answers(n))
+
+    return draw_numbers("lab2", student, draw, separable)
+
+
+def show_numbers(n: dict) -> list[str]:
+    return [f"Task 1: x = {n['x']:g}, w = {n['w']:g}, b = {n['b']:g}",
+            f"Task 4: x = {n['gx']:g}, y = {n['gy']:g}, z = {n['gz']:g}"]
+
+
+# ---------------------------------------------------------------- running the student's graph walk
+
+def expression(text: str) -> torch.Tensor:
+    """The tensor an expression of the leaves a, b (requiring grad) and the constant k evaluates to."""
+    a, b = (torch.tensor(values, requires_grad=True) for values in ([1.0, 2.0, 3.0, 4.0], [0.5, -1.0, 2.0, 1.0]))
+    k = torch.tensor([1.0, 1.0, 2.0, 2.0])
+    return eval(text, {"torch": torch, "__builtins__": {}}, {"a": a, "b": b, "k": k})
+
+
+def run_graph_walk(fns: dict, text: str) -> list[str]:
+    result = fns["graph_walk"](expression(text))
+    if not isinstance(result, (list, tuple)) or not all(isinstance(n, str) for n in result):
+        raise WrongType("graph_walk should return a list of node names (strings).")
+    return list(result)
+
+
+check = LabKit(
+    "lab2", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    functions={"graph_walk": Function(("graph_walk",), run_graph_walk, "the walk matches the real graph.")},
+    tables={
+        "can_require_grad": Table(DTYPES, (True, False), describe=lambda ok: "allowed" if ok else "an error"),
+        "statements": Table(STATEMENTS, (True, False)),
+    })

@@ -1,0 +1,150 @@
+"""Lab 3 in the student kit: your numbers, the hand-computed answers, how your functions are run.
+
+Task 1's values on your own numbers are computed here with autograd (what is graded is that you
+can predict them). Which graphs survive a second backward and what each way of clearing `.grad`
+leaves behind are not decided here: expected/lab3.json holds them sealed, written by the grader
+from what PyTorch does. What your functions should return on the visible probes is there too.
+"""
+
+import torch
+from torch import nn
+
+from .answers import Expected, WrongType
+from .checks import Function, LabKit, Table, sealed
+from .device import grading_device
+from .identity import draw_numbers
+
+F64 = torch.float64
+
+# Expressions of a vector x (requires grad) and a constant vector y, by the text students see.
+# Their order matters: student numbers choose five of them by position.
+EXPRESSIONS = ("(x + 2).sum()", "(x - y).sum()", "(-x).sum()", "(x * x).sum()", "(x * y).sum()",
+               "x.sigmoid().sum()", "x.exp().sum()", "x.relu().sum()")
+CLEARING = ("p.grad.zero_()", "p.grad = None", "optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=False)")
+OFFSETS = (1.0, 2.0, 3.0, 4.0, 6.0, 7.0)
+# What every parameter's .grad holds before accumulate_gradients is called: stale values.
+STALE_GRAD = 0.5
+
+
+# ---------------------------------------------------------------- hand computations
+
+def accumulation_values(a: list[float], k: float) -> dict[str, list[float]]:
+    """a.grad after one and after two backward calls of out = ((2a + k)²).sum(), by autograd."""
+    at = torch.tensor(a, dtype=F64, device=grading_device(), requires_grad=True)
+    out = ((2 * at + k) ** 2).sum()
+    out.backward(retain_graph=True)
+    once = at.grad.tolist()
+    out.backward()
+    return {"grad_once": once, "grad_twice": at.grad.tolist()}
+
+
+def uses(numbers: dict) -> str:
+    return f"a = {numbers['a']}, k = {numbers['k']:g}"
+
+
+def answers(numbers: dict) -> dict[str, Expected]:
+    """Task 1's right answers for these numbers, with the slips feedback can name."""
+    r = accumulation_values(numbers["a"], numbers["k"])
+    return {
+        "grad_once": Expected(
+            "grad_once", r["grad_once"], "dout/da = 2c · dc/da with c = 2a + k.",
+            {"dropped a factor 2, giving half the right value (d/dc of c² is 2c, and dc/da = 2 as well)":
+             [g / 2 for g in r["grad_once"]]}, uses(numbers)),
+        "grad_twice": Expected(
+            "grad_twice", r["grad_twice"], "What does a second backward do to a.grad?",
+            {"kept a.grad from one backward (`grad_twice` equals `grad_once`): "
+             "backward does not overwrite `.grad`, it adds to it": r["grad_once"]}, uses(numbers)),
+    }
+
+
+# ---------------------------------------------------------------- per-student numbers
+
+def student_numbers(student: str) -> dict:
+    """A vector a and offset k for the by-hand part; five expressions to predict.
+
+    Five expressions are taken so that two or three of them need retain_graph; which ones do
+    is read from the kit's (sealed) data, which the grader writes from what PyTorch does.
+    """
+    names = list(EXPRESSIONS)
+    truth = check.expected["tables"]["needs_retain"]
+    needs_retain = {e: sealed("lab3", "needs_retain", e, True) == truth[e] for e in names}
+
+    def draw(d: bytes) -> dict:
+        a = [float(1 + d[i] % 6) * (1 if d[4 + i] % 2 else -1) for i in range(4)]
+        chosen = sorted(range(len(names)), key=lambda i: (d[8 + i], i))[:5]
+        return {"a": a, "k": OFFSETS[d[16] % len(OFFSETS)], "expressions": [names[i] for i in sorted(chosen)]}
+
+    def varied(n: dict) -> bool:
+        kinds = [needs_retain[e] for e in n["expressions"]]
+        return 2 <= sum(kinds) <= 3 and len(set(n["a"])) == 4
+
+    return draw_numbers("lab3", student, draw, varied)
+
+
+def show_numbers(n: dict) -> list[str]:
+    return [f"Task 1: a = {n['a']}, k = {n['k']:g}", "Task 2 expressions: " + "   ".join(n["expressions"])]
+
+
+# ---------------------------------------------------------------- inputs for the student's functions
+
+def problem_data(samples: int, seed: int) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """A small seeded regression problem: model Linear(3, 4) → ReLU → Linear(4, 1), data X, y."""
+    # A private generator, not torch.manual_seed: grading threads and the student's own
+    # random state must not change these numbers.
+    g = torch.Generator().manual_seed(100 + seed)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)).to(F64)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=F64) * 0.5)
+    model = model.to(grading_device())
+    X = torch.randn(samples, 3, generator=g, dtype=F64).to(grading_device())
+    y = torch.randn(samples, 1, generator=g, dtype=F64).to(grading_device())
+    return model, X, y
+
+
+def stale_problem(samples: int, seed: int) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """problem_data, with every .grad already holding STALE_GRAD from an earlier step."""
+    model, X, y = problem_data(samples, seed)
+    for p in model.parameters():
+        p.grad = torch.full_like(p, STALE_GRAD)
+    return model, X, y
+
+
+def _tensor_lists(name: str, result) -> list:
+    if not isinstance(result, (list, tuple)) or not all(isinstance(g, torch.Tensor) for g in result):
+        raise WrongType(f"{name} should return a list of tensors, one per parameter.")
+    return [g.detach().to("cpu", F64).tolist() for g in result]
+
+
+def run_accumulate_gradients(fns: dict, probe: dict) -> list:
+    model, X, y = stale_problem(probe["samples"], probe["seed"])
+    return _tensor_lists("accumulate_gradients", fns["accumulate_gradients"](model, X, y, probe["k"]))
+
+
+def run_first_layer_grad(fns: dict, probe: dict) -> list:
+    model, X, y = problem_data(probe["samples"], probe["seed"])
+    result = fns["first_layer_grad"](model, X, y)
+    if not isinstance(result, torch.Tensor):
+        raise WrongType(f"first_layer_grad should return a tensor, not {type(result).__name__}.")
+    return result.detach().to("cpu", F64).tolist()
+
+
+RETAIN_SAYS = {True: "True (a second backward fails: backward frees the tensors the forward pass saved)",
+               False: "False (a second backward works: nothing was saved, so there is nothing to free)"}
+CLEARED_SAYS = {"zeros": "a tensor of zeros",
+                "None": "None (`.grad` is dropped; zero_grad sets gradients to None by default)"}
+
+check = LabKit(
+    "lab3", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    functions={
+        "accumulate_gradients": Function(("accumulate_gradients",), run_accumulate_gradients,
+                                         "the accumulated gradients equal the full-batch gradients."),
+        "first_layer_grad": Function(("first_layer_grad",), run_first_layer_grad,
+                                     "matches model[0].weight.grad from autograd."),
+    },
+    tables={
+        "needs_retain": Table(EXPRESSIONS, (True, False), chosen=lambda n: n["expressions"],
+                              describe=RETAIN_SAYS.get, success="every prediction matches what PyTorch does."),
+        "after_clear": Table(CLEARING, ("zeros", "None"), describe=CLEARED_SAYS.get,
+                             success="every prediction matches what PyTorch does."),
+    })

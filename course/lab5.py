@@ -1,0 +1,172 @@
+"""Lab 5 in the student kit: your numbers, the hand-computed answers, how your functions are run.
+
+The values of a hand computation on your own numbers (one SGD step, one cross-entropy loss) are
+computed here with autograd: what is graded by hand is that you can work them out. What your
+model and your training loop should give is not here: `check.function` compares with data in
+expected/lab5.json.
+"""
+
+import math
+
+import torch
+from torch import nn
+
+from .answers import Expected, WrongType, as_floats
+from .checks import Function, LabKit
+from .data import thermometer
+from .device import grading_device
+from .identity import draw_numbers
+
+F64 = torch.float64
+
+# Grids the per-student numbers are drawn from.
+WEIGHTS = (-1.0, -0.5, 0.5, 1.0, 1.5)
+BIASES = (-1.0, 0.0, 1.0)
+INPUTS = (-2.0, -1.0, 1.0, 2.0, 3.0)
+TARGETS = (-1.0, 0.0, 1.0, 2.0, 4.0)
+LRS = (0.05, 0.1)
+LOGITS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+
+
+# ---------------------------------------------------------------- hand computations
+
+def sgd_step_values(w, b, x1, y1, x2, y2, lr) -> dict[str, float]:
+    """MSE of ŷ = w·x + b on two points, its gradients by autograd, and w after one SGD step."""
+    wt = torch.tensor(w, dtype=F64, device=grading_device(), requires_grad=True)
+    bt = torch.tensor(b, dtype=F64, device=grading_device(), requires_grad=True)
+    x = torch.tensor([x1, x2], dtype=F64, device=grading_device())
+    y = torch.tensor([y1, y2], dtype=F64, device=grading_device())
+    mse = nn.functional.mse_loss(wt * x + bt, y)
+    mse.backward()
+    return {"mse": mse.item(), "dmse_dw": wt.grad.item(), "dmse_db": bt.grad.item(),
+            "w_next": w - lr * wt.grad.item()}
+
+
+def cross_entropy_values(logits: list[float], target: int) -> dict[str, float]:
+    """nn.CrossEntropyLoss of one sample and its gradient with respect to the logits, by autograd."""
+    z = torch.tensor([logits], dtype=F64, device=grading_device(), requires_grad=True)
+    loss = nn.CrossEntropyLoss()(z, torch.tensor([target], device=grading_device()))
+    loss.backward()
+    return {"ce_loss": loss.item(), **{f"ce_grad_{i}": g for i, g in enumerate(z.grad[0].tolist())}}
+
+
+def step_uses(n: dict) -> str:
+    return (f"w = {n['w']:g}, b = {n['b']:g}, points (x, y) = ({n['x1']:g}, {n['y1']:g}) and "
+            f"({n['x2']:g}, {n['y2']:g}), lr = {n['lr']:g}")
+
+
+def ce_uses(n: dict) -> str:
+    return f"logits z = {n['logits']}, target class {n['target']}"
+
+
+def step_answers(n: dict) -> list[Expected]:
+    """Task 3's right answers for these numbers, each with the slips feedback can name."""
+    r = sgd_step_values(n["w"], n["b"], n["x1"], n["y1"], n["x2"], n["y2"], n["lr"])
+    uses = step_uses(n)
+    return [
+        Expected("mse", r["mse"], "MSE = mean of (w·x + b − y)² over both points.",
+                 {"summed the squares instead of averaging": 2 * r["mse"]}, uses),
+        Expected("dmse_dw", r["dmse_dw"], "dMSE/dw = (2/N) Σ (ŷ − y)·x.",
+                 {"summed instead of averaging": 2 * r["dmse_dw"], "forgot the factor 2": r["dmse_dw"] / 2}, uses),
+        Expected("dmse_db", r["dmse_db"], "dMSE/db = (2/N) Σ (ŷ − y).",
+                 {"summed instead of averaging": 2 * r["dmse_db"], "forgot the factor 2": r["dmse_db"] / 2}, uses),
+        Expected("w_next", r["w_next"], "SGD: w ← w − lr · dMSE/dw.",
+                 {"stepped uphill (w + lr · dMSE/dw)": n["w"] + n["lr"] * r["dmse_dw"],
+                  "used the summed gradient": n["w"] - 2 * n["lr"] * r["dmse_dw"]}, uses),
+    ]
+
+
+def ce_answers(n: dict) -> list[Expected]:
+    """Task 4's right answers for these numbers, each with the slips feedback can name."""
+    z, t = n["logits"], n["target"]
+    r = cross_entropy_values(z, t)
+    p = torch.softmax(torch.tensor(z, dtype=F64), 0).tolist()
+    softmaxed = cross_entropy_values(p, t)["ce_loss"]
+    log_sum = math.log(sum(math.exp(v) for v in z))
+    uses = ce_uses(n)
+    grads = [Expected(f"ce_grad_{i}", r[f"ce_grad_{i}"], "dL/dz_i = softmax(z)_i − (1 if i is the target else 0).",
+                      {"forgot to subtract the one-hot target": p[i]} if i == t else {}, uses)
+             for i in range(3)]
+    return [Expected("ce_loss", r["ce_loss"], "L = −z_target + ln Σ exp(z_j), the natural logarithm.",
+                     {"applied softmax before CrossEntropyLoss, which applies it again": softmaxed,
+                      "used log base 10": log_sum / math.log(10) - z[t],
+                      "left out the log-sum-exp term (−z_target alone)": -z[t]}, uses)] + grads
+
+
+def answers(numbers: dict) -> dict[str, Expected]:
+    """Every hand-computed answer of the lab, by name."""
+    return {e.name: e for e in step_answers(numbers) + ce_answers(numbers)}
+
+
+def student_numbers(student: str) -> dict:
+    """Tasks 3 and 4 inputs for one student id: stable everywhere, every slip clearly wrong."""
+    def draw(d: bytes) -> dict:
+        return {"w": WEIGHTS[d[0] % len(WEIGHTS)], "b": BIASES[d[1] % len(BIASES)],
+                "x1": INPUTS[d[2] % len(INPUTS)], "y1": TARGETS[d[3] % len(TARGETS)],
+                "x2": INPUTS[d[4] % len(INPUTS)], "y2": TARGETS[d[5] % len(TARGETS)],
+                "lr": LRS[d[6] % len(LRS)],
+                "logits": [LOGITS[d[7 + i] % len(LOGITS)] for i in range(3)], "target": d[10] % 3}
+
+    def separable(n: dict) -> bool:
+        return (n["x1"] != n["x2"] and len(set(n["logits"])) == 3
+                and all(e.separated() for e in step_answers(n) + ce_answers(n)))
+
+    return draw_numbers("lab5", student, draw, separable)
+
+
+def show_numbers(n: dict) -> list[str]:
+    return [f"Task 3: {step_uses(n)}", f"Task 4: {ce_uses(n)}"]
+
+
+# ---------------------------------------------------------------- running the student's functions
+
+def seeded_model(seed: int) -> nn.Sequential:
+    """Linear(2, 2) → ReLU → Linear(2, 1), initialised by nn's default from a fixed seed.
+
+    The seed is applied under torch.random.fork_rng, so neither the student's random state nor
+    other grading threads can change (or be changed by) these weights.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    return model.to(grading_device())
+
+
+def training_inputs(probe: dict) -> tuple:
+    """The model, data and optimizer one training probe starts from."""
+    model = seeded_model(probe["seed"])
+    X, y = thermometer(device=grading_device())
+    optimizer = getattr(torch.optim, probe["optimizer"])(model.parameters(), lr=probe["lr"])
+    return model, X, y, optimizer
+
+
+def describe_layers(model: nn.Module) -> list[list]:
+    """The model's layers as plain data: ["Linear", in, out] or ["ReLU"]."""
+    layers = []
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            layers.append(["Linear", module.in_features, module.out_features])
+        elif not list(module.children()):
+            layers.append([type(module).__name__])
+    return layers
+
+
+def run_make_model(fns: dict, probe: list) -> list[list]:
+    model = fns["make_model"](*probe)
+    if not isinstance(model, nn.Module):
+        raise WrongType(f"make_model() should return an nn.Module, not {type(model).__name__}.")
+    return describe_layers(model)
+
+
+def run_train(fns: dict, probe: dict) -> list[float]:
+    model, X, y, optimizer = training_inputs(probe)
+    losses = fns["train"](model, X, y, optimizer, probe["steps"], zero_grad=probe["zero_grad"])
+    return as_floats("losses", losses)
+
+
+check = LabKit(
+    "lab5", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    functions={
+        "make_model": Function(("make_model",), run_make_model, "the architecture is right."),
+        "train": Function(("train",), run_train, "every loss matches the reference training loop."),
+    })

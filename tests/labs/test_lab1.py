@@ -1,0 +1,185 @@
+"""Lab 1: references against closed forms, numbers the lab states, and checks against slips."""
+
+import contextlib
+import json
+
+import pytest
+import torch
+
+import course.checks
+from autograder.labs import lab1
+from autograder.pipeline import kitdata
+from course import identity
+from course import lab1 as kit
+from course.answers import diagnose_all
+from course.checks import CheckFailed, report, sealed
+
+
+def test_step_reference_matches_the_chain_rule(device):
+    for A, B, target, lr in ((0.0, 0.0, 10.0, 0.01), (-2.0, 2.0, 6.0, 0.02), (1.5, 2.5, 11.0, 0.1)):
+        u = A + B - target
+        ref = kit.step_reference(A, B, target, lr)
+        assert ref == pytest.approx({"u": u, "loss": u * u, "dloss_dA": 2 * u, "dloss_dB": 2 * u,
+                                     "A_next": A - lr * 2 * u})
+
+
+def test_textbook_gradients_are_minus_20():
+    ref = kit.step_reference(0.0, 0.0, 10.0, 0.01)
+    assert ref["dloss_dA"] == ref["dloss_dB"] == -20.0
+
+
+def test_descent_numbers_stated_by_the_lab(device):
+    run = lab1.descent_reference(0.0, 0.0, 10.0, 0.01, 101)
+    assert run["As"][0] == pytest.approx(0.2) and run["losses"][0] == 100.0
+    assert run["As"][50] == pytest.approx(4.3765, abs=5e-5) and run["losses"][50] == pytest.approx(1.6870, abs=5e-5)
+    assert f"{run['As'][100]:.3f}" == "4.919" and f"{run['losses'][100]:.5f}" == "0.02846"
+    assert run["As"] == run["Bs"]  # the symmetric start keeps A = B
+
+
+def test_descent_reference_is_the_closed_form_recursion():
+    run = lab1.descent_reference(1.0, -2.0, 7.0, 0.05, 30)
+    u = 1.0 - 2.0 - 7.0
+    for k in range(30):
+        assert run["losses"][k] == pytest.approx(u * u)
+        u *= 1 - 4 * 0.05
+        assert run["As"][k] + run["Bs"][k] - 7.0 == pytest.approx(u)
+
+
+def test_factor_and_regimes_stated_by_the_lab():
+    assert lab1.measured_factor(0.01) == pytest.approx(0.96)
+    assert 10 * 0.96 ** 100 < 0.2  # "within 2% of the target in about 100 epochs"
+    for lr in (0.01, 0.1, 0.3, 0.45, 0.6):
+        assert lab1.measured_factor(lr) == pytest.approx(1 - 4 * lr)
+    assert [lab1.regime(lr) for lr in (0.2, 0.25, 0.3, 0.49, 0.51)] == \
+        ["monotone", "one step", "oscillating", "oscillating", "diverging"]
+    for name, lrs in kit.REGIME_LRS.items():
+        assert {lab1.regime(lr) for lr in lrs} == {name}
+
+
+def test_without_reset_the_loss_swings_back_to_its_start():
+    losses = lab1.descent_reference(0.0, 0.0, 10.0, 0.01, 200, zero_grad=False)["losses"]
+    assert min(losses[1:]) < 0.1 and max(losses[30:]) > 99
+
+
+@pytest.mark.parametrize("student", [f"s{i}" for i in range(60)] + ["ada", "zoë"])
+def test_step_slips_fail_by_name_and_rounded_answers_pass(student):
+    n = kit.student_numbers(student)
+    assert sorted(lab1.regime(lr) for lr in n["rates"]) == sorted(kit.REGIMES)
+    expected = kit.step_expected(n["A"], n["B"], n["target"], n["lr"])
+    assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
+    for e in expected:
+        for slip, wrong in e.slips.items():
+            assert slip in e.diagnose(float(f"{wrong:.4g}"))
+
+
+@pytest.fixture
+def ada(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv(identity.STUDENT_ENV, "ada")
+    return kit.student_numbers("ada")
+
+
+def descent(A, B, target, lr, epochs, zero_grad=True, reset=True, sign=-1.0):
+    A = torch.tensor(float(A), requires_grad=True)
+    B = torch.tensor(float(B), requires_grad=True)
+    out = ([], [], [])
+    for _ in range(epochs):
+        loss = (A + B - target) ** 2
+        loss.backward()
+        with torch.no_grad():
+            A += sign * lr * A.grad
+            B += sign * lr * B.grad
+        if zero_grad and reset:
+            A.grad = None
+            B.grad = None
+        for lst, v in zip(out, (A, B, loss)):
+            lst.append(v.item())
+    return out
+
+
+def graded(grade_id: str, namespace: dict) -> list[str]:
+    """Run a test cell as the notebook does (visible and hidden parts), then verify what it handed
+    over as the grader does; the grader's problems."""
+    check = lab1.LAB.checks[grade_id]
+    payloads = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(course.checks, "publish", payloads.append)
+        for hidden in [None] + ([check.hidden] if check.hidden else []):
+            with contextlib.suppress(CheckFailed):
+                kit.check.function(namespace, check.name, hidden=hidden)
+    return lab1.LAB.verify_cell(grade_id, payloads, "ada")
+
+
+def verdict(grade_id: str, namespace: dict, hidden: bool) -> None:
+    """The kernel's verdict on the visible probes, or the grader's on the hidden ones; raise CheckFailed."""
+    name = lab1.LAB.checks[grade_id].name
+    if hidden:
+        report(name, graded(grade_id, namespace), "right.")
+    else:
+        kit.check.function(namespace, name)
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_descent_check(ada, device, hidden):
+    verdict("t2_descent", {"gradient_descent": descent}, hidden)
+    with pytest.raises(CheckFailed, match="never reset"):
+        verdict("t2_descent", {"gradient_descent": lambda *a, **k: descent(*a, **k, reset=False)}, hidden)
+    with pytest.raises(CheckFailed, match="up the gradient"):
+        verdict("t2_descent", {"gradient_descent": lambda *a, **k: descent(*a, **k, sign=1.0)}, hidden)
+
+
+def test_descent_check_requires_the_zero_grad_flag(ada):
+    always_reset = lambda *a, zero_grad=True, **k: descent(*a, **k)  # noqa: E731
+    with pytest.raises(CheckFailed, match="although zero_grad=False"):
+        verdict("t2_descent", {"gradient_descent": always_reset}, hidden=True)
+
+
+def test_factor_check(ada):
+    verdict("t3_factor", {"shrink_factor": lambda lr: 1 - 4 * lr}, hidden=True)
+    with pytest.raises(CheckFailed, match="only A changes"):
+        verdict("t3_factor", {"shrink_factor": lambda lr: 1 - 2 * lr}, hidden=False)
+    assert any("only A changes" in p for p in graded("t3_factor", {"shrink_factor": lambda lr: 1 - 2 * lr}))
+
+
+def test_regimes_check(ada):
+    right = {lr: lab1.regime(lr) for lr in ada["rates"]}
+    kit.check.table({"predictions": right}, "predictions")
+    kit.check.table({"predictions": {str(lr): v for lr, v in right.items()}}, "predictions")
+    wrong = {**right, **{lr: "monotone" for lr in ada["rates"] if right[lr] == "oscillating"}}
+    with pytest.raises(CheckFailed, match="you predicted 'monotone', which is not what happens") as failed:
+        kit.check.table({"predictions": wrong}, "predictions")
+    assert "oscillating" not in str(failed.value)  # the kit's data does not spell out the truth
+    with pytest.raises(CheckFailed, match="needs an entry for each of your learning rates"):
+        kit.check.table({"predictions": {ada["rates"][0]: right[ada["rates"][0]]}}, "predictions")
+    with pytest.raises(AssertionError, match="use one of"):
+        kit.check.table({"predictions": {0.1: "slow"}}, "predictions")
+    with pytest.raises(AssertionError, match="use the learning rate as a number"):
+        kit.check.table({"predictions": {"fast": "monotone"}}, "predictions")
+    with pytest.raises(NotImplementedError):
+        kit.check.table({}, "predictions")
+
+
+def test_regimes_grader_verdict(ada):
+    check = lab1.LAB.checks["t3_regimes"]
+    right = [[kit.rate_key(lr), lab1.regime(lr)] for lr in ada["rates"]]
+    assert check.verify(right, "ada") == []
+    lr = next(lr for lr in ada["rates"] if lab1.regime(lr) == "oscillating")
+    wrong = [[k, "monotone" if k == kit.rate_key(lr) else v] for k, v in right]
+    (problem,) = check.verify(wrong, "ada")
+    assert f"1 − 4·lr = {1 - 4 * lr:+.2f}" in problem and "but it is 'oscillating'" in problem
+    assert "needs an entry for each of your learning rates" in check.verify(right[1:], "ada")[0]
+
+
+def test_kit_data_matches_the_grader():
+    assert json.loads(kitdata.render("lab1")) == kit.check.expected
+    assert kit.check.expected["tables"]["predictions"] == {
+        kit.rate_key(lr): sealed("lab1", "predictions", kit.rate_key(lr), name)
+        for name, lrs in kit.REGIME_LRS.items() for lr in lrs}
+
+
+@pytest.mark.parametrize("lr", [0.1, 0.25, 0.4, 0.55])
+def test_the_learning_rate_explorers_closed_form_is_what_autograd_does(lr):
+    """notebooks/learning_rate_explorer.py draws u_k = −10 · (1 − 4·lr)^k instead of running descent."""
+    run = lab1.descent_reference(0.0, 0.0, 10.0, lr, 12)
+    for k, (a, b) in enumerate(zip(run["As"], run["Bs"]), start=1):
+        assert a + b == pytest.approx(10 - 10 * (1 - 4 * lr) ** k, rel=1e-9, abs=1e-9)

@@ -1,0 +1,172 @@
+"""Lab 2: references against closed forms and finite differences, stated facts, and checks."""
+
+import math
+
+import matplotlib
+import matplotlib.text
+import pytest
+import torch
+
+import course.checks
+from autograder.labs import lab2 as grader
+from course import identity
+from course import lab2 as kit
+from course.answers import diagnose_all
+from course.checks import CheckFailed
+from course.graphs import draw_graph, graph_layers
+
+matplotlib.use("Agg")
+
+HIDDEN = grader.LAB.checks["t3_walk"].hidden  # the grader's probes: the chain's branching cousins
+
+
+def composite(x, y, z):
+    return math.tanh(math.log(1 + z * 2 * x / math.sin(y)))
+
+
+def test_linear_numbers_stated_by_the_lab(device):
+    assert kit.linear_values(3.0, 4.0, 5.0) == {"y_value": 17.0, "w_grad": 3.0, "b_grad": 1.0}
+
+
+@pytest.mark.parametrize("student", ["ada", "grace", "s1", "s2", "zoë"])
+def test_composite_reference_is_the_gradcheck_verified_gradient(device, student):
+    n = kit.student_numbers(student)
+    x, y, z = n["gx"], n["gy"], n["gz"]
+    ref = kit.composite_values(x, y, z)
+    assert ref["f"] == pytest.approx(composite(x, y, z), rel=1e-12)
+    leaves = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, y, z))
+
+    def f(x, y, z):
+        return torch.tanh(torch.log(1 + z * 2 * x / torch.sin(y)))
+
+    assert torch.autograd.gradcheck(f, leaves) and torch.autograd.gradgradcheck(f, leaves)
+    grads = torch.autograd.grad(f(*leaves), leaves)
+    for name, grad in zip(("df_dx", "df_dy", "df_dz"), grads):
+        assert ref[name] == pytest.approx(grad.item(), rel=1e-12), name
+    assert abs(ref["f"]) <= 0.85
+
+
+def test_chain_graph_and_gradient_stated_by_the_lab():
+    a = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+    out = ((2 * a + 5) ** 2).sum()
+    assert grader.graph_names(out) == ["SumBackward0", "PowBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad"]
+    out.backward()
+    assert a.grad.tolist() == [28.0, 36.0, 44.0, 52.0]
+    with pytest.raises(RuntimeError, match="floating point and complex dtype"):
+        torch.tensor([1, 2, 3, 4], requires_grad=True)
+    assert torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True).shape == (4,)
+
+
+def test_dtype_and_statement_facts_stated_by_the_lab():
+    assert [grader.requires_grad_allowed(d) for d in kit.DTYPES] == [False, True, False, True, True, False]
+    assert [grader.observe_statement(s) for s in kit.STATEMENTS] == [True, False, True, False, False, True, False]
+
+
+def test_walk_reference_visits_shared_nodes_once_and_skips_none():
+    out = kit.expression(HIDDEN[1])
+    names = grader.graph_names(out)
+    assert names.count("ExpBackward0") == 1 and "NoneType" not in names
+    assert grader.breadth_first_names(out) != names  # the hidden probes can tell the orders apart
+
+
+@pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
+def test_hand_values_rounded_pass_and_slips_fail_by_name(student):
+    n = kit.student_numbers(student)
+    groups = [kit.linear_answers(n["x"], n["w"], n["b"])] + list(
+        kit.composite_answers(n["gx"], n["gy"], n["gz"]).values())
+    for expected in groups:
+        assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
+        for e in expected:
+            for slip, wrong in e.slips.items():
+                assert slip in e.diagnose(float(f"{wrong:.4g}"))
+
+
+@pytest.fixture
+def ada(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv(identity.STUDENT_ENV, "ada")
+
+
+@pytest.fixture
+def payloads(monkeypatch):
+    """What the checks publish (outside IPython they publish nothing), for the grader to verify."""
+    sent = []
+    monkeypatch.setattr(course.checks, "publish", sent.append)
+    return sent
+
+
+def walk(fn, hidden: bool, payloads: list) -> list[str]:
+    """Run the walk check as the notebook does (the visible probes, or the hidden ones too), then
+    verify what it published as the grader does."""
+    kit.check.function({"graph_walk": fn}, "graph_walk")
+    if hidden:
+        kit.check.function({"graph_walk": fn}, "graph_walk", hidden=HIDDEN)
+    return grader.LAB.verify_cell("t3_walk", payloads, "ada") if hidden else []
+
+
+def bfs(t):
+    return grader.breadth_first_names(t)
+
+
+def listing_twice(t):
+    names = []
+
+    def visit(node):
+        if node is not None:
+            names.append(type(node).__name__)
+            for child, _ in node.next_functions:
+                visit(child)
+
+    visit(t.grad_fn)
+    return names
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_walk_check(ada, payloads, hidden):
+    assert walk(grader.graph_names, hidden, payloads) == []
+
+
+def test_walk_check_names_the_slips(ada, payloads):
+    assert any("breadth-first" in p for p in walk(bfs, True, payloads))
+    payloads.clear()
+    assert any("listed twice" in p for p in walk(listing_twice, True, payloads))
+    with pytest.raises(AssertionError, match="list of node names"):
+        kit.check.function({"graph_walk": lambda t: t.grad_fn}, "graph_walk")
+
+
+def test_table_checks(ada, payloads):
+    kit.check.table({"can_require_grad": {d: grader.requires_grad_allowed(d) for d in kit.DTYPES}},
+                    "can_require_grad")
+    assert grader.LAB.verify_cell("t2_dtypes", payloads, "ada") == []
+    payloads.clear()
+    with pytest.raises(CheckFailed, match="torch.int64: an error, not allowed"):
+        kit.check.table({"can_require_grad": {d: True for d in kit.DTYPES}}, "can_require_grad")
+    assert "torch.int64: an error, not allowed." in grader.LAB.verify_cell("t2_dtypes", payloads, "ada")
+    with pytest.raises(NotImplementedError):
+        kit.check.table({"statements": {s: ... for s in kit.STATEMENTS}}, "statements")
+    with pytest.raises(AssertionError, match="True, False"):
+        kit.check.table({"statements": {s: "yes" for s in kit.STATEMENTS}}, "statements")
+
+
+def test_draw_graph_shows_every_node():
+    out = kit.expression(HIDDEN[2])
+    layers, edges = graph_layers(out)
+    assert sorted(type(n).__name__ for layer in layers for n in layer) == sorted(grader.graph_names(out))
+    fig = draw_graph(out)
+    labels = [t for t in fig.axes[0].texts if not isinstance(t, matplotlib.text.Annotation)]
+    assert len(labels) == len(grader.graph_names(out))
+    assert sum(isinstance(t, matplotlib.text.Annotation) for t in fig.axes[0].texts) == len(edges)
+    with pytest.raises(ValueError, match="no grad_fn"):
+        draw_graph(torch.ones(2, requires_grad=True))
+
+
+def test_layer_graph_stated_by_the_graphs_notebook():
+    from torch import nn
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 2), nn.ReLU(), nn.Linear(2, 1))
+    names = grader.graph_names(model(torch.randn(4, 3)).pow(2).mean())
+    assert names.count("AddmmBackward0") == 2 and names.count("TBackward0") == 2
+    s = torch.tensor([1.0, 2.0], requires_grad=True).exp()
+    (first, _), (second, _) = (s * s).grad_fn.next_functions
+    assert first is second and type(first).__name__ == "ExpBackward0"

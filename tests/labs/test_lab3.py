@@ -1,0 +1,152 @@
+"""Lab 3: references against closed forms and finite differences, stated facts, and checks."""
+
+import pytest
+import torch
+from torch import nn
+
+from autograder.labs import lab3
+from course import identity
+from course import lab3 as kit
+from course.answers import relative_error
+from course.checks import CheckFailed
+
+
+def test_accumulation_numbers_stated_by_the_lab(device):
+    ref = kit.accumulation_values([1.0, 2.0, 3.0, 4.0], 5.0)
+    assert ref == {"grad_once": [28.0, 36.0, 44.0, 52.0], "grad_twice": [56.0, 72.0, 88.0, 104.0]}
+
+
+@pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
+def test_accumulation_reference_is_the_closed_form(student):
+    n = kit.student_numbers(student)
+    once = [4 * (2 * a + n["k"]) for a in n["a"]]
+    assert kit.accumulation_values(n["a"], n["k"]) == {"grad_once": once, "grad_twice": [2 * g for g in once]}
+    assert 2 <= sum(map(lab3.needs_retain_graph, n["expressions"])) <= 3
+
+
+def test_second_backward_facts_stated_by_the_lab():
+    x = torch.tensor([1.0, 2.0], requires_grad=True)
+    out = (x + 2).sum()
+    out.backward()
+    out.backward()  # nothing saved: works, and the gradient adds up
+    assert x.grad.tolist() == [2.0, 2.0]
+    with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+        out = (x * x).sum()
+        out.backward()
+        out.backward()
+    assert [lab3.needs_retain_graph(e) for e in ("(x + 2).sum()", "(x * x).sum()", "x.exp().sum()")] == \
+        [False, True, True]
+
+
+def test_clearing_facts_stated_by_the_lab():
+    assert [lab3.after_clearing(m) for m in kit.CLEARING] == ["zeros", "None", "None", "zeros"]
+
+
+def test_full_batch_gradient_is_the_gradcheck_verified_gradient(device):
+    model, X, y = kit.problem_data(8, 0)
+    names = [name for name, _ in model.named_parameters()]
+    params = tuple(p.detach().clone().requires_grad_() for p in model.parameters())
+
+    def loss(*params):
+        return nn.functional.mse_loss(torch.func.functional_call(model, dict(zip(names, params)), (X,)), y)
+
+    assert torch.autograd.gradcheck(loss, params)  # central differences in float64 agree with autograd
+    for ref, grad in zip(lab3.full_batch_gradients(8, 0), torch.autograd.grad(loss(*params), params)):
+        assert relative_error(ref, grad) < 1e-12
+
+
+def test_problem_data_ignores_the_global_random_state():
+    torch.manual_seed(1)
+    first = [p.tolist() for p in kit.problem_data(8, 0)[0].parameters()]
+    torch.manual_seed(2)
+    assert first == [p.tolist() for p in kit.problem_data(8, 0)[0].parameters()]
+
+
+@pytest.fixture
+def ada(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.setenv(identity.STUDENT_ENV, "ada")
+    return kit.student_numbers("ada")
+
+
+def test_accumulation_check(ada):
+    once = [4 * (2 * a + ada["k"]) for a in ada["a"]]
+    kit.check.values({"grad_once": torch.tensor(once), "grad_twice": [2 * g for g in once]}, "grad_once", "grad_twice")
+    with pytest.raises(CheckFailed, match="adds to it"):
+        kit.check.values({"grad_once": once, "grad_twice": once}, "grad_once", "grad_twice")
+    with pytest.raises(CheckFailed, match="half the right value"):
+        kit.check.values({"grad_once": [g / 2 for g in once], "grad_twice": [2 * g for g in once]},
+                         "grad_once", "grad_twice")
+
+
+def test_retain_and_clearing_checks(ada):
+    right = {e: lab3.needs_retain_graph(e) for e in ada["expressions"]}
+    kit.check.table({"needs_retain": right}, "needs_retain")
+    with pytest.raises(CheckFailed, match="nothing to free"):
+        kit.check.table({"needs_retain": {e: True for e in right}}, "needs_retain")
+    with pytest.raises(CheckFailed, match="needs exactly these keys"):
+        kit.check.table({"needs_retain": {"(x + 2).sum()": False}}, "needs_retain")
+    with pytest.raises(NotImplementedError):
+        kit.check.table({"after_clear": {m: ... for m in kit.CLEARING}}, "after_clear")
+    with pytest.raises(CheckFailed, match="None by default"):
+        kit.check.table({"after_clear": {m: "zeros" if "zero" in m else "None" for m in kit.CLEARING}}, "after_clear")
+
+
+def test_grader_table_verdicts(ada):
+    """The grader's own verification of the tables, on published pairs."""
+    retain, clearing = lab3.LAB.checks["t2_retain"], lab3.LAB.checks["t3_clearing"]
+    assert retain.verify([[e, lab3.needs_retain_graph(e)] for e in ada["expressions"]], "ada") == []
+    assert "nothing to free" in " ".join(retain.verify([[e, True] for e in ada["expressions"]], "ada"))
+    assert "exactly your expressions" in retain.verify([["(x + 2).sum()", False]], "ada")[0]
+    wrong = [[m, "zeros" if "zero" in m else "None"] for m in kit.CLEARING]
+    assert "None by default" in clearing.verify(wrong, "ada")[0]
+
+
+def grader_problems(grade_id: str, functions: dict, hidden: bool) -> list[str]:
+    """Run the student's functions as the kit does on the grader's probes, and verify as the grader does."""
+    check = lab3.LAB.checks[grade_id]
+    probes = check.hidden if hidden else check.visible
+    outputs = [kit.check.functions[check.name].run(functions, p) for p in probes]
+    return check.verify({"probes": probes, "outputs": outputs}, "ada")
+
+
+def micro(scale=True, clear=True):
+    def accumulate_gradients(model, X, y, k):
+        if clear:
+            model.zero_grad()
+        for xb, yb in zip(X.chunk(k), y.chunk(k)):
+            (nn.functional.mse_loss(model(xb), yb) / (k if scale else 1)).backward()
+        return [p.grad.clone() for p in model.parameters()]
+    return accumulate_gradients
+
+
+def test_micro_batch_check(ada, device):
+    kit.check.function({"accumulate_gradients": micro()}, "accumulate_gradients")
+    with pytest.raises(CheckFailed, match="times too large"):
+        kit.check.function({"accumulate_gradients": micro(scale=False)}, "accumulate_gradients")
+    with pytest.raises(CheckFailed, match="stale gradients"):
+        kit.check.function({"accumulate_gradients": micro(clear=False)}, "accumulate_gradients")
+
+
+@pytest.mark.parametrize("hidden", [False, True])
+def test_micro_batch_grader(ada, device, hidden):
+    assert grader_problems("t4_micro_batches", {"accumulate_gradients": micro()}, hidden) == []
+    assert "times too large" in grader_problems("t4_micro_batches", {"accumulate_gradients": micro(scale=False)},
+                                                hidden)[0]
+    assert "stale gradients" in grader_problems("t4_micro_batches", {"accumulate_gradients": micro(clear=False)},
+                                                hidden)[0]
+
+
+def test_layer_grad_check(ada, device):
+    def right(model, X, y):
+        model.zero_grad()
+        nn.functional.mse_loss(model(X), y).backward()
+        return model[0].weight.grad
+
+    kit.check.function({"first_layer_grad": right}, "first_layer_grad")
+    kit.check.function({"first_layer_grad": right}, "first_layer_grad", hidden=lab3.LAB.checks["t5_layer_grad"].hidden)
+    with pytest.raises(CheckFailed, match="not model"):
+        kit.check.function({"first_layer_grad": lambda m, X, y: m[0].weight}, "first_layer_grad")
+    assert grader_problems("t5_layer_grad", {"first_layer_grad": right}, hidden=True) == []
+    assert "not model" in grader_problems("t5_layer_grad", {"first_layer_grad": lambda m, X, y: m[0].weight},
+                                          hidden=True)[0]

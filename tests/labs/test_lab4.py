@@ -1,0 +1,184 @@
+"""Every reference the grader computes, checked against an independent computation.
+
+As in micrograd's tests: the grader's numbers come from torch.autograd; here each one is
+recomputed from its closed form, or from a loss written in the test whose autograd gradient
+`torch.autograd.gradcheck` verifies by central differences in float64.
+"""
+
+import math
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from autograder.labs import lab4 as grader
+from course import lab4 as kit
+from course.answers import HAND_ATOL, HAND_RTOL, as_float, close, relative_error
+
+ACTIVATION_PROBES = grader.LAB.checks["t2_activation_grads"].visible + grader.LAB.checks["t2_activation_grads"].hidden
+BACKWARD_PROBES = grader.LAB.checks["t2_manual_backward"].visible + grader.LAB.checks["t2_manual_backward"].hidden
+
+
+def sigmoid(z: float) -> float:
+    return 1 / (1 + math.exp(-z))
+
+
+@pytest.mark.parametrize("x, y, w", [(4.0, 1.0, 0.5), (2.0, 3.0, 0.25), (-1.5, 0.5, 2.0)])
+def test_task1_reference_matches_closed_form(device, x, y, w):
+    ref = kit.task1_values(x, y, w)
+    s = x * w - y
+    assert ref["yhat"] == pytest.approx(x * w) and ref["s"] == pytest.approx(s)
+    assert ref["loss"] == pytest.approx(s * s)
+    assert ref["dloss_ds"] == pytest.approx(2 * s) and ref["ds_dyhat"] == 1 and ref["dyhat_dw"] == pytest.approx(x)
+    assert ref["dloss_dw"] == pytest.approx(2 * x * (x * w - y), rel=1e-12)
+
+
+def test_task1_numbers_stated_by_the_lab():
+    assert kit.task1_values(**kit.TASK1_NUMBERS) == {
+        "yhat": 2.0, "s": 1.0, "loss": 1.0, "dloss_ds": 2.0, "ds_dyhat": 1.0, "dyhat_dw": 4.0, "dloss_dw": 8.0}
+
+
+@pytest.mark.parametrize("student", ["ada", "grace", "sigmoid_slip", "zoë", "s-17"])
+def test_task2_reference_matches_closed_forms_and_gradcheck(device, student):
+    n = kit.student_numbers(student)
+    ref = kit.task2_values(**n)
+    m1 = n["x1"] * n["w1"]
+    m2 = max(m1, 0) * n["w2"]
+    yhat = sigmoid(m2)
+    assert ref["m1"] == pytest.approx(m1) and ref["m2"] == pytest.approx(m2)
+    assert ref["yhat"] == pytest.approx(yhat, rel=1e-12) and ref["loss"] == pytest.approx((yhat - n["y"]) ** 2)
+    assert ref["dyhat_dm2"] == pytest.approx(yhat * (1 - yhat), rel=1e-12)
+    weights = tuple(torch.tensor(n[k], dtype=torch.float64, requires_grad=True) for k in ("w1", "w2"))
+
+    def loss(w1, w2):
+        return (torch.sigmoid(torch.relu(n["x1"] * w1) * w2) - n["y"]) ** 2
+
+    assert torch.autograd.gradcheck(loss, weights)  # central differences in float64 agree with autograd
+    dw1, dw2 = torch.autograd.grad(loss(*weights), weights)
+    assert ref["dloss_dw1"] == pytest.approx(dw1.item(), rel=1e-12)
+    assert ref["dloss_dw2"] == pytest.approx(dw2.item(), rel=1e-12)
+    assert ref["dloss_dw2"] == pytest.approx(2 * (yhat - n["y"]) * yhat * (1 - yhat) * max(m1, 0), rel=1e-12)
+    assert ref["dr_dm1"] == 1.0 and ref["dm1_dw1"] == n["x1"] and ref["dm2_dr"] == n["w2"]
+
+
+def test_worked_example_numbers_from_the_curriculum():
+    ref = kit.task2_values(**kit.WORKED_NUMBERS)
+    expected = {"yhat": 0.598688, "s": -0.401312, "loss": 0.161052, "dyhat_dm2": 0.240261,
+                "dloss_dw2": -0.385678, "dloss_dw1": -0.154271}
+    for name, value in expected.items():
+        assert ref[name] == pytest.approx(value, abs=1e-6), name
+
+
+def test_train_reference_is_gradient_descent_in_closed_form(device):
+    run = grader.train_reference(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)
+    w = 0.5
+    for k in range(60):
+        assert run["ws"][k] == pytest.approx(w, rel=1e-12)
+        assert run["losses"][k] == pytest.approx((4 * w - 1) ** 2, rel=1e-12)
+        w -= 0.01 * 2 * 4 * (4 * w - 1)
+
+
+def test_stated_learning_rate_factors():
+    """Lab 4 states that w − y/x shrinks by 1 − 2·lr·x²: 0.68, −0.6, −2.2 for lr 0.01, 0.05, 0.1."""
+    for lr, factor in ((0.01, 0.68), (0.05, -0.6), (0.1, -2.2)):
+        ws = grader.train_reference(x=4.0, y=1.0, w=0.5, lr=lr, steps=3)["ws"]
+        assert (ws[2] - 0.25) / (ws[1] - 0.25) == pytest.approx(factor, rel=1e-9)
+    assert grader.train_reference(x=4.0, y=1.0, w=0.5, lr=0.01, steps=400)["ws"][-1] == pytest.approx(0.25)
+
+
+def test_stated_sigmoid_slip_numbers():
+    """The lab says: at m2 = 0.4 the slip gives 0.24 and the truth 0.2403."""
+    z = torch.tensor(0.4, dtype=torch.float64, requires_grad=True)
+    torch.sigmoid(z).backward()
+    assert kit.task2_values(**kit.WORKED_NUMBERS)["m2"] == pytest.approx(0.4)
+    assert f"{z.grad.item():.4f}" == "0.2403" and 0.4 * (1 - 0.4) == pytest.approx(0.24)
+
+
+def test_activation_references_match_closed_forms(device):
+    xs = [x for probe in ACTIVATION_PROBES for x in probe]
+    refs = grader.activation_references(xs)
+    for x, r, s in zip(xs, refs["relu_grad"], refs["sigmoid_grad"]):
+        assert r == (1.0 if x > 0 else 0.0)  # PyTorch's slope at exactly 0 is 0
+        assert s == pytest.approx(sigmoid(x) * (1 - sigmoid(x)), rel=1e-12)  # σ' = σ(1 − σ)
+
+
+@pytest.mark.parametrize("probe", BACKWARD_PROBES)
+def test_backward_reference_is_the_gradcheck_verified_gradient(device, probe):
+    inputs = kit.backward_inputs(*probe)
+    x, y = inputs["x"], inputs["y"]
+    W1, w2 = (inputs[k].detach().clone().requires_grad_() for k in ("W1", "w2"))
+
+    def loss(W1, w2):
+        return (torch.sigmoid(w2 @ torch.relu(W1 @ x)) - y) ** 2
+
+    assert torch.autograd.gradcheck(loss, (W1, w2))  # central differences in float64 agree with autograd
+    assert torch.autograd.gradgradcheck(loss, (W1, w2))
+    dW1, dw2 = torch.autograd.grad(loss(W1, w2), (W1, w2))
+    ref = grader.backward_reference(**inputs)
+    assert relative_error(ref["dW1"], dW1) < 1e-12 and relative_error(ref["dw2"], dw2) < 1e-12
+
+
+def test_backward_probes_exercise_both_sides_of_the_relu_with_sizeable_gradients():
+    signs = set()
+    for probe in BACKWARD_PROBES:
+        inputs = kit.backward_inputs(*probe)
+        signs |= set((inputs["W1"] @ inputs["x"] > 0).tolist())
+        assert grader.backward_reference(**inputs)["dw2"].abs().max() > 1e-2
+    assert signs == {True, False}
+
+
+def test_backward_slips_are_what_they_claim():
+    inputs = {k: v.cpu() for k, v in kit.backward_inputs(3, 4, 1).items()}
+    right = grader.backward_reference(**inputs)
+    slips = grader.backward_slips(**inputs)
+    half = slips["forgot the factor 2 from the square"]
+    assert torch.allclose(half["dW1"] * 2, right["dW1"]) and torch.allclose(half["dw2"] * 2, right["dw2"])
+    for wrong in slips.values():
+        assert relative_error(wrong["dW1"], right["dW1"]) > 1e-3
+
+
+def test_student_numbers_are_stable_across_processes():
+    code = "from course import lab4 as kit; print(kit.student_numbers('ada'), kit.student_numbers('zoë'))"
+    outputs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                              env=dict(os.environ, PYTHONHASHSEED=seed)).stdout for seed in ("1", "2")}
+    assert len(outputs) == 1
+    assert outputs.pop().strip() == f"{kit.student_numbers('ada')} {kit.student_numbers('zoë')}"
+
+
+def test_student_numbers_differ_between_students_and_from_the_worked_example():
+    numbers = [tuple(kit.student_numbers(f"student{i}").values()) for i in range(300)]
+    assert len(set(numbers)) >= 295
+    assert tuple(kit.WORKED_NUMBERS.values()) not in numbers
+
+
+def test_every_slip_is_separable_for_every_student():
+    for i in range(300):
+        assert all(e.separated() for e in kit.task2_answers(**kit.student_numbers(f"student{i}")))
+
+
+@pytest.mark.parametrize("value, expected", [
+    (3, 3.0), (2.5, 2.5), (torch.tensor(1.5), 1.5), (torch.tensor([[2.0]], requires_grad=True), 2.0),
+    (torch.tensor(7, dtype=torch.int64), 7.0)])
+def test_as_float_coerces_numbers(value, expected):
+    assert as_float("v", value) == expected
+
+
+def test_as_float_coerces_numpy():
+    np = pytest.importorskip("numpy")
+    assert as_float("v", np.float32(0.25)) == 0.25 and as_float("v", np.array(3.0)) == 3.0
+
+
+@pytest.mark.parametrize("value, message", [
+    (None, "no value yet"), ("0.5", "should be a number"), (True, "should be a number"),
+    (torch.ones(2), "single number"), (float("nan"), "finite"), ([1.0], "should be a number")])
+def test_as_float_rejects_non_numbers_helpfully(value, message):
+    with pytest.raises((AssertionError, NotImplementedError), match=message):
+        as_float("v", value)
+
+
+def test_hand_tolerance_accepts_four_significant_digits_and_rejects_the_seed_slip():
+    right = kit.task2_values(**kit.WORKED_NUMBERS)["dyhat_dm2"]
+    assert close(float(f"{right:.4g}"), right)
+    assert HAND_RTOL * right + HAND_ATOL < 1e-3

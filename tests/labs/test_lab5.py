@@ -1,0 +1,156 @@
+"""Lab 5: references against closed forms, the numbers the lab states, and checks against slips."""
+
+import math
+import warnings
+
+import pytest
+import torch
+from torch import nn
+
+from autograder.labs import lab5
+from course import lab5 as kit
+from course.answers import diagnose_all
+from course.checks import CheckFailed
+from course.data import thermometer
+from conftest import hidden_probes, run_test_cell
+
+
+def sgd_losses(seed, steps, optimizer="SGD", zero_grad=True):
+    return lab5.train_reference(optimizer, 1e-3, steps, zero_grad, seed)
+
+
+def test_thermometer_data_is_the_curriculum_data():
+    X, y = thermometer()
+    assert X.shape == (11, 2) and y.shape == (11,)
+    assert X[:, 0].tolist()[:4] == [0.5, 14.0, 15.0, 28.0] and X[:, 1].tolist() == [1.0] * 11
+    assert y[-1].item() == pytest.approx(68.4)
+
+
+@pytest.mark.slow
+def test_training_numbers_stated_by_the_lab():
+    with_reset, without = sgd_losses(0, 5000), sgd_losses(0, 5000, zero_grad=False)
+    assert 2800 < with_reset[0] < 3000 and f"{with_reset[-1]:.0f}" == "26"
+    # The step varies by one or two between processors (rounding): the lab says "near step 200".
+    assert 190 <= next(k for k, v in enumerate(without) if math.isnan(v)) <= 210
+    assert f"{sgd_losses(3, 5000)[-1]:.0f}" == "168"
+    assert f"{sgd_losses(0, 5000, optimizer='Adam')[-1]:.0f}" == "11"
+    model = kit.seeded_model(3)
+    assert (model[:2](thermometer()[0]) > 0).sum(0).tolist() == [1, 0]
+
+
+@pytest.mark.slow
+def test_gradient_norms_stated_by_the_nan_notebook():
+    def norms(zero_grad):
+        model = kit.seeded_model(0)
+        X, y = thermometer()
+        optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+        out = []
+        for _ in range(250):  # every finite gradient norm, up to the nan near step 200
+            if zero_grad:
+                optimizer.zero_grad()
+            nn.functional.mse_loss(model(X).squeeze(1), y).backward()
+            norm = math.sqrt(sum(float(p.grad.pow(2).sum()) for p in model.parameters()))
+            if not math.isfinite(norm):
+                break
+            out.append(norm)
+            optimizer.step()
+        return out
+
+    bounded, runaway = norms(True), norms(False)
+    assert all(100 < v < 3000 for v in bounded[30:])
+    assert max(runaway) / runaway[0] > 1e9  # "about ten orders of magnitude" (the last finite step varies by processor)
+
+
+@pytest.mark.slow
+def test_without_zero_grad_every_seed_reaches_nan_within_1000_steps():
+    for seed in range(10):
+        assert any(math.isnan(v) for v in sgd_losses(seed, 1000, zero_grad=False)), seed
+
+
+def test_notebook_models_match_the_graders_seeded_models():
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), kit.seeded_model(3).parameters()))
+
+
+@pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
+def test_hand_references_and_slips(device, student):
+    n = kit.student_numbers(student)
+    r = kit.sgd_step_values(n["w"], n["b"], n["x1"], n["y1"], n["x2"], n["y2"], n["lr"])
+    res = [n["w"] * x + n["b"] - y for x, y in ((n["x1"], n["y1"]), (n["x2"], n["y2"]))]
+    assert r["mse"] == pytest.approx((res[0] ** 2 + res[1] ** 2) / 2)
+    assert r["dmse_dw"] == pytest.approx(res[0] * n["x1"] + res[1] * n["x2"])
+    z, t = n["logits"], n["target"]
+    ce = kit.cross_entropy_values(z, t)
+    assert ce["ce_loss"] == pytest.approx(math.log(sum(math.exp(v) for v in z)) - z[t])
+    h = 1e-6
+    for i in range(3):
+        up, down = list(z), list(z)
+        up[i] += h
+        down[i] -= h
+        numeric = (kit.cross_entropy_values(up, t)["ce_loss"] - kit.cross_entropy_values(down, t)["ce_loss"]) / (2 * h)
+        assert ce[f"ce_grad_{i}"] == pytest.approx(numeric, abs=1e-8)
+    for expected in (kit.step_answers(n), kit.ce_answers(n)):
+        assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
+        for e in expected:
+            for slip, wrong in e.slips.items():
+                assert slip in e.diagnose(float(f"{wrong:.4g}"))
+
+
+def loop(order="zero,backward,step", squeeze=True, always_zero=False):
+    def train(model, X, y, optimizer, steps, zero_grad=True):
+        zero_grad = zero_grad or always_zero
+        losses = []
+        for _ in range(steps):
+            out = model(X).squeeze(1) if squeeze else model(X)
+            if zero_grad and order.startswith("zero"):
+                optimizer.zero_grad()
+            loss = nn.functional.mse_loss(out, y)
+            loss.backward()
+            if zero_grad and order == "backward,zero,step":
+                optimizer.zero_grad()
+            optimizer.step()
+            losses.append(loss.item())
+        return losses
+    return train
+
+
+def never_zeroed(model, X, y, optimizer, steps, zero_grad=True):
+    return loop()(model, X, y, optimizer, steps, zero_grad=False)
+
+
+def on_hidden_probes(train) -> list[str]:
+    """What the grader says of `train` on its hidden probes, from the data the kit publishes."""
+    check = lab5.LAB.checks["t2_train"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the broadcast loop's warning; the kernel's shield prints it
+        outputs = [kit.check.functions["train"].run({"train": train}, probe) for probe in check.hidden]
+    return check.verify({"probes": check.hidden, "outputs": outputs}, "ada")
+
+
+def test_hidden_probes_of_the_notebook_are_the_graders():
+    assert hidden_probes("lab5", "t2_train") == lab5.LAB.checks["t2_train"].hidden
+
+
+def test_train_check(student, device):
+    assert run_test_cell("lab5", "t2_train", {"train": loop()}) == (None, [])
+    for train, named in ((loop("backward,zero,step"), "runs after backward"), (loop(squeeze=False), "broadcasts"),
+                         (never_zeroed, "never cleared")):
+        error, _ = run_test_cell("lab5", "t2_train", {"train": train})
+        assert isinstance(error, CheckFailed) and named in str(error), error
+        assert any(named in p for p in on_hidden_probes(train)), named
+
+
+def test_train_check_catches_on_hidden_probes_what_the_visible_probe_cannot(student):
+    error, problems = run_test_cell("lab5", "t2_train", {"train": loop(always_zero=True)})
+    assert error is None and any("cleared although zero_grad=False" in p for p in problems), (error, problems)
+
+
+def test_model_check(student):
+    right = {"make_model": lambda: nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))}
+    assert run_test_cell("lab5", "t1_model", right) == (None, [])
+    error, problems = run_test_cell("lab5", "t1_model", {"make_model": lambda: nn.Sequential(nn.Linear(2, 1))})
+    assert isinstance(error, CheckFailed) and "Linear(2, 2) → ReLU → Linear(2, 1)" in str(error)
+    assert problems and "expected Linear" in problems[0]
+    error, _ = run_test_cell("lab5", "t1_model", {"make_model": lambda: "model"})
+    assert isinstance(error, AssertionError) and "nn.Module" in str(error)

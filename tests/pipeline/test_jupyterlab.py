@@ -1,0 +1,75 @@
+"""`make lab`'s JupyterLab: the nbgrader extensions load and the Validate button's backend works."""
+
+import json
+import re
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder.pipeline import examples
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+TOKEN = "autograd-labs-test"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def request(port: int, path: str, data: bytes | None = None) -> bytes:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", data=data,
+                                 headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(req, timeout=120) as response:
+        return response.read()
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory):
+    """JupyterLab serving a student's work folder with ada's answers and the blank release."""
+    work = tmp_path_factory.mktemp("work")
+    release = nbformat.read(REPO / "release/lab4/lab4.ipynb", as_version=4)
+    for name, answers in (("answered", examples.load("lab4")["ada"]["answers"]), ("blank", {})):
+        (work / name).mkdir()
+        nbformat.write(examples.fill(release, answers), work / name / "lab4.ipynb")
+    port = free_port()
+    env = dict(os.environ, AUTOGRAD_LABS_STUDENT="ada",
+               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
+                               f"--port={port}", "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={TOKEN}",
+                               f"--ServerApp.root_dir={work}"], cwd=work, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(120):
+            try:
+                request(port, "/api/status")
+                break
+            except OSError:
+                time.sleep(0.5)
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_lab_page_loads_the_nbgrader_validate_extension(jupyterlab):
+    page = request(jupyterlab, "/lab").decode()
+    assert re.search(r'"name": "@jupyter\\?/nbgrader"', page), "nbgrader's labextension is not loaded"
+
+
+@pytest.mark.parametrize("folder, passes", [("answered", True), ("blank", False)])
+def test_validate_button_backend(jupyterlab, folder, passes):
+    reply = json.loads(request(jupyterlab, "/assignments/validate", data=f"path={folder}/lab4.ipynb".encode()))
+    assert reply["success"], reply
+    result = json.loads(reply["value"]) if isinstance(reply["value"], str) else reply["value"]
+    assert ("failed" not in result) == passes, result

@@ -1,0 +1,108 @@
+"""The student distribution holds the released notebooks and the kit, and nothing that grades.
+
+Built as `make student-bundle` builds it, searched for every solution and hidden-test line of
+every lab, then installed into a fresh virtual environment where a released notebook runs
+with one visible check passing and one failing, as nbgrader's Validate reports it.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import zipfile
+
+import nbformat
+import pytest
+
+from autograder.pipeline.examples import fill
+from autograder.pipeline import bundle, notebooks
+
+from conftest import REPO
+
+pytestmark = pytest.mark.slow
+TEXT = (".py", ".md", ".json", ".txt", ".toml", ".yml", ".ipynb")
+
+
+def cell_lines(path) -> list[str]:
+    nb = nbformat.read(path, as_version=4)
+    return [line for cell in nb.cells for line in cell.source.splitlines()]
+
+
+def plain(line: str) -> str:
+    return line.strip().removeprefix("#").strip()
+
+
+def secret_lines() -> dict[str, str]:
+    """Every line between solution or hidden-test markers in the sources, that no release shows."""
+    given = {plain(line) for lab in notebooks.labs() for line in cell_lines(REPO / "release" / lab / f"{lab}.ipynb")}
+    secrets = {}
+    for lab in notebooks.labs():
+        text = (REPO / "source" / lab / f"{lab}.py").read_text()
+        for begin, end in (notebooks.SOLUTION_MARKERS, notebooks.HIDDEN_MARKERS):
+            for block in re.findall(re.escape(begin) + "(.*?)" + re.escape(end), text, re.S):
+                secrets.update({plain(line): lab for line in block.splitlines()
+                                if len(plain(line)) >= 12 and plain(line) not in given})
+    return secrets
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    dest = tmp_path_factory.mktemp("dist") / "student"
+    return dest, bundle.write(REPO, dest)
+
+
+def test_the_bundle_has_the_notebooks_and_the_kit_and_nothing_of_the_instructor(built):
+    dest, archive = built
+    names = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
+    assert {f"{lab}/{lab}.ipynb" for lab in notebooks.labs()} <= names
+    assert {"README.md", "pyproject.toml", "requirements.txt", "environment.yml", "course/checks.py"} <= names
+    assert not [n for n in names if n.split("/")[0] in ("source", "autograder", "examples", "tests")]
+    with zipfile.ZipFile(archive) as z:
+        assert {n.split("/", 1)[1] for n in z.namelist() if not n.endswith("/")} == names
+
+
+def test_no_solution_or_hidden_test_line_is_in_the_bundle(built):
+    dest, _ = built
+    secrets = secret_lines()
+    assert len(secrets) > 100  # the search has something to find
+    found = []
+    for path in dest.rglob("*"):
+        if path.is_file() and path.suffix in TEXT:
+            lines = cell_lines(path) if path.suffix == ".ipynb" else path.read_text().splitlines()
+            found += [(path.name, plain(line)) for line in lines if plain(line) in secrets]
+    assert not found
+
+
+def run(venv, *args, cwd, **kw):
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env.update(PATH=f"{venv / 'bin'}{os.pathsep}{env['PATH']}", AUTOGRAD_LABS_STUDENT="ada", **kw)
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_the_bundle_installs_in_a_fresh_venv_and_validates_a_notebook(built, tmp_path):
+    dest, _ = built
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    for args in (["-r", "requirements.txt"], ["."]):
+        proc = run(venv, *pip, *args, cwd=dest)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+    probe = run(venv, "python", "-c", "import course.lab4, importlib.util as u; print(u.find_spec('autograder'))",
+                cwd=tmp_path)
+    assert probe.stdout.strip() == "None", probe.stderr  # the kit installs, the grader does not exist
+
+    release = nbformat.read(dest / "lab4" / "lab4.ipynb", as_version=4)
+    work = tmp_path / "lab4"
+    work.mkdir()
+    nbformat.write(fill(release, {
+        "t1_forward_answer": "yhat = 2.0\ns = 1.0\nloss = 1.0",
+        "t1_backward_answer": "dloss_ds = 1.0\nds_dyhat = 1.0\ndyhat_dw = 4.0\ndloss_dw = 4.0"}), work / "lab4.ipynb")
+    validated = run(venv, "nbgrader", "validate", "lab4.ipynb", cwd=work)
+    assert "forgot the factor 2 from the square" in validated.stdout, validated.stdout + validated.stderr
+    executed = run(venv, "jupyter", "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
+                   "--output", "executed.ipynb", "lab4.ipynb", cwd=work)
+    assert executed.returncode == 0, executed.stderr[-2000:]
+    outputs = {c.id: "".join(o.get("text", "") + o.get("evalue", "") for o in c.get("outputs", []))
+               for c in nbformat.read(work / "executed.ipynb", as_version=4).cells}
+    assert "✔ yhat, s, loss: all 3 values are right." in outputs["t1_forward"]
+    assert "forgot the factor 2 from the square" in outputs["t1_backward"]

@@ -1,0 +1,122 @@
+"""The split holds: a student notebook reaches only the kit, the kit gives nothing away, and each
+check is declared once."""
+
+import ast
+import json
+import re
+import subprocess
+import sys
+
+import nbformat
+import pytest
+
+from autograder.labs import load
+from autograder.pipeline import kitdata, notebooks
+
+from conftest import REPO, hidden_probes
+
+LABS = notebooks.labs()
+
+
+def notebook_imports(lab: str) -> list[str]:
+    """The import statements of a released notebook's code cells."""
+    nb = nbformat.read(REPO / "release" / lab / f"{lab}.ipynb", as_version=4)
+    lines = []
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        try:
+            tree = ast.parse(cell.source)
+        except SyntaxError:
+            continue
+        lines += [ast.unparse(node) for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))]
+    return lines
+
+
+@pytest.fixture(scope="module")
+def reachable() -> dict[str, str]:
+    """{module: file} of everything a fresh interpreter loads running every notebook's imports."""
+    code = "\n".join(line for lab in LABS for line in notebook_imports(lab)) + (
+        "\nimport json, sys\nprint(json.dumps({n: getattr(m, '__file__', None) for n, m in sys.modules.items()}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd="/").stdout
+    return json.loads(out.splitlines()[-1])
+
+
+def test_notebooks_import_the_kit_and_never_the_grader_or_nbgrader(reachable):
+    assert any(name.startswith("course.lab") for name in reachable)
+    assert not [n for n in reachable if n.split(".")[0] in ("autograder", "nbgrader", "sqlalchemy", "sqlite3")]
+    ours = {n: f for n, f in reachable.items()
+            if f and f.startswith(str(REPO)) and not f.startswith(str(REPO / ".venv"))}
+    assert all(f.startswith(str(REPO / "course")) for f in ours.values()), ours
+
+
+def kit_texts(reachable) -> dict[str, str]:
+    files = [f for f in reachable.values() if f and f.startswith(str(REPO / "course"))]
+    files += [str(p) for p in (REPO / "course" / "expected").glob("*.json")]
+    return {f: open(f).read() for f in files}
+
+
+def probe_spellings(probes: list) -> set[str]:
+    """How hidden probes could be written in code or data: the whole list, and each probe that is
+    more than a single number (a lone number such as 0.05 is no secret worth searching for)."""
+    spellings = {json.dumps(probes), repr(probes)}
+    for probe in probes:
+        if isinstance(probe, str):
+            spellings.add(probe)
+        elif isinstance(probe, (list, dict)):
+            spellings |= {json.dumps(probe), repr(probe)}
+    return spellings
+
+
+def test_no_hidden_probe_and_no_reference_function_is_reachable_from_a_notebook(reachable):
+    texts = kit_texts(reachable)
+    for lab in LABS:
+        grader = load(lab)
+        for check in grader.checks.values():
+            for spelling in probe_spellings(check.hidden) if check.hidden else ():
+                leaks = [f for f, text in texts.items() if spelling in text]
+                assert not leaks, (lab, check.grade_id, spelling, leaks)
+        module = REPO / "autograder" / "labs" / f"{lab}.py"
+        defined = {n.name for n in ast.parse(module.read_text()).body
+                   if isinstance(n, ast.FunctionDef) and not n.name.startswith("_")}
+        for name in defined:
+            leaks = [f for f, text in texts.items() if re.search(rf"\bdef {re.escape(name)}\b", text)]
+            assert not leaks, (lab, name, leaks)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_each_check_id_is_written_once_in_the_grader_and_once_in_its_notebook(lab):
+    grader_text = "\n".join(p.read_text() for p in (REPO / "autograder").rglob("*.py"))
+    kit_text = "\n".join(p.read_text() for p in (REPO / "course").rglob("*.py"))
+    source = (REPO / "source" / lab / f"{lab}.py").read_text()
+    for grade_id in load(lab).checks:
+        word = re.compile(rf"\b{re.escape(grade_id)}\b")
+        assert len(word.findall(grader_text)) == 1, grade_id
+        assert len(word.findall(source)) == 1, grade_id
+        assert not word.search(kit_text), grade_id
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_test_cell_has_a_declared_check_and_every_check_a_cell(lab):
+    nb = nbformat.reads(notebooks.build(lab).read_text(), as_version=4)
+    cells = {c.metadata.nbgrader["grade_id"] for c in nb.cells if c.cell_type == "code"
+             and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")}
+    assert cells == set(load(lab).checks)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_hidden_probes_in_the_notebook_are_the_graders_own(lab):
+    for grade_id, check in load(lab).checks.items():
+        if check.hidden:
+            assert hidden_probes(lab, grade_id) == check.hidden, grade_id
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_kit_data_is_what_the_grader_writes(lab):
+    assert (REPO / "course" / "expected" / f"{lab}.json").read_text() == kitdata.render(lab), "run `make release`"
+
+
+def test_the_kit_has_no_pipeline():
+    text = "\n".join(p.read_text() for p in (REPO / "course").rglob("*.py"))
+    for word in ("nbgrader", "gradebook", "sqlite", "autograder"):
+        assert not re.search(rf"^\s*(import|from)\s+\S*{word}", text, re.M | re.I), word

@@ -1,0 +1,290 @@
+"""Test the tests: right answers in any reasonable form pass, every known slip fails by name,
+and a test cell's verdict (kit in the kernel, grader out of it) agrees with what it should say."""
+
+import warnings
+
+import pytest
+import torch
+
+from autograder.labs import lab4 as grader
+from course import identity
+from course import lab4 as kit
+from course.answers import Unanswered, diagnose_all
+from course.checks import CheckFailed
+
+from conftest import run_test_cell
+
+STUDENTS = [f"student{i}" for i in range(60)] + ["ada", "zoë", "a.b-c"]
+
+
+def rounded(value: float) -> float:
+    """What a student types: 4 significant digits."""
+    return float(f"{value:.4g}")
+
+
+@pytest.mark.parametrize("student", STUDENTS)
+def test_task2_right_answers_rounded_to_4_digits_pass_and_each_slip_fails_by_name(student):
+    group = kit.task2_answers(**kit.student_numbers(student))
+    answers = {e.name: rounded(e.value) for e in group}
+    assert diagnose_all(answers, group, student) == []
+    for e in group:
+        for slip, wrong in e.slips.items():
+            message = e.diagnose(rounded(wrong))
+            assert message is not None and slip in message, (e.name, slip)
+        assert e.diagnose(-rounded(e.value)) is not None  # a sign slip never passes
+
+
+def test_textbook_numbers_hide_the_sigmoid_slip_so_grading_uses_per_student_numbers():
+    """On x1=4, w1=0.5, w2=0.2 the slip gives 0.24 against 0.2403: within rounding of each other."""
+    (dyhat,) = [e for e in kit.task2_answers(**kit.WORKED_NUMBERS) if e.name == "dyhat_dm2"]
+    assert not dyhat.separated()
+    assert kit.student_numbers("ada") != kit.WORKED_NUMBERS
+
+
+def test_task1_slips_are_named():
+    backward = [e for e in kit.task1_answers() if e.name in ("dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")]
+    answers = {"dloss_ds": 2, "ds_dyhat": 1, "dyhat_dw": 4, "dloss_dw": 4}
+    (message,) = diagnose_all(answers, backward, "ada")
+    assert "forgot the factor 2" in message
+    answers["dloss_dw"] = -8
+    assert "wrong sign" in diagnose_all(answers, backward, "ada")[0]
+
+
+def right_task2_namespace(student):
+    ref = kit.task2_values(**kit.student_numbers(student))
+    return {kit.TASK2_ANSWER_NAMES.get(k, k): rounded(v) for k, v in ref.items()}
+
+
+def test_value_checks_accept_tensors_and_numpy(student):
+    np = pytest.importorskip("numpy")
+    ns = right_task2_namespace(student)
+    ns["m1"] = torch.tensor(ns["m1"], requires_grad=True) * 1
+    ns["yhat_2"] = np.float64(ns["yhat_2"])
+    assert run_test_cell("lab4", "t2_forward", ns) == (None, [])
+
+
+def test_copied_numbers_fail(student):
+    ns = {kit.TASK2_ANSWER_NAMES.get(k, k): v for k, v in kit.task2_values(
+        **kit.student_numbers("grace")).items()}
+    error, problems = run_test_cell("lab4", "t2_gradients", ns)
+    assert isinstance(error, CheckFailed) and "Your numbers, for student id 'ada'" in str(error)
+    assert "Your numbers, for student id 'ada'" in problems[-1]
+
+
+def test_missing_answers_raise_not_implemented(student):
+    error, problems = run_test_cell("lab4", "t2_gradients", {"dloss_dw2": 1.0})
+    assert isinstance(error, Unanswered) and "`dloss_dw1`" in str(error) and problems
+    assert issubclass(Unanswered, NotImplementedError)
+
+
+def good_train(x, y, w, lr, steps):
+    w = torch.tensor(w, dtype=torch.float64, requires_grad=True)
+    ws, losses = [], []
+    for _ in range(steps):
+        loss = (x * w - y) ** 2
+        ws.append(w.item())
+        losses.append(loss.item())
+        (grad,) = torch.autograd.grad(loss, w)
+        with torch.no_grad():
+            w.sub_(lr * grad)
+    return torch.tensor(ws), losses
+
+
+def accumulating_train(x, y, w, lr, steps):
+    w = torch.tensor(float(w), requires_grad=True)
+    ws, losses = [], []
+    for _ in range(steps):
+        loss = (x * w - y) ** 2
+        ws.append(w.item())
+        losses.append(loss.item())
+        loss.backward()
+        with torch.no_grad():
+            w -= lr * w.grad
+    return ws, losses
+
+
+def uphill_train(x, y, w, lr, steps):
+    ws, losses = [], []
+    for _ in range(steps):
+        ws.append(w)
+        losses.append((x * w - y) ** 2)
+        w = w + lr * 2 * x * (x * w - y)
+    return ws, losses
+
+
+def assert_named(grade_id: str, namespace: dict, named: str) -> None:
+    """The cell fails in the kernel, and the kernel's verdict names the mistake."""
+    error, _ = run_test_cell("lab4", grade_id, namespace)
+    assert isinstance(error, CheckFailed) and named in str(error), error
+
+
+def assert_caught_by_hidden_probes(grade_id: str, namespace: dict, hidden_call: str) -> None:
+    """The cell passes in the kernel (visible probes), and the grader fails it on a hidden probe."""
+    error, problems = run_test_cell("lab4", grade_id, namespace)
+    assert error is None and any(hidden_call in p for p in problems), (error, problems)
+
+
+def memorised(name: str, field: str | None = None):
+    """A 'function' that returns the kit's expected visible outputs, whatever it is asked."""
+    outputs = kit.check.expected["functions"][name]["outputs"]
+    answer = iter([o["right"] if field is None else o["right"][field] for o in outputs] * 10)
+    return lambda *args, **kwargs: next(answer)
+
+
+def test_train_check(student, device):
+    assert run_test_cell("lab4", "t1_train", {"train": good_train}) == (None, [])
+    assert_named("t1_train", {"train": accumulating_train}, "never reset")
+    assert_named("t1_train", {"train": uphill_train}, "up the gradient")
+    ignores_y = {"train": lambda x, y, w, lr, steps: good_train(x, 1.0, w, lr, steps)}
+    assert_caught_by_hidden_probes("t1_train", ignores_y, "train(x=2, y=3")
+    memorised_run = memorised("train")
+    assert_caught_by_hidden_probes("t1_train", {"train": lambda **k: tuple(memorised_run().values())}, "train(x=2")
+
+
+def by_autograd(x, y, w):
+    w = torch.tensor(w, requires_grad=True)
+    loss = (x * w - y) ** 2
+    loss.backward()
+    return loss, w.grad
+
+
+def test_check_result_check(student, device):
+    assert run_test_cell("lab4", "t1_check_result", {"check_result": by_autograd}) == (None, [])
+    flipped = {"check_result": lambda x, y, w: (by_autograd(x, y, w)[0], -by_autograd(x, y, w)[1])}
+    assert_named("t1_check_result", flipped, "flipped the sign")
+    assert_caught_by_hidden_probes("t1_check_result", {"check_result": lambda x, y, w: by_autograd(x, 1.0, w)},
+                                   "check_result(2, 3, 0.25)")
+    error, _ = run_test_cell("lab4", "t1_check_result", {"check_result": lambda x, y, w: 1.0})
+    assert isinstance(error, AssertionError) and "two numbers" in str(error)
+
+
+def test_a_pytorch_warning_in_student_code_reaches_stdout_not_stderr(student, capfd):
+    def noisy(x, y, w):
+        w = torch.tensor(float(w), requires_grad=True)
+        yhat = x * w
+        loss = (yhat - y) ** 2
+        loss.backward()
+        _ = yhat.grad  # UserWarning: .grad of a non-leaf tensor
+        return loss.item(), w.grad.item()
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # were the warning to escape the shield, this test would fail
+        assert run_test_cell("lab4", "t1_check_result", {"check_result": noisy}) == (None, [])
+    out, err = capfd.readouterr()
+    assert err == "" and "does not cost points" in out and "not a leaf" in out
+
+
+def sigmoid_grad(z):
+    return torch.sigmoid(z) * (1 - torch.sigmoid(z))
+
+
+def relu_grad(z):
+    return (z > 0).to(z.dtype)
+
+
+def test_activation_checks(student, device):
+    right = {"relu_grad": relu_grad, "sigmoid_grad": sigmoid_grad}
+    assert run_test_cell("lab4", "t2_activation_grads", right) == (None, [])
+    assert_named("t2_activation_grads", {**right, "sigmoid_grad": lambda z: z * (1 - z)}, "x·(1 − x)")
+    assert_named("t2_activation_grads", {**right, "sigmoid_grad": torch.sigmoid}, "returned σ")
+    copied = memorised("activation_grads", "sigmoid_grad")
+    assert_caught_by_hidden_probes("t2_activation_grads", {**right, "sigmoid_grad": lambda z: torch.tensor(
+        copied() if len(z) == 7 else [0.0] * len(z), dtype=z.dtype)}, "`sigmoid_grad` is wrong at x = -4")
+    error, _ = run_test_cell("lab4", "t2_activation_grads", {**right, "relu_grad": lambda z: 1.0})
+    assert isinstance(error, AssertionError) and "same shape" in str(error)
+
+
+def test_relu_slope_at_zero_follows_pytorch(student):
+    assert_named("t2_activation_grads", {"relu_grad": lambda z: (z >= 0).to(z.dtype), "sigmoid_grad": sigmoid_grad},
+                 "slope 1 at x = 0")
+
+
+def backward_with(dsig, mask=True, factor=2.0):
+    def manual_backward(x, W1, w2, y):
+        m1 = W1 @ x
+        r = torch.relu(m1)
+        m2 = w2 @ r
+        d_m2 = factor * (torch.sigmoid(m2) - y) * dsig(m2)
+        d_m1 = d_m2 * w2 * (relu_grad(m1) if mask else 1)
+        return torch.outer(d_m1, x), d_m2 * r
+    return manual_backward
+
+
+def test_manual_backward_checks(student, device):
+    assert run_test_cell("lab4", "t2_manual_backward", {"manual_backward": backward_with(sigmoid_grad)}) == (None, [])
+    cases = [(backward_with(lambda z: z * (1 - z)), "m2·(1 − m2)"),
+             (backward_with(sigmoid_grad, factor=1.0), "factor 2"),
+             (backward_with(sigmoid_grad, mask=False), "through the ReLU")]
+    for fn, named in cases:
+        assert_named("t2_manual_backward", {"manual_backward": fn}, named)
+    copied = memorised("manual_backward")
+    assert_caught_by_hidden_probes("t2_manual_backward", {"manual_backward": lambda **k: tuple(
+        torch.tensor(v) for v in copied().values())}, "size 5 with 6 hidden units")
+
+
+def test_manual_backward_cannot_lean_on_autograd(student):
+    def via_autograd(x, W1, w2, y):
+        W1 = W1.clone().requires_grad_()
+        w2 = w2.clone().requires_grad_()
+        ((torch.sigmoid(w2 @ torch.relu(W1 @ x)) - y) ** 2).backward()
+        return W1.grad, w2.grad
+
+    error, problems = run_test_cell("lab4", "t2_manual_backward", {"manual_backward": via_autograd})
+    assert isinstance(error, RuntimeError) and problems
+
+
+def test_identity_in_student_mode(monkeypatch):
+    monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
+    monkeypatch.delenv(identity.STUDENT_ENV, raising=False)
+    monkeypatch.setenv("JUPYTERHUB_USER", "hub-user")
+    assert identity.student_id() == ("hub-user", "JUPYTERHUB_USER")
+    monkeypatch.setenv(identity.STUDENT_ENV, "ada")
+    assert identity.student_id()[0] == "ada"
+    monkeypatch.delenv(identity.STUDENT_ENV)
+    monkeypatch.delenv("JUPYTERHUB_USER")
+    assert identity.student_id()[0] == identity.ANONYMOUS
+
+
+def test_identity_while_autograding_comes_from_the_submission_folder(monkeypatch, tmp_path):
+    folder = tmp_path / "autograded" / "ada" / "lab4"
+    folder.mkdir(parents=True)
+    monkeypatch.chdir(folder)
+    monkeypatch.setenv("NBGRADER_EXECUTION", "autograde")
+    monkeypatch.delenv(identity.STUDENT_ENV, raising=False)
+    monkeypatch.setenv("JUPYTERHUB_USER", "instructor")
+    assert identity.student_id()[0] == "ada"
+    monkeypatch.setenv(identity.STUDENT_ENV, "grace")
+    with pytest.raises(identity.UnknownStudent):
+        identity.student_id()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(identity.STUDENT_ENV)
+    with pytest.raises(identity.UnknownStudent):
+        identity.student_id()
+
+
+def payload(kind, name, data, hidden=False, lab="lab4"):
+    return {"lab": lab, "kind": kind, "name": name, "hidden": hidden, "data": data}
+
+
+def test_verification_rejects_missing_extra_foreign_or_malformed_payloads():
+    lab = grader.LAB
+    good = payload("values", "yhat s loss", {"yhat": 2.0, "s": 1.0, "loss": 1.0})
+    assert lab.verify_cell("t1_forward", [good], "ada") == []
+    assert lab.verify_cell("t1_forward", [], "ada")
+    assert lab.verify_cell("t1_forward", [good, good], "ada")
+    assert lab.verify_cell("t1_forward", [{**good, "lab": "lab1"}], "ada")
+    assert lab.verify_cell("t1_train", [payload("function", "train", [])], "ada")
+    assert lab.verify_cell("t1_forward", [payload("values", "yhat s loss", {"yhat": "x"})], "ada")
+    assert lab.verify_cell("t1_forward", [payload("values", "yhat s loss", {"yhat": 2.0, "s": 1.0, "loss": 2.0})], "ada")
+    assert lab.verify_cell("no_such_cell", [good], "ada")
+
+
+def test_hidden_outputs_are_checked_on_the_graders_probes_not_the_notebooks():
+    """A kernel that ran the student's function on easier inputs gains nothing: the grader
+    pairs the outputs with its own hidden probes."""
+    lab = grader.LAB
+    visible = [grader.train_reference(**p) for p in lab.checks["t1_train"].visible]
+    easy = [grader.train_reference(**lab.checks["t1_train"].visible[0])]
+    problems = lab.verify_cell("t1_train", [payload("function", "train", visible),
+                                            payload("function", "train", easy, hidden=True)], "ada")
+    assert problems and "train(x=2, y=3" in problems[0]
