@@ -10,8 +10,9 @@ export PATH := $(VENV)/bin:$(PATH)
 STUDENT ?= $(or $(JUPYTERHUB_USER),$(USER),anonymous)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
+WORK ?= work
 
-.PHONY: help setup build release validate lab autograde demo student-bundle test test-fast clean
+.PHONY: help setup build release validate work lab autograde demo student-bundle test test-fast clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -33,12 +34,14 @@ release: setup ## Release: source notebooks, the kit's expected data (course/exp
 validate: release ## nbgrader validation: every source passes, every release passes no test
 	python -m autograder --root $(ROOT) validate
 
-lab: release ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
-	@mkdir -p work
+work: ## Copy the released labs into $(WORK)/ (default work/); a lab already there is never overwritten
+	@mkdir -p $(WORK)
 	@for dir in release/*/; do lab=$$(basename $$dir); \
-	  if [ -e work/$$lab ]; then echo "work/$$lab exists: keeping your copy"; \
-	  else cp -r $$dir work/$$lab && echo "copied $$dir to work/$$lab"; fi; done
-	cd work && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
+	  if [ -e $(WORK)/$$lab ]; then echo "$(WORK)/$$lab exists: keeping your copy"; \
+	  else cp -r $$dir $(WORK)/$$lab && echo "copied $$dir to $(WORK)/$$lab"; fi; done
+
+lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
+	cd $(WORK) && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 autograde: release ## Grade every submission in submitted/: gradebook, feedback/ HTML, grades.csv, table
 	python -m autograder --root $(ROOT) grade --jobs $(JOBS)

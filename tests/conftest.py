@@ -2,7 +2,9 @@
 run as the notebook runs them (kit in the "kernel", verdict from the grader)."""
 
 import ast
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import jupytext
@@ -14,6 +16,8 @@ from autograder.labs import load
 from course.identity import STUDENT_ENV
 
 REPO = Path(__file__).resolve().parent.parent
+# nbgrader's gradebook runs `alembic` from PATH: this environment's tools come first, as in make.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 

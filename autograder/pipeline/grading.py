@@ -91,8 +91,8 @@ def read_result(db_url: str, lab: str, student: str) -> dict:
 def save_result(db_url: str, lab: str, student: str, result: dict) -> None:
     """Write one submission's autograder scores into the gradebook in one transaction.
 
-    Manual scores and comments a grader already entered are kept; as nbgrader does,
-    a cell with a manual score is flagged for review when its auto score changes.
+    Manual scores and comments a grader already entered are kept, and so is their graded state;
+    as nbgrader does, a cell with a manual score is flagged for review when its auto score changes.
     """
     with Gradebook(db_url) as gb:
         db = gb.db
@@ -115,8 +115,11 @@ def save_result(db_url: str, lab: str, student: str, result: dict) -> None:
             sub.timestamp = result["timestamp"]
             for nb in sub.notebooks:
                 for grade in nb.grades:
-                    grade.auto_score = result["grades"].get((nb.name, grade.name))
-                    grade.needs_manual_grade = grade.manual_score is not None or grade.auto_score is None
+                    before, grade.auto_score = grade.auto_score, result["grades"].get((nb.name, grade.name))
+                    if grade.manual_score is None:
+                        grade.needs_manual_grade = grade.auto_score is None
+                    elif grade.auto_score != before:  # a grader's score over an auto score that moved
+                        grade.needs_manual_grade = True
                 for comment in nb.comments:
                     comment.auto_comment = result["comments"].get((nb.name, comment.name))
             db.commit()

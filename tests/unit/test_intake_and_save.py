@@ -1,0 +1,139 @@
+"""The pipeline pieces on a temporary course: intake (precheck) and saving to a gradebook."""
+
+import shutil
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+
+from autograder.pipeline import grading, notebooks
+from autograder.pipeline.layout import Layout
+
+from conftest import REPO
+
+LABS = notebooks.labs()
+
+
+@pytest.fixture
+def course(tmp_path):
+    """A course root with every lab's release, and nothing submitted yet."""
+    for lab in LABS:
+        shutil.copytree(REPO / "release" / lab, tmp_path / "release" / lab)
+    return tmp_path
+
+
+def submit(course, student: str, lab: str, nb=None, name: str | None = None, text: str | None = None):
+    folder = Layout(course).folder("submitted", lab, student)
+    folder.mkdir(parents=True)
+    path = folder / (name or f"{lab}.ipynb")
+    if text is not None:
+        path.write_text(text)
+    elif nb is not None:
+        nbformat.write(nb, path)
+    return path
+
+
+def release(lab: str):
+    return nbformat.read(REPO / "release" / lab / f"{lab}.ipynb", as_version=4)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_a_released_notebook_is_accepted(course, lab):
+    submit(course, "ada", lab, release(lab))
+    assert grading.precheck(course, lab, "ada") is None
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_the_notebook_of_another_lab_is_refused_by_name(course, lab):
+    other = LABS[(LABS.index(lab) + 1) % len(LABS)]
+    submit(course, "ada", lab, release(other), name=f"{lab}.ipynb")
+    problem = grading.precheck(course, lab, "ada")
+    assert problem and f"is the notebook of {other}, not {lab}" in problem
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_an_unreadable_or_missing_notebook_is_refused_with_the_reason(course, lab):
+    submit(course, "ada", lab, text="{ not json")
+    assert "is not a readable notebook" in grading.precheck(course, lab, "ada")
+    submit(course, "bob", lab, release(lab), name="renamed.ipynb")
+    problem = grading.precheck(course, lab, "bob")
+    assert f"no {lab}.ipynb" in problem and "renamed.ipynb" in problem
+
+
+@pytest.fixture(scope="module")
+def empty_gradebook(tmp_path_factory):
+    """A gradebook with one lab: one autograded test cell and one written answer (made once)."""
+    path = tmp_path_factory.mktemp("gradebook") / "gradebook.db"
+    with Gradebook(f"sqlite:///{path}") as gb:
+        gb.add_assignment("lab9")
+        gb.add_notebook("lab9", "lab9")
+        gb.add_grade_cell("t1", "lab9", "lab9", max_score=2, cell_type="code")
+        gb.add_grade_cell("q1", "lab9", "lab9", max_score=3, cell_type="markdown")
+        gb.add_solution_cell("q1", "lab9", "lab9")
+    return path
+
+
+@pytest.fixture
+def gradebook(empty_gradebook, tmp_path):
+    shutil.copy2(empty_gradebook, tmp_path / "gradebook.db")
+    return f"sqlite:///{tmp_path / 'gradebook.db'}"
+
+
+def result(t1, timestamp=None):
+    return {"timestamp": timestamp, "grades": {("lab9", "t1"): t1, ("lab9", "q1"): None}, "comments": {}}
+
+
+def grades(url, student="ada"):
+    with Gradebook(url) as gb:
+        return {g.name: (g.auto_score, g.manual_score, g.needs_manual_grade)
+                for nb in gb.find_submission("lab9", student).notebooks for g in nb.grades}
+
+
+def test_a_first_save_leaves_written_answers_to_grade_by_hand(gradebook):
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    assert grades(gradebook) == {"t1": (2.0, None, False), "q1": (None, None, True)}
+
+
+def test_regrading_keeps_manual_scores_and_their_graded_state(gradebook):
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    with Gradebook(gradebook) as gb:
+        written = gb.find_grade("q1", "lab9", "lab9", "ada")
+        written.manual_score, written.needs_manual_grade = 2.5, False
+        gb.db.commit()
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    assert grades(gradebook)["q1"] == (None, 2.5, False)  # graded, and stays graded
+    assert grades(gradebook)["t1"] == (2.0, None, False)
+
+
+def test_a_changed_auto_score_under_a_manual_override_is_flagged_for_review(gradebook):
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    with Gradebook(gradebook) as gb:
+        override = gb.find_grade("t1", "lab9", "lab9", "ada")
+        override.manual_score, override.needs_manual_grade = 1.0, False
+        gb.db.commit()
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    assert grades(gradebook)["t1"] == (2.0, 1.0, False)
+    grading.save_result(gradebook, "lab9", "ada", result(0.0))
+    assert grades(gradebook)["t1"] == (0.0, 1.0, True)
+
+
+def test_saving_one_student_leaves_the_others_alone(gradebook):
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    grading.save_result(gradebook, "lab9", "bob", result(0.0))
+    assert grades(gradebook, "ada")["t1"] == (2.0, None, False)
+    assert grades(gradebook, "bob")["t1"] == (0.0, None, False)
+
+
+def test_make_work_copies_the_release_and_never_overwrites_a_students_copy(tmp_path):
+    import subprocess
+
+    work = tmp_path / "work"
+    make = ["make", "--no-print-directory", "-C", str(REPO), "work", f"WORK={work}"]
+    first = subprocess.run(make, capture_output=True, text=True, check=True).stdout
+    assert all(f"to {work}/{lab}" in first for lab in LABS)
+    mine = work / "lab4" / "lab4.ipynb"
+    mine.write_text(mine.read_text().replace("YOUR CODE HERE", "my own work"))
+    again = subprocess.run(make, capture_output=True, text=True, check=True).stdout
+    assert f"{work}/lab4 exists: keeping your copy" in again
+    assert "my own work" in mine.read_text()
+    assert (REPO / "release" / "lab4" / "lab4.ipynb").read_text() != mine.read_text()
