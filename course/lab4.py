@@ -144,15 +144,18 @@ def answers(numbers: dict) -> dict[str, Expected]:
 def student_numbers(student: str) -> dict[str, float]:
     """Task 2 inputs for one student id: stable everywhere, every slip clearly wrong.
 
-    Candidates come from a SHA-256 of the id; the first whose slips can all be told apart from
-    the right answers (answers.Expected.separated) is taken.
+    Candidates come from a SHA-256 of the id; the first is taken whose slips can all be told apart
+    from the right answers (answers.Expected.separated) and whose ŷ stays within [0.08, 0.92]:
+    nearer 0 or 1, ŷ written to 4 digits loses too many digits of s = ŷ − y and 1 − ŷ, and a
+    student who rounds every intermediate would fail (tests/unit/test_promises.py).
     """
     def draw(d: bytes) -> dict[str, float]:
         return {"x1": X1_CHOICES[d[0] % len(X1_CHOICES)], "w1": W1_CHOICES[d[1] % len(W1_CHOICES)],
                 "w2": W2_CHOICES[d[2] % len(W2_CHOICES)], "y": Y_CHOICES[d[3] % len(Y_CHOICES)]}
 
     def separable(numbers: dict[str, float]) -> bool:
-        return all(e.separated() for e in task2_answers(**numbers))
+        return (0.08 <= task2_values(**numbers)["yhat"] <= 0.92
+                and all(e.separated() for e in task2_answers(**numbers)))
 
     return draw_numbers("lab4", student, draw, separable)
 

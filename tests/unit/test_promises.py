@@ -1,0 +1,88 @@
+"""What the README promises, pinned with numbers written here (not read from the code)."""
+
+import importlib
+import math
+import re
+
+import pytest
+
+from autograder.pipeline import notebooks
+from course.answers import Expected, diagnose_all
+
+from conftest import REPO
+
+README = (REPO / "README.md").read_text()
+IDS = [f"student{i}" for i in range(150)] + ["ada", "zoë", "a.b-c", "anonymous"]
+
+
+def test_the_readme_states_the_tolerance_and_the_separation_tested_here():
+    assert "relative error of 2·10⁻³" in README and "at least ten times further away" in README
+
+
+@pytest.mark.parametrize("value", [1.234, -0.02403, 812.5])
+def test_hand_answers_within_2e_minus_3_relative_pass_and_beyond_it_fail(value):
+    right = Expected("v", value, "hint")
+    for inside in (1 + 1.9e-3, 1 - 1.9e-3):
+        assert right.diagnose(value * inside) is None
+    for outside in (1 + 2.2e-3, 1 - 2.2e-3):
+        assert right.diagnose(value * outside) is not None
+
+
+def test_four_significant_digits_are_always_enough():
+    for value in (0.2403, 1.000449, 123.456, -9.87654e-3):
+        assert Expected("v", value, "").diagnose(float(f"{value:.4g}")) is None
+
+
+def far_apart(a: float, b: float) -> bool:
+    """Ten tolerances apart: 10 · (2·10⁻³ · the larger magnitude + 10⁻⁶)."""
+    return abs(a - b) > 10 * (2e-3 * max(abs(a), abs(b)) + 1e-6)
+
+
+@pytest.mark.parametrize("lab", notebooks.labs())
+def test_every_named_mistake_is_ten_tolerances_from_the_right_answer_for_every_student(lab):
+    kit = importlib.import_module(f"course.{lab}")
+    for student in IDS:
+        for expected in kit.check.expected_answers(student).values():
+            if not expected.uses:  # the same numbers for everyone (Lab 4's Task 1): no draw to choose
+                continue
+            if isinstance(expected.value, list):
+                for slip, wrong in expected.slips.items():
+                    assert any(far_apart(a, b) for a, b in zip(wrong, expected.value)), (student, expected.name, slip)
+                continue
+            for slip, wrong in expected.slips.items():
+                assert far_apart(wrong, expected.value), (lab, student, expected.name, slip)
+
+
+def significant(value: float, digits: int = 4) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+def lab4_rounded_answers(x1, w1, w2, y):
+    """Task 2 as a careful student does it: every intermediate written down to 4 digits."""
+    m1 = significant(x1 * w1)
+    r = max(m1, 0.0)
+    m2 = significant(r * w2)
+    yhat = significant(1 / (1 + math.exp(-m2)))
+    s = significant(yhat - y)
+    dloss_ds, dyhat_dm2 = significant(2 * s), significant(yhat * (1 - yhat))
+    return {"m1": m1, "r": r, "m2": m2, "yhat_2": yhat, "s_2": s, "loss_2": significant(s * s),
+            "dloss_ds_2": dloss_ds, "ds_dyhat_2": 1.0, "dyhat_dm2": dyhat_dm2, "dm2_dw2": r, "dm2_dr": w2,
+            "dr_dm1": 1.0 if m1 > 0 else 0.0, "dm1_dw1": x1,
+            "dloss_dw2": significant(dloss_ds * dyhat_dm2 * r), "dloss_dw1": significant(dloss_ds * dyhat_dm2 * w2 * x1)}
+
+
+def test_rounding_every_intermediate_to_4_digits_passes_lab4_for_every_student():
+    from course import lab4
+
+    failing = []
+    for student in [f"student{i}" for i in range(1000)]:
+        numbers = lab4.student_numbers(student)
+        expected = lab4.check.expected_answers(student)
+        answers = lab4_rounded_answers(**numbers)
+        if diagnose_all(answers, [expected[name] for name in answers], student):
+            failing.append((student, numbers))
+    assert not failing, failing[:5]
+
+
+def test_the_readme_names_the_rounding_promise():
+    assert re.search(r"rounding of intermediate values included", README)
