@@ -170,3 +170,25 @@ def test_layer_graph_stated_by_the_graphs_notebook():
     s = torch.tensor([1.0, 2.0], requires_grad=True).exp()
     (first, _), (second, _) = (s * s).grad_fn.next_functions
     assert first is second and type(first).__name__ == "ExpBackward0"
+
+
+# Written out by hand (depth first, next_functions in order, a node reached twice listed once,
+# None skipped), so that a change to the reference walk cannot pass unnoticed.
+WALKS = {
+    "((2 * a + 5) ** 2).sum()": ["SumBackward0", "PowBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad"],
+    "(a * b + torch.sigmoid(a)).mean()": ["MeanBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad",
+                                          "AccumulateGrad", "SigmoidBackward0"],
+    "((s := a.exp()) * s + k * b).sum()": ["SumBackward0", "AddBackward0", "MulBackward0", "ExpBackward0",
+                                           "AccumulateGrad", "MulBackward0", "AccumulateGrad"],
+    "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()": [
+        "MulBackward0", "SqueezeBackward0", "ReluBackward0", "AddBackward0", "SqueezeBackward4", "MmBackward0",
+        "UnsqueezeBackward0", "AccumulateGrad", "UnsqueezeBackward0", "AccumulateGrad", "SumBackward0",
+        "MaxBackward1", "TanhBackward0"],
+}
+
+
+def test_the_reference_walk_gives_the_orders_written_out_by_hand():
+    check = grader.LAB.checks["t3_walk"]
+    assert sorted(check.visible + check.hidden) == sorted(WALKS)
+    for source, names in WALKS.items():
+        assert grader.graph_names(kit.expression(source)) == names, source

@@ -79,7 +79,9 @@ def test_hand_references_and_slips(device, student):
     r = kit.sgd_step_values(n["w"], n["b"], n["x1"], n["y1"], n["x2"], n["y2"], n["lr"])
     res = [n["w"] * x + n["b"] - y for x, y in ((n["x1"], n["y1"]), (n["x2"], n["y2"]))]
     assert r["mse"] == pytest.approx((res[0] ** 2 + res[1] ** 2) / 2)
-    assert r["dmse_dw"] == pytest.approx(res[0] * n["x1"] + res[1] * n["x2"])
+    assert r["dmse_dw"] == pytest.approx(res[0] * n["x1"] + res[1] * n["x2"])  # (2/N) Σ (ŷ − y)·x with N = 2
+    assert r["dmse_db"] == pytest.approx(res[0] + res[1])                        # (2/N) Σ (ŷ − y)
+    assert r["w_next"] == pytest.approx(n["w"] - n["lr"] * (res[0] * n["x1"] + res[1] * n["x2"]))
     z, t = n["logits"], n["target"]
     ce = kit.cross_entropy_values(z, t)
     assert ce["ce_loss"] == pytest.approx(math.log(sum(math.exp(v) for v in z)) - z[t])
@@ -90,6 +92,8 @@ def test_hand_references_and_slips(device, student):
         down[i] -= h
         numeric = (kit.cross_entropy_values(up, t)["ce_loss"] - kit.cross_entropy_values(down, t)["ce_loss"]) / (2 * h)
         assert ce[f"ce_grad_{i}"] == pytest.approx(numeric, abs=1e-8)
+        softmax = math.exp(z[i]) / sum(math.exp(v) for v in z)
+        assert ce[f"ce_grad_{i}"] == pytest.approx(softmax - (i == t), abs=1e-12)  # softmax − one-hot
     for expected in (kit.step_answers(n), kit.ce_answers(n)):
         assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
         for e in expected:

@@ -1,0 +1,114 @@
+"""Promises every lab keeps: fixed per-student numbers, solutions that pass the kit and the
+grader, student code whose warnings and stderr never cost points, the device asked for."""
+
+import functools
+import importlib
+import sys
+import warnings
+
+import jupytext
+import matplotlib
+import pytest
+import torch
+
+from autograder.labs import load
+from autograder.pipeline import notebooks
+from course.device import DEVICE_ENV, grading_device
+
+from conftest import REPO, run_test_cell
+
+matplotlib.use("Agg")
+LABS = notebooks.labs()
+
+# Written down once, by hand from a run, so that a change to any draw (grids, digest, acceptance)
+# shows up here: students' numbers must never move under them.
+GOLDEN = {
+    ("lab1", "ada"): {"A": -2.0, "B": 2.0, "target": 6.0, "lr": 0.02, "rates": [0.45, 0.25, 0.55, 0.15]},
+    ("lab1", "zoë"): {"A": 0.5, "B": -1.5, "target": 6.0, "lr": 0.05, "rates": [0.25, 0.6, 0.3, 0.15]},
+    ("lab2", "ada"): {"x": -4.0, "w": 4.0, "b": 2.0, "gx": 0.5, "gy": 1.5, "gz": 1.5},
+    ("lab2", "s-17"): {"x": -4.0, "w": -3.0, "b": -4.0, "gx": 1.25, "gy": 1.5, "gz": 1.0},
+    ("lab3", "ada"): {"a": [1.0, 6.0, -2.0, 3.0], "k": 7.0, "expressions": [
+        "(x - y).sum()", "(-x).sum()", "(x * y).sum()", "x.exp().sum()", "x.relu().sum()"]},
+    ("lab3", "s-17"): {"a": [-1.0, 6.0, 4.0, -6.0], "k": 6.0, "expressions": [
+        "(x + 2).sum()", "(-x).sum()", "(x * x).sum()", "(x * y).sum()", "x.exp().sum()"]},
+    ("lab4", "ada"): {"x1": 6.5, "w1": 0.7, "w2": 0.25, "y": 0.0},
+    ("lab4", "zoë"): {"x1": 4.0, "w1": 0.9, "w2": 0.2, "y": 0.0},
+    ("lab5", "ada"): {"w": -0.5, "b": 1.0, "x1": 1.0, "y1": 0.0, "x2": 2.0, "y2": 4.0, "lr": 0.05,
+                      "logits": [-1.0, 1.0, 0.0], "target": 0},
+    ("lab5", "s-17"): {"w": -1.0, "b": 1.0, "x1": 2.0, "y1": 4.0, "x2": 1.0, "y2": -1.0, "lr": 0.1,
+                       "logits": [-1.0, 1.5, 1.0], "target": 1},
+}
+
+
+@pytest.mark.parametrize("lab, student", sorted(GOLDEN))
+def test_golden_student_numbers(lab, student):
+    assert importlib.import_module(f"course.{lab}").student_numbers(student) == GOLDEN[lab, student]
+
+
+@functools.cache
+def solution_cells(lab: str) -> list[str]:
+    """The setup and your-numbers cells, then every code solution cell, of the source notebook."""
+    nb = jupytext.read(REPO / "source" / lab / f"{lab}.py")
+    meta = lambda cell: cell.metadata.get("nbgrader", {})  # noqa: E731
+    return [c.source for c in nb.cells if c.cell_type == "code"
+            and (meta(c).get("grade_id") in ("setup", "my_numbers") or meta(c).get("solution"))]
+
+
+def solved(lab: str) -> dict:
+    """The namespace of a notebook whose solution cells ran (plots are not shown)."""
+    namespace = {"__name__": "__main__"}
+    for source in solution_cells(lab):
+        exec(source, namespace)
+    return namespace
+
+
+def noisy(fn):
+    """The same function, but it warns and writes to stderr first, as careless student code does."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        warnings.warn("a harmless warning from student code", UserWarning)
+        print("a debug line on stderr", file=sys.stderr)
+        return fn(*args, **kwargs)
+    return wrapper
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_every_solution_passes_the_kit_and_the_grader(lab, student):
+    namespace = solved(lab)
+    for grade_id in load(lab).checks:
+        assert run_test_cell(lab, grade_id, namespace) == (None, []), grade_id
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_warnings_and_stderr_from_student_functions_cost_nothing(lab, student, capfd):
+    """nbgrader scores any stderr in a test cell 0: every call of student code is shielded."""
+    namespace = solved(lab)
+    grader = load(lab)
+    checked = [g for g, c in grader.checks.items() if c.kind == "function"]
+    assert checked
+    for grade_id in checked:
+        takes = grader.kit.functions[grader.checks[grade_id].name].takes
+        capfd.readouterr()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # a warning escaping the shield would fail the cell
+            result = run_test_cell(lab, grade_id, {**namespace, **{n: noisy(namespace[n]) for n in takes}})
+        out, err = capfd.readouterr()
+        assert result == (None, []), grade_id
+        assert err == "", (grade_id, err)
+        assert "does not cost points" in out and "a debug line on stderr" in out, grade_id
+
+
+def test_the_device_asked_for_is_the_device_used(monkeypatch):
+    from course import lab4
+
+    monkeypatch.setenv(DEVICE_ENV, "cpu")
+    assert grading_device() == torch.device("cpu")
+    assert {t.device.type for t in lab4.backward_inputs(3, 4, 1).values()} == {"cpu"}
+    monkeypatch.setenv(DEVICE_ENV, "cuda")
+    if torch.cuda.is_available():
+        assert {t.device.type for t in lab4.backward_inputs(3, 4, 1).values()} == {"cuda"}
+    else:
+        with pytest.raises(RuntimeError, match="AUTOGRAD_LABS_DEVICE='cuda' but torch sees no CUDA device"):
+            grading_device()
+    monkeypatch.delenv(DEVICE_ENV)
+    assert grading_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
