@@ -59,6 +59,16 @@ def as_floats(name: str, values) -> list[float]:
     return [as_float(f"{name}[{i}]", v) for i, v in enumerate(values)]
 
 
+def four_digits(value: float) -> float:
+    """A value as a student writes it down: 4 significant digits."""
+    return float(f"{value:.4g}")
+
+
+def survives_rounding(answers: dict[str, float], expected: list["Expected"]) -> bool:
+    """True when answers worked out from intermediates written to 4 digits all still pass."""
+    return all(e.diagnose(answers[e.name]) is None for e in expected if e.name in answers)
+
+
 def close(answer: float, reference: float, rtol: float = HAND_RTOL, atol: float = HAND_ATOL) -> bool:
     """True when answer is within rtol (relative) + atol (absolute) of reference."""
     return abs(answer - reference) <= rtol * abs(reference) + atol

@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from .answers import Expected, WrongType
+from .answers import Expected, WrongType, four_digits, survives_rounding
 from .checks import Function, LabKit, Table
 from .device import grading_device
 from .identity import draw_numbers
@@ -108,6 +108,18 @@ def answers(numbers: dict) -> dict[str, Expected]:
     return {e.name: e for e in all_answers(numbers)}
 
 
+def written_to_4_digits(n: dict) -> dict[str, float]:
+    """Task 4 as a careful student works it: every intermediate written down to 4 digits."""
+    x, y, z, r = n["gx"], n["gy"], n["gz"], four_digits
+    a, b = r(2 * x), r(math.sin(y))
+    c = r(a / b)
+    d = r(1 + z * c)
+    f = r(math.tanh(r(math.log(d))))
+    df_dd = r(1 - f * f) * r(1 / d)
+    return {"df_dx": r(df_dd * z * r(1 / b) * 2), "df_dy": r(df_dd * z * r(-a / b ** 2) * r(math.cos(y))),
+            "df_dz": r(df_dd * c)}
+
+
 def student_numbers(student: str) -> dict:
     """Task 1 (x, w, b) and Task 4 (gx, gy, gz) inputs for one student id: stable everywhere,
     every slip clearly wrong."""
@@ -120,7 +132,8 @@ def student_numbers(student: str) -> dict:
         # Keep tanh away from saturation: 1 − f² from a rounded f would lose its digits.
         if abs(composite_values(n["gx"], n["gy"], n["gz"])["f"]) > 0.85:
             return False
-        return all(e.separated() for e in all_answers(n))
+        expected = all_answers(n)
+        return all(e.separated() for e in expected) and survives_rounding(written_to_4_digits(n), expected)
 
     return draw_numbers("lab2", student, draw, separable)
 

@@ -11,7 +11,7 @@ import math
 import torch
 from torch import nn
 
-from .answers import Expected, WrongType, as_floats
+from .answers import Expected, WrongType, as_floats, four_digits, survives_rounding
 from .checks import Function, LabKit
 from .data import thermometer
 from .device import grading_device
@@ -98,6 +98,15 @@ def answers(numbers: dict) -> dict[str, Expected]:
     return {e.name: e for e in step_answers(numbers) + ce_answers(numbers)}
 
 
+def written_to_4_digits(n: dict) -> dict[str, float]:
+    """Task 4 as a careful student works it: every intermediate written down to 4 digits."""
+    r, z, t = four_digits, n["logits"], n["target"]
+    exps = [r(math.exp(v)) for v in z]
+    total = r(sum(exps))
+    return {"ce_loss": r(r(math.log(total)) - z[t]),
+            **{f"ce_grad_{i}": r(r(exps[i] / total) - (i == t)) for i in range(3)}}
+
+
 def student_numbers(student: str) -> dict:
     """Tasks 3 and 4 inputs for one student id: stable everywhere, every slip clearly wrong."""
     def draw(d: bytes) -> dict:
@@ -108,8 +117,9 @@ def student_numbers(student: str) -> dict:
                 "logits": [LOGITS[d[7 + i] % len(LOGITS)] for i in range(3)], "target": d[10] % 3}
 
     def separable(n: dict) -> bool:
-        return (n["x1"] != n["x2"] and len(set(n["logits"])) == 3
-                and all(e.separated() for e in step_answers(n) + ce_answers(n)))
+        expected = step_answers(n) + ce_answers(n)
+        return (n["x1"] != n["x2"] and len(set(n["logits"])) == 3 and all(e.separated() for e in expected)
+                and survives_rounding(written_to_4_digits(n), expected))
 
     return draw_numbers("lab5", student, draw, separable)
 

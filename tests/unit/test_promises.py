@@ -86,3 +86,41 @@ def test_rounding_every_intermediate_to_4_digits_passes_lab4_for_every_student()
 
 def test_the_readme_names_the_rounding_promise():
     assert re.search(r"rounding of intermediate values included", README)
+
+
+def lab2_rounded_answers(gx, gy, gz, **_):
+    """Lab 2's f = tanh(ln(1 + z·2x/sin y)) as a careful student does it, 4 digits at every step."""
+    a = significant(2 * gx)
+    b = significant(math.sin(gy))
+    c = significant(a / b)
+    d = significant(1 + gz * c)
+    e = significant(math.log(d))
+    f = significant(math.tanh(e))
+    df_de, de_dd = significant(1 - f * f), significant(1 / d)
+    return {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f,
+            "df_dx": significant(df_de * de_dd * gz * significant(1 / b) * 2),
+            "df_dy": significant(df_de * de_dd * gz * significant(-a / b ** 2) * significant(math.cos(gy))),
+            "df_dz": significant(df_de * de_dd * c)}
+
+
+def lab5_rounded_answers(logits, target, **_):
+    """Lab 5's cross-entropy step as a careful student does it, 4 digits at every step."""
+    exps = [significant(math.exp(v)) for v in logits]
+    total = significant(sum(exps))
+    p = [significant(v / total) for v in exps]
+    return {"ce_loss": significant(significant(math.log(total)) - logits[target]),
+            **{f"ce_grad_{i}": significant(p[i] - (i == target)) for i in range(3)}}
+
+
+@pytest.mark.parametrize("lab, rounded", [("lab2", lab2_rounded_answers), ("lab5", lab5_rounded_answers)])
+def test_rounding_every_intermediate_to_4_digits_passes_for_every_student(lab, rounded):
+    kit = importlib.import_module(f"course.{lab}")
+    failing = []
+    for student in [f"student{i}" for i in range(1000)]:
+        numbers = kit.student_numbers(student)
+        expected = kit.check.expected_answers(student)
+        answers = rounded(**numbers)
+        problems = diagnose_all(answers, [expected[name] for name in answers], student)
+        if problems:
+            failing.append((student, numbers, problems[0]))
+    assert not failing, (len(failing), failing[:3])
