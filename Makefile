@@ -12,7 +12,7 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 WORK ?= work
 
-.PHONY: help setup build release validate work lab autograde demo student-bundle test test-fast clean
+.PHONY: help setup build release validate work lab autograde demo student-bundle test test-fast mutate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -58,6 +58,10 @@ test: setup ## Run the whole test suite, what CI runs (notebook executions in pa
 
 test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)
 	python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+
+MUTANTS ?= 100
+mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the fast tests' kill rate
+	python tests/mutate.py --sample $(MUTANTS) --jobs $(JOBS)
 
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
 	rm -rf gradebook.db submitted autograded feedback grades.csv .grading source/*/*.ipynb .pytest_cache dist

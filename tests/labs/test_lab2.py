@@ -192,3 +192,33 @@ def test_the_reference_walk_gives_the_orders_written_out_by_hand():
     assert sorted(check.visible + check.hidden) == sorted(WALKS)
     for source, names in WALKS.items():
         assert grader.graph_names(kit.expression(source)) == names, source
+
+
+def slips_by_hand(x, w, b, gx, gy, gz):
+    """Every hand-computation slip the feedback names, worked out here from the formulas."""
+    a, sb = 2 * gx, math.sin(gy)
+    c = a / sb
+    d = 1 + gz * c
+    e = math.log(d)
+    f = math.tanh(e)
+    right, wrong = 1 - f * f, 1 - e * e
+    return {
+        ("y_value", "added all three"): w + x + b, ("w_grad", "used w instead of x"): w,
+        ("b_grad", "gave b itself"): b, ("b", "took y in degrees"): math.sin(math.radians(gy)),
+        ("e", "used log base 10"): math.log10(d),
+        ("df_dx", "used 1 − e²"): wrong / d * gz / sb * 2, ("df_dx", "forgot the 2"): right / d * gz / sb,
+        ("df_dy", "used 1 − e²"): wrong / d * gz * (-a / sb ** 2) * math.cos(gy),
+        ("df_dy", "dropped the minus sign"): -(right / d * gz * (-a / sb ** 2) * math.cos(gy)),
+        ("df_dz", "used 1 − e²"): wrong / d * c, ("df_dz", "forgot the 1/d"): right * c,
+    }
+
+
+@pytest.mark.parametrize("student", ["ada", "grace", "s1", "s2", "zoë", "s-17"])
+def test_every_named_slip_is_the_value_its_name_says(student):
+    numbers = kit.student_numbers(student)
+    answers = kit.check.expected_answers(student)
+    by_hand = slips_by_hand(**numbers)
+    for (name, words), value in by_hand.items():
+        (slip,) = [wrong for why, wrong in answers[name].slips.items() if words in why]
+        assert slip == pytest.approx(value, rel=1e-12, abs=1e-15), (name, words)
+    assert sum(len(e.slips) for e in answers.values()) == len(by_hand)

@@ -182,3 +182,43 @@ def test_hand_tolerance_accepts_four_significant_digits_and_rejects_the_seed_sli
     right = kit.task2_values(**kit.WORKED_NUMBERS)["dyhat_dm2"]
     assert close(float(f"{right:.4g}"), right)
     assert HAND_RTOL * right + HAND_ATOL < 1e-3
+
+
+def task2_slips_by_hand(x1, w1, w2, y):
+    """Every Task 2 slip the feedback names, worked out here from the formulas."""
+    m1 = x1 * w1
+    r = max(m1, 0.0)
+    m2 = r * w2
+    yhat = sigmoid(m2)
+    s = yhat - y
+    right_sigma, wrong_sigma = yhat * (1 - yhat), m2 * (1 - m2)
+    return {
+        ("yhat_2", "forgot the sigmoid"): m2, ("s_2", "computed y − ŷ"): -s, ("loss_2", "forgot to square s"): s,
+        ("dloss_ds_2", "forgot the factor 2"): s,
+        ("dyhat_dm2", "plugged the sigmoid's input"): wrong_sigma, ("dyhat_dm2", "took σ(m2) itself"): yhat,
+        ("dm2_dw2", "used w2 instead of r"): w2, ("dm2_dr", "used r instead of w2"): r,
+        ("dr_dm1", "used the ReLU's output"): r, ("dm1_dw1", "used w1 instead of x1"): w1,
+        ("dloss_dw2", "used m2·(1 − m2)"): 2 * s * wrong_sigma * r,
+        ("dloss_dw2", "forgot the factor 2"): s * right_sigma * r,
+        ("dloss_dw2", "used w2 instead of r"): 2 * s * right_sigma * w2,
+        ("dloss_dw1", "used m2·(1 − m2)"): 2 * s * wrong_sigma * w2 * x1,
+        ("dloss_dw1", "forgot the factor 2"): s * right_sigma * w2 * x1,
+        ("dloss_dw1", "used r instead of w2"): 2 * s * right_sigma * r * x1,
+        ("dloss_dw1", "stopped at w2"): 2 * s * right_sigma * r,
+    }
+
+
+@pytest.mark.parametrize("student", ["ada", "grace", "sigmoid_slip", "zoë", "s-17", "s-18", "s-19"])
+def test_every_named_task2_slip_is_the_value_its_name_says(student):
+    numbers = kit.student_numbers(student)
+    answers = {e.name: e for e in kit.task2_answers(**numbers)}
+    by_hand = task2_slips_by_hand(**numbers)
+    for (name, words), value in by_hand.items():
+        (slip,) = [wrong for why, wrong in answers[name].slips.items() if words in why]
+        assert slip == pytest.approx(value, rel=1e-12, abs=1e-15), (name, words)
+    worked = {e.name: e.value for e in kit.task2_answers(**kit.WORKED_NUMBERS)}
+    for name, expected in answers.items():
+        named = {why for why in expected.slips if "worked example" not in why}
+        assert named == {why for (n, words) in by_hand for why in expected.slips if n == name and words in why}, name
+        if worked[name] != expected.value:
+            assert expected.slips["used the worked example's numbers instead of your own"] == worked[name]

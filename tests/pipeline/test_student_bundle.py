@@ -19,7 +19,6 @@ from autograder.pipeline import bundle, notebooks
 
 from conftest import REPO
 
-pytestmark = pytest.mark.slow
 TEXT = (".py", ".md", ".json", ".txt", ".toml", ".yml", ".ipynb")
 
 
@@ -79,6 +78,7 @@ def run(venv, *args, cwd, **kw):
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+@pytest.mark.slow
 def test_the_bundle_installs_in_a_fresh_venv_and_validates_a_notebook(built, tmp_path):
     dest, _ = built
     venv = tmp_path / "venv"

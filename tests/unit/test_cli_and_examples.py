@@ -1,0 +1,37 @@
+"""The command line and the example submissions, without running nbgrader."""
+
+import nbformat
+import pytest
+
+from autograder.__main__ import COMMANDS, main
+from autograder.pipeline import examples, notebooks
+
+from conftest import REPO
+
+
+def test_every_command_is_listed_and_build_succeeds(capsys):
+    assert set(COMMANDS) == {"build", "release", "validate", "examples", "grade", "table", "student-bundle"}
+    assert main(["build", "--lab", "lab4"]) == 0
+    assert capsys.readouterr().out.strip() == "source/lab4/lab4.ipynb"
+
+
+def test_an_example_answer_for_a_cell_that_does_not_exist_is_refused():
+    release = nbformat.read(REPO / "release" / "lab4" / "lab4.ipynb", as_version=4)
+    with pytest.raises(KeyError, match="no_such_answer"):
+        examples.fill(release, {"no_such_answer": "x = 1"})
+    filled = examples.fill(release, {"t1_forward_answer": "\nyhat = 2\n"})
+    (cell,) = [c for c in filled.cells if c.metadata.get("nbgrader", {}).get("grade_id") == "t1_forward_answer"]
+    assert cell.source == "yhat = 2"
+    assert "YOUR CODE HERE" in [c for c in release.cells if c.id == "t1_forward_answer"][0].source
+
+
+@pytest.mark.parametrize("lab", notebooks.labs())
+def test_every_example_fills_only_answer_cells_of_its_lab(lab):
+    release = nbformat.read(REPO / "release" / lab / f"{lab}.ipynb", as_version=4)
+    answer_cells = {c.metadata["nbgrader"]["grade_id"] for c in release.cells
+                    if c.metadata.get("nbgrader", {}).get("solution")}
+    for student, example in examples.load(lab).items():
+        assert set(example["answers"]) <= answer_cells, student
+        assert set(example["expected"]) == {c.metadata["nbgrader"]["grade_id"] for c in release.cells if
+                                            c.metadata.get("nbgrader", {}).get("grade")
+                                            and not c.metadata["nbgrader"].get("solution")}, student
