@@ -251,10 +251,12 @@ def format_table(root: Path, lab: str, outcomes: list[Outcome]) -> str:
             lines.append(f"{student:<{name_width}}  NOT GRADED: {failures[student]}")
             continue
         got = [scores[student].get(n) for n, _ in auto]
+        written = [scores[student].get(n) for n, _ in manual]
+        to_read = sum(m for (_, m), v in zip(manual, written) if v is None)
         line = (f"{student:<{name_width}}  "
                 + "  ".join(f"{'?' if v is None else f'{v:g}':>{w}}" for v, w in zip(got, widths))
                 + f"  {sum(v or 0 for v in got):>4g}/{sum(m for _, m in auto):<4g}"
-                + f"  {manual_points:g} pts to read")
+                + (f"  {to_read:g} pts to read" if to_read else f"  {sum(written):g}/{manual_points:g}"))
         if student in failures:
             line += f"  (newest submission NOT GRADED, earlier grades kept: {failures[student]})"
         lines.append(line)

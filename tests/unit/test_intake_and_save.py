@@ -1,6 +1,7 @@
 """The pipeline pieces on a temporary course: intake (precheck) and saving to a gradebook."""
 
 import shutil
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -137,3 +138,22 @@ def test_make_work_copies_the_release_and_never_overwrites_a_students_copy(tmp_p
     assert f"{work}/lab4 exists: keeping your copy" in again
     assert "my own work" in mine.read_text()
     assert (REPO / "release" / "lab4" / "lab4.ipynb").read_text() != mine.read_text()
+
+
+def test_the_grade_table_shows_scores_what_is_left_to_read_and_what_was_not_graded(gradebook):
+    root = Path(gradebook.removeprefix("sqlite:///")).parent
+    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    grading.save_result(gradebook, "lab9", "bob", result(0.0))
+    with Gradebook(gradebook) as gb:
+        written = gb.find_grade("q1", "lab9", "lab9", "bob")
+        written.manual_score, written.needs_manual_grade = 2.5, False
+        gb.db.commit()
+    outcomes = [grading.Outcome("bob", "lab9", False, "no lab9.ipynb"), grading.Outcome("cy", "lab9", False, "empty")]
+    assert grading.format_table(root, "lab9", outcomes).splitlines() == [
+        "lab9: points per autograded cell",
+        "student     t1       auto  written",
+        "----------------------------------",
+        "ada          2     2/2     3 pts to read",
+        "bob          0     0/2     2.5/3  (newest submission NOT GRADED, earlier grades kept: no lab9.ipynb)",
+        "cy       NOT GRADED: empty",
+    ]
