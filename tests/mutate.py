@@ -25,8 +25,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 TARGETS = ("course", "autograder")
-# Whole modules left out, and why: no grade, message or file the course produces depends on them.
-SKIPPED = {"course/plots.py": "figures only (sizes, colours, axis limits, sample counts)"}
+# Modules and functions left out, and why: no grade, message or file the course produces
+# depends on them, only how a figure looks.
+SKIPPED = {"course/plots.py": "figures only (sizes, colours, axis limits, sample counts)",
+           "course/graphs.py:draw_graph": "the figure's layout (sizes, offsets, colours); graph_layers is tested"}
 EQUIVALENT = REPO / "tests" / "equivalent_mutants.txt"
 ARITHMETIC = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult, ast.Pow: ast.Mult,
               ast.FloorDiv: ast.Mult, ast.Mod: ast.FloorDiv}
@@ -77,12 +79,21 @@ def sites(tree: ast.AST):
                         lambda n, i=i, o=new: n.ops.__setitem__(i, o())
 
 
+def skipped_nodes(tree: ast.AST, path: str) -> set[int]:
+    """Ids of the nodes inside the functions of this file that SKIPPED names."""
+    names = {key.split(":", 1)[1] for key in SKIPPED if key.startswith(f"{path}:")}
+    return {id(inner) for node in ast.walk(tree) if isinstance(node, ast.FunctionDef) and node.name in names
+            for inner in ast.walk(node)}
+
+
 def all_mutants(paths: list[Path]) -> list[Mutant]:
     mutants = []
     for path in paths:
+        relative = str(path.relative_to(REPO))
         tree = ast.parse(path.read_text())
-        for index, (node, change, _) in enumerate(sites(tree)):
-            mutants.append(Mutant(str(path.relative_to(REPO)), index, node.lineno, change))
+        skip = skipped_nodes(tree, relative)
+        mutants += [Mutant(relative, index, node.lineno, change)
+                    for index, (node, change, _) in enumerate(sites(tree)) if id(node) not in skip]
     return mutants
 
 

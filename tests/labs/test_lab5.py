@@ -158,3 +158,12 @@ def test_model_check(student):
     assert problems and "expected Linear" in problems[0]
     error, _ = run_test_cell("lab5", "t1_model", {"make_model": lambda: "model"})
     assert isinstance(error, AssertionError) and "nn.Module" in str(error)
+
+
+def test_an_unrecognised_loop_is_told_its_first_loss_against_the_references():
+    def doubled(model, X, y, optimizer, steps, zero_grad=True):
+        return [2 * v for v in loop()(model, X, y, optimizer, steps, zero_grad)]
+
+    problems = on_hidden_probes(doubled)
+    first = lab5.train_reference(**lab5.LAB.checks["t2_train"].hidden[0])[0]
+    assert f"(first loss {2 * first:.6g}, expected {first:.6g})" in problems[0]
