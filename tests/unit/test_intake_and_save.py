@@ -157,3 +157,13 @@ def test_the_grade_table_shows_scores_what_is_left_to_read_and_what_was_not_grad
         "bob          0     0/2     2.5/3  (newest submission NOT GRADED, earlier grades kept: no lab9.ipynb)",
         "cy       NOT GRADED: empty",
     ]
+
+
+def test_grading_a_course_with_nothing_submitted_reports_it_and_succeeds(gradebook, capsys):
+    from autograder.__main__ import main
+
+    root = Path(gradebook.removeprefix("sqlite:///")).parent
+    assert main(["--root", str(root), "grade", "--lab", "lab9", "--jobs", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "lab9: no submissions under submitted/*/lab9/" in out
+    assert f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}" in out
