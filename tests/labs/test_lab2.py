@@ -152,6 +152,9 @@ def test_draw_graph_shows_every_node():
     out = kit.expression(HIDDEN[2])
     layers, edges = graph_layers(out)
     assert sorted(type(n).__name__ for layer in layers for n in layer) == sorted(grader.graph_names(out))
+    assert layers[0] == [out.grad_fn] and all(layers)  # the output on top, no empty row
+    depth = {node: row for row, layer in enumerate(layers) for node in layer}
+    assert all(depth[child] > depth[parent] for parent, child in edges)  # every arrow points down
     fig = draw_graph(out)
     labels = [t for t in fig.axes[0].texts if not isinstance(t, matplotlib.text.Annotation)]
     assert len(labels) == len(grader.graph_names(out))
