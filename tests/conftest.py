@@ -83,3 +83,14 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True)
         course.checks.publish = original
     student = course.identity.student_id()[0]
     return error, load(lab).verify_cell(grade_id, published, student)
+
+
+def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None:
+    """Each slip in `by_hand` ({(answer name, words of its name): value worked out in the test})
+    is in the answers with that value, and the answers name no other slip (except `ignore`)."""
+    for (name, words), value in by_hand.items():
+        (slip,) = [wrong for why, wrong in answers[name].slips.items() if words in why]
+        assert slip == pytest.approx(value, rel=1e-12, abs=1e-15), (name, words)
+    for name, expected in answers.items():
+        named = {why for why in expected.slips if ignore not in why}
+        assert named == {why for why in expected.slips for (n, words) in by_hand if n == name and words in why}, name

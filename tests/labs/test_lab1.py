@@ -14,6 +14,8 @@ from course import lab1 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed, report, sealed
 
+from conftest import assert_named_slips
+
 
 def test_step_reference_matches_the_chain_rule(device):
     for A, B, target, lr in ((0.0, 0.0, 10.0, 0.01), (-2.0, 2.0, 6.0, 0.02), (1.5, 2.5, 11.0, 0.1)):
@@ -183,3 +185,16 @@ def test_the_learning_rate_explorers_closed_form_is_what_autograd_does(lr):
     run = lab1.descent_reference(0.0, 0.0, 10.0, lr, 12)
     for k, (a, b) in enumerate(zip(run["As"], run["Bs"]), start=1):
         assert a + b == pytest.approx(10 - 10 * (1 - 4 * lr) ** k, rel=1e-9, abs=1e-9)
+
+
+@pytest.mark.parametrize("student", ["ada", "zoë", "s-17", "s-18"])
+def test_every_named_slip_is_the_value_its_name_says(student):
+    n = kit.student_numbers(student)
+    A, B, target, lr = n["A"], n["B"], n["target"], n["lr"]
+    u = A + B - target
+    assert_named_slips(kit.check.expected_answers(student), {
+        ("u", "computed target − (A + B)"): -u, ("loss", "forgot to square u"): u,
+        ("dloss_dA", "forgot the factor 2"): u, ("dloss_dA", "gave the loss"): u * u,
+        ("dloss_dB", "forgot the factor 2"): u,
+        ("A_next", "stepped uphill"): A + lr * 2 * u, ("A_next", "left out the learning rate"): A - 2 * u,
+        ("A_next", "forgot the factor 2"): A - lr * u})

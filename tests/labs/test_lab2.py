@@ -15,6 +15,8 @@ from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.graphs import draw_graph, graph_layers
 
+from conftest import assert_named_slips
+
 matplotlib.use("Agg")
 
 HIDDEN = grader.LAB.checks["t3_walk"].hidden  # the grader's probes: the chain's branching cousins
@@ -220,8 +222,4 @@ def slips_by_hand(x, w, b, gx, gy, gz):
 def test_every_named_slip_is_the_value_its_name_says(student):
     numbers = kit.student_numbers(student)
     answers = kit.check.expected_answers(student)
-    by_hand = slips_by_hand(**numbers)
-    for (name, words), value in by_hand.items():
-        (slip,) = [wrong for why, wrong in answers[name].slips.items() if words in why]
-        assert slip == pytest.approx(value, rel=1e-12, abs=1e-15), (name, words)
-    assert sum(len(e.slips) for e in answers.values()) == len(by_hand)
+    assert_named_slips(answers, slips_by_hand(**numbers))

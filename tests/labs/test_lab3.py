@@ -150,3 +150,14 @@ def test_layer_grad_check(ada, device):
     assert grader_problems("t5_layer_grad", {"first_layer_grad": right}, hidden=True) == []
     assert "not model" in grader_problems("t5_layer_grad", {"first_layer_grad": lambda m, X, y: m[0].weight},
                                           hidden=True)[0]
+
+
+@pytest.mark.parametrize("student", ["ada", "s-17", "s3"])
+def test_task1_values_and_named_slips_are_the_closed_forms(student):
+    n = kit.student_numbers(student)
+    once = [4 * (2 * a + n["k"]) for a in n["a"]]  # d/da (2a + k)² = 2(2a + k) · 2, for each element
+    answers = kit.check.expected_answers(student)
+    assert answers["grad_once"].value == once and answers["grad_twice"].value == [2 * g for g in once]
+    (half,) = answers["grad_once"].slips.values()
+    (kept,) = answers["grad_twice"].slips.values()
+    assert half == [g / 2 for g in once] and kept == once

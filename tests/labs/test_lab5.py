@@ -12,7 +12,7 @@ from course import lab5 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.data import thermometer
-from conftest import hidden_probes, run_test_cell
+from conftest import assert_named_slips, hidden_probes, run_test_cell
 
 
 def sgd_losses(seed, steps, optimizer="SGD", zero_grad=True):
@@ -167,3 +167,23 @@ def test_an_unrecognised_loop_is_told_its_first_loss_against_the_references():
     problems = on_hidden_probes(doubled)
     first = lab5.train_reference(**lab5.LAB.checks["t2_train"].hidden[0])[0]
     assert f"(first loss {2 * first:.6g}, expected {first:.6g})" in problems[0]
+
+
+@pytest.mark.parametrize("student", ["ada", "s-17", "s3", "s4"])
+def test_every_named_slip_is_the_value_its_name_says(student):
+    n = kit.student_numbers(student)
+    points = ((n["x1"], n["y1"]), (n["x2"], n["y2"]))
+    res = [n["w"] * x + n["b"] - y for x, y in points]
+    mse, dw, db = (res[0] ** 2 + res[1] ** 2) / 2, res[0] * n["x1"] + res[1] * n["x2"], res[0] + res[1]
+    z, t = n["logits"], n["target"]
+    p = [math.exp(v) / sum(math.exp(u) for u in z) for v in z]
+    log_sum_p = math.log(sum(math.exp(v) for v in p))
+    assert_named_slips(kit.check.expected_answers(student), {
+        ("mse", "summed the squares"): 2 * mse, ("dmse_dw", "summed instead"): 2 * dw,
+        ("dmse_dw", "forgot the factor 2"): dw / 2, ("dmse_db", "summed instead"): 2 * db,
+        ("dmse_db", "forgot the factor 2"): db / 2, ("w_next", "stepped uphill"): n["w"] + n["lr"] * dw,
+        ("w_next", "used the summed gradient"): n["w"] - 2 * n["lr"] * dw,
+        ("ce_loss", "applied softmax before"): log_sum_p - p[t],
+        ("ce_loss", "used log base 10"): math.log10(sum(math.exp(v) for v in z)) - z[t],
+        ("ce_loss", "left out the log-sum-exp"): -z[t],
+        (f"ce_grad_{t}", "forgot to subtract the one-hot"): p[t]})
