@@ -35,3 +35,12 @@ def test_every_example_fills_only_answer_cells_of_its_lab(lab):
         assert set(example["expected"]) == {c.metadata["nbgrader"]["grade_id"] for c in release.cells if
                                             c.metadata.get("nbgrader", {}).get("grade")
                                             and not c.metadata["nbgrader"].get("solution")}, student
+
+
+def test_a_notebook_is_written_only_when_its_text_changes(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
+    path = tmp_path / "lab.ipynb"
+    assert notebooks.write_if_changed(nb, path) is True
+    assert notebooks.write_if_changed(nb, path) is False
+    nb.cells[0].source = "x = 2"
+    assert notebooks.write_if_changed(nb, path) is True and "x = 2" in path.read_text()
