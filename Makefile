@@ -18,6 +18,8 @@ help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
 
 $(VENV)/.installed: pyproject.toml requirements.lock
+	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq bubblewrap || \
+	  (apt-get update -qq && apt-get install -y -qq bubblewrap)); } || echo "bubblewrap missing: grading needs it (or NO_SANDBOX=1)"
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
@@ -44,11 +46,11 @@ lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDEN
 	cd $(WORK) && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 autograde: release ## Grade every submission in submitted/: gradebook, feedback/ HTML, grades.csv, table
-	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
+	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox)
 
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades
 	python -m autograder --root $(ROOT) examples
-	python -m autograder --root $(ROOT) grade --jobs $(JOBS)
+	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox)
 
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student

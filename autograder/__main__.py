@@ -5,7 +5,7 @@ import os
 import sys
 from pathlib import Path
 
-from .pipeline import bundle, examples, grading, notebooks
+from .pipeline import bundle, examples, grading, notebooks, sandbox
 from .pipeline.layout import Layout
 
 
@@ -40,9 +40,17 @@ def write_examples(args, root: Path) -> int:
 
 
 def grade(args, root: Path) -> int:
+    if args.no_sandbox:
+        print("sandbox: OFF (--no-sandbox): student code runs with your rights and sees the whole course")
+    elif problem := sandbox.unavailable():
+        print(f"Not grading: {problem}.\nGrading without it lets student code read and write the whole course; "
+              "pass --no-sandbox to do so anyway.", file=sys.stderr)
+        return 2
+    else:
+        print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
     failed = 0
     for lab in args.labs:
-        outcomes = grading.grade_lab(root, lab, args.jobs)
+        outcomes = grading.grade_lab(root, lab, args.jobs, sandboxed=not args.no_sandbox)
         failed += sum(not o.ok for o in outcomes)
         if any(o.ok for o in outcomes):
             grading.generate_feedback_and_export(root, lab)
@@ -85,6 +93,8 @@ def main(argv=None) -> int:
         command.add_argument("--lab", dest="labs", action="append", help="one lab (repeatable; default: all)")
     sub.choices["grade"].add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                                       help="submissions graded at once")
+    sub.choices["grade"].add_argument("--no-sandbox", action="store_true",
+                                      help="run student code without bubblewrap (it then sees the whole course)")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))
     args = parser.parse_args(argv)
     root = args.root.resolve()

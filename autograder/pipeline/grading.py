@@ -1,10 +1,13 @@
 """Grade a whole class: every submission alone, every result saved in one step.
 
 One submission is one unit of work (`grade_submission`): its files are copied to a
-private scratch course, stock `nbgrader autograde` runs there with a snapshot of the
-gradebook, the answers each test cell published are verified again in this process
-(which never runs student code), and only then is the result moved into the course:
-the autograded folder by rename, the scores by a single database transaction. A
+private scratch course, stock `nbgrader autograde` runs there inside a bubblewrap sandbox
+(`sandbox.py`) with a gradebook that holds the lab and no student, the answers each test cell
+published are verified again in this process (which never runs student code), and only then
+is the result moved into the course: the autograded folder's regular files by rename, the
+scores by a single database transaction. Nothing the sandbox wrote is trusted as it is: the
+scores kept are those of the autograder test cells (known from the course's own gradebook),
+the timestamp is the submission's, and the verification has the last word. A
 broken or hung submission, or a crash halfway through the class, therefore leaves
 every grade already saved as it was, and running the grader again is always safe.
 Units are independent, so they run in parallel (`--jobs`).
@@ -26,8 +29,9 @@ from nbgrader.api import (Comment, Grade, Gradebook, MissingEntry, Student, Subm
 
 from .. import verification
 from course.identity import STUDENT_ENV
+from . import sandbox
 from .layout import Layout
-from .nbgrader_cmd import run_nbgrader
+from .nbgrader_cmd import BIN, run_nbgrader
 
 SCRATCH = ".grading"
 UNIT_TIMEOUT_S = 900
@@ -77,15 +81,41 @@ def snapshot_gradebook(src: Path, dest: Path) -> None:
         source.backup(target)
 
 
-def read_result(db_url: str, lab: str, student: str) -> dict:
-    """Scores and comments of one submission, as plain data."""
+def test_cells(db_url: str, lab: str) -> set[tuple[str, str]]:
+    """(notebook, cell) of every autograder test cell of a lab: the only cells with an auto score."""
+    with Gradebook(db_url) as gb:
+        notebooks = gb.find_assignment(lab).notebooks
+        return {(nb.name, c.name) for nb in notebooks for c in nb.grade_cells
+                if c.name not in {s.name for s in nb.solution_cells}}
+
+
+def read_result(db_url: str, lab: str, student: str, trusted: set[tuple[str, str]], timestamp) -> dict:
+    """The auto scores of the `trusted` test cells of one submission, as plain data.
+
+    The gradebook at `db_url` was within the sandbox's reach: only the scores of autograder test
+    cells are read from it, never a score for a written answer; the timestamp is the one given.
+    """
     with Gradebook(db_url) as gb:
         sub = gb.find_submission(lab, student)
         return {
-            "timestamp": sub.timestamp,
-            "grades": {(nb.name, g.name): g.auto_score for nb in sub.notebooks for g in nb.grades},
+            "timestamp": timestamp,
+            "grades": {(nb.name, g.name): g.auto_score if (nb.name, g.name) in trusted else None
+                       for nb in sub.notebooks for g in nb.grades},
             "comments": {(nb.name, c.name): c.auto_comment for nb in sub.notebooks for c in nb.comments},
         }
+
+
+def lab_gradebook(root: Path, lab: str) -> Path:
+    """A gradebook with the lab's cells and no student at all, for the sandboxed units to use."""
+    path = root / SCRATCH / f"{lab}-gradebook.db"
+    path.unlink(missing_ok=True)
+    snapshot_gradebook(Layout(root).gradebook, path)
+    with Gradebook(f"sqlite:///{path}") as gb:
+        for student in list(gb.students):
+            for submission in list(student.submissions):
+                gb.remove_submission(submission.assignment.name, student.id)
+            gb.remove_student(student.id)
+    return path
 
 
 def save_result(db_url: str, lab: str, student: str, result: dict) -> None:
@@ -135,33 +165,46 @@ def replace_dir(new: Path, final: Path) -> None:
     old = final.with_name(f".{final.name}.old")
     for leftover in (staged, old):
         shutil.rmtree(leftover, ignore_errors=True)
-    shutil.copytree(new, staged)
+    shutil.copytree(new, staged, symlinks=True, ignore=not_regular)
     if final.exists():
         final.rename(old)
     staged.rename(final)
     shutil.rmtree(old, ignore_errors=True)
 
 
-def run_autograde(root: Path, scratch: Path, lab: str, student: str, threads: int) -> subprocess.CompletedProcess:
-    """Stock nbgrader autograde of one submission inside a scratch course."""
-    return run_nbgrader("autograde", lab, "--student", student, "--force", f"--CourseDirectory.root={scratch}",
-                        root=root, env={STUDENT_ENV: student, "OMP_NUM_THREADS": str(threads)},
-                        check=False, timeout=UNIT_TIMEOUT_S)
+def not_regular(folder: str, names: list[str]) -> list[str]:
+    """The names in a folder that are neither regular files nor folders (links, pipes, devices)."""
+    return [n for n in names if os.path.islink(os.path.join(folder, n))
+            or not (os.path.isfile(os.path.join(folder, n)) or os.path.isdir(os.path.join(folder, n)))]
 
 
-def grade_submission(root: Path, lab: str, student: str, scratch: Path,
-                     threads: int = 1) -> tuple[Outcome, dict | None]:
+def run_autograde(root: Path, scratch: Path, lab: str, student: str, threads: int,
+                  sandboxed: bool = True) -> subprocess.CompletedProcess:
+    """Stock nbgrader autograde of one submission inside a scratch course (in the sandbox)."""
+    env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(threads)}
+    args = ["autograde", lab, "--student", student, "--force", f"--CourseDirectory.root={scratch}"]
+    if not sandboxed:
+        return run_nbgrader(*args, root=root, env=env, check=False, timeout=UNIT_TIMEOUT_S)
+    shutil.copy2(root / "nbgrader_config.py", scratch / "nbgrader_config.py")
+    return subprocess.run(sandbox.wrap([str(BIN / "nbgrader"), *args], scratch, env), cwd=scratch,
+                          capture_output=True, text=True, timeout=UNIT_TIMEOUT_S, start_new_session=True)
+
+
+def grade_submission(root: Path, lab: str, student: str, scratch: Path, threads: int = 1,
+                     sandboxed: bool = True) -> tuple[Outcome, dict | None]:
     """Autograde one submission inside `scratch`; return its outcome and result, nothing saved."""
     start = time.monotonic()
     problem = precheck(root, lab, student)
     if problem:
         return Outcome(student, lab, False, problem), None
     course, private = Layout(root), Layout(scratch)
-    snapshot_gradebook(course.gradebook, private.gradebook)
-    shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student))
+    template = root / SCRATCH / f"{lab}-gradebook.db"
+    shutil.copy2(template if template.exists() else lab_gradebook(root, lab), private.gradebook)
+    shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
+                    symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
     try:
-        proc = run_autograde(root, scratch, lab, student, threads)
+        proc = run_autograde(root, scratch, lab, student, threads, sandboxed)
     except subprocess.TimeoutExpired:
         return Outcome(student, lab, False, f"grading took over {UNIT_TIMEOUT_S} s and was stopped"), None
     graded = private.folder("autograded", lab, student)
@@ -169,16 +212,17 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path,
         errors = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if "ERROR" in line]
         return Outcome(student, lab, False, "nbgrader could not grade it: "
                        + (errors[-1] if errors else f"exit status {proc.returncode}")), None
-    result = read_result(private.db_url, lab, student)
+    timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
+    result = read_result(private.db_url, lab, student, test_cells(course.db_url, lab), timestamp)
     overrides = verification.audit(graded, lab, student, result)
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides), result
 
 
-def grade_and_save(root: Path, lab: str, student: str, threads: int) -> Outcome:
+def grade_and_save(root: Path, lab: str, student: str, threads: int, sandboxed: bool = True) -> Outcome:
     """One unit of work: grade in a private scratch course, then save in one step."""
     scratch = Path(tempfile.mkdtemp(prefix=f"{student}-{lab}-", dir=root / SCRATCH))
     try:
-        outcome, result = grade_submission(root, lab, student, scratch, threads)
+        outcome, result = grade_submission(root, lab, student, scratch, threads, sandboxed)
         if result is not None:
             course, private = Layout(root), Layout(scratch)
             replace_dir(private.folder("autograded", lab, student), course.folder("autograded", lab, student))
@@ -190,17 +234,18 @@ def grade_and_save(root: Path, lab: str, student: str, threads: int) -> Outcome:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def grade_lab(root: Path, lab: str, jobs: int, log=print) -> list[Outcome]:
+def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True) -> list[Outcome]:
     """Grade every submission of one lab, `jobs` at a time; each result is saved as it finishes."""
     students = Layout(root).students("submitted", lab)
     if not students:
         log(f"{lab}: no submissions under submitted/*/{lab}/")
         return []
     (root / SCRATCH).mkdir(exist_ok=True)
+    lab_gradebook(root, lab)
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     outcomes = []
     with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in as_completed([pool.submit(grade_and_save, root, lab, s, threads) for s in students]):
+        for future in as_completed([pool.submit(grade_and_save, root, lab, s, threads, sandboxed) for s in students]):
             outcome = future.result()
             note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
             log(f"{lab} {outcome.student}: {note}")
