@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import course
@@ -26,8 +27,9 @@ def readonly_paths() -> list[Path]:
 
 def wrap(argv: list[str], folder: Path, env: dict[str, str]) -> list[str]:
     """The bubblewrap command line that runs `argv` inside `folder`, with only `env` set."""
+    # /tmp first: what is mounted later under /tmp (a venv, the kit, the folder) lands on top of it.
     args = [BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--uid", "65534", "--gid", "65534",
-            "--ro-bind", "/usr", "/usr"]
+            "--tmpfs", "/tmp", "--ro-bind", "/usr", "/usr"]
     for name in ("bin", "sbin", "lib", "lib64"):
         top = Path("/", name)
         if top.is_symlink():
@@ -38,7 +40,7 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str]) -> list[str]:
         args += ["--ro-bind", "/etc/fonts", "/etc/fonts"]
     for path in readonly_paths():
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--bind", str(folder), str(folder),
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(folder), str(folder),
              "--clearenv", "--setenv", "HOME", "/tmp", "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin"]
     for key, value in env.items():
         args += ["--setenv", key, value]
@@ -49,9 +51,10 @@ def unavailable() -> str | None:
     """Why the sandbox cannot run here (None when it can): bubblewrap missing or refused."""
     if shutil.which(BWRAP) is None:
         return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
-    probe = Path(os.environ.get("TMPDIR", "/tmp")).resolve()
-    proc = subprocess.run(wrap([sys.executable, "-c", "import course"], probe, {}), capture_output=True,
-                          text=True, timeout=60)
+    check = "import course, importlib.util as u; assert u.find_spec('autograder') is None, 'the grader is in reach'"
+    with tempfile.TemporaryDirectory() as folder:
+        proc = subprocess.run(wrap([sys.executable, "-c", check], Path(folder), {}), capture_output=True,
+                              text=True, timeout=60)
     if proc.returncode != 0:
-        return f"bubblewrap cannot start a sandbox here: {(proc.stderr or proc.stdout).strip()[:300]}"
+        return f"bubblewrap cannot start a sandbox here: {(proc.stderr or proc.stdout).strip()[-300:]}"
     return None
