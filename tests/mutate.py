@@ -7,7 +7,8 @@ A mutant changes one numeric constant (n → n + 1, x → 2x), one arithmetic op
 `course/` or `autograder/`. Each mutant is written into a scratch copy of the repository and the
 fast tests (`-m "not slow"`) run there, stopping at the first failure; a mutant they fail on is
 killed. Mutants listed in tests/equivalent_mutants.txt (with the reason they cannot change
-behaviour) are left out of the rate, and so are the modules in SKIPPED. Prints the kill rate
+behaviour), each as "path | the line's code | change  # why", are left out of the rate, and
+so are the modules and functions in SKIPPED. Prints the kill rate
 and every survivor.
 """
 
@@ -44,11 +45,16 @@ class Mutant:
     path: str      # relative to the repository
     index: int     # which mutable node of the file, in ast.walk order
     line: int
+    code: str      # the line's text, stripped: how equivalent_mutants.txt finds it after edits
     change: str    # e.g. "< → <=" or "2 → 3"
 
     @property
     def key(self) -> str:
         return f"{self.path}:{self.line} {self.change}"
+
+    @property
+    def identity(self) -> str:
+        return f"{self.path} | {self.code} | {self.change}"
 
 
 def docstring_nodes(tree: ast.AST) -> set[int]:
@@ -90,9 +96,11 @@ def all_mutants(paths: list[Path]) -> list[Mutant]:
     mutants = []
     for path in paths:
         relative = str(path.relative_to(REPO))
-        tree = ast.parse(path.read_text())
+        text = path.read_text()
+        lines = text.splitlines()
+        tree = ast.parse(text)
         skip = skipped_nodes(tree, relative)
-        mutants += [Mutant(relative, index, node.lineno, change)
+        mutants += [Mutant(relative, index, node.lineno, lines[node.lineno - 1].strip(), change)
                     for index, (node, change, _) in enumerate(sites(tree)) if id(node) not in skip]
     return mutants
 
@@ -134,7 +142,7 @@ def main(argv=None) -> int:
     mutants = all_mutants(paths)
     equivalent = {line.split("#")[0].strip() for line in EQUIVALENT.read_text().splitlines() if line.strip()
                   and not line.startswith("#")} if EQUIVALENT.exists() else set()
-    pool = [m for m in mutants if m.key not in equivalent]
+    pool = [m for m in mutants if m.identity not in equivalent]
     chosen = random.Random(args.seed).sample(pool, min(args.sample, len(pool))) if args.sample else pool
     print(f"{len(mutants)} mutants in {len(paths)} files; {len(mutants) - len(pool)} listed as equivalent; "
           f"running {len(chosen)} (seed {args.seed})", flush=True)

@@ -105,9 +105,9 @@ def read_result(db_url: str, lab: str, student: str, trusted: set[tuple[str, str
         }
 
 
-def lab_gradebook(root: Path, lab: str) -> Path:
-    """A gradebook with the lab's cells and no student at all, for the sandboxed units to use."""
-    path = root / SCRATCH / f"{lab}-gradebook.db"
+def lab_gradebook(root: Path, path: Path) -> Path:
+    """Write at `path` a copy of the course's gradebook with every student taken out: the
+    labs and their cells, for a sandboxed unit to use."""
     path.unlink(missing_ok=True)
     snapshot_gradebook(Layout(root).gradebook, path)
     with Gradebook(f"sqlite:///{path}") as gb:
@@ -199,7 +199,10 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, threads:
         return Outcome(student, lab, False, problem), None
     course, private = Layout(root), Layout(scratch)
     template = root / SCRATCH / f"{lab}-gradebook.db"
-    shutil.copy2(template if template.exists() else lab_gradebook(root, lab), private.gradebook)
+    if template.exists():
+        shutil.copy2(template, private.gradebook)
+    else:
+        lab_gradebook(root, private.gradebook)
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
@@ -241,17 +244,21 @@ def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True
         log(f"{lab}: no submissions under submitted/*/{lab}/")
         return []
     (root / SCRATCH).mkdir(exist_ok=True)
-    lab_gradebook(root, lab)
+    template = lab_gradebook(root, root / SCRATCH / f"{lab}-gradebook.db")
     threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
     outcomes = []
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        for future in as_completed([pool.submit(grade_and_save, root, lab, s, threads, sandboxed) for s in students]):
-            outcome = future.result()
-            note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
-            log(f"{lab} {outcome.student}: {note}")
-            for line in outcome.overrides:
-                log(f"    {line}")
-            outcomes.append(outcome)
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for future in as_completed([pool.submit(grade_and_save, root, lab, s, threads, sandboxed)
+                                        for s in students]):
+                outcome = future.result()
+                note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
+                log(f"{lab} {outcome.student}: {note}")
+                for line in outcome.overrides:
+                    log(f"    {line}")
+                outcomes.append(outcome)
+    finally:
+        template.unlink(missing_ok=True)
     return sorted(outcomes, key=lambda o: o.student)
 
 
