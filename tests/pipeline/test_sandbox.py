@@ -2,7 +2,8 @@
 
 The hostile notebook answers Lab 4 right and also tries, from an answer cell, to read the
 course's sources and gradebook, write into the course, import the grader, reach the network,
-give its written answers full marks in the gradebook it can reach, and leave a process behind.
+give its written answers full marks in the gradebook it can reach, leave a process behind, and
+leave a link to /dev/zero and a named pipe beside its notebook for the copy back to trip on.
 (Writing into the course "succeeds" only into the sandbox's own throwaway file system.)
 It must gain nothing, change nothing, and keep exactly the marks of its right answers, like the
 honest submission graded in the same run.
@@ -48,6 +49,8 @@ attempt("forge_grades", forge)
 attempt("leave_a_process", lambda: subprocess.Popen(
     [sys.executable, "-c", "import time; time.sleep(4); open(%r, 'w').write('x')" % (ROOT + "/late")],
     start_new_session=True))
+attempt("link_to_a_device", lambda: os.symlink("/dev/zero", "zero"))  # beside its notebook
+attempt("named_pipe", lambda: os.mkfifo("pipe"))
 print("ATTEMPTS", sorted(attempts.items()))
 yhat = 2
 s = 1
@@ -90,12 +93,15 @@ def test_hostile_code_keeps_only_the_marks_of_its_right_answers(graded):
 def test_hostile_code_reached_nothing_outside_its_folder(graded):
     root, _ = graded
     assert not (root / "pwned").exists() and not (root / "late").exists()
+    graded = Layout(root).folder("autograded", "lab4", "ada")
+    assert sorted(p.name for p in graded.iterdir()) == ["lab4.ipynb"]  # only regular files come back
     nb = nbformat.read(Layout(root).notebook("autograded", "lab4", "ada"), as_version=4)
     (cell,) = [c for c in nb.cells if c.id == "t1_forward_answer"]
     text = "".join(o.get("text", "") for o in cell.outputs)
     attempts = dict(json.loads(text.split("ATTEMPTS", 1)[1].strip().replace("'", '"').replace("(", "[").replace(")", "]")))
     assert attempts["read_source"] == "FileNotFoundError"
     assert attempts["read_gradebook"] == "FileNotFoundError"
+    assert attempts["link_to_a_device"] == attempts["named_pipe"] == "done"  # made, and left behind
     assert attempts["forge_grades"] == "done"  # it may write the gradebook it sees: a copy nobody trusts
     assert attempts["import_grader"] == "ModuleNotFoundError"
     assert attempts["network"] in ("OSError", "TimeoutError", "ConnectionError")
