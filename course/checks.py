@@ -98,6 +98,17 @@ def describe_call(name: str, probe) -> str:
     return f"{name}({args})"
 
 
+def output_problem(name: str, probe, got, right, mistakes: dict, hint: str, rtol: float, atol: float) -> str | None:
+    """What is wrong with a function's output on one probe (None when it matches `right`): the
+    known mistake it matches, else the hint."""
+    if matches(got, right, rtol, atol):
+        return None
+    named = [why for why, wrong in mistakes.items() if matches(got, wrong, rtol, atol)]
+    call = describe_call(name, probe)
+    return (f"{call}: it matches what you get if you {named[0]}." if named
+            else f"{call} does not give what autograd gives. {hint}")
+
+
 @dataclass
 class Function:
     """A graded function: the names it is defined under, and how one probe runs it.
@@ -233,14 +244,8 @@ class LabKit:
         if hidden is not None:
             print(f"✔ {name}: ran on {len(probes)} more inputs; the grader checks the results.")
             return
-        problems = []
-        for probe, got, want in zip(probes, outputs, visible["outputs"]):
-            if matches(got, want["right"], visible["rtol"], visible["atol"]):
-                continue
-            named = [why for why, wrong in want["mistakes"].items()
-                     if matches(got, wrong, visible["rtol"], visible["atol"])]
-            call = describe_call(spec.takes[0], probe)
-            problems.append(f"{call}: it matches what you get if you {named[0]}." if named
-                            else f"{call} does not give what autograd gives. {visible['hint']}")
+        problems = [problem for probe, got, want in zip(probes, outputs, visible["outputs"])
+                    if (problem := output_problem(spec.takes[0], probe, got, want["right"], want["mistakes"],
+                                                  visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success)
 

@@ -14,8 +14,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, as_float, as_floats, diagnose_all, matches
-from course.checks import LabKit, describe_call, sealed
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, as_float, as_floats, diagnose_all
+from course.checks import LabKit, output_problem, sealed
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Lab:
         self.kit = kit
         self.name = kit.lab
         self.checks: dict[str, Check] = {}
-        self._kit_functions: dict[str, dict] = {}
+        self._kit_functions: dict[str, Callable[[], dict]] = {}
         self._kit_tables: dict[str, Callable] = {}
 
     def _add(self, check: Check) -> Check:
@@ -88,20 +88,15 @@ class Lab:
         mistakes = mistakes or {}
         takes = self.kit.functions[name].takes[0]
 
+        def outputs(probe) -> tuple:
+            return reference(probe), {why: mistake(probe) for why, mistake in mistakes.items()}
+
         def default_verify(data: dict, student: str) -> list[str]:
-            problems = []
-            for probe, got in zip(data["probes"], data["outputs"]):
-                if matches(got, reference(probe), rtol, atol):
-                    continue
-                named = [why for why, wrong in mistakes.items() if matches(got, wrong(probe), rtol, atol)]
-                call = describe_call(takes, probe)
-                problems.append(f"{call}: it matches what you get if you {named[0]}." if named
-                                else f"{call} does not give what autograd gives. {hint}")
-            return problems
-        self._kit_functions[name] = {
+            return [problem for probe, got in zip(data["probes"], data["outputs"])
+                    if (problem := output_problem(takes, probe, got, *outputs(probe), hint, rtol, atol))]
+        self._kit_functions[name] = lambda: {
             "probes": visible, "rtol": rtol, "atol": atol, "hint": hint,
-            "outputs": lambda: [{"right": reference(p), "mistakes": {why: m(p) for why, m in mistakes.items()}}
-                                for p in visible]}
+            "outputs": [dict(zip(("right", "mistakes"), outputs(p))) for p in visible]}
         return self._add(Check(grade_id, "function", name, verify or default_verify, list(visible), list(hidden)))
 
     def verify_cell(self, grade_id: str, payloads: list, student: str) -> list[str]:
@@ -134,8 +129,7 @@ class Lab:
 
     def kit_data(self) -> dict:
         """The kit's data: visible probes with their expected outputs, and every table's truth, sealed."""
-        functions = {name: {k: (v() if k == "outputs" else v) for k, v in entry.items()}
-                     for name, entry in self._kit_functions.items()}
+        functions = {name: entry() for name, entry in self._kit_functions.items()}
         tables = {name: {key: sealed(self.name, name, key, truth(key)) for key in self.kit.tables[name].all_keys}
                   for name, truth in self._kit_tables.items()}
         return {"functions": functions, "tables": tables}
