@@ -46,11 +46,11 @@ lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDEN
 	cd $(WORK) && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 autograde: release ## Grade every submission in submitted/: gradebook, feedback/ HTML, grades.csv, table
-	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox)
+	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT))
 
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades
 	python -m autograder --root $(ROOT) examples
-	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox)
+	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT))
 
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student

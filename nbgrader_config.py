@@ -2,6 +2,9 @@
 
 from pathlib import Path
 
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
 c.CourseDirectory.course_id = "autograd-labs"
@@ -13,3 +16,6 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # Generous per-cell limit for slow machines; one runaway cell cannot stall a whole class.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+
+# Feedback shows each test's result, never the hidden tests' code (their probes stay unknown).
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

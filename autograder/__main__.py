@@ -7,6 +7,7 @@ from pathlib import Path
 
 from .pipeline import bundle, examples, grading, notebooks, sandbox
 from .pipeline.layout import Layout
+from .pipeline.nbgrader_cmd import BIN
 
 
 def build(args, root: Path) -> int:
@@ -50,7 +51,8 @@ def grade(args, root: Path) -> int:
         print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
     failed = 0
     for lab in args.labs:
-        outcomes = grading.grade_lab(root, lab, args.jobs, sandboxed=not args.no_sandbox)
+        outcomes = grading.grade_lab(root, lab, args.jobs, sandboxed=not args.no_sandbox,
+                                     notebook_seconds=args.notebook_timeout)
         failed += sum(not o.ok for o in outcomes)
         if any(o.ok for o in outcomes):
             grading.generate_feedback_and_export(root, lab)
@@ -95,8 +97,11 @@ def main(argv=None) -> int:
                                       help="submissions graded at once")
     sub.choices["grade"].add_argument("--no-sandbox", action="store_true",
                                       help="run student code without bubblewrap (it then sees the whole course)")
+    sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT_S,
+                                      help="seconds a notebook may run; cells after that are not run and score 0")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))
     args = parser.parse_args(argv)
+    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader runs alembic by name
     root = args.root.resolve()
     args.labs = args.labs or notebooks.labs(root)
     return args.run(args, root)

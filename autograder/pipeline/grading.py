@@ -1,22 +1,24 @@
 """Grade a whole class: every submission alone, every result saved in one step.
 
-One submission is one unit of work (`grade_submission`): its files are copied to a
-private scratch course, stock `nbgrader autograde` runs there inside a bubblewrap sandbox
-(`sandbox.py`) with a gradebook that holds the lab and no student, the answers each test cell
-published are verified again in this process (which never runs student code), and only then
-is the result moved into the course: the autograded folder's regular files by rename, the
-scores by a single database transaction. Nothing the sandbox wrote is trusted as it is: the
-scores kept are those of the autograder test cells (known from the course's own gradebook),
-the timestamp is the submission's, and the verification has the last word. A
-broken or hung submission, or a crash halfway through the class, therefore leaves
-every grade already saved as it was, and running the grader again is always safe.
-Units are independent, so they run in parallel (`--jobs`).
+One submission is one unit of work (`grade_submission`): intake checks its folder
+(`intake.py`), its files are copied to a private scratch course, and nbgrader autograde
+(`autograde_unit.py`) runs there inside a bubblewrap sandbox (`sandbox.py`), within one time
+and disk limit, with a gradebook that holds the lab and no student. Nothing the sandbox wrote
+is trusted as it is: the scores are worked out here from the executed notebook's test cells
+(known from the course's own gradebook), the answers each test cell published are verified
+again in this process (which never runs student code), and the timestamp is the submission's.
+Only then is the result moved into the course: the lab's notebooks by rename, the scores by a
+single database transaction. A broken, hung or hostile submission, or a crash halfway through
+the class, therefore leaves every grade already saved as it was, and running the grader again
+is always safe. Units are independent, so they run in parallel (`--jobs`).
 """
 
+import math
 import os
+import queue
 import shutil
-import sqlite3
-import subprocess
+import stat
+import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -26,15 +28,33 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import (Comment, Grade, Gradebook, MissingEntry, Student, SubmittedAssignment,
                           SubmittedNotebook)
+from nbgrader.utils import compute_checksum, determine_grade, is_solution
 
 from .. import verification
+from ..labs import load
 from course.identity import STUDENT_ENV
-from . import sandbox
+from . import intake, sandbox
+from .autograde_unit import FAULT_CELL_ID
 from .layout import Layout
 from .nbgrader_cmd import BIN, run_nbgrader
 
 SCRATCH = ".grading"
-UNIT_TIMEOUT_S = 900
+NOTEBOOK_TIMEOUT_S = 600  # the notebook's cells together; past it, the rest is not run and scores 0
+STARTUP_AND_SAVE_S = 300  # added for the rest of a unit: nbgrader's start, the kernel's, saving
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How every submission runs: sandboxed or not, how long its notebook may run, its CPU threads."""
+
+    sandboxed: bool = True
+    notebook_seconds: int = NOTEBOOK_TIMEOUT_S
+    threads: int = 1
+
+    @property
+    def unit_seconds(self) -> int:
+        """The wall-clock limit of everything in the sandbox."""
+        return self.notebook_seconds + STARTUP_AND_SAVE_S
 
 
 @dataclass
@@ -47,74 +67,72 @@ class Outcome:
     message: str = ""
     seconds: float = 0.0
     overrides: list[str] = field(default_factory=list)
+    fault: str = ""
 
 
-def lab_notebooks(root: Path, lab: str) -> list[str]:
-    """The notebook names of a lab, from its released files."""
-    return sorted(p.stem for p in Layout(root).folder("release", lab).glob("*.ipynb"))
-
-
-def precheck(root: Path, lab: str, student: str) -> str | None:
-    """A message if the submission cannot be graded as this lab, else None."""
-    folder = Layout(root).folder("submitted", lab, student)
-    names = lab_notebooks(root, lab)
-    if not any((folder / f"{name}.ipynb").exists() for name in names):
-        found = ", ".join(sorted(p.name for p in folder.iterdir())) or "nothing"
-        return f"no {' or '.join(n + '.ipynb' for n in names)} in {folder.relative_to(root)}/ (found: {found})"
-    for name in names:
-        path = folder / f"{name}.ipynb"
-        if not path.exists():
-            continue  # nbgrader scores a missing notebook 0 and says so
-        try:
-            nb = nbformat.read(path, as_version=4)
-        except Exception as exc:  # invalid JSON, wrong format version, unreadable file
-            return f"{path.relative_to(root)} is not a readable notebook ({type(exc).__name__}: {exc})"
-        owner = nb.metadata.get("autograd_labs", {}).get("lab")
-        if owner is not None and owner != lab:
-            return f"{path.relative_to(root)} is the notebook of {owner}, not {lab}: ask the student to resubmit"
-    return None
-
-
-def snapshot_gradebook(src: Path, dest: Path) -> None:
-    """A consistent copy of the SQLite gradebook, even while another process writes it."""
-    with sqlite3.connect(src) as source, sqlite3.connect(dest) as target:
-        source.backup(target)
-
-
-def test_cells(db_url: str, lab: str) -> set[tuple[str, str]]:
-    """(notebook, cell) of every autograder test cell of a lab: the only cells with an auto score."""
+def test_cells(db_url: str, lab: str) -> dict[tuple[str, str], float]:
+    """{(notebook, cell): points} of every autograder test cell of a lab, from the course's gradebook."""
     with Gradebook(db_url) as gb:
         notebooks = gb.find_assignment(lab).notebooks
-        return {(nb.name, c.name) for nb in notebooks for c in nb.grade_cells
+        return {(nb.name, c.name): c.max_score for nb in notebooks for c in nb.grade_cells
                 if c.name not in {s.name for s in nb.solution_cells}}
 
 
-def read_result(db_url: str, lab: str, student: str, trusted: set[tuple[str, str]], timestamp) -> dict:
-    """The auto scores of the `trusted` test cells of one submission, as plain data.
+def test_score(cell, points: float) -> float:
+    """nbgrader's score for a test cell's outputs (an error or stderr: 0), worth `points` whatever
+    the cell's own metadata says, and never outside 0..points."""
+    if cell is None or cell.cell_type != "code":
+        return 0.0  # a deleted test cell scores nothing
+    trusted = nbformat.from_dict(cell)
+    trusted.metadata["nbgrader"] = {"grade": True, "solution": False, "points": points}
+    try:
+        score = float(determine_grade(trusted)[0] or 0)
+    except ValueError:  # an output claiming more than the cell's points: nbgrader gives up, so do we
+        return 0.0
+    return min(max(score, 0.0), points) if math.isfinite(score) else 0.0
 
-    The gradebook at `db_url` was within the sandbox's reach: only the scores of autograder test
-    cells are read from it, never a score for a written answer; the timestamp is the one given.
+
+def read_result(graded: Path, tests: dict[tuple[str, str], float], timestamp) -> dict:
+    """One submission's auto scores and comments, worked out here from its executed notebooks.
+
+    Nothing is read from the gradebook the sandbox had: the scores are those of the course's
+    test cells, from their outputs; written answers get none (a person grades them).
     """
-    with Gradebook(db_url) as gb:
-        sub = gb.find_submission(lab, student)
-        return {
-            "timestamp": timestamp,
-            "grades": {(nb.name, g.name): g.auto_score if (nb.name, g.name) in trusted else None
-                       for nb in sub.notebooks for g in nb.grades},
-            "comments": {(nb.name, c.name): c.auto_comment for nb in sub.notebooks for c in nb.comments},
-        }
+    grades, comments = dict.fromkeys(tests, 0.0), {}
+    for path in sorted(graded.glob("*.ipynb")):
+        cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(path, as_version=4).cells
+                 if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
+        for (notebook, name), points in tests.items():
+            if notebook == path.stem:
+                grades[(notebook, name)] = test_score(cells.get(name), points)
+        for name, cell in cells.items():
+            if is_solution(cell):
+                unchanged = cell.metadata.nbgrader.get("checksum") == compute_checksum(cell)
+                comments[(path.stem, name)] = "No response." if unchanged else None
+    return {"timestamp": timestamp, "grades": grades, "comments": comments}
 
 
-def lab_gradebook(root: Path, path: Path) -> Path:
-    """Write at `path` a copy of the course's gradebook with every student taken out: the
-    labs and their cells, for a sandboxed unit to use."""
+def lab_gradebook(root: Path, lab: str, path: Path) -> Path:
+    """Write at `path` a new gradebook that holds one lab (its notebooks and cells) and no student.
+
+    Built afresh, not copied and pruned: a copy keeps deleted rows in its free pages, and this
+    file goes inside the sandbox."""
     path.unlink(missing_ok=True)
-    snapshot_gradebook(Layout(root).gradebook, path)
-    with Gradebook(f"sqlite:///{path}") as gb:
-        for student in list(gb.students):
-            for submission in list(student.submissions):
-                gb.remove_submission(submission.assignment.name, student.id)
-            gb.remove_student(student.id)
+    with Gradebook(Layout(root).db_url) as course:
+        assignment = course.find_assignment(lab)
+        with Gradebook(f"sqlite:///{path}", course_id=assignment.course_id) as gb:
+            gb.add_assignment(lab, duedate=assignment.duedate)
+            for nb in assignment.notebooks:
+                gb.add_notebook(nb.name, lab, kernelspec=nb.kernelspec)
+                for cell in nb.grade_cells:
+                    gb.add_grade_cell(cell.name, nb.name, lab, max_score=cell.max_score, cell_type=cell.cell_type)
+                for cell in nb.solution_cells:
+                    gb.add_solution_cell(cell.name, nb.name, lab)
+                for cell in nb.task_cells:
+                    gb.add_task_cell(cell.name, nb.name, lab, max_score=cell.max_score, cell_type=cell.cell_type)
+                for cell in nb.source_cells:
+                    gb.add_source_cell(cell.name, nb.name, lab, cell_type=cell.cell_type, locked=cell.locked,
+                                       source=cell.source, checksum=cell.checksum)
     return path
 
 
@@ -158,14 +176,19 @@ def save_result(db_url: str, lab: str, student: str, result: dict) -> None:
             raise
 
 
-def replace_dir(new: Path, final: Path) -> None:
-    """Put `new` at `final`, replacing what was there, without a moment of half-written files."""
+def replace_dir(new: Path, final: Path, keep: list[str]) -> None:
+    """Put the regular files named `keep` of `new` at `final`, replacing what was there,
+    without a moment of half-written files. Nothing else in `new` comes along."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staged = final.with_name(f".{final.name}.new")
     old = final.with_name(f".{final.name}.old")
     for leftover in (staged, old):
         shutil.rmtree(leftover, ignore_errors=True)
-    shutil.copytree(new, staged, symlinks=True, ignore=not_regular)
+    staged.mkdir()
+    for name in keep:
+        path = new / name
+        if path.is_file() and not path.is_symlink():
+            shutil.copy2(path, staged / name)
     if final.exists():
         final.rename(old)
     staged.rename(final)
@@ -178,23 +201,27 @@ def not_regular(folder: str, names: list[str]) -> list[str]:
             or not (os.path.isfile(os.path.join(folder, n)) or os.path.isdir(os.path.join(folder, n)))]
 
 
-def run_autograde(root: Path, scratch: Path, lab: str, student: str, threads: int,
-                  sandboxed: bool = True) -> subprocess.CompletedProcess:
-    """Stock nbgrader autograde of one submission inside a scratch course (in the sandbox)."""
-    env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(threads)}
-    args = ["autograde", lab, "--student", student, "--force", f"--CourseDirectory.root={scratch}"]
-    if not sandboxed:
-        return run_nbgrader(*args, root=root, env=env, check=False, timeout=UNIT_TIMEOUT_S)
+def run_autograde(root: Path, scratch: Path, lab: str, student: str, slot: int,
+                  settings: Settings) -> sandbox.Finished:
+    """Our nbgrader autograde (`autograde_unit.py`) of one submission in a scratch course, in the sandbox."""
+    env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(settings.threads)}
+    args = [str(settings.notebook_seconds), "autograde", lab, "--student", student, "--force",
+            f"--CourseDirectory.root={scratch}"]
     shutil.copy2(root / "nbgrader_config.py", scratch / "nbgrader_config.py")
-    return subprocess.run(sandbox.wrap([str(BIN / "nbgrader"), *args], scratch, env), cwd=scratch,
-                          capture_output=True, text=True, timeout=UNIT_TIMEOUT_S, start_new_session=True)
+    if not settings.sandboxed:
+        env = {**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
+                                   settings.unit_seconds, env)
+    sandbox.give_folder(scratch, slot)
+    command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, slot)
+    return sandbox.watched_run(command, scratch, settings.unit_seconds)
 
 
-def grade_submission(root: Path, lab: str, student: str, scratch: Path, threads: int = 1,
-                     sandboxed: bool = True) -> tuple[Outcome, dict | None]:
+def grade_submission(root: Path, lab: str, student: str, scratch: Path, slot: int = 0,
+                     settings: Settings = Settings()) -> tuple[Outcome, dict | None]:
     """Autograde one submission inside `scratch`; return its outcome and result, nothing saved."""
     start = time.monotonic()
-    problem = precheck(root, lab, student)
+    problem = intake.precheck(root, lab, student)
     if problem:
         return Outcome(student, lab, False, problem), None
     course, private = Layout(root), Layout(scratch)
@@ -202,58 +229,89 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, threads:
     if template.exists():
         shutil.copy2(template, private.gradebook)
     else:
-        lab_gradebook(root, private.gradebook)
+        lab_gradebook(root, lab, private.gradebook)
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
-    try:
-        proc = run_autograde(root, scratch, lab, student, threads, sandboxed)
-    except subprocess.TimeoutExpired:
-        return Outcome(student, lab, False, f"grading took over {UNIT_TIMEOUT_S} s and was stopped"), None
+    run = run_autograde(root, scratch, lab, student, slot, settings)
     graded = private.folder("autograded", lab, student)
-    if proc.returncode != 0 or not graded.is_dir():
-        errors = [line for line in proc.stdout.splitlines() + proc.stderr.splitlines() if "ERROR" in line]
+    if run.stopped:
+        return Outcome(student, lab, False, f"grading was stopped: {run.stopped}"), None
+    if run.returncode != 0 or not graded.is_dir():
+        errors = [line for line in run.log.splitlines() if "ERROR" in line]
         return Outcome(student, lab, False, "nbgrader could not grade it: "
-                       + (errors[-1] if errors else f"exit status {proc.returncode}")), None
+                       + (errors[-1] if errors else f"exit status {run.returncode}")), None
+    problem = returned_problem(graded)
+    if problem:
+        return Outcome(student, lab, False, problem), None
     timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
-    result = read_result(private.db_url, lab, student, test_cells(course.db_url, lab), timestamp)
+    result = read_result(graded, test_cells(course.db_url, lab), timestamp)
     overrides = verification.audit(graded, lab, student, result)
-    return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides), result
+    return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
+                   fault=fault_note(graded)), result
 
 
-def grade_and_save(root: Path, lab: str, student: str, threads: int, sandboxed: bool = True) -> Outcome:
+def returned_problem(graded: Path) -> str | None:
+    """Why what came back from the sandbox cannot be taken (None: it can)."""
+    for path in graded.glob("*.ipynb"):
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_size > intake.MAX_NOTEBOOK_BYTES:
+            return f"the executed {path.name} came back as a link or over {intake.MAX_NOTEBOOK_BYTES >> 20} MB"
+    return None
+
+
+def fault_note(graded: Path) -> str:
+    """What stopped a notebook early, from the note `autograde_unit.py` put at its top ('' if none)."""
+    for path in sorted(graded.glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        if nb.cells and nb.cells[0].get("id") == FAULT_CELL_ID:
+            return nb.cells[0].source.replace("**", "")
+    return ""
+
+
+def grade_and_save(root: Path, lab: str, student: str, slots: queue.Queue, settings: Settings) -> Outcome:
     """One unit of work: grade in a private scratch course, then save in one step."""
     scratch = Path(tempfile.mkdtemp(prefix=f"{student}-{lab}-", dir=root / SCRATCH))
+    slot = slots.get()
     try:
-        outcome, result = grade_submission(root, lab, student, scratch, threads, sandboxed)
+        outcome, result = grade_submission(root, lab, student, scratch, slot, settings)
         if result is not None:
             course, private = Layout(root), Layout(scratch)
-            replace_dir(private.folder("autograded", lab, student), course.folder("autograded", lab, student))
+            kept = [f"{name}.ipynb" for name in intake.lab_notebooks(root, lab)] + ["timestamp.txt"]
+            replace_dir(private.folder("autograded", lab, student), course.folder("autograded", lab, student), kept)
             save_result(course.db_url, lab, student, result)
         return outcome
     except Exception as exc:  # a bug or a full disk must not stop the class
         return Outcome(student, lab, False, f"{type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+        slots.put(slot)
 
 
-def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True) -> list[Outcome]:
+def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True,
+              notebook_seconds: int = NOTEBOOK_TIMEOUT_S) -> list[Outcome]:
     """Grade every submission of one lab, `jobs` at a time; each result is saved as it finishes."""
     students = Layout(root).students("submitted", lab)
     if not students:
         log(f"{lab}: no submissions under submitted/*/{lab}/")
         return []
     (root / SCRATCH).mkdir(exist_ok=True)
-    template = lab_gradebook(root, root / SCRATCH / f"{lab}-gradebook.db")
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    load(lab)  # the grader's lab module, imported before any student code runs
+    template = lab_gradebook(root, lab, root / SCRATCH / f"{lab}-gradebook.db")
+    settings = Settings(sandboxed, notebook_seconds, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
+    slots = queue.Queue()
+    for slot in range(jobs):
+        slots.put(slot)
     outcomes = []
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in as_completed([pool.submit(grade_and_save, root, lab, s, threads, sandboxed)
+            for future in as_completed([pool.submit(grade_and_save, root, lab, s, slots, settings)
                                         for s in students]):
                 outcome = future.result()
                 note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
                 log(f"{lab} {outcome.student}: {note}")
+                if outcome.fault:
+                    log(f"    {outcome.fault}")
                 for line in outcome.overrides:
                     log(f"    {line}")
                 outcomes.append(outcome)

@@ -1,34 +1,37 @@
-"""Hostile code in a submission, graded through the real `make autograde` with the sandbox on.
+"""Hostile, faulty and odd submissions, graded through the real `make autograde` with the sandbox on.
 
-The hostile notebook answers Lab 4 right and also tries, from an answer cell, to read the
-course's sources and gradebook, write into the course, import the grader, reach the network,
-give its written answers full marks in the gradebook it can reach, leave a process behind, and
-leave a link to /dev/zero and a named pipe beside its notebook for the copy back to trip on.
-(Writing into the course "succeeds" only into the sandbox's own throwaway file system.)
-It must gain nothing, change nothing, and keep exactly the marks of its right answers, like the
-honest submission graded in the same run.
+One course, one run: an honest submission (grace) and one submission per threat, each of which
+answers Lab 4 right (on its own student's numbers) and then does one bad thing. Each must get
+exactly the marks its right answers earn before the bad thing, or be refused with a clear reason,
+and cost nobody else anything. docs/THREATS.md lists the threats and points here.
 """
 
 import json
+import os
+import re
 import time
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import examples, grading
+import course.lab4
+from autograder.pipeline import examples, grading, intake, sandbox
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO, make_course_root
 from test_pipeline import make
 
 pytestmark = pytest.mark.slow
-FULL = {"t1_forward": 1, "t1_backward": 2, "t1_check_result": 1, "t1_train": 2, "t2_forward": 2, "t2_local": 2,
-        "t2_gradients": 3, "t2_activation_grads": 2, "t2_manual_backward": 3}
+TASK1 = {"t1_forward": 1, "t1_backward": 2, "t1_check_result": 1, "t1_train": 2}
+TASK2 = {"t2_forward": 2, "t2_local": 2, "t2_gradients": 3, "t2_activation_grads": 2, "t2_manual_backward": 3}
+FULL = {**TASK1, **TASK2}
+ONLY_TASK1 = {**TASK1, **dict.fromkeys(TASK2, 0)}
+CELL_SECONDS, NOTEBOOK_SECONDS = 10, 60
 
 HOSTILE = '''
 import os, socket, sqlite3, subprocess, sys
-ROOT = {root!r}
+ROOT, REPO = {root!r}, {repo!r}
 attempts = {{}}
 def attempt(name, action):
     try:
@@ -39,10 +42,14 @@ def attempt(name, action):
 def forge():
     db = sqlite3.connect("../../../gradebook.db")  # the gradebook within reach: its own unit's
     db.execute("update grade set auto_score = 2")  # written answers included
+    db.execute("create trigger always_full after update on grade begin update grade set auto_score = 9; end")
     db.commit()
-attempt("read_source", lambda: open(ROOT + "/source/lab4/lab4.py").read())
+attempt("read_solution", lambda: open(ROOT + "/source/lab4/lab4.ipynb").read())
 attempt("read_gradebook", lambda: open(ROOT + "/gradebook.db", "rb").read())
-attempt("write_course", lambda: open(ROOT + "/pwned", "w").write("x"))
+attempt("overwrite_classmate", lambda: open(ROOT + "/submitted/grace/lab4/lab4.ipynb", "w").write("{{}}"))
+attempt("append_to_config", lambda: open(ROOT + "/nbgrader_config.py", "a").write("c.X = 1"))
+attempt("append_to_grader", lambda: open(REPO + "/autograder/labs/lab4.py", "a").write("pass"))
+attempt("write_the_kit", lambda: open(REPO + "/course/lab4.py", "a").write("pass"))
 attempt("import_grader", lambda: __import__("autograder.labs.lab4"))
 attempt("network", lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
 attempt("forge_grades", forge)
@@ -51,58 +58,170 @@ attempt("leave_a_process", lambda: subprocess.Popen(
     start_new_session=True))
 attempt("link_to_a_device", lambda: os.symlink("/dev/zero", "zero"))  # beside its notebook
 attempt("named_pipe", lambda: os.mkfifo("pipe"))
+attempt("loot_beside_the_notebook", lambda: open("loot.txt", "w").write("for the feedback folder"))
 print("ATTEMPTS", sorted(attempts.items()))
-yhat = 2
-s = 1
-loss = 1
 '''
+
+# What each faulty submission adds before Task 2 ("midway") or after everything ("at_end").
+FAULTS = {
+    "exit_at_end": ("at_end", "import os\nos._exit(1)"),
+    "exit_midway": ("midway", "import os\nos._exit(1)"),
+    "segfault": ("midway", "import ctypes\nctypes.string_at(0)"),
+    "memory_hog": ("midway", f"hog = bytearray({sandbox.LIMITS['data'] + 2**30})"),
+    "fork_bomb": ("at_end", "import os, time\ntry:\n    while True:\n        if os.fork() == 0:\n"
+                            "            time.sleep(600)\n            os._exit(0)\nexcept OSError as exc:\n    print(exc)"),
+    "endless_loop": ("midway", "while True:\n    pass"),
+    "stubborn_loop": ("midway", "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"),
+    "slow_cells": ("midway", "import time\ntime.sleep(8)"),  # repeated: see the fixture
+    "huge_output": ("midway", "print('x' * 50_000_000)"),
+    "big_file": ("midway", "open('big', 'wb').write(b'0' * 100_000_000)"),
+    "disk_filler": ("at_end", "for i in range(40):\n    open(f'fill{i}', 'wb').write(b'0' * 30_000_000)"),
+}
+EXPECTED = {"grace": FULL, "ada": FULL, "exit_at_end": FULL, "exit_midway": ONLY_TASK1, "segfault": ONLY_TASK1,
+            "memory_hog": FULL, "fork_bomb": FULL, "endless_loop": FULL, "stubborn_loop": ONLY_TASK1,
+            "slow_cells": ONLY_TASK1, "huge_output": FULL, "big_file": FULL}
+REFUSED = {  # student: what the grading report must say
+    "disk_filler": f"grading was stopped: it wrote over {sandbox.FOLDER_BYTES >> 20} MB",
+    "eve smith": "is not a student id the grader takes",
+    "mallory": "submitted/mallory/lab4 is a link, not a folder",
+    "trudy": "submitted/trudy/lab4/lab4.ipynb is a link: submit the notebook itself",
+    "piper": "submitted/piper/lab4/lab4.ipynb is not a regular file",
+    "many_cells": f"has 30047 cells, over the limit of {intake.MAX_CELLS}",
+    "huge_notebook": f"over the limit of {intake.MAX_NOTEBOOK_BYTES >> 20} MB: clear the outputs",
+}
+
+
+def right_answers(student: str) -> dict[str, str]:
+    """Ada's right answers, with Task 2's hand values worked out for `student`'s own numbers."""
+    answers = dict(examples.load("lab4")["ada"]["answers"])
+    values = course.lab4.answers(course.lab4.student_numbers(student))
+    for cell in ("t2_forward_answer", "t2_local_answer", "t2_gradients_answer"):
+        names = re.findall(r"^(\w+) =", answers[cell], flags=re.M)
+        answers[cell] = "\n".join(f"{name} = {values[name].value!r}" for name in names)
+    return answers
+
+
+def submit(root, student: str, nb) -> None:
+    path = Layout(root).notebook("submitted", "lab4", student)
+    path.parent.mkdir(parents=True)
+    nbformat.write(nb, path)
 
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
     root = make_course_root(tmp_path_factory.mktemp("sandbox"))
+    with open(root / "nbgrader_config.py", "a") as config:
+        config.write(f"\nc.Execute.timeout = {CELL_SECONDS}\n")
     make("release", root)
-    right = {student: example["answers"] for student, example in examples.load("lab4").items()}
     release = nbformat.read(Layout(root).notebook("release", "lab4"), as_version=4)
-    hostile = {**right["ada"], "t1_forward_answer": HOSTILE.format(root=str(root))}
-    for student, answers in (("grace", right["grace"]), ("ada", hostile)):
-        path = Layout(root).notebook("submitted", "lab4", student)
-        path.parent.mkdir(parents=True)
-        nbformat.write(examples.fill(release, answers), path)
-    out = make("autograde", root).stdout
+    before_task2 = [c.id for c in release.cells].index("t2_forward_answer")
+
+    def filled(student: str, extra: tuple[str, str] | None = None):
+        nb = examples.fill(release, right_answers(student))
+        if extra:
+            where, code = extra
+            for _ in range(9 if student == "slow_cells" else 1):  # 9 × 8 s: under the cell limit, over the notebook's
+                nb.cells.insert(before_task2 if where == "midway" else len(nb.cells), nbformat.v4.new_code_cell(code))
+        return nb
+
+    submit(root, "grace", examples.fill(release, examples.load("lab4")["grace"]["answers"]))
+    ada = filled("ada")
+    hostile = nbformat.v4.new_code_cell(HOSTILE.format(root=str(root), repo=str(REPO)))
+    ada.cells.insert([c.id for c in ada.cells].index("t1_forward_answer") + 1, hostile)
+    submit(root, "ada", ada)
+    for student, extra in FAULTS.items():
+        submit(root, student, filled(student, extra))
+    submit(root, "eve smith", filled("eve"))
+    layout = Layout(root)
+    layout.folder("submitted", "lab4", "mallory").parent.mkdir(parents=True)
+    layout.folder("submitted", "lab4", "mallory").symlink_to(layout.folder("submitted", "lab4", "grace"))
+    layout.folder("submitted", "lab4", "trudy").mkdir(parents=True)
+    layout.notebook("submitted", "lab4", "trudy").symlink_to(layout.notebook("submitted", "lab4", "grace"))
+    layout.folder("submitted", "lab4", "piper").mkdir(parents=True)
+    os.mkfifo(layout.notebook("submitted", "lab4", "piper"))
+    many = filled("many_cells")
+    many.cells += [nbformat.v4.new_code_cell("") for _ in range(30_000)]
+    submit(root, "many_cells", many)
+    huge = filled("huge_notebook")
+    huge.cells.append(nbformat.v4.new_markdown_cell("x" * (intake.MAX_NOTEBOOK_BYTES + 2**20)))
+    submit(root, "huge_notebook", huge)
+
+    start = time.monotonic()
+    out = make("autograde", root, NOTEBOOK_TIMEOUT=str(NOTEBOOK_SECONDS)).stdout
+    seconds = time.monotonic() - start
     time.sleep(6)  # longer than the process the hostile notebook tried to leave behind would sleep
-    return root, out
+    return root, out, seconds
 
 
 def test_the_report_says_the_sandbox_was_on(graded):
-    _, out = graded
+    _, out, _ = graded
     assert "sandbox: bubblewrap" in out
 
 
-def test_hostile_code_keeps_only_the_marks_of_its_right_answers(graded):
-    root, _ = graded
+def test_every_submission_gets_exactly_the_marks_of_what_ran_right(graded):
+    root, _, _ = graded
     scores = grading.cell_scores(root, "lab4")
     auto = {s: {k: v for k, v in cells.items() if k in FULL} for s, cells in scores.items()}
-    assert auto == {"ada": FULL, "grace": FULL}
+    assert auto == EXPECTED
     with Gradebook(Layout(root).db_url) as gb:
-        for student in ("ada", "grace"):
+        for student in EXPECTED:
             written = gb.find_grade("q_dead_relu", "lab4", "lab4", student)
             assert (written.auto_score, written.manual_score, written.needs_manual_grade) == (None, None, True)
 
 
+def test_odd_folders_and_runaway_units_are_refused_with_the_reason(graded):
+    _, out, _ = graded
+    for student, why in REFUSED.items():
+        (line,) = [line for line in out.splitlines() if line.startswith(f"lab4 {student}: ")]
+        assert "NOT GRADED" in line and why in line, line
+
+
+@pytest.mark.parametrize("student, says", [
+    ("exit_at_end", "The Python kernel died while running cell 48 (`import os`): it exited with status 1"),
+    ("exit_midway", "The Python kernel died while running cell 25 (`import os`): it exited with status 1"),
+    ("segfault", "The Python kernel died while running cell 25 (`import ctypes`): a segmentation fault"),
+    ("stubborn_loop", f"Cell 25 (`import signal`) ran over {CELL_SECONDS} s and did not stop when interrupted"),
+    ("slow_cells", f"The notebook was still running after {NOTEBOOK_SECONDS} s"),
+])
+def test_a_fault_is_told_in_the_report_and_in_the_students_feedback(graded, student, says):
+    root, out, _ = graded
+    assert says in out.split(f"lab4 {student}: graded", 1)[1].split("\nlab4 ", 1)[0]
+    html = (root / "feedback" / student / "lab4" / "lab4.html").read_text()
+    assert "Grading stopped early" in html and says.replace("`", "") in re.sub(r"<[^>]+>", "", html).replace("`", "")
+
+
+def test_runaway_output_is_cut_and_the_unit_ends_in_bounded_time(graded):
+    root, _, seconds = graded
+    nb = nbformat.read(Layout(root).notebook("autograded", "lab4", "huge_output"), as_version=4)
+    assert os.path.getsize(Layout(root).notebook("autograded", "lab4", "huge_output")) < 2 * 2**20
+    assert any("more characters cut by the grader" in o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    assert seconds < 600  # 19 submissions, two infinite loops among them
+
+
 def test_hostile_code_reached_nothing_outside_its_folder(graded):
-    root, _ = graded
+    root, _, _ = graded
     assert not (root / "pwned").exists() and not (root / "late").exists()
-    graded = Layout(root).folder("autograded", "lab4", "ada")
-    assert sorted(p.name for p in graded.iterdir()) == ["lab4.ipynb"]  # only regular files come back
+    assert nbformat.read(Layout(root).notebook("submitted", "lab4", "grace"), as_version=4).cells
+    assert "c.X = 1" not in (root / "nbgrader_config.py").read_text()
+    assert not (REPO / "autograder" / "labs" / "lab4.py").read_text().endswith("pass")
+    graded_folder = Layout(root).folder("autograded", "lab4", "ada")
+    assert sorted(p.name for p in graded_folder.iterdir()) == ["lab4.ipynb"]  # only the notebook comes back
+    assert sorted(p.name for p in (root / "feedback" / "ada" / "lab4").iterdir()) == ["lab4.html"]
     nb = nbformat.read(Layout(root).notebook("autograded", "lab4", "ada"), as_version=4)
-    (cell,) = [c for c in nb.cells if c.id == "t1_forward_answer"]
+    (cell,) = [c for c in nb.cells if "ATTEMPTS" in c.source]
     text = "".join(o.get("text", "") for o in cell.outputs)
     attempts = dict(json.loads(text.split("ATTEMPTS", 1)[1].strip().replace("'", '"').replace("(", "[").replace(")", "]")))
-    assert attempts["read_source"] == "FileNotFoundError"
-    assert attempts["read_gradebook"] == "FileNotFoundError"
-    assert attempts["link_to_a_device"] == attempts["named_pipe"] == "done"  # made, and left behind
-    assert attempts["forge_grades"] == "done"  # it may write the gradebook it sees: a copy nobody trusts
+    not_there = {"read_solution", "read_gradebook", "overwrite_classmate", "append_to_grader"}
+    assert {name: attempts[name] for name in not_there} == dict.fromkeys(not_there, "FileNotFoundError")
+    assert attempts["append_to_config"] in ("OSError", "PermissionError")  # the course root is an empty shell
+    assert attempts["write_the_kit"] in ("OSError", "PermissionError")  # read-only
     assert attempts["import_grader"] == "ModuleNotFoundError"
     assert attempts["network"] in ("OSError", "TimeoutError", "ConnectionError")
-    assert (REPO / "source" / "lab4" / "lab4.py").exists()  # the files are there; the sandbox hides them
+    assert attempts["forge_grades"] == "done"  # its own unit's gradebook: a throwaway nobody trusts
+    assert attempts["link_to_a_device"] == attempts["named_pipe"] == attempts["loot_beside_the_notebook"] == "done"
+
+
+def test_feedback_shows_no_hidden_test_code(graded):
+    root, _, _ = graded
+    for html in (root / "feedback").glob("*/lab4/lab4.html"):
+        assert "HIDDEN TESTS" not in html.read_text(), html

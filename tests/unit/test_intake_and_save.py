@@ -1,5 +1,6 @@
 """The pipeline pieces on a temporary course: intake (precheck) and saving to a gradebook."""
 
+import os
 import shutil
 from pathlib import Path
 
@@ -7,7 +8,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import grading, notebooks
+from autograder.pipeline import grading, intake, notebooks
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO
@@ -41,24 +42,81 @@ def release(lab: str):
 @pytest.mark.parametrize("lab", LABS)
 def test_a_released_notebook_is_accepted(course, lab):
     submit(course, "ada", lab, release(lab))
-    assert grading.precheck(course, lab, "ada") is None
+    assert intake.precheck(course, lab, "ada") is None
 
 
 @pytest.mark.parametrize("lab", LABS)
 def test_the_notebook_of_another_lab_is_refused_by_name(course, lab):
     other = LABS[(LABS.index(lab) + 1) % len(LABS)]
     submit(course, "ada", lab, release(other), name=f"{lab}.ipynb")
-    problem = grading.precheck(course, lab, "ada")
+    problem = intake.precheck(course, lab, "ada")
     assert problem and f"is the notebook of {other}, not {lab}" in problem
 
 
 @pytest.mark.parametrize("lab", LABS)
 def test_an_unreadable_or_missing_notebook_is_refused_with_the_reason(course, lab):
     submit(course, "ada", lab, text="{ not json")
-    assert "is not a readable notebook" in grading.precheck(course, lab, "ada")
+    assert "is not a readable notebook" in intake.precheck(course, lab, "ada")
     submit(course, "bob", lab, release(lab), name="renamed.ipynb")
-    problem = grading.precheck(course, lab, "bob")
+    problem = intake.precheck(course, lab, "bob")
     assert f"no {lab}.ipynb" in problem and "renamed.ipynb" in problem
+
+
+@pytest.mark.parametrize("student", ["eve smith", ".hidden", "a..b", "x" * 65, "ada;rm"])
+def test_a_student_id_that_is_not_a_plain_name_is_refused(course, student):
+    submit(course, student, "lab4", release("lab4"))
+    assert "is not a student id the grader takes" in intake.precheck(course, "lab4", student)
+
+
+def test_links_and_pipes_are_refused_without_being_followed(course):
+    target = submit(course, "ada", "lab4", release("lab4"))
+    Layout(course).folder("submitted", "lab4", "eve").parent.mkdir(parents=True)
+    Layout(course).folder("submitted", "lab4", "eve").symlink_to(target.parent)
+    assert "submitted/eve/lab4 is a link, not a folder" in intake.precheck(course, "lab4", "eve")
+    Layout(course).folder("submitted", "lab4", "bob").mkdir(parents=True)
+    Layout(course).notebook("submitted", "lab4", "bob").symlink_to("/dev/zero")
+    assert "lab4.ipynb is a link" in intake.precheck(course, "lab4", "bob")
+    Layout(course).folder("submitted", "lab4", "cy").mkdir(parents=True)
+    os.mkfifo(Layout(course).notebook("submitted", "lab4", "cy"))
+    assert "is not a regular file" in intake.precheck(course, "lab4", "cy")  # and it did not hang
+
+
+def test_oversized_submissions_are_refused_before_they_are_parsed(course, monkeypatch):
+    many = release("lab4")
+    many.cells += [nbformat.v4.new_code_cell("pass") for _ in range(intake.MAX_CELLS)]
+    submit(course, "ada", "lab4", many)
+    assert f"over the limit of {intake.MAX_CELLS}" in intake.precheck(course, "lab4", "ada")
+    monkeypatch.setattr(intake, "MAX_NOTEBOOK_BYTES", 1000)
+    submit(course, "bob", "lab4", release("lab4"))
+    assert "over the limit of 0 MB: clear the outputs" in intake.precheck(course, "lab4", "bob")
+    monkeypatch.setattr(intake, "MAX_FILES", 3)
+    folder = submit(course, "cy", "lab4", text="{}").parent
+    for i in range(4):
+        (folder / f"data{i}.csv").write_text("1")
+    assert "holds 5 files, over the limit of 3" in intake.precheck(course, "lab4", "cy")
+
+
+def executed_test_cell(*outputs, points=2.0):
+    cell = nbformat.v4.new_code_cell("check.values(globals(), 'x')", outputs=list(outputs))
+    cell.metadata["nbgrader"] = {"grade": True, "solution": False, "points": points, "grade_id": "t1"}
+    return cell
+
+
+@pytest.mark.parametrize("outputs, metadata_points, score", [
+    ([], 2, 2.0),
+    ([nbformat.v4.new_output("stream", name="stdout", text="ok")], 2, 2.0),
+    ([nbformat.v4.new_output("error", ename="AssertionError", evalue="", traceback=[])], 2, 0.0),
+    ([nbformat.v4.new_output("stream", name="stderr", text="warning")], 2, 0.0),
+    ([], 100, 2.0),  # points come from the course's gradebook, not the notebook's metadata
+    ([nbformat.v4.new_output("execute_result", data={"text/plain": "1.5"})], 2, 1.5),  # nbgrader's partial credit
+    ([nbformat.v4.new_output("execute_result", data={"text/plain": "9"})], 2, 0.0),  # over the points: none
+    ([nbformat.v4.new_output("execute_result", data={"text/plain": "-3"})], 2, 2.0),  # nbgrader: not a score
+])
+def test_scores_are_worked_out_from_the_executed_test_cells(tmp_path, outputs, metadata_points, score):
+    nb = nbformat.v4.new_notebook(cells=[executed_test_cell(*outputs, points=metadata_points)])
+    nbformat.write(nb, tmp_path / "lab9.ipynb")
+    result = grading.read_result(tmp_path, {("lab9", "t1"): 2.0, ("lab9", "t2"): 1.0}, None)
+    assert result["grades"] == {("lab9", "t1"): score, ("lab9", "t2"): 0.0}  # t2 deleted: 0
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,11 @@
-"""The sandbox on its own: what code inside it can and cannot reach (bubblewrap, no nbgrader)."""
+"""The sandbox on its own: what code inside it can reach and how much it may take (bubblewrap, no nbgrader)."""
 
 import json
 import subprocess
 import sys
+import time
+
+import pytest
 
 from autograder.pipeline import sandbox
 
@@ -10,10 +13,19 @@ from conftest import REPO
 
 PROBE = r'''
 import importlib.util, json, os, socket
-seen = {"uid": os.getuid(), "kit": importlib.util.find_spec("course.lab4") is not None,
+status = dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines())
+seen = {"root": os.getuid() == 0, "capabilities": status["CapEff"].strip(), "no_new_privs": status["NoNewPrivs"],
+        "kit": importlib.util.find_spec("course.lab4") is not None,
         "grader": importlib.util.find_spec("autograder") is not None,
         "sources": os.path.exists(%(repo)r + "/source/lab4/lab4.py"),
-        "home": os.path.exists("/root/.bashrc") or os.path.exists("/root/.cache")}
+        "home": os.path.exists("/root/.bashrc") or os.path.exists("/root/.cache"),
+        "processes": len([p for p in os.listdir("/proc") if p.isdigit()])}
+for place in ("/tmp", "/dev/shm", "/usr", %(repo)r):
+    try:
+        open(place + "/x", "w").close()
+        seen["writes " + place] = True
+    except OSError:
+        seen["writes " + place] = False
 try:
     socket.create_connection(("1.1.1.1", 80), timeout=3)
     seen["network"] = True
@@ -24,19 +36,75 @@ print(json.dumps(seen))
 '''
 
 
+def sandboxed(code: str, folder, slot: int = 0, **kwargs) -> subprocess.CompletedProcess:
+    sandbox.give_folder(folder, slot)
+    return subprocess.run(sandbox.wrap([sys.executable, "-c", code], folder, {"X": "1"}, slot),
+                          capture_output=True, text=True, timeout=120, **kwargs)
+
+
 def test_inside_the_sandbox_there_is_the_kit_and_the_folder_and_nothing_else(tmp_path):
     assert sandbox.unavailable() is None
-    command = sandbox.wrap([sys.executable, "-c", PROBE % {"repo": str(REPO)}], tmp_path, {"X": "1"})
-    proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    proc = sandboxed(PROBE % {"repo": str(REPO)}, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout) == {"uid": 65534, "kit": True, "grader": False, "sources": False,
-                                       "home": False, "network": False}
+    assert json.loads(proc.stdout) == {
+        "root": False, "capabilities": "0000000000000000", "no_new_privs": "1", "processes": 2,
+        "kit": True, "grader": False, "sources": False, "home": False, "network": False,
+        "writes /tmp": False, "writes /dev/shm": False, "writes /usr": False, f"writes {REPO}": False}
     assert (tmp_path / "written.txt").read_text() == "from inside"
 
 
 def test_nothing_started_inside_outlives_the_sandbox(tmp_path):
     leave = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
              "'import time; time.sleep(3); open(\"late.txt\", \"w\").write(\"x\")'], start_new_session=True)")
-    subprocess.run(sandbox.wrap([sys.executable, "-c", leave], tmp_path, {}), check=True, timeout=60)
-    subprocess.run(["sleep", "4"], check=True)
+    assert sandboxed(leave, tmp_path).returncode == 0
+    time.sleep(4)
     assert not (tmp_path / "late.txt").exists()
+
+
+FORK_BOMB = '''
+import os, time
+children = 0
+try:
+    for _ in range(2000):
+        if os.fork() == 0:
+            time.sleep(20)
+            os._exit(0)
+        children += 1
+except OSError:
+    pass
+print(children, flush=True)
+time.sleep(%s)
+'''
+
+
+def test_a_fork_bomb_stops_at_the_process_limit_and_costs_a_neighbour_nothing(tmp_path):
+    (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
+    sandbox.give_folder(tmp_path / "a", 0)
+    bomb = subprocess.Popen(sandbox.wrap([sys.executable, "-c", FORK_BOMB % 5], tmp_path / "a", {}, 0),
+                            stdout=subprocess.PIPE, text=True)
+    assert int(bomb.stdout.readline()) < sandbox.LIMITS["nproc"]  # it is still holding them all
+    neighbour = sandboxed(FORK_BOMB % 0, tmp_path / "b", slot=1)  # another slot, graded meanwhile
+    assert int(neighbour.stdout) > sandbox.LIMITS["nproc"] - 20
+    bomb.kill()
+    bomb.wait()
+
+
+def test_memory_and_file_size_are_limited(tmp_path):
+    hog = "x = bytearray(%d)" % (sandbox.LIMITS["data"] + 2**20)
+    assert "MemoryError" in sandboxed(hog, tmp_path).stderr
+    big = "open('big', 'wb').write(b'0' * %d)" % (sandbox.LIMITS["fsize"] + 2**20)
+    proc = sandboxed(big, tmp_path)
+    assert proc.returncode != 0 and (tmp_path / "big").stat().st_size <= sandbox.LIMITS["fsize"]
+
+
+@pytest.mark.parametrize("code, why", [
+    ("import time; time.sleep(60)", "it ran over 3 s"),
+    ("import os\nfor i in range(10**6): open(f'f{i}', 'w').close()", f"it made over {sandbox.FOLDER_FILES} files"),
+    ("for i in range(20): open(f'f{i}', 'wb').write(b'0' * (60 * 2**20))", f"it wrote over {sandbox.FOLDER_BYTES >> 20} MB"),
+])
+def test_a_unit_past_its_time_or_disk_is_stopped_whole(tmp_path, code, why):
+    sandbox.give_folder(tmp_path, 0)
+    start = time.monotonic()
+    finished = sandbox.watched_run(sandbox.wrap([sys.executable, "-c", code], tmp_path, {}, 0), tmp_path, 3)
+    assert (finished.returncode, finished.stopped) == (None, why)
+    assert time.monotonic() - start < 30
