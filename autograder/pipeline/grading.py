@@ -15,7 +15,6 @@ is always safe. Units are independent, so they run in parallel (`--jobs`).
 
 import math
 import os
-import queue
 import shutil
 import stat
 import sys
@@ -201,7 +200,7 @@ def not_regular(folder: str, names: list[str]) -> list[str]:
             or not (os.path.isfile(os.path.join(folder, n)) or os.path.isdir(os.path.join(folder, n)))]
 
 
-def run_autograde(root: Path, scratch: Path, lab: str, student: str, slot: int,
+def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
                   settings: Settings) -> sandbox.Finished:
     """Our nbgrader autograde (`autograde_unit.py`) of one submission in a scratch course, in the sandbox."""
     env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(settings.threads)}
@@ -212,12 +211,12 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, slot: int,
         env = {**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
                                    settings.unit_seconds, env)
-    sandbox.give_folder(scratch, slot)
-    command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, slot)
+    sandbox.give_folder(scratch, uid)
+    command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
     return sandbox.watched_run(command, scratch, settings.unit_seconds)
 
 
-def grade_submission(root: Path, lab: str, student: str, scratch: Path, slot: int = 0,
+def grade_submission(root: Path, lab: str, student: str, scratch: Path,
                      settings: Settings = Settings()) -> tuple[Outcome, dict | None]:
     """Autograde one submission inside `scratch`; return its outcome and result, nothing saved."""
     start = time.monotonic()
@@ -233,7 +232,8 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, slot: in
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
-    run = run_autograde(root, scratch, lab, student, slot, settings)
+    with sandbox.unit_user() as uid:
+        run = run_autograde(root, scratch, lab, student, uid, settings)
     graded = private.folder("autograded", lab, student)
     if run.stopped:
         return Outcome(student, lab, False, f"grading was stopped: {run.stopped}"), None
@@ -269,12 +269,11 @@ def fault_note(graded: Path) -> str:
     return ""
 
 
-def grade_and_save(root: Path, lab: str, student: str, slots: queue.Queue, settings: Settings) -> Outcome:
+def grade_and_save(root: Path, lab: str, student: str, settings: Settings) -> Outcome:
     """One unit of work: grade in a private scratch course, then save in one step."""
     scratch = Path(tempfile.mkdtemp(prefix=f"{student}-{lab}-", dir=root / SCRATCH))
-    slot = slots.get()
     try:
-        outcome, result = grade_submission(root, lab, student, scratch, slot, settings)
+        outcome, result = grade_submission(root, lab, student, scratch, settings)
         if result is not None:
             course, private = Layout(root), Layout(scratch)
             kept = [f"{name}.ipynb" for name in intake.lab_notebooks(root, lab)] + ["timestamp.txt"]
@@ -285,7 +284,6 @@ def grade_and_save(root: Path, lab: str, student: str, slots: queue.Queue, setti
         return Outcome(student, lab, False, f"{type(exc).__name__}: {exc}")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-        slots.put(slot)
 
 
 def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True,
@@ -299,13 +297,10 @@ def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True
     load(lab)  # the grader's lab module, imported before any student code runs
     template = lab_gradebook(root, lab, root / SCRATCH / f"{lab}-gradebook.db")
     settings = Settings(sandboxed, notebook_seconds, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    slots = queue.Queue()
-    for slot in range(jobs):
-        slots.put(slot)
     outcomes = []
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in as_completed([pool.submit(grade_and_save, root, lab, s, slots, settings)
+            for future in as_completed([pool.submit(grade_and_save, root, lab, s, settings)
                                         for s in students]):
                 outcome = future.result()
                 note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"

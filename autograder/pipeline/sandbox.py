@@ -1,6 +1,6 @@
 """Run student code with bubblewrap: it sees one folder, the Python environment and the kit.
 
-`wrap(argv, folder, env, slot)` gives the command line that runs `argv` in fresh namespaces (no
+`wrap(argv, folder, env, uid)` gives the command line that runs `argv` in fresh namespaces (no
 network, its own process tree), as an unprivileged user that cannot raise its rights, with
 `folder` as the only writable place and the only part of the course in sight. The Python
 environment, the student kit (`course/`) and the grading program (`autograde_unit.py`, alone)
@@ -8,11 +8,13 @@ are mounted read-only; the grader (`autograder/`), the course's sources, the gra
 every other submission are simply not there. Every process the command starts ends with it
 (`--die-with-parent`, its own PID namespace), and each process is held to `LIMITS`.
 
-Run by root, bubblewrap mounts as root and the command then drops to a user id of its own
-(`SANDBOX_UID + slot`, one per parallel slot, so a process limit counts one unit's processes
-only). Run by anyone else, bubblewrap makes a user namespace and the command runs as `nobody`.
+Run by root, bubblewrap mounts as root and the command then drops to a user id that no other
+unit on the machine holds meanwhile (`unit_user`, leased with a file lock from `SANDBOX_UID` up),
+so a process limit counts one unit's processes only, whichever grading run they belong to.
+Run by anyone else, bubblewrap makes a user namespace and the command runs as `nobody`.
 """
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -21,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +32,8 @@ import course
 BWRAP = "bwrap"
 UNIT_PROGRAM = Path(__file__).with_name("autograde_unit.py")
 UNIT_PROGRAM_INSIDE = "/opt/autograd-labs/autograde_unit.py"
-SANDBOX_UID = 61000  # + slot, when grading as root; ids no account on this machine uses
+SANDBOX_UID = 61000  # the first user id a unit may lease when grading as root
+LEASES = Path(tempfile.gettempdir(), "autograd-labs-sandbox-uids")  # one lock file per leased id
 # Per process (prlimit): processes and threads of the unit's user, data memory, size of any one
 # file written, open files, no core dumps. The unit's folder as a whole is watched by the grader.
 LIMITS = {"nproc": 256, "data": 4 * 2**30, "fsize": 64 * 2**20, "nofile": 1024, "core": 0}
@@ -47,22 +51,41 @@ def as_root() -> bool:
     return os.geteuid() == 0
 
 
-def unit_uid(slot: int) -> int:
-    """The user id that runs slot `slot`'s submissions when grading as root (-1: not root)."""
+@contextmanager
+def unit_user():
+    """A user id for one unit that no other unit on this machine holds while this one runs
+    (grading as root); -1 when not root (the user namespace keeps units apart)."""
     if not as_root():
-        return -1
-    uid = SANDBOX_UID + slot
-    while True:
+        yield -1
+        return
+    LEASES.mkdir(mode=0o700, exist_ok=True)
+    for uid in range(SANDBOX_UID, SANDBOX_UID + 10_000):
+        if has_account(uid):
+            continue
+        lease = os.open(LEASES / str(uid), os.O_CREAT | os.O_RDWR, 0o600)
         try:
-            pwd.getpwuid(uid)
-            uid += 1000  # an account uses it: never share a user id with one
-        except KeyError:
-            return uid
+            fcntl.flock(lease, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lease)
+            continue
+        try:
+            yield uid
+        finally:
+            os.close(lease)  # the lock goes with it; the unit's processes went with its PID namespace
+        return
+    raise RuntimeError(f"no free sandbox user id from {SANDBOX_UID} on")
 
 
-def give_folder(folder: Path, slot: int) -> None:
-    """Make `folder` (and all in it) writable by the slot's sandbox user."""
-    uid = unit_uid(slot)
+def has_account(uid: int) -> bool:
+    try:
+        pwd.getpwuid(uid)
+        return True
+    except KeyError:
+        return False
+
+
+def give_folder(folder: Path, uid: int) -> None:
+    """Make `folder` (and all in it) the sandbox user's (nothing to do when not root: uid -1)."""
     if uid < 0:
         return
     for path in [folder, *folder.rglob("*")]:
@@ -70,10 +93,10 @@ def give_folder(folder: Path, slot: int) -> None:
     folder.chmod(0o711)  # bubblewrap, holding no capability by then, must still enter it
 
 
-def wrap(argv: list[str], folder: Path, env: dict[str, str], slot: int = 0) -> list[str]:
-    """The bubblewrap command line that runs `argv` inside `folder`, with only `env` set."""
-    uid = unit_uid(slot)
-    if uid >= 0:  # root: mount as root, then drop to the slot's own user before anything runs
+def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int) -> list[str]:
+    """The bubblewrap command line that runs `argv` inside `folder` as `uid` (from `unit_user`),
+    with only `env` set."""
+    if uid >= 0:  # root: mount as root, then drop to the unit's own user before anything runs
         args = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
@@ -123,9 +146,9 @@ def unavailable() -> str | None:
         return "bubblewrap (bwrap) is not installed: apt-get install bubblewrap"
     check = ("import course, importlib.util as u, pathlib; assert u.find_spec('autograder') is None, "
              "'the grader is in reach'; pathlib.Path('written').write_text('ok')")
-    with tempfile.TemporaryDirectory() as folder:
-        give_folder(Path(folder), 0)
-        proc = subprocess.run(wrap([sys.executable, "-c", check], Path(folder), {}), capture_output=True,
+    with tempfile.TemporaryDirectory() as folder, unit_user() as uid:
+        give_folder(Path(folder), uid)
+        proc = subprocess.run(wrap([sys.executable, "-c", check], Path(folder), {}, uid), capture_output=True,
                               text=True, timeout=60)
     if proc.returncode != 0:
         return f"bubblewrap cannot start a sandbox here: {(proc.stderr or proc.stdout).strip()[-300:]}"

@@ -36,10 +36,11 @@ print(json.dumps(seen))
 '''
 
 
-def sandboxed(code: str, folder, slot: int = 0, **kwargs) -> subprocess.CompletedProcess:
-    sandbox.give_folder(folder, slot)
-    return subprocess.run(sandbox.wrap([sys.executable, "-c", code], folder, {"X": "1"}, slot),
-                          capture_output=True, text=True, timeout=120, **kwargs)
+def sandboxed(code: str, folder, **kwargs) -> subprocess.CompletedProcess:
+    with sandbox.unit_user() as uid:
+        sandbox.give_folder(folder, uid)
+        return subprocess.run(sandbox.wrap([sys.executable, "-c", code], folder, {"X": "1"}, uid),
+                              capture_output=True, text=True, timeout=120, **kwargs)
 
 
 def test_inside_the_sandbox_there_is_the_kit_and_the_folder_and_nothing_else(tmp_path):
@@ -79,14 +80,15 @@ time.sleep(%s)
 
 def test_a_fork_bomb_stops_at_the_process_limit_and_costs_a_neighbour_nothing(tmp_path):
     (tmp_path / "a").mkdir(), (tmp_path / "b").mkdir()
-    sandbox.give_folder(tmp_path / "a", 0)
-    bomb = subprocess.Popen(sandbox.wrap([sys.executable, "-c", FORK_BOMB % 5], tmp_path / "a", {}, 0),
-                            stdout=subprocess.PIPE, text=True)
-    assert int(bomb.stdout.readline()) < sandbox.LIMITS["nproc"]  # it is still holding them all
-    neighbour = sandboxed(FORK_BOMB % 0, tmp_path / "b", slot=1)  # another slot, graded meanwhile
-    assert int(neighbour.stdout) > sandbox.LIMITS["nproc"] - 20
-    bomb.kill()
-    bomb.wait()
+    with sandbox.unit_user() as uid:
+        sandbox.give_folder(tmp_path / "a", uid)
+        bomb = subprocess.Popen(sandbox.wrap([sys.executable, "-c", FORK_BOMB % 5], tmp_path / "a", {}, uid),
+                                stdout=subprocess.PIPE, text=True)
+        assert int(bomb.stdout.readline()) < sandbox.LIMITS["nproc"]  # it is still holding them all
+        neighbour = sandboxed(FORK_BOMB % 0, tmp_path / "b")  # another unit, graded meanwhile
+        assert int(neighbour.stdout) > sandbox.LIMITS["nproc"] - 20
+        bomb.kill()
+        bomb.wait()
 
 
 def test_memory_and_file_size_are_limited(tmp_path):
@@ -97,14 +99,15 @@ def test_memory_and_file_size_are_limited(tmp_path):
     assert proc.returncode != 0 and (tmp_path / "big").stat().st_size <= sandbox.LIMITS["fsize"]
 
 
-@pytest.mark.parametrize("code, why", [
-    ("import time; time.sleep(60)", "it ran over 3 s"),
-    ("import os\nfor i in range(10**6): open(f'f{i}', 'w').close()", f"it made over {sandbox.FOLDER_FILES} files"),
-    ("for i in range(20): open(f'f{i}', 'wb').write(b'0' * (60 * 2**20))", f"it wrote over {sandbox.FOLDER_BYTES >> 20} MB"),
+@pytest.mark.parametrize("code, seconds, why", [
+    ("import time; time.sleep(60)", 3, "it ran over 3 s"),
+    ("import os\nfor i in range(10**6): open(f'f{i}', 'w').close()", 300, f"it made over {sandbox.FOLDER_FILES} files"),
+    ("for i in range(20): open(f'f{i}', 'wb').write(b'0' * (60 * 2**20))", 300,
+     f"it wrote over {sandbox.FOLDER_BYTES >> 20} MB"),
 ])
-def test_a_unit_past_its_time_or_disk_is_stopped_whole(tmp_path, code, why):
-    sandbox.give_folder(tmp_path, 0)
-    start = time.monotonic()
-    finished = sandbox.watched_run(sandbox.wrap([sys.executable, "-c", code], tmp_path, {}, 0), tmp_path, 3)
+def test_a_unit_past_its_time_or_disk_is_stopped_whole(tmp_path, code, seconds, why):
+    lingers = code + "\nimport time\ntime.sleep(600)"  # only the watch can end it
+    with sandbox.unit_user() as uid:
+        sandbox.give_folder(tmp_path, uid)
+        finished = sandbox.watched_run(sandbox.wrap([sys.executable, "-c", lingers], tmp_path, {}, uid), tmp_path, seconds)
     assert (finished.returncode, finished.stopped) == (None, why)
-    assert time.monotonic() - start < 30
