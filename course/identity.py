@@ -65,6 +65,13 @@ def stable_digest(*parts: str) -> bytes:
     return hashlib.sha256("\x1f".join(parts).encode()).digest()
 
 
+def pick_all(digest: bytes, grids: dict[str, tuple]) -> dict:
+    """One choice from each grid, the i-th made by bytes 2i and 2i + 1 of the digest: nearly
+    uniform for grids of up to a few thousand choices; a SHA-256 digest gives 16 picks."""
+    return {name: choices[int.from_bytes(digest[2 * i:2 * i + 2], "big") % len(choices)]
+            for i, (name, choices) in enumerate(grids.items())}
+
+
 def draw_numbers(lab: str, student: str, draw, accept) -> dict:
     """The first numbers `draw(digest)` makes, over digests of (lab, student, attempt), that `accept` takes."""
     for attempt in range(1000):

@@ -13,7 +13,7 @@ import torch
 from .answers import Expected, WrongType, four_digits, survives_rounding
 from .checks import Function, LabKit, Table
 from .device import grading_device
-from .identity import draw_numbers
+from .identity import draw_numbers, pick_all
 
 F64 = torch.float64
 
@@ -22,10 +22,12 @@ STATEMENTS = ("w.is_leaf", "h.is_leaf", "h.requires_grad", "h.detach().requires_
               "(w * 3).requires_grad inside torch.no_grad()", "h.grad is None after h.sum().backward()",
               "h.grad is None after h.retain_grad(); h.sum().backward()")
 
-# Grids the per-student numbers are drawn from.
-INTS = (-4, -3, -2, 2, 3, 4, 5, 6)
-HALVES = (0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
-ANGLES = (0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5)  # radians: sin(y) > 0, so the logarithm is defined
+# Grids the per-student numbers are drawn from: 16³ · 151 · 201 · 151 ≈ 1.9e10 combinations, so
+# two students of a class of 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
+INTS = tuple(float(v) for v in range(-9, 10) if abs(v) > 1)
+HUNDREDTHS = tuple(round(0.5 + 0.01 * k, 2) for k in range(151))   # 0.50 … 2.00
+ANGLES = tuple(round(0.5 + 0.01 * k, 2) for k in range(201))       # 0.50 … 2.50 radians: sin(y) > 0
+GRIDS = {"x": INTS, "w": INTS, "b": INTS, "gx": HUNDREDTHS, "gy": ANGLES, "gz": HUNDREDTHS}
 
 
 # ---------------------------------------------------------------- hand computations
@@ -120,22 +122,24 @@ def written_to_4_digits(n: dict) -> dict[str, float]:
             "df_dz": r(df_dd * c)}
 
 
+def draw(digest: bytes) -> dict[str, float]:
+    """One pick from each of `GRIDS`."""
+    return pick_all(digest, GRIDS)
+
+
+def acceptable(n: dict) -> bool:
+    """Every slip clearly wrong, tanh away from saturation (1 − f² from a rounded f would lose its
+    digits), and every intermediate written to 4 digits still right."""
+    if abs(composite_values(n["gx"], n["gy"], n["gz"])["f"]) > 0.85:
+        return False
+    expected = all_answers(n)
+    return all(e.separated() for e in expected) and survives_rounding(written_to_4_digits(n), expected)
+
+
 def student_numbers(student: str) -> dict:
-    """Task 1 (x, w, b) and Task 4 (gx, gy, gz) inputs for one student id: stable everywhere,
-    every slip clearly wrong."""
-    def draw(d: bytes) -> dict:
-        return {"x": float(INTS[d[0] % len(INTS)]), "w": float(INTS[d[1] % len(INTS)]),
-                "b": float(INTS[d[2] % len(INTS)]), "gx": HALVES[d[3] % len(HALVES)],
-                "gy": ANGLES[d[4] % len(ANGLES)], "gz": HALVES[d[5] % len(HALVES)]}
-
-    def separable(n: dict) -> bool:
-        # Keep tanh away from saturation: 1 − f² from a rounded f would lose its digits.
-        if abs(composite_values(n["gx"], n["gy"], n["gz"])["f"]) > 0.85:
-            return False
-        expected = all_answers(n)
-        return all(e.separated() for e in expected) and survives_rounding(written_to_4_digits(n), expected)
-
-    return draw_numbers("lab2", student, draw, separable)
+    """Task 1 (x, w, b) and Task 4 (gx, gy, gz) inputs for one student id: the first `acceptable`
+    pick from `GRIDS` over SHA-256 digests of the id."""
+    return draw_numbers("lab2", student, draw, acceptable)
 
 
 def show_numbers(n: dict) -> list[str]:

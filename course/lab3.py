@@ -6,22 +6,30 @@ leaves behind are not decided here: expected/lab3.json holds them sealed, writte
 from what PyTorch does. What your functions should return on the visible probes is there too.
 """
 
+import itertools
+
 import torch
 from torch import nn
 
 from .answers import Expected, WrongType
 from .checks import Function, LabKit, Table, sealed
 from .device import grading_device
-from .identity import draw_numbers
+from .identity import draw_numbers, pick_all
 
 F64 = torch.float64
 
 # Expressions of a vector x (requires grad) and a constant vector y, by the text students see.
-# Their order matters: student numbers choose five of them by position.
+# Their order matters: student numbers choose five of them by position (GRIDS).
 EXPRESSIONS = ("(x + 2).sum()", "(x - y).sum()", "(-x).sum()", "(x * x).sum()", "(x * y).sum()",
                "x.sigmoid().sum()", "x.exp().sum()", "x.relu().sum()")
 CLEARING = ("p.grad.zero_()", "p.grad = None", "optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=False)")
-OFFSETS = (1.0, 2.0, 3.0, 4.0, 6.0, 7.0)
+# Grids the per-student numbers are drawn from: 24⁴ · 12 · 56 ≈ 2.2e8 combinations, over a third of
+# them acceptable, so two students of a class of 1,000 share numbers with a chance under 1 %
+# (tests/unit/test_promises.py). k is odd, so 2a + k is never 0 and no gradient vanishes.
+A_VALUES = tuple(float(v) for v in range(-12, 13) if v)
+OFFSETS = tuple(float(k) for k in range(1, 24, 2))
+GRIDS = {"a0": A_VALUES, "a1": A_VALUES, "a2": A_VALUES, "a3": A_VALUES, "k": OFFSETS,
+         "expressions": tuple(itertools.combinations(EXPRESSIONS, 5))}
 # What every parameter's .grad holds before accumulate_gradients is called: stale values.
 STALE_GRAD = 0.5
 
@@ -59,26 +67,24 @@ def answers(numbers: dict) -> dict[str, Expected]:
 
 # ---------------------------------------------------------------- per-student numbers
 
-def student_numbers(student: str) -> dict:
-    """A vector a and offset k for the by-hand part; five expressions to predict.
+def draw(digest: bytes) -> dict:
+    """One pick from each of `GRIDS`: the four entries of a, k, and five expressions in the lab's order."""
+    n = pick_all(digest, GRIDS)
+    return {"a": [n[f"a{i}"] for i in range(4)], "k": n["k"], "expressions": list(n["expressions"])}
 
-    Five expressions are taken so that two or three of them need retain_graph; which ones do
-    is read from the kit's (sealed) data, which the grader writes from what PyTorch does.
-    """
-    names = list(EXPRESSIONS)
+
+def acceptable(n: dict) -> bool:
+    """Four distinct entries of a, and two or three expressions that need retain_graph (which
+    ones do is read from the kit's sealed data, which the grader writes from what PyTorch does)."""
     truth = check.expected["tables"]["needs_retain"]
-    needs_retain = {e: sealed("lab3", "needs_retain", e, True) == truth[e] for e in names}
+    kinds = [sealed("lab3", "needs_retain", e, True) == truth[e] for e in n["expressions"]]
+    return 2 <= sum(kinds) <= 3 and len(set(n["a"])) == 4
 
-    def draw(d: bytes) -> dict:
-        a = [float(1 + d[i] % 6) * (1 if d[4 + i] % 2 else -1) for i in range(4)]
-        chosen = sorted(range(len(names)), key=lambda i: (d[8 + i], i))[:5]
-        return {"a": a, "k": OFFSETS[d[16] % len(OFFSETS)], "expressions": [names[i] for i in sorted(chosen)]}
 
-    def varied(n: dict) -> bool:
-        kinds = [needs_retain[e] for e in n["expressions"]]
-        return 2 <= sum(kinds) <= 3 and len(set(n["a"])) == 4
-
-    return draw_numbers("lab3", student, draw, varied)
+def student_numbers(student: str) -> dict:
+    """A vector a and offset k for the by-hand part, and five expressions to predict: the first
+    `acceptable` draw over SHA-256 digests of the id."""
+    return draw_numbers("lab3", student, draw, acceptable)
 
 
 def show_numbers(n: dict) -> list[str]:

@@ -10,7 +10,7 @@ import torch
 from .answers import Expected, WrongType, as_float, as_floats
 from .checks import Function, LabKit
 from .device import grading_device
-from .identity import draw_numbers
+from .identity import draw_numbers, pick_all
 
 F64 = torch.float64
 
@@ -21,12 +21,14 @@ WORKED_NUMBERS = {"x1": 4.0, "w1": 0.5, "w2": 0.2, "y": 1.0}
 TASK2_ANSWER_NAMES = {"yhat": "yhat_2", "s": "s_2", "loss": "loss_2",
                       "dloss_ds": "dloss_ds_2", "ds_dyhat": "ds_dyhat_2"}
 
-# Grids the per-student numbers are drawn from (x1, w1 > 0 keep the ReLU active);
-# 11 · 17 · 34 · 2 = 12,716 combinations, so classmates rarely share numbers.
-X1_CHOICES = tuple(1.5 + 0.5 * k for k in range(11))                      # 1.5 … 6.5
-W1_CHOICES = tuple(round(0.15 + 0.05 * k, 2) for k in range(17))          # 0.15 … 0.95
-W2_CHOICES = tuple(sign * w for sign in (-1, 1) for w in W1_CHOICES)      # ±0.15 … ±0.95
+# Grids the per-student numbers are drawn from (x1, w1 > 0 keep the ReLU active):
+# 551 · 851 · 1702 · 2 ≈ 1.6e9 combinations, about 58 % of them acceptable, so two students
+# of a class of 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
+X1_CHOICES = tuple(round(1 + 0.01 * k, 2) for k in range(551))            # 1.00 … 6.50
+W1_CHOICES = tuple(round(0.1 + 0.001 * k, 3) for k in range(851))         # 0.100 … 0.950
+W2_CHOICES = tuple(sign * w for sign in (-1, 1) for w in W1_CHOICES)      # ±0.100 … ±0.950
 Y_CHOICES = (0.0, 1.0)
+GRIDS = {"x1": X1_CHOICES, "w1": W1_CHOICES, "w2": W2_CHOICES, "y": Y_CHOICES}
 
 
 def _leaf(value: float, grad: bool = False) -> torch.Tensor:
@@ -141,23 +143,26 @@ def answers(numbers: dict) -> dict[str, Expected]:
     return {e.name: e for e in task1_answers() + task2_answers(**numbers)}
 
 
+def draw(digest: bytes) -> dict[str, float]:
+    """One pick from each of `GRIDS`."""
+    return pick_all(digest, GRIDS)
+
+
+def acceptable(numbers: dict[str, float]) -> bool:
+    """Numbers whose slips can all be told apart from the right answers (answers.Expected.separated)
+    and whose ŷ stays within [0.08, 0.92]: nearer 0 or 1, ŷ written to 4 digits loses too many
+    digits of s = ŷ − y and 1 − ŷ, and a student who rounds every intermediate would fail
+    (tests/unit/test_promises.py)."""
+    return (0.08 <= task2_values(**numbers)["yhat"] <= 0.92
+            and all(e.separated() for e in task2_answers(**numbers)))
+
+
 def student_numbers(student: str) -> dict[str, float]:
     """Task 2 inputs for one student id: stable everywhere, every slip clearly wrong.
 
-    Candidates come from a SHA-256 of the id; the first is taken whose slips can all be told apart
-    from the right answers (answers.Expected.separated) and whose ŷ stays within [0.08, 0.92]:
-    nearer 0 or 1, ŷ written to 4 digits loses too many digits of s = ŷ − y and 1 − ŷ, and a
-    student who rounds every intermediate would fail (tests/unit/test_promises.py).
-    """
-    def draw(d: bytes) -> dict[str, float]:
-        return {"x1": X1_CHOICES[d[0] % len(X1_CHOICES)], "w1": W1_CHOICES[d[1] % len(W1_CHOICES)],
-                "w2": W2_CHOICES[d[2] % len(W2_CHOICES)], "y": Y_CHOICES[d[3] % len(Y_CHOICES)]}
-
-    def separable(numbers: dict[str, float]) -> bool:
-        return (0.08 <= task2_values(**numbers)["yhat"] <= 0.92
-                and all(e.separated() for e in task2_answers(**numbers)))
-
-    return draw_numbers("lab4", student, draw, separable)
+    Candidates come from a SHA-256 of the id, one pick from each of `GRIDS`; the first
+    `acceptable` one is taken."""
+    return draw_numbers("lab4", student, draw, acceptable)
 
 
 def show_numbers(numbers: dict) -> list[str]:

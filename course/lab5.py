@@ -15,17 +15,20 @@ from .answers import Expected, WrongType, as_floats, four_digits, survives_round
 from .checks import Function, LabKit
 from .data import thermometer
 from .device import grading_device
-from .identity import draw_numbers
+from .identity import draw_numbers, pick_all
 
 F64 = torch.float64
 
-# Grids the per-student numbers are drawn from.
+# Grids the per-student numbers are drawn from: 5 · 3 · 5⁴ · 2 · 31³ · 3 ≈ 1.7e9 combinations, so
+# two students of a class of 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
 WEIGHTS = (-1.0, -0.5, 0.5, 1.0, 1.5)
 BIASES = (-1.0, 0.0, 1.0)
 INPUTS = (-2.0, -1.0, 1.0, 2.0, 3.0)
 TARGETS = (-1.0, 0.0, 1.0, 2.0, 4.0)
 LRS = (0.05, 0.1)
-LOGITS = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0)
+LOGITS = tuple(round(-1 + 0.1 * k, 1) for k in range(31))  # -1.0 … 2.0
+GRIDS = {"w": WEIGHTS, "b": BIASES, "x1": INPUTS, "y1": TARGETS, "x2": INPUTS, "y2": TARGETS, "lr": LRS,
+         "logit0": LOGITS, "logit1": LOGITS, "logit2": LOGITS, "target": (0, 1, 2)}
 
 
 # ---------------------------------------------------------------- hand computations
@@ -107,21 +110,24 @@ def written_to_4_digits(n: dict) -> dict[str, float]:
             **{f"ce_grad_{i}": r(r(exps[i] / total) - (i == t)) for i in range(3)}}
 
 
+def draw(digest: bytes) -> dict:
+    """One pick from each of `GRIDS`, the three logits gathered in a list."""
+    n = pick_all(digest, GRIDS)
+    return {**{k: v for k, v in n.items() if not k.startswith("logit")},
+            "logits": [n["logit0"], n["logit1"], n["logit2"]]}
+
+
+def acceptable(n: dict) -> bool:
+    """Two distinct inputs, three distinct logits, every slip clearly wrong, and every
+    intermediate written to 4 digits still right."""
+    expected = step_answers(n) + ce_answers(n)
+    return (n["x1"] != n["x2"] and len(set(n["logits"])) == 3 and all(e.separated() for e in expected)
+            and survives_rounding(written_to_4_digits(n), expected))
+
+
 def student_numbers(student: str) -> dict:
-    """Tasks 3 and 4 inputs for one student id: stable everywhere, every slip clearly wrong."""
-    def draw(d: bytes) -> dict:
-        return {"w": WEIGHTS[d[0] % len(WEIGHTS)], "b": BIASES[d[1] % len(BIASES)],
-                "x1": INPUTS[d[2] % len(INPUTS)], "y1": TARGETS[d[3] % len(TARGETS)],
-                "x2": INPUTS[d[4] % len(INPUTS)], "y2": TARGETS[d[5] % len(TARGETS)],
-                "lr": LRS[d[6] % len(LRS)],
-                "logits": [LOGITS[d[7 + i] % len(LOGITS)] for i in range(3)], "target": d[10] % 3}
-
-    def separable(n: dict) -> bool:
-        expected = step_answers(n) + ce_answers(n)
-        return (n["x1"] != n["x2"] and len(set(n["logits"])) == 3 and all(e.separated() for e in expected)
-                and survives_rounding(written_to_4_digits(n), expected))
-
-    return draw_numbers("lab5", student, draw, separable)
+    """Tasks 3 and 4 inputs for one student id: the first `acceptable` draw over SHA-256 digests of the id."""
+    return draw_numbers("lab5", student, draw, acceptable)
 
 
 def show_numbers(n: dict) -> list[str]:

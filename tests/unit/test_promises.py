@@ -1,7 +1,9 @@
 """What the README promises, pinned with numbers written here (not read from the code)."""
 
 import importlib
+import json
 import math
+import random
 import re
 
 import pytest
@@ -124,3 +126,22 @@ def test_rounding_every_intermediate_to_4_digits_passes_for_every_student(lab, r
         if problems:
             failing.append((student, numbers, problems[0]))
     assert not failing, (len(failing), failing[:3])
+
+
+def same_pick_chance(choices: int) -> float:
+    """The chance that two digests pick the same one of `choices` (identity.pick_all: 2 bytes, mod)."""
+    counts = [65536 // choices + (v < 65536 % choices) for v in range(choices)]
+    return sum((c / 65536) ** 2 for c in counts)
+
+
+@pytest.mark.parametrize("lab", notebooks.labs())
+def test_two_students_of_a_class_of_1000_share_numbers_with_a_chance_under_1_percent(lab):
+    """Measured: the chance one pick from each grid repeats, over the share of picks accepted."""
+    kit = importlib.import_module(f"course.{lab}")
+    draws = random.Random(0)
+    accepted = sum(kit.acceptable(kit.draw(draws.randbytes(32))) for _ in range(1000)) / 1000
+    same = math.prod(same_pick_chance(len(choices)) for choices in kit.GRIDS.values()) / accepted
+    pairs = math.comb(1000, 2)
+    assert 1 - math.exp(-pairs * same) < 0.01
+    numbers = [json.dumps(kit.student_numbers(f"student{i}")) for i in range(1000)]
+    assert len(set(numbers)) == 1000
