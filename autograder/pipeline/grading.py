@@ -52,7 +52,7 @@ class Settings:
 
     @property
     def unit_seconds(self) -> int:
-        """The wall-clock limit of everything in the sandbox."""
+        """The wall-clock limit of a whole unit: intake, the sandbox, verification."""
         return self.notebook_seconds + STARTUP_AND_SAVE_S
 
 
@@ -201,7 +201,7 @@ def not_regular(folder: str, names: list[str]) -> list[str]:
 
 
 def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
-                  settings: Settings) -> sandbox.Finished:
+                  settings: Settings, seconds: float) -> sandbox.Finished:
     """Our nbgrader autograde (`autograde_unit.py`) of one submission in a scratch course, in the sandbox."""
     env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(settings.threads)}
     args = [str(settings.notebook_seconds), "autograde", lab, "--student", student, "--force",
@@ -210,10 +210,10 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
     if not settings.sandboxed:
         env = {**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
-                                   settings.unit_seconds, env)
+                                   seconds, env)
     sandbox.give_folder(scratch, uid)
     command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
-    return sandbox.watched_run(command, scratch, settings.unit_seconds)
+    return sandbox.watched_run(command, scratch, seconds)
 
 
 def grade_submission(root: Path, lab: str, student: str, scratch: Path,
@@ -232,8 +232,9 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path,
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
+    deadline = start + settings.unit_seconds  # intake, the sandbox, verification: one limit
     with sandbox.unit_user() as uid:
-        run = run_autograde(root, scratch, lab, student, uid, settings)
+        run = run_autograde(root, scratch, lab, student, uid, settings, deadline - time.monotonic())
     graded = private.folder("autograded", lab, student)
     if run.stopped:
         return Outcome(student, lab, False, f"grading was stopped: {run.stopped}"), None
@@ -247,6 +248,8 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path,
     timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
     result = read_result(graded, test_cells(course.db_url, lab), timestamp)
     overrides = verification.audit(graded, lab, student, result)
+    if time.monotonic() > deadline:
+        return Outcome(student, lab, False, f"grading took over {settings.unit_seconds} s and was stopped"), None
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
                    fault=fault_note(graded)), result
 
