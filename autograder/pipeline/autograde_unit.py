@@ -1,9 +1,11 @@
-"""The program that grades one submission: stock `nbgrader autograde`, where a fault costs cells, not the grade.
+"""The program that grades one submission: stock `nbgrader autograde`, where a fault costs cells,
+not the grade.
 
 Run as `python autograde_unit.py NOTEBOOK_SECONDS autograde LAB --student ID ...`. Inside the
 sandbox this file is mounted alone, read-only: it imports nbgrader and nbclient, nothing of the
-course or the grader. It differs from stock nbgrader in two ways. It writes no scores (the grader works them out
-outside the sandbox, from the executed notebook). And its execution goes on past faults:
+course or the grader. It differs from stock nbgrader in two ways. It writes no scores (the
+grader works them out outside the sandbox, from the executed notebook). And its execution goes
+on past faults:
 - a kernel that dies (`os._exit`, a segfault, a signal) ends the run at that cell;
 - so does a notebook that is still running after NOTEBOOK_SECONDS;
 - every cell that ran before the fault keeps its outputs and its score, every code cell after it
@@ -66,7 +68,8 @@ class FaultTolerantExecute(Execute):
         except DeadKernelError:
             self.fault = f"The Python kernel died while running {where(index, cell)}: {self.kernel_end()}."
         except CellTimeoutError:  # the kernel ignored the interrupt after the cell's time ran out
-            self.fault = f"{where(index, cell).capitalize()} ran over {self.timeout} s and did not stop when interrupted."
+            self.fault = (f"Running {where(index, cell)} took over {self.timeout} s, and the kernel did not "
+                          "stop when interrupted.")
         self.fault += " Cells before it were graded; it and every cell after it score 0."
         cell.outputs.append(not_run(self.fault))
         return cell, resources
@@ -92,9 +95,11 @@ def end_strays(folder: Path) -> None:
             os.kill(-1, signal.SIGKILL)  # every process this user may signal in this PID namespace
         except ProcessLookupError:
             pass  # none left
-    for path in folder.iterdir():
-        if path.is_symlink() or not (path.is_file() or path.is_dir()):
-            path.unlink()
+    for top, dirs, files in os.walk(folder):  # links are not followed
+        for name in dirs + files:
+            path = Path(top, name)
+            if path.is_symlink() or not (path.is_file() or path.is_dir()):
+                path.unlink()
 
 
 def bounded(output):
