@@ -99,7 +99,7 @@ def end_strays(folder: Path) -> None:
         for name in dirs + files:
             path = Path(top, name)
             if path.is_symlink() or not (path.is_file() or path.is_dir()):
-                path.unlink()
+                path.unlink(missing_ok=True)
 
 
 def bounded(output):

@@ -169,12 +169,20 @@ def folder_over_limit(folder: Path) -> str | None:
     size = files = 0
     for top, dirs, names in os.walk(folder):
         files += len(names) + len(dirs)
-        size += sum(os.lstat(os.path.join(top, n)).st_blocks * 512 for n in names if os.path.lexists(os.path.join(top, n)))
+        size += sum(disk_bytes(os.path.join(top, name)) for name in names)
         if files > FOLDER_FILES:
             return f"it made over {FOLDER_FILES} files"
         if size > FOLDER_BYTES:
             return f"it wrote over {FOLDER_BYTES >> 20} MB"
     return None
+
+
+def disk_bytes(path: str) -> int:
+    """Bytes a file takes on disk (0 if it is gone already: the unit goes on while it is measured)."""
+    try:
+        return os.lstat(path).st_blocks * 512
+    except FileNotFoundError:
+        return 0
 
 
 def watched_run(cmd: list[str], folder: Path, seconds: float, env: dict | None = None) -> Finished:
