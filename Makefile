@@ -45,7 +45,7 @@ work: ## Copy the released labs into $(WORK)/ (default work/); a lab already the
 lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
 	cd $(WORK) && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
-autograde: release ## Grade every submission in submitted/: gradebook, feedback/ HTML, grades.csv, table
+autograde: release ## Grade every submission in submitted/ in the sandbox (NO_SANDBOX=1, NOTEBOOK_TIMEOUT=600): gradebook, feedback/, grades.csv, table
 	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT))
 
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades
