@@ -42,9 +42,13 @@ FOLDER_FILES = 20_000
 LOG_TAIL = 20_000  # characters of the unit's log kept for the report
 
 
+def kit_folder() -> Path:
+    return Path(course.__file__).resolve().parent
+
+
 def readonly_paths() -> list[Path]:
     """The Python environment (the venv and the interpreter it was made from) and the kit."""
-    return sorted({Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), Path(course.__file__).resolve().parent})
+    return sorted({Path(sys.prefix).resolve(), Path(sys.base_prefix).resolve(), kit_folder()})
 
 
 def as_root() -> bool:
@@ -124,7 +128,9 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int) -> list[s
              # Nothing writable but the folder: no RAM-backed /tmp or /dev/shm to fill.
              "--remount-ro", "/tmp", "--remount-ro", "/dev",
              "--clearenv", "--setenv", "HOME", str(folder), "--setenv", "TMPDIR", str(folder),
-             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin"]
+             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin",
+             # The kit the grader imported, wherever the environment's own install points.
+             "--setenv", "PYTHONPATH", str(kit_folder().parent)]
     for key, value in env.items():
         args += ["--setenv", key, value]
     limits = ["prlimit", *(f"--{name}={value}" for name, value in LIMITS.items()), "--"]
