@@ -23,8 +23,9 @@ REGIMES = ("monotone", "one step", "oscillating", "diverging")
 # Per-student numbers for the hand computation and the learning-rate study: 60² · 21 · 4 starts,
 # targets and rates, times 24 · 25 · 24 rates to classify in 24 orders, ≈ 1e11 combinations, so two
 # students of a class of 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
-TARGETS = tuple(5 + 0.5 * k for k in range(21))                                  # 5 … 15
-STARTS = tuple(round(0.1 * k, 1) for k in range(-30, 31) if k)                   # ±0.1 … ±3.0
+TARGETS = tuple(5 + 0.5 * k for k in range(21))  # 5 … 15
+# ±0.1 … ±3.0
+STARTS = tuple(round(0.1 * k, 1) for k in range(-30, 31) if k)
 STEP_LRS = (0.01, 0.02, 0.05, 0.1)
 REGIME_LRS = {"monotone": tuple(round(0.01 * k, 2) for k in range(1, 25)),       # 0.01 … 0.24
               "one step": (0.25,),

@@ -39,7 +39,8 @@ LEASES = Path(tempfile.gettempdir(), "autograd-labs-sandbox-uids")  # one lock f
 LIMITS = {"nproc": 256, "data": 4 * 2**30, "fsize": 64 * 2**20, "nofile": 1024, "core": 0}
 FOLDER_BYTES = 512 * 2**20  # the unit's folder, all files together
 FOLDER_FILES = 20_000
-LOG_TAIL = 20_000  # characters of the unit's log kept for the report
+# Characters of the unit's log kept for the report.
+LOG_TAIL = 20_000
 
 
 def kit_folder() -> Path:

@@ -94,6 +94,10 @@ def test_oversized_submissions_are_refused_before_they_are_parsed(course, monkey
     for i in range(4):
         (folder / f"data{i}.csv").write_text("1")
     assert "holds 5 files, over the limit of 3" in intake.precheck(course, "lab4", "cy")
+    monkeypatch.setattr(intake, "MAX_FILES", 200)
+    monkeypatch.setattr(intake, "MAX_FOLDER_BYTES", 2**20)
+    (folder / "big.bin").write_bytes(b"0" * 3 * 2**20)
+    assert "submitted/cy/lab4/ holds 3 MB, over the limit of 1 MB" in intake.precheck(course, "lab4", "cy")
 
 
 def executed_test_cell(*outputs, points=2.0):
