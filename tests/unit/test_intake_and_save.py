@@ -7,6 +7,7 @@ from pathlib import Path
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
+from nbgrader.utils import compute_checksum
 
 from autograder.pipeline import grading, intake, notebooks
 from autograder.pipeline.layout import Layout
@@ -229,3 +230,14 @@ def test_grading_a_course_with_nothing_submitted_reports_it_and_succeeds(gradebo
     out = capsys.readouterr().out
     assert "lab9: no submissions under submitted/*/lab9/" in out
     assert f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}" in out
+
+
+def test_an_untouched_written_answer_is_commented_no_response(tmp_path):
+    untouched, answered = (nbformat.v4.new_markdown_cell("YOUR ANSWER HERE") for _ in range(2))
+    for cell, name in ((untouched, "q1"), (answered, "q2")):
+        cell.metadata["nbgrader"] = {"grade": True, "solution": True, "points": 3, "grade_id": name}
+        cell.metadata["nbgrader"]["checksum"] = compute_checksum(cell)  # as released
+    answered.source = "Because backward adds."
+    nbformat.write(nbformat.v4.new_notebook(cells=[untouched, answered]), tmp_path / "lab9.ipynb")
+    result = grading.read_result(tmp_path, {}, None)
+    assert result["comments"] == {("lab9", "q1"): "No response.", ("lab9", "q2"): None}
