@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .pipeline import bundle, examples, grading, notebooks, sandbox
 from .pipeline.layout import Layout
-from .pipeline.nbgrader_cmd import BIN
+from .pipeline.nbgrader_cmd import environment
 
 
 def build(args, root: Path) -> int:
@@ -101,7 +101,7 @@ def main(argv=None) -> int:
                                       help="seconds a notebook may run; cells after that are not run and score 0")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))
     args = parser.parse_args(argv)
-    os.environ["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"  # nbgrader runs alembic by name
+    os.environ["PATH"] = environment()["PATH"]  # a new gradebook runs alembic by name
     root = args.root.resolve()
     args.labs = args.labs or notebooks.labs(root)
     return args.run(args, root)

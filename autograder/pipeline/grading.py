@@ -35,7 +35,7 @@ from course.identity import STUDENT_ENV
 from . import intake, sandbox
 from .autograde_unit import FAULT_CELL_ID
 from .layout import Layout
-from .nbgrader_cmd import BIN, run_nbgrader
+from .nbgrader_cmd import environment, run_nbgrader
 
 SCRATCH = ".grading"
 NOTEBOOK_TIMEOUT_S = 600  # the notebook's cells together; past it, the rest is not run and scores 0
@@ -109,6 +109,11 @@ def read_result(graded: Path, tests: dict[tuple[str, str], float], timestamp) ->
                 unchanged = cell.metadata.nbgrader.get("checksum") == compute_checksum(cell)
                 comments[(path.stem, name)] = "No response." if unchanged else None
     return {"timestamp": timestamp, "grades": grades, "comments": comments}
+
+
+def lab_template(root: Path, lab: str) -> Path:
+    """Where grade_lab keeps the lab's gradebook (`lab_gradebook`) that each unit starts from."""
+    return root / SCRATCH / f"{lab}-gradebook.db"
 
 
 def lab_gradebook(root: Path, lab: str, path: Path) -> Path:
@@ -208,9 +213,8 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
             f"--CourseDirectory.root={scratch}"]
     shutil.copy2(root / "nbgrader_config.py", scratch / "nbgrader_config.py")
     if not settings.sandboxed:
-        env = {**os.environ, **env, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
-                                   seconds, env)
+                                   seconds, environment(env))
     sandbox.give_folder(scratch, uid)
     command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
     return sandbox.watched_run(command, scratch, seconds)
@@ -224,11 +228,7 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path,
     if problem:
         return Outcome(student, lab, False, problem), None
     course, private = Layout(root), Layout(scratch)
-    template = root / SCRATCH / f"{lab}-gradebook.db"
-    if template.exists():
-        shutil.copy2(template, private.gradebook)
-    else:
-        lab_gradebook(root, lab, private.gradebook)
+    shutil.copy2(lab_template(root, lab), private.gradebook)
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
@@ -298,7 +298,7 @@ def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True
         return []
     (root / SCRATCH).mkdir(exist_ok=True)
     load(lab)  # the grader's lab module, imported before any student code runs
-    template = lab_gradebook(root, lab, root / SCRATCH / f"{lab}-gradebook.db")
+    template = lab_gradebook(root, lab, lab_template(root, lab))
     settings = Settings(sandboxed, notebook_seconds, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
     outcomes = []
     try:

@@ -12,9 +12,13 @@ from pathlib import Path
 BIN = Path(sys.executable).parent
 
 
+def environment(extra: dict | None = None) -> dict[str, str]:
+    """This process's environment, plus `extra`, with this environment's tools first on PATH."""
+    return {**os.environ, **(extra or {}), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def run_nbgrader(*args: str, root: Path, env: dict | None = None, check: bool = True,
                  timeout: float | None = None) -> subprocess.CompletedProcess:
     """`nbgrader ARGS` in the course root `root`, output captured."""
-    full_env = {**os.environ, **(env or {}), "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run([str(BIN / "nbgrader"), *args], cwd=root, env=full_env, check=check,
+    return subprocess.run([str(BIN / "nbgrader"), *args], cwd=root, env=environment(env), check=check,
                           capture_output=True, text=True, timeout=timeout, start_new_session=True)
