@@ -3,9 +3,10 @@
 import argparse
 import os
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
-from .pipeline import bundle, examples, grading, notebooks, sandbox
+from .pipeline import bundle, cluster, examples, grading, notebooks, sandbox
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -18,6 +19,9 @@ def build(args, root: Path) -> int:
 
 def release(args, root: Path) -> int:
     for lab in args.labs:
+        if not args.force and notebooks.up_to_date(lab, root):
+            print(f"{Layout(root).notebook('release', lab).relative_to(root)}: up to date with its source")
+            continue
         print(notebooks.release(lab, root).relative_to(root))
     return 0
 
@@ -49,10 +53,12 @@ def grade(args, root: Path) -> int:
         return 2
     else:
         print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
+    settings = grading.Settings(not args.no_sandbox, args.notebook_timeout,
+                                threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)))
     failed = 0
-    for lab in args.labs:
-        outcomes = grading.grade_lab(root, lab, args.jobs, sandboxed=not args.no_sandbox,
-                                     notebook_seconds=args.notebook_timeout)
+    with cluster.dask_executor(args.scheduler, args.jobs) if args.dask else nullcontext() as executor:
+        results = grading.grade_class(root, args.labs, args.jobs, settings, executor=executor)
+    for lab, outcomes in results.items():
         failed += sum(not o.ok for o in outcomes)
         if any(o.ok for o in outcomes):
             grading.generate_feedback_and_export(root, lab)
@@ -99,8 +105,16 @@ def main(argv=None) -> int:
                                       help="run student code without bubblewrap (it then sees the whole course)")
     sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT_S,
                                       help="seconds a notebook may run; cells after that are not run and score 0")
+    sub.choices["grade"].add_argument("--dask", action="store_true",
+                                      help="grade on Dask: a LocalCluster of --jobs worker processes, or --scheduler's")
+    sub.choices["grade"].add_argument("--scheduler", metavar="ADDRESS",
+                                      help="a running Dask scheduler (tcp://host:8786); implies --dask")
+    sub.choices["release"].add_argument("--force", action="store_true",
+                                        help="release even a lab whose inputs have not changed since its last release")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))
     args = parser.parse_args(argv)
+    if getattr(args, "scheduler", None):
+        args.dask = True
     os.environ["PATH"] = environment()["PATH"]  # a new gradebook runs alembic by name
     root = args.root.resolve()
     args.labs = args.labs or notebooks.labs(root)

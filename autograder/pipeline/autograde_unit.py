@@ -14,19 +14,29 @@ on past faults:
 Stock nbgrader gives up on the whole notebook instead, and the student gets no grade at all.
 """
 
+import asyncio
+import functools
 import os
 import signal
+import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
+from nbgrader import api
 from nbgrader.apps import NbGraderApp
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import AssignLatePenalties, Execute, SaveAutoGrades
-from traitlets import Integer
-from traitlets.config import Config
+from traitlets import Bool, Integer
+from traitlets.config import Application, Config
+
+# nbgrader asks `alembic heads` (a new process, about 0.3 s) for its schema version every time it
+# opens a gradebook; the answer cannot change while a process runs.
+api.get_alembic_version = functools.cache(api.get_alembic_version)
 
 FAULT_CELL_ID = "autograde-fault"
 MAX_TEXT = 100_000  # characters of one text output kept; the rest is cut, with a note
@@ -37,6 +47,12 @@ class FaultTolerantExecute(Execute):
     """nbgrader's Execute, ending at a dead kernel or a spent time budget instead of failing."""
 
     notebook_timeout = Integer(600, help="Seconds the whole notebook may run.").tag(config=True)
+    forked_kernels = Bool(False, help="Fork each kernel from this warm process (zygote.py).").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.forked_kernels:  # after nbgrader's own __init__, which sets the class it wants
+            self.kernel_manager_class = ForkedKernelManager
 
     def preprocess(self, nb, resources=None, km=None):
         self.fault = None
@@ -89,17 +105,43 @@ class FaultTolerantExecute(Execute):
 
 def end_strays(folder: Path) -> None:
     """In the sandbox (PID 1 is bubblewrap): stop every process the notebook left running, then
-    remove what is not a regular file beside the notebook (nbgrader's chmod would follow a link)."""
+    remove what is not a regular file beside the notebook (nbgrader's chmod would follow a link).
+
+    Spared: bubblewrap (PID 1), the sandbox's first command (PID 2: this program, or the process
+    that holds the sandbox open for the warm service) and this process."""
     if Path("/proc/1/comm").read_text().strip() == "bwrap":
-        try:
-            os.kill(-1, signal.SIGKILL)  # every process this user may signal in this PID namespace
-        except ProcessLookupError:
-            pass  # none left
+        spared = {1, 2, os.getpid()}
+        for _ in range(100):  # new processes may appear while the others are being killed
+            strays = [pid for pid in running() if pid not in spared]
+            if not strays:
+                break
+            for pid in strays:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+                except PermissionError:  # not ours to stop (the holder, when grading as root)
+                    spared.add(pid)
+            time.sleep(0.01)
     for top, dirs, files in os.walk(folder):  # links are not followed
         for name in dirs + files:
             path = Path(top, name)
             if path.is_symlink() or not (path.is_file() or path.is_dir()):
                 path.unlink(missing_ok=True)
+
+
+def running() -> list[int]:
+    """The processes of this PID namespace that are alive (zombies excluded)."""
+    alive = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (FileNotFoundError, ProcessLookupError, IndexError):
+                continue
+            if state not in "ZX":
+                alive.append(int(entry.name))
+    return alive
 
 
 def bounded(output):
@@ -124,9 +166,98 @@ def not_run(reason: str):
     return new_output("error", ename="NotRun", evalue=reason, traceback=[f"NotRun: {reason}"])
 
 
-def main(argv: list[str]) -> None:
+class ForkedKernelManager(AsyncKernelManager):
+    """A kernel manager whose kernel is a fork of this (warm) process instead of a new interpreter:
+    the same ipykernel, command line, environment and folder, without re-importing torch."""
+
+    async def _async_launch_kernel(self, kernel_cmd: list[str], **kw) -> None:
+        process = Forked(fork_kernel(kernel_cmd, kw.get("env") or dict(os.environ), kw.get("cwd") or os.getcwd()))
+        self.provisioner.process, self.provisioner.pid, self.provisioner.pgid = process, process.pid, process.pid
+        self.provisioner.cwd = kw.get("cwd")
+        self._reconcile_connection_info(self.provisioner.connection_info)
+
+
+def fork_kernel(kernel_cmd: list[str], env: dict, cwd: str) -> int:
+    """Fork a process that becomes `python -m ipykernel_launcher -f CONNECTION` would; its pid."""
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 1
+    try:
+        os.setsid()  # as jupyter_client starts kernels: a session of its own
+        os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+        os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(env, JPY_PARENT_PID=str(os.getppid()))  # as jupyter_client's launcher sets it
+        sys.path[0] = cwd  # `python -m` puts the working folder first
+        fresh_random_state()
+        asyncio.set_event_loop(asyncio.new_event_loop())  # never the parent's loop
+        if Application.initialized():  # nbgrader's app: the kernel's app must be the only one
+            type(Application.instance()).clear_instance()
+        from ipykernel import kernelapp
+        sys.argv = [kernelapp.__file__, *kernel_cmd[3:]]
+        # Read from the environment when ipykernel was imported, before this fork: given here.
+        kernelapp.launch_new_instance(argv=kernel_cmd[3:], parent_handle=os.getppid())
+        status = 0
+    except SystemExit as exc:
+        status = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:
+        traceback.print_exc()  # into the unit's log, as a kernel that fails to start prints it
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(status)
+
+
+def fresh_random_state() -> None:
+    """Seed Python's and NumPy's global generators from the OS, as a new interpreter does
+    (torch's starts from its fixed default seed either way)."""
+    import random
+    random.seed()
+    if "numpy" in sys.modules:
+        sys.modules["numpy"].random.seed()
+
+
+class Forked:
+    """The parts of subprocess.Popen that jupyter_client uses, for a forked child."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self, pid: int):
+        self.pid, self.returncode = pid, None
+
+    def poll(self):
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None):
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(str(self.pid), timeout)
+            time.sleep(0.01)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+def main(argv: list[str], forked_kernels: bool = False) -> None:
+    """`argv`: NOTEBOOK_SECONDS, then nbgrader's arguments. With `forked_kernels` (a warm
+    process, see zygote.py), each notebook's kernel is a fork of this process."""
     config = Config()
     config.FaultTolerantExecute.notebook_timeout = int(argv[0])
+    config.FaultTolerantExecute.forked_kernels = forked_kernels
     # Stock autograde's steps, with Execute made fault-tolerant and without the two that write
     # scores: the grader works those out outside the sandbox, from the executed notebook.
     steps = [FaultTolerantExecute if step is Execute else step for step in Autograde().autograde_preprocessors

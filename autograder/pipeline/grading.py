@@ -20,7 +20,7 @@ import stat
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Executor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,14 +32,16 @@ from nbgrader.utils import compute_checksum, determine_grade, is_solution
 from .. import verification
 from ..labs import load
 from course.identity import STUDENT_ENV
-from . import intake, sandbox
+from . import intake, sandbox, service
 from .autograde_unit import FAULT_CELL_ID
 from .layout import Layout
 from .nbgrader_cmd import environment, run_nbgrader
 
 SCRATCH = ".grading"
-NOTEBOOK_TIMEOUT_S = 600  # the notebook's cells together; past it, the rest is not run and scores 0
-STARTUP_AND_SAVE_S = 300  # added for the rest of a unit: nbgrader's start, the kernel's, saving
+# The notebook's cells together (each lab's solution runs in under 10 s, imports included);
+# past it, the rest is not run and scores 0.
+NOTEBOOK_TIMEOUT_S = 120
+STARTUP_AND_SAVE_S = 60  # added for the rest of a unit: intake, the sandbox, verification
 
 
 @dataclass(frozen=True)
@@ -180,23 +182,27 @@ def save_result(db_url: str, lab: str, student: str, result: dict) -> None:
             raise
 
 
-def replace_dir(new: Path, final: Path, keep: list[str]) -> None:
-    """Put the regular files named `keep` of `new` at `final`, replacing what was there,
-    without a moment of half-written files. Nothing else in `new` comes along."""
+def replace_dir(files: dict[str, bytes], final: Path) -> None:
+    """Make `final` hold exactly `files` ({name: content}), replacing what was there, without a
+    moment of half-written files."""
     final.parent.mkdir(parents=True, exist_ok=True)
     staged = final.with_name(f".{final.name}.new")
     old = final.with_name(f".{final.name}.old")
     for leftover in (staged, old):
         shutil.rmtree(leftover, ignore_errors=True)
     staged.mkdir()
-    for name in keep:
-        path = new / name
-        if path.is_file() and not path.is_symlink():
-            shutil.copy2(path, staged / name)
+    for name, content in files.items():
+        (staged / name).write_bytes(content)
     if final.exists():
         final.rename(old)
     staged.rename(final)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def returned_files(folder: Path, names: list[str]) -> dict[str, bytes]:
+    """The regular files named `names` in `folder` (what the sandbox wrote there), read."""
+    return {name: (folder / name).read_bytes() for name in names
+            if (folder / name).is_file() and not (folder / name).is_symlink()}
 
 
 def not_regular(folder: str, names: list[str]) -> list[str]:
@@ -216,8 +222,7 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
                                    seconds, environment(env))
     sandbox.give_folder(scratch, uid)
-    command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
-    return sandbox.watched_run(command, scratch, seconds)
+    return service.shared().run(scratch, uid, env, args, seconds)
 
 
 def grade_submission(root: Path, lab: str, student: str, scratch: Path,
@@ -272,50 +277,119 @@ def fault_note(graded: Path) -> str:
     return ""
 
 
-def grade_and_save(root: Path, lab: str, student: str, settings: Settings) -> Outcome:
-    """One unit of work: grade in a private scratch course, then save in one step."""
+def grade_unit(root: Path, lab: str, student: str, settings: Settings) -> tuple[Outcome, dict | None, dict]:
+    """One unit of work, run by a worker: grade in a private scratch course, which is then
+    removed; nothing is saved. Returns the outcome, the result and the files to save."""
+    load(lab)  # on this worker too: the grader's lab module before any student code runs
     scratch = Path(tempfile.mkdtemp(prefix=f"{student}-{lab}-", dir=root / SCRATCH))
     try:
         outcome, result = grade_submission(root, lab, student, scratch, settings)
-        if result is not None:
-            course, private = Layout(root), Layout(scratch)
-            kept = [f"{name}.ipynb" for name in intake.lab_notebooks(root, lab)] + ["timestamp.txt"]
-            replace_dir(private.folder("autograded", lab, student), course.folder("autograded", lab, student), kept)
-            save_result(course.db_url, lab, student, result)
-        return outcome
+        if result is None:
+            return outcome, None, {}
+        kept = [f"{name}.ipynb" for name in intake.lab_notebooks(root, lab)] + ["timestamp.txt"]
+        return outcome, result, returned_files(Layout(scratch).folder("autograded", lab, student), kept)
     except Exception as exc:  # a bug or a full disk must not stop the class
-        return Outcome(student, lab, False, f"{type(exc).__name__}: {exc}")
+        return Outcome(student, lab, False, f"{type(exc).__name__}: {exc}"), None, {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def grade_lab(root: Path, lab: str, jobs: int, log=print, sandboxed: bool = True,
-              notebook_seconds: int = NOTEBOOK_TIMEOUT_S) -> list[Outcome]:
-    """Grade every submission of one lab, `jobs` at a time; each result is saved as it finishes."""
-    students = Layout(root).students("submitted", lab)
-    if not students:
-        log(f"{lab}: no submissions under submitted/*/{lab}/")
-        return []
-    (root / SCRATCH).mkdir(exist_ok=True)
-    load(lab)  # the grader's lab module, imported before any student code runs
-    template = lab_gradebook(root, lab, lab_template(root, lab))
-    settings = Settings(sandboxed, notebook_seconds, threads=max(1, (os.cpu_count() or 1) // max(1, jobs)))
-    outcomes = []
+def save_unit(root: Path, outcome: Outcome, result: dict, files: dict[str, bytes]) -> Outcome:
+    """Put one graded unit's notebooks into the course, then its scores into the gradebook in
+    one transaction. Only the grading process's one writer calls this."""
     try:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for future in as_completed([pool.submit(grade_and_save, root, lab, s, settings)
-                                        for s in students]):
-                outcome = future.result()
-                note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
-                log(f"{lab} {outcome.student}: {note}")
-                if outcome.fault:
-                    log(f"    {outcome.fault}")
-                for line in outcome.overrides:
-                    log(f"    {line}")
-                outcomes.append(outcome)
+        layout = Layout(root)
+        replace_dir(files, layout.folder("autograded", outcome.lab, outcome.student))
+        save_result(layout.db_url, outcome.lab, outcome.student, result)
+        return outcome
+    except Exception as exc:
+        return Outcome(outcome.student, outcome.lab, False, f"not saved: {type(exc).__name__}: {exc}")
+
+
+def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=print,
+                executor: Executor | None = None) -> dict[str, list[Outcome]]:
+    """Grade every submission of `labs`, `jobs` units at a time across all labs (or on `executor`,
+    e.g. a Dask cluster's). Workers only grade; this thread alone writes the course (one writer),
+    saving each result as it comes. A unit whose worker failed is reported, never half-saved."""
+    layout = Layout(root)
+    units = [(lab, student) for lab in labs for student in layout.students("submitted", lab)]
+    outcomes = {lab: [] for lab in labs}
+    for lab in labs:
+        if not any(unit_lab == lab for unit_lab, _ in units):
+            log(f"{lab}: no submissions under submitted/*/{lab}/")
+    if not units:
+        return outcomes
+    (root / SCRATCH).mkdir(exist_ok=True)
+    graded_labs = sorted({lab for lab, _ in units})
+    for lab in graded_labs:
+        load(lab)  # the grader's lab module, imported before any student code runs
+    templates = [lab_gradebook(root, lab, lab_template(root, lab)) for lab in graded_labs]
+    report = Progress(len(units), log)
+    try:
+        with executor or ThreadPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(grade_unit, root, lab, student, settings): (lab, student) for lab, student in units}
+            for future in as_completed(futures):
+                try:
+                    outcome, result, files = future.result()
+                except Exception as exc:  # the worker died (Dask gave up retrying) or could not be reached
+                    outcome, result = Outcome(futures[future][1], futures[future][0], False,
+                                              f"its worker failed: {type(exc).__name__}: {exc}"), None
+                if result is not None:
+                    outcome = save_unit(root, outcome, result, files)
+                report.add(outcome)
+                outcomes[outcome.lab].append(outcome)
     finally:
-        template.unlink(missing_ok=True)
-    return sorted(outcomes, key=lambda o: o.student)
+        for template in templates:
+            template.unlink(missing_ok=True)
+    report.summary()
+    return {lab: sorted(found, key=lambda o: o.student) for lab, found in outcomes.items()}
+
+
+class Progress:
+    """What grading has done so far: a bar redrawn in place on a terminal, plain lines otherwise
+    (CI, a log file); every unit's problems in full; a summary at the end."""
+
+    def __init__(self, total: int, log=print):
+        self.total, self.log, self.done, self.failed = total, log, [], []
+        self.start = time.monotonic()
+        self.bar = log is print and sys.stdout.isatty()
+
+    def add(self, outcome: Outcome) -> None:
+        self.done.append(outcome)
+        if not outcome.ok:
+            self.failed.append(outcome)
+        note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
+        lines = [f"{outcome.lab} {outcome.student}: {note}"] * (not outcome.ok or not self.bar)
+        lines += [f"    {outcome.fault}"] * bool(outcome.fault) + [f"    {line}" for line in outcome.overrides]
+        if self.bar:
+            print("\r\033[K", end="")
+        for line in lines:
+            self.log(f"{line}  [{len(self.done)}/{self.total}]" if line is lines[0] else line)
+        if self.bar:
+            print(self.status(), end="", flush=True)
+
+    def status(self) -> str:
+        """`[#####.....] 12/34 graded, 1 not graded, 2.1 per s, 10 s left`."""
+        count, elapsed = len(self.done), time.monotonic() - self.start
+        rate = count / elapsed if elapsed > 0 else 0.0
+        filled = 30 * count // self.total
+        left = (self.total - count) / rate if rate else 0.0
+        return (f"[{'#' * filled}{'.' * (30 - filled)}] {count - len(self.failed)}/{self.total} graded, "
+                f"{len(self.failed)} not graded, {rate:.1f} per s, {left:.0f} s left")
+
+    def summary(self) -> None:
+        if self.bar:
+            print("\r\033[K", end="")
+        elapsed = time.monotonic() - self.start
+        graded = [o for o in self.done if o.ok]
+        self.log(f"graded {len(graded)} of {self.total} submission(s) in {elapsed:.1f} s "
+                 f"({elapsed / max(1, self.total):.2f} s per submission; each took "
+                 f"{sum(o.seconds for o in graded) / max(1, len(graded)):.2f} s on its own)")
+        reasons: dict[str, list[str]] = {}
+        for outcome in self.failed:
+            reasons.setdefault(outcome.message, []).append(f"{outcome.lab} {outcome.student}")
+        for reason, units in reasons.items():
+            self.log(f"not graded ({len(units)}): {reason}: {', '.join(units)}")
 
 
 def generate_feedback_and_export(root: Path, lab: str) -> None:

@@ -15,6 +15,7 @@ Run by anyone else, bubblewrap makes a user namespace and the command runs as `n
 """
 
 import fcntl
+import json
 import os
 import pwd
 import shutil
@@ -98,16 +99,30 @@ def give_folder(folder: Path, uid: int) -> None:
     folder.chmod(0o711)  # bubblewrap, holding no capability by then, must still enter it
 
 
-def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int) -> list[str]:
+def unit_environment(folder: Path, env: dict[str, str]) -> dict[str, str]:
+    """The whole environment of a unit's processes: `env` and what every unit has."""
+    return {"HOME": str(folder), "TMPDIR": str(folder), "PATH": f"{Path(sys.executable).parent}:/usr/bin",
+            # The kit the grader imported, wherever the environment's own install points.
+            "PYTHONPATH": str(kit_folder().parent), **env}
+
+
+def inside_uid(uid: int) -> int:
+    """The user id a unit's processes run as inside the sandbox (`nobody` in a user namespace)."""
+    return uid if uid >= 0 else 65534
+
+
+def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: int | None = None) -> list[str]:
     """The bubblewrap command line that runs `argv` inside `folder` as `uid` (from `unit_user`),
-    with only `env` set."""
+    with only `env` set (and, with `info_fd`, the sandbox's process id written there as JSON)."""
     if uid >= 0:  # root: mount as root, then drop to the unit's own user before anything runs
         args = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
         drop = ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--inh-caps=-all"]
     else:
-        args = [BWRAP, "--unshare-all", "--uid", "65534", "--gid", "65534"]
+        args = [BWRAP, "--unshare-all", "--uid", str(inside_uid(uid)), "--gid", str(inside_uid(uid))]
         drop = []
+    if info_fd is not None:
+        args += ["--info-fd", str(info_fd)]
     # /tmp first: what is mounted later under /tmp (a venv, the kit, the folder) lands on top of it.
     args += ["--die-with-parent", "--new-session", "--tmpfs", "/tmp"]
     system = [Path("/usr")] + [Path("/etc/fonts")] * Path("/etc/fonts").is_dir()  # fonts: for matplotlib
@@ -128,11 +143,8 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int) -> list[s
              "--proc", "/proc", "--dev", "/dev", "--bind", str(folder), str(folder),
              # Nothing writable but the folder: no RAM-backed /tmp or /dev/shm to fill.
              "--remount-ro", "/tmp", "--remount-ro", "/dev",
-             "--clearenv", "--setenv", "HOME", str(folder), "--setenv", "TMPDIR", str(folder),
-             "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin",
-             # The kit the grader imported, wherever the environment's own install points.
-             "--setenv", "PYTHONPATH", str(kit_folder().parent)]
-    for key, value in env.items():
+             "--clearenv"]
+    for key, value in unit_environment(folder, env).items():
         args += ["--setenv", key, value]
     limits = ["prlimit", *(f"--{name}={value}" for name, value in LIMITS.items()), "--"]
     return args + ["--chdir", str(folder), *drop, *limits, *argv]
@@ -192,22 +204,77 @@ def disk_bytes(path: str) -> int:
         return 0
 
 
+def watch(wait, stop, folder: Path, seconds: float) -> tuple[int | None, str | None]:
+    """Wait for a unit (`wait(timeout)`: its exit status, None while it runs) and `stop()` it past
+    `seconds` or when its folder holds too much. Returns (exit status, None) or (None, why stopped)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        status = wait(1)
+        if status is not None:
+            return status, None
+        stopped = f"it ran over {seconds:.0f} s" if time.monotonic() > deadline else folder_over_limit(folder)
+        if stopped:
+            stop()
+            return None, stopped
+
+
+def tail(log) -> str:
+    """The last LOG_TAIL bytes of an open log file, as text."""
+    log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL))
+    return log.read().decode(errors="replace")
+
+
 def watched_run(cmd: list[str], folder: Path, seconds: float, env: dict | None = None) -> Finished:
     """Run `cmd` in `folder`; stop it (and all it started) past `seconds` or when the folder holds too much."""
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty command cannot fill memory
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
-        deadline, stopped = time.monotonic() + seconds, None
-        while True:
+
+        def wait(timeout):
             try:
-                proc.wait(timeout=1)
-                break
+                return proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                stopped = (f"it ran over {seconds:.0f} s" if time.monotonic() > deadline
-                           else folder_over_limit(folder))
-                if stopped:
-                    os.killpg(proc.pid, signal.SIGKILL)  # bubblewrap's death ends the sandbox's processes
-                    proc.wait()
-                    break
-        log.seek(max(0, log.seek(0, os.SEEK_END) - LOG_TAIL))
-        return Finished(None if stopped else proc.returncode, log.read().decode(errors="replace"), stopped)
+                return None
+
+        status, stopped = watch(wait, lambda: end(proc), folder, seconds)
+        return Finished(status, tail(log), stopped)
+
+
+def end(proc: subprocess.Popen) -> None:
+    """Kill a bubblewrap command and everything in its sandbox (its PID namespace dies with it)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+
+
+def first_pid(info_fd: int) -> int | None:
+    """The host pid of the sandbox's first process, from bubblewrap's --info-fd (None if it failed)."""
+    data = b""
+    with os.fdopen(info_fd, "rb", buffering=0) as info:
+        while chunk := info.read(4096):
+            data += chunk
+            try:
+                return json.loads(data)["child-pid"]
+            except ValueError:
+                continue
+    return None
+
+
+def hold(folder: Path, env: dict[str, str], uid: int) -> tuple[subprocess.Popen, int]:
+    """Start a sandbox for `folder` that runs nothing but waits, fully set up, for the warm service
+    to join it (`zygote.py`). Returns the bubblewrap process and the host pid of the sandbox's first
+    process, whose namespaces are the sandbox's. Ending the first ends the sandbox."""
+    read, write = os.pipe()
+    try:
+        proc = subprocess.Popen(wrap(["sh", "-c", "echo ready && exec sleep infinity"], folder, env, uid, write),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                pass_fds=[write], start_new_session=True)
+    finally:
+        os.close(write)
+    first = first_pid(read)
+    if proc.stdout.readline() != b"ready\n" or first is None:
+        end(proc)
+        raise RuntimeError(f"bubblewrap could not set up the sandbox: {proc.stderr.read().decode()[-300:]}")
+    return proc, first

@@ -1,0 +1,94 @@
+"""The grader's side of the warm grading service (`zygote.py`): start it, hand it units, stop it.
+
+One service per grading process: started on first use (`shared()`), stopped at exit. Each unit
+still gets its own sandbox (`sandbox.hold`), its own user id and its own wall-clock and disk
+watch; the service only saves the seconds a new interpreter would spend importing.
+"""
+
+import atexit
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+from . import sandbox
+from .nbgrader_cmd import environment
+
+ZYGOTE = Path(__file__).with_name("zygote.py")
+START_SECONDS = 120  # importing torch and nbgrader on a busy machine
+
+
+class WarmService:
+    """A running zygote.py, ready to grade units in their sandboxes."""
+
+    def __init__(self):
+        self.folder = tempfile.mkdtemp(prefix="autograd-labs-service-")  # 0700: only this user connects
+        self.socket = os.path.join(self.folder, "socket")
+        env = {"PATH": environment()["PATH"], "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": str(sandbox.kit_folder().parent),
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # debugpy (imported by ipykernel) warns on stderr
+        self.process = subprocess.Popen([sys.executable, str(ZYGOTE), self.socket], cwd="/", env=env,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        timer = threading.Timer(START_SECONDS, self.process.kill)
+        timer.start()
+        try:
+            if self.process.stdout.readline() != b"ready\n":
+                raise RuntimeError(f"the warm grading service did not start (exit status {self.process.wait()})")
+        finally:
+            timer.cancel()
+
+    def run(self, folder: Path, uid: int, env: dict[str, str], argv: list[str], seconds: float) -> sandbox.Finished:
+        """Run autograde_unit.py's `main(argv)` in a new sandbox for `folder`, watched as
+        `sandbox.watched_run` watches a command."""
+        holder, first = sandbox.hold(folder, env, uid)
+        with tempfile.NamedTemporaryFile() as log, socket.socket(socket.AF_UNIX) as connection:
+            try:
+                os.chmod(log.name, 0o600)
+                connection.connect(self.socket)
+                request = {"holder": first, "uid": sandbox.inside_uid(uid), "folder": str(folder), "log": log.name,
+                           "env": sandbox.unit_environment(folder, env), "argv": argv, "limits": sandbox.LIMITS}
+                connection.sendall(json.dumps(request).encode() + b"\n")
+                reply = b""
+
+                def wait(timeout):
+                    nonlocal reply
+                    if not select.select([connection], [], [], timeout)[0]:
+                        return None
+                    chunk = connection.recv(4096)
+                    reply += chunk
+                    if chunk and not reply.endswith(b"\n"):
+                        return None
+                    return json.loads(reply)["status"] if reply else -1  # -1: the service itself died
+
+                status, stopped = sandbox.watch(wait, lambda: sandbox.end(holder), folder, seconds)
+            finally:
+                sandbox.end(holder)
+            return sandbox.Finished(status, sandbox.tail(log), stopped)
+
+    def close(self) -> None:
+        self.process.stdin.close()  # the service's signal to stop
+        try:
+            self.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+        os.unlink(self.socket) if os.path.exists(self.socket) else None
+        os.rmdir(self.folder)
+
+
+_shared: WarmService | None = None
+_lock = threading.Lock()
+
+
+def shared() -> WarmService:
+    """This process's warm service, started on first use."""
+    global _shared
+    with _lock:
+        if _shared is None or _shared.process.poll() is not None:
+            _shared = WarmService()
+            atexit.register(_shared.close)
+        return _shared

@@ -1,0 +1,185 @@
+"""The warm grading service: one process that has imported nbgrader, ipykernel, torch,
+matplotlib and the kit once, and grades each submission in a fresh fork of itself, inside that
+submission's own sandbox.
+
+Run as `python zygote.py SOCKET` (by `service.py`, never by hand). It prints `ready` once warm,
+then takes one JSON request per connection on the Unix socket SOCKET:
+    {"holder": PID, "uid": UID, "folder": PATH, "env": {...}, "argv": [...], "log": PATH}
+HOLDER is a process that bubblewrap started in the unit's sandbox (`sandbox.hold`): the fork
+enters that sandbox's namespaces (its mounts, process tree, network, IPC, host name, cgroups and,
+when not run as root, user), so it sees exactly what a command bubblewrap started there would
+see. A second fork becomes a member of the sandbox's process tree, takes the same limits and
+user as `sandbox.wrap` gives (no capabilities, no new privileges), and runs
+`autograde_unit.main(argv)`, whose kernels are forks of it in turn. The reply is the exit
+status, {"status": N}, when that process ends.
+
+This file is started as a script, not imported from `autograder`: nothing of the grader is in
+the forks' memory. It never runs student code itself, and never holds two submissions at once
+in one interpreter.
+"""
+
+import ctypes
+import importlib
+import json
+import os
+import pkgutil
+import resource
+import selectors
+import socket
+import sys
+import tempfile
+import threading
+
+SANDBOX_PROGRAM_DIR = "/opt/autograd-labs"  # where `sandbox.wrap` mounts autograde_unit.py
+NAMESPACES = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt"]  # the order nsenter joins them in
+RLIMIT = {"nproc": resource.RLIMIT_NPROC, "data": resource.RLIMIT_DATA, "fsize": resource.RLIMIT_FSIZE,
+          "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
+PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 1, 38, 24, 47
+libc = ctypes.CDLL(None, use_errno=True)
+
+
+def warm_up() -> None:
+    """Import and exercise once what every unit needs, leaving no thread running and the random
+    state as a fresh interpreter has it."""
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+    import autograde_unit  # nbgrader, nbclient, jupyter_client
+    autograde_unit.api.get_alembic_version()  # asked once, remembered by every fork
+    import ipykernel.debugger  # noqa: F401  what a kernel imports as it starts
+    import ipykernel.ipkernel  # noqa: F401
+    import ipykernel.kernelapp  # noqa: F401
+    import matplotlib.pyplot  # noqa: F401
+    import nbformat
+    nbformat.validate(nbformat.v4.new_notebook())  # compiles the notebook schema's validator
+    import torch
+    from torch import nn
+    torch.set_num_threads(1)  # no OpenMP pool in the parent: a fork must not inherit one
+    with torch.random.fork_rng(devices=[]):
+        model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+        for optimizer in (torch.optim.SGD, torch.optim.Adam):  # their first step imports much of torch
+            opt = optimizer(model.parameters(), lr=1e-3)
+            nn.functional.mse_loss(model(torch.ones(3, 2)).squeeze(1), torch.ones(3)).backward()
+            opt.step()
+    import course  # the kit, as the sandbox mounts it (PYTHONPATH)
+    for lab in pkgutil.iter_modules(course.__path__):
+        importlib.import_module(f"course.{lab.name}")
+    if threading.active_count() != 1:
+        raise RuntimeError("warming up started a thread; a fork would not have it")
+
+
+def check(result: int, what: str) -> None:
+    if result != 0:
+        raise OSError(ctypes.get_errno(), f"{what} failed")
+
+
+def enter_namespaces(holder: int) -> None:
+    """Join every namespace of `holder` that differs from ours (this process must be single-threaded)."""
+    files = {name: os.open(f"/proc/{holder}/ns/{name}", os.O_RDONLY) for name in NAMESPACES}
+    try:
+        for name, fd in files.items():
+            if os.fstat(fd).st_ino != os.stat(f"/proc/self/ns/{name}").st_ino:
+                check(libc.setns(fd, 0), f"joining the sandbox's {name} namespace")
+    finally:
+        for fd in files.values():
+            os.close(fd)
+
+
+def drop_privileges(uid: int, limits: dict) -> None:
+    """The limits and rights `sandbox.wrap` gives its command: `limits` per process, user `uid`,
+    no capability in any set, no way to gain one."""
+    for name, value in limits.items():
+        resource.setrlimit(RLIMIT[name], (value, value))
+    for cap in range(64):  # the bounding set, as bubblewrap's --cap-drop ALL
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            break  # past the last capability this kernel knows
+    libc.prctl(PR_CAP_AMBIENT, 4, 0, 0, 0)  # PR_CAP_AMBIENT_CLEAR_ALL
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+    header = (ctypes.c_uint32 * 2)(0x20080522, 0)  # _LINUX_CAPABILITY_VERSION_3, this process
+    check(libc.capset(header, (ctypes.c_uint32 * 6)()), "clearing capabilities")
+    check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
+
+
+def run_unit(request: dict) -> int:
+    """In a fork of the service: enter the unit's sandbox, fork into its process tree, grade."""
+    log = os.open(request["log"], os.O_WRONLY | os.O_APPEND)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    enter_namespaces(request["holder"])
+    os.chdir(request["folder"])
+    pid = os.fork()  # a new PID namespace takes children only
+    if pid:
+        return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+    libc.prctl(PR_SET_PDEATHSIG, 9, 0, 0, 0)
+    os.setsid()
+    drop_privileges(request["uid"], request["limits"])
+    os.environ.clear()
+    os.environ.update(request["env"])
+    tempfile.tempdir = None  # worked out again from TMPDIR, as a new interpreter would
+    import autograde_unit
+    sys.argv = [os.path.join(SANDBOX_PROGRAM_DIR, "autograde_unit.py"), *request["argv"]]
+    sys.path[0] = SANDBOX_PROGRAM_DIR
+    try:
+        autograde_unit.main(request["argv"], forked_kernels=True)
+        return 0
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+
+
+def serve(path: str) -> None:
+    """Answer requests on the Unix socket `path` until stdin closes (the grader is gone)."""
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(path)
+    listener.listen(64)
+    selector = selectors.DefaultSelector()
+    selector.register(listener, selectors.EVENT_READ, "accept")
+    selector.register(sys.stdin, selectors.EVENT_READ, "stdin")
+    print("ready", flush=True)
+    while True:
+        for key, _ in selector.select():
+            if key.data == "stdin":
+                return
+            if key.data == "accept":
+                connection, _ = listener.accept()
+                selector.register(connection, selectors.EVENT_READ, "request")
+            elif key.data == "request":
+                connection = key.fileobj
+                selector.unregister(connection)
+                request = json.loads(connection.makefile().readline())
+                pid = os.fork()
+                if pid == 0:
+                    status = 1
+                    try:
+                        for open_key in list(selector.get_map().values()):
+                            if isinstance(open_key.fileobj, int):
+                                os.close(open_key.fileobj)  # another unit's pidfd
+                            elif open_key.data != "stdin":
+                                open_key.fileobj.close()
+                        selector.close()
+                        listener.close()
+                        connection.close()
+                        status = run_unit(request)
+                    except BaseException as exc:  # reported in the unit's log; the service goes on
+                        print(f"ERROR: the warm service could not run the unit: {exc!r}", file=sys.stderr)
+                    finally:
+                        sys.stdout.flush()
+                        sys.stderr.flush()
+                        os._exit(status)
+                selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, connection))
+            else:
+                pid, connection = key.data
+                selector.unregister(key.fileobj)
+                os.close(key.fileobj)
+                status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+                try:
+                    connection.sendall(json.dumps({"status": status}).encode() + b"\n")
+                except OSError:
+                    pass  # the grader stopped waiting
+                connection.close()
+
+
+if __name__ == "__main__":
+    warm_up()
+    serve(sys.argv[1])
