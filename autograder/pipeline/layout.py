@@ -3,7 +3,11 @@
 import os
 from pathlib import Path
 
+from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
+
+
+DB_URL_ENV = "AUTOGRAD_LABS_DB_URL"
 
 
 class Layout:
@@ -28,8 +32,22 @@ class Layout:
 
     @property
     def db_url(self) -> str:
-        return self.directory.db_url
+        """The gradebook's URL: DB_URL_ENV when set (as nbgrader_config.py reads it too), else
+        nbgrader's SQLite file in the root."""
+        return os.environ.get(DB_URL_ENV) or self.directory.db_url
+
+    def has_assignment(self, lab: str) -> bool:
+        """Whether the gradebook exists and knows the lab (a missing SQLite file is not created)."""
+        if self.db_url.startswith("sqlite:///") and not self.gradebook.is_file():
+            return False
+        with Gradebook(self.db_url) as gb:
+            try:
+                gb.find_assignment(lab)
+                return True
+            except MissingEntry:
+                return False
 
     @property
     def gradebook(self) -> Path:
-        return Path(self.db_url.removeprefix("sqlite:///"))
+        """nbgrader's SQLite gradebook file in the root (the one a scratch course always uses)."""
+        return Path(self.directory.db_url.removeprefix("sqlite:///"))

@@ -5,11 +5,18 @@ nbgrader metadata in the cell headers. `build` turns it into source/<lab>/<lab>.
 stable cell ids, so that regenerating the release gives byte-identical notebooks.
 """
 
+import hashlib
+import hashlib
 import re
+import sqlite3
 from pathlib import Path
 
 import jupytext
 import nbformat
+
+import course.checks
+
+import course.checks
 
 from . import kitdata
 from .layout import Layout
@@ -107,6 +114,34 @@ def metadata_problems(nb: nbformat.NotebookNode) -> list[str]:
     return problems
 
 
+STAMPS = ".released"  # in the course root: one digest per lab, of what its last release was made from
+
+
+def release_inputs(lab: str, root: Path) -> list[Path]:
+    """Every file a lab's release depends on: its source, the config, the kit and the grader's
+    declarations (they make the kit's data), and the code that releases."""
+    code = Path(__file__).resolve().parents[1]
+    return [root / "source" / lab / f"{lab}.py", root / "nbgrader_config.py",
+            *sorted(Path(course.checks.__file__).parent.glob("*.py")), *sorted((code / "labs").glob("*.py")),
+            Path(__file__).resolve(), Path(kitdata.__file__).resolve()]
+
+
+def release_digest(lab: str, root: Path) -> str:
+    digest = hashlib.sha256()
+    for path in release_inputs(lab, root):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def up_to_date(lab: str, root: Path) -> bool:
+    """Whether the lab's release, kit data and gradebook entry were made from today's inputs."""
+    stamp, layout = root / STAMPS / lab, Layout(root)
+    made = [stamp, layout.notebook("release", lab), Path(course.checks.EXPECTED_DIR) / f"{lab}.json"]
+    if not all(path.is_file() for path in made) or stamp.read_text() != release_digest(lab, root):
+        return False
+    return layout.has_assignment(lab)
+
+
 def release(lab: str, root: Path = ROOT) -> Path:
     """Build the source notebook and the kit's data, run `nbgrader generate_assignment`,
     normalize the result."""
@@ -115,6 +150,8 @@ def release(lab: str, root: Path = ROOT) -> Path:
     run_nbgrader("generate_assignment", lab, "--force", f"--CourseDirectory.root={root}", root=root)
     out = Layout(root).notebook("release", lab)
     normalize_release(out)
+    (root / STAMPS).mkdir(exist_ok=True)
+    (root / STAMPS / lab).write_text(release_digest(lab, root))
     return out
 
 
