@@ -1,6 +1,6 @@
 """Draw the autograd graph behind a tensor with matplotlib alone (no graphviz needed)."""
 
-import matplotlib.pyplot as plt
+from .plots import finish, new_figure
 
 
 def node_label(node) -> str:
@@ -42,7 +42,7 @@ def draw_graph(tensor, title: str = "autograd graph (output at the top, leaves b
     """A figure of the graph from tensor.grad_fn down to the leaves; returns the Figure."""
     layers, edges = graph_layers(tensor)
     width = max(len(layer) for layer in layers)
-    fig, ax = plt.subplots(figsize=(max(4, 2.6 * width), 1.3 * len(layers) + 0.6))
+    fig, ax = new_figure(figsize=(max(4, 2.6 * width), 1.3 * len(layers) + 0.6))
     where = {}
     for row, layer in enumerate(layers):
         for col, node in enumerate(layer):
@@ -57,5 +57,4 @@ def draw_graph(tensor, title: str = "autograd graph (output at the top, leaves b
                 bbox={"boxstyle": "round", "facecolor": "#d8ecd8" if leaf else "#dde6f5"})
     ax.set(xlim=(0, width), ylim=(-len(layers) + 0.4, 0.6), title=title)
     ax.axis("off")
-    fig.tight_layout()
-    return fig
+    return finish(fig)
