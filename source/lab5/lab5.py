@@ -144,13 +144,13 @@ plt.show()
 # accumulates, and `zero_grad()` is how you clear it.
 #
 # ### Observe: a ReLU unit that never wakes up
-# Run the same loop from seed 3, for 3,000 steps.
+# Run the same loop from seed 3, for 2,500 steps.
 
 # %%
 model = fresh_model(3)
 print("hidden units active, per unit, before training:", (model[:2](X) > 0).sum(0).tolist())
-stalled = train(model, X, y, torch.optim.SGD(model.parameters(), lr=1e-3), 3000)
-print(f"loss after 3000 steps: {stalled[-1]:.2f}")
+stalled = train(model, X, y, torch.optim.SGD(model.parameters(), lr=1e-3), 2500)
+print(f"loss after 2500 steps: {stalled[-1]:.2f}")
 print("hidden units active, per unit, after training: ", (model[:2](X) > 0).sum(0).tolist())
 
 # %% [markdown]
@@ -220,21 +220,21 @@ check.values(globals(), "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
 # ## Observe: SGD versus Adam
 # Adam keeps running averages of each parameter's gradient and of its square, and scales every
 # step by them, so each parameter gets its own step size. **Predict first:** same model, same
-# seed, 1,000 steps, and a learning rate three times the one above, lr = 0.003, for both. Which
+# seed, 500 steps, and a learning rate five times the one above, lr = 0.005, for both. Which
 # one copes?
 
 # %%
 curves = {}
 for name in ("SGD", "Adam"):
     model = fresh_model(0)
-    curves[name] = train(model, X, y, getattr(torch.optim, name)(model.parameters(), lr=3e-3), 1000)
+    curves[name] = train(model, X, y, getattr(torch.optim, name)(model.parameters(), lr=5e-3), 500)
     first_nan = next((k for k, v in enumerate(curves[name]) if math.isnan(v)), None)
     print(f"{name}: last loss {curves[name][-1]:.2f}, first nan at step {first_nan}")
-plot_loss_curves(curves, title="SGD and Adam, lr = 0.003, seed 0")
+plot_loss_curves(curves, title="SGD and Adam, lr = 0.005, seed 0")
 plt.show()
 
 # %% [markdown]
-# SGD's loss is `nan` within 50 steps; Adam ends near 13. SGD moves each weight by lr times its
+# SGD's loss is `nan` within 40 steps; Adam ends near 25. SGD moves each weight by lr times its
 # gradient, and the gradient of the weight on t_c is large (the readings go up to 28, the other
 # input is the constant 1), so at this rate its first steps overshoot, and every overshoot makes
 # the next gradient larger. Adam divides each gradient by a running average of its size, so
