@@ -10,9 +10,16 @@ export PATH := $(VENV)/bin:$(PATH)
 STUDENT ?= $(or $(JUPYTERHUB_USER),$(USER),anonymous)
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
+# Grading options: NO_SANDBOX=1, NOTEBOOK_TIMEOUT=S, DASK=1 (a local Dask cluster of JOBS workers),
+# SCHEDULER=tcp://host:8786 (a running Dask cluster), DB_URL=postgresql://... (the gradebook).
+GRADE_ARGS = $(if $(filter command line environment,$(origin JOBS)),--jobs $(JOBS)) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) \
+	$(if $(DASK),--dask) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+ifdef DB_URL
+export AUTOGRAD_LABS_DB_URL := $(DB_URL)
+endif
 WORK ?= work
 
-.PHONY: help setup build release validate work lab autograde demo student-bundle test test-fast mutate clean
+.PHONY: help setup build release validate work lab autograde demo student-bundle test test-fast bench mutate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -30,8 +37,8 @@ setup: $(VENV)/.installed ## Create .venv with the pinned dependencies (torch==2
 build: setup ## Build source/<lab>/<lab>.ipynb from the jupytext text sources
 	python -m autograder build
 
-release: setup ## Release: source notebooks, the kit's expected data (course/expected/), release/ (nbgrader)
-	python -m autograder --root $(ROOT) release
+release: setup ## Release what changed: source notebooks, the kit's data (course/expected/), release/ (FORCE=1: all)
+	python -m autograder --root $(ROOT) release $(if $(FORCE),--force)
 
 validate: release ## nbgrader validation: every source passes, every release passes no test
 	python -m autograder --root $(ROOT) validate
@@ -45,12 +52,12 @@ work: ## Copy the released labs into $(WORK)/ (default work/); a lab already the
 lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
 	cd $(WORK) && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
-autograde: release ## Grade every submission in submitted/ in the sandbox (NO_SANDBOX=1, NOTEBOOK_TIMEOUT=600): gradebook, feedback/, grades.csv, table
-	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT))
+autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 DASK=1 SCHEDULER= DB_URL=)
+	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
 
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades
 	python -m autograder --root $(ROOT) examples
-	python -m autograder --root $(ROOT) grade --jobs $(JOBS) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT))
+	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
 
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student
@@ -61,9 +68,14 @@ test: setup ## Run the whole test suite, what CI runs (notebook executions in pa
 test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)
 	python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
 
+N ?= 10
+bench: setup ## Grade N generated submissions per lab with stock nbgrader, ours and raw nbclient; print speeds
+	python benchmarks/bench.py --per-lab $(N) $(if $(filter command line environment,$(origin JOBS)),--jobs $(JOBS)) \
+	  $(if $(DASK),--dask) $(if $(DB_URL),--db-url $(DB_URL))
+
 MUTANTS ?= 100
 mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the fast tests' kill rate
 	python tests/mutate.py --sample $(MUTANTS) --jobs $(JOBS)
 
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
-	rm -rf gradebook.db submitted autograded feedback grades.csv .grading source/*/*.ipynb .pytest_cache dist
+	rm -rf gradebook.db submitted autograded feedback grades.csv .grading .released source/*/*.ipynb .pytest_cache dist

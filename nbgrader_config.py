@@ -20,9 +20,9 @@ if os.environ.get("AUTOGRAD_LABS_DB_URL"):
     c.CourseDirectory.db_url = os.environ["AUTOGRAD_LABS_DB_URL"]
 
 # Per cell: the slowest cell of any lab's solution takes about 1.3 s (the imports, in a fresh
-# kernel; `make bench` prints each lab's time). 20 s is a wide margin for a loaded machine, and
-# an endless loop costs 20 s of the class's time, not minutes.
-c.Execute.timeout = 20
+# kernel; `make bench` prints each lab's student-code time). 10 s leaves a wide margin for a
+# loaded machine, and an endless loop costs 10 s of the class's time, not minutes.
+c.Execute.timeout = 10
 c.Execute.interrupt_on_timeout = True
 
 # Feedback shows each test's result, never the hidden tests' code (their probes stay unknown).

@@ -99,8 +99,8 @@ def main(argv=None) -> int:
         command = sub.add_parser(name, help=text)
         command.set_defaults(run=run)
         command.add_argument("--lab", dest="labs", action="append", help="one lab (repeatable; default: all)")
-    sub.choices["grade"].add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                                      help="submissions graded at once")
+    sub.choices["grade"].add_argument("--jobs", type=int, default=grading.default_jobs(),
+                                      help="submissions graded at once (default: two per CPU core)")
     sub.choices["grade"].add_argument("--no-sandbox", action="store_true",
                                       help="run student code without bubblewrap (it then sees the whole course)")
     sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT_S,

@@ -44,6 +44,12 @@ NOTEBOOK_TIMEOUT_S = 120
 STARTUP_AND_SAVE_S = 60  # added for the rest of a unit: intake, the sandbox, verification
 
 
+def default_jobs() -> int:
+    """Two units per core: while one waits (its kernel starting, answering, shutting down), the
+    other keeps the core busy. Every unit's student code runs on one thread."""
+    return 2 * (os.cpu_count() or 1)
+
+
 @dataclass(frozen=True)
 class Settings:
     """How every submission runs: sandboxed or not, how long its notebook may run, its CPU threads."""

@@ -9,6 +9,7 @@ import atexit
 import json
 import os
 import select
+import shutil
 import socket
 import subprocess
 import sys
@@ -71,13 +72,15 @@ class WarmService:
             return sandbox.Finished(status, sandbox.tail(log), stopped)
 
     def close(self) -> None:
-        self.process.stdin.close()  # the service's signal to stop
+        """Stop the service (again: nothing to do)."""
+        if not self.process.stdin.closed:
+            self.process.stdin.close()  # the service's signal to stop
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.process.kill()
-        os.unlink(self.socket) if os.path.exists(self.socket) else None
-        os.rmdir(self.folder)
+            self.process.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 _shared: WarmService | None = None

@@ -1,0 +1,198 @@
+"""Grade one generated class three ways in the same run and compare speed and scores.
+
+    python benchmarks/bench.py [--per-lab N] [--jobs J] [--labs lab1 lab2 ...]
+
+N submissions per lab are generated from the release: most solve every task (the source's
+solution code, which computes each student's own numbers), some solve the first half, some
+are blank, and each lab has one that loops forever in Task 2 and one whose kernel crashes
+there. The same submissions are then graded by
+  1. stock `nbgrader autograde`, one lab after the other (it has no parallel mode), in one copy
+     of the course;
+  2. ours (`grading.grade_class`: the sandbox and the warm service, J units at a time) in another;
+  3. a raw execution of each notebook in a fresh kernel with nbclient, nothing else: the cost of
+     running the code, one notebook at a time, as stock pays it.
+It prints seconds per submission for each and the ratios, checks that every cell's score is the
+same in both gradebooks (a crashed kernel excepted: stock grades nothing of that notebook, ours
+keeps the cells before the crash), and prints each lab's student-code time.
+"""
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import nullcontext
+from datetime import datetime
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbgrader.api import Gradebook
+from traitlets.config.loader import PyFileConfigLoader
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from autograder.pipeline import cluster, grading, notebooks  # noqa: E402
+from autograder.pipeline.layout import DB_URL_ENV, Layout  # noqa: E402
+from autograder.pipeline.nbgrader_cmd import environment, run_nbgrader  # noqa: E402
+
+FAULTS = {"endless_loop": "while True:\n    pass", "crash": "import os\nos._exit(1)"}
+ROTATION = ["correct", "correct", "correct", "half", "blank"]
+SETUP_CELL = "setup"  # the import cell, left out of a lab's student-code time
+
+
+def solution_sources(lab: str, root: Path) -> dict[str, str]:
+    """{grade id: code} of every solution code cell of the source notebook, markers removed."""
+    nb = nbformat.read(notebooks.build(lab, root), as_version=4)
+    return {c.metadata.nbgrader["grade_id"]: "\n".join(line for line in c.source.splitlines()
+                                                      if line.strip() not in notebooks.SOLUTION_MARKERS)
+            for c in nb.cells if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution")}
+
+
+def make_submission(release, solutions: dict[str, str], kind: str):
+    """The release answered as `kind` says."""
+    nb = nbformat.from_dict(release)
+    answers = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") in solutions]
+    solved = {"correct": answers, "half": answers[: len(answers) // 2], "blank": []}.get(kind, answers)
+    for cell in solved:
+        cell.source = solutions[cell.metadata.nbgrader["grade_id"]]
+    if kind in FAULTS:  # just before the second answer cell, i.e. in Task 2
+        at = nb.cells.index(answers[1])
+        nb.cells.insert(at, nbformat.v4.new_code_cell(FAULTS[kind]))
+    return nb
+
+
+def generate(root: Path, labs: list[str], per_lab: int) -> dict[tuple[str, str], str]:
+    """Write the class under submitted/; {(lab, student): kind}."""
+    layout, kinds = Layout(root), {}
+    for lab in labs:
+        release = nbformat.read(layout.notebook("release", lab), as_version=4)
+        solutions = solution_sources(lab, root)
+        plan = ["endless_loop", "crash"] + [ROTATION[i % len(ROTATION)] for i in range(max(0, per_lab - 2))]
+        for i, kind in enumerate(plan[:per_lab]):
+            student = f"s{i:03d}_{kind}"
+            out = layout.notebook("submitted", lab, student)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            nbformat.write(make_submission(release, solutions, kind), out)
+            kinds[(lab, student)] = kind
+    return kinds
+
+
+def scores(root: Path, labs: list[str]) -> dict[tuple[str, str, str], float | None]:
+    """{(lab, student, test cell): auto score} from a course's gradebook."""
+    out = {}
+    for lab in labs:
+        tests = {name for name, _ in grading.graded_cells(root, lab)[0]}
+        with Gradebook(Layout(root).db_url) as gb:
+            for sub in gb.find_assignment(lab).submissions:
+                out.update({(lab, sub.student.id, g.name): g.auto_score
+                            for nb in sub.notebooks for g in nb.grades if g.name in tests})
+    return out
+
+
+def run_stock(root: Path, labs: list[str]) -> float:
+    start = time.monotonic()
+    for lab in labs:
+        run_nbgrader("autograde", lab, "--force", f"--CourseDirectory.root={root}", root=root, check=False)
+    return time.monotonic() - start
+
+
+def run_ours(root: Path, labs: list[str], jobs: int, dask: bool) -> float:
+    start = time.monotonic()
+    with cluster.dask_executor(None, jobs) if dask else nullcontext() as executor:
+        grading.grade_class(root, labs, jobs, grading.Settings(threads=1), log=lambda line: None, executor=executor)
+    return time.monotonic() - start
+
+
+def run_raw(root: Path, labs: list[str], timeout: int) -> float:
+    """Each submitted notebook in a fresh kernel with nbclient, where nbgrader would run it."""
+    layout, start = Layout(root), time.monotonic()
+    os.environ["NBGRADER_EXECUTION"] = "autograde"
+    for lab in labs:
+        for student in layout.students("submitted", lab):
+            folder = root / "raw" / "autograded" / student / lab
+            shutil.copytree(layout.folder("submitted", lab, student), folder)
+            nb = nbformat.read(folder / f"{lab}.ipynb", as_version=4)
+            try:
+                NotebookClient(nb, timeout=timeout, allow_errors=True, interrupt_on_timeout=True,
+                               resources={"metadata": {"path": str(folder)}}).execute()
+            except Exception:  # a dead kernel: nbclient gives up on the notebook, as stock nbgrader does
+                pass
+    return time.monotonic() - start
+
+
+def student_code_seconds(root: Path, lab: str, student: str) -> float:
+    """Seconds the executed notebook's code cells ran, the import cell excluded (nbclient's timing)."""
+    nb = nbformat.read(Layout(root).notebook("autograded", lab, student), as_version=4)
+    total = 0.0
+    for cell in nb.cells:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if cell.cell_type == "code" and cell.get("id") != SETUP_CELL and "shell.execute_reply" in timing:
+            began, ended = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                            for key in ("iopub.execute_input", "shell.execute_reply"))
+            total += (ended - began).total_seconds()
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--per-lab", type=int, default=10, help="submissions per lab (N)")
+    parser.add_argument("--jobs", type=int, default=grading.default_jobs(), help="our units at once")
+    parser.add_argument("--labs", nargs="*", default=None)
+    parser.add_argument("--dask", action="store_true", help="ours on a LocalCluster of --jobs Dask workers")
+    parser.add_argument("--db-url", help="ours with this (empty) gradebook database, e.g. PostgreSQL")
+    parser.add_argument("--no-raw", action="store_true", help="leave out the raw nbclient run (as long as stock's)")
+    args = parser.parse_args()
+    os.environ["PATH"] = environment()["PATH"]
+    labs = args.labs or notebooks.labs(REPO)
+    with tempfile.TemporaryDirectory(prefix="autograd-labs-bench-") as scratch:
+        base = Path(scratch) / "course"
+        base.mkdir()
+        shutil.copytree(REPO / "source", base / "source", ignore=shutil.ignore_patterns("*.ipynb"))
+        shutil.copy2(REPO / "nbgrader_config.py", base)
+        subprocess.run([sys.executable, "-m", "autograder", "--root", str(base), "release"], check=True,
+                       capture_output=True, env=environment())
+        kinds = generate(base, labs, args.per_lab)
+        stock, ours = Path(scratch) / "stock", Path(scratch) / "ours"
+        shutil.copytree(base, stock)
+        shutil.copytree(base, ours)
+        count = len(kinds)
+        print(f"{count} submissions ({args.per_lab} per lab: {', '.join(sorted(set(kinds.values())))}), "
+              f"{os.cpu_count()} CPU cores, ours with {args.jobs} jobs")
+        timeout = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config().Execute.timeout
+        os.environ.pop(DB_URL_ENV, None)
+        seconds = {"stock nbgrader autograde": run_stock(stock, labs)}
+        if args.db_url:  # ours only: the lab's rows first, as a release writes them
+            os.environ[DB_URL_ENV] = args.db_url
+            subprocess.run([sys.executable, "-m", "autograder", "--root", str(ours), "release", "--force"],
+                           check=True, capture_output=True, env=environment())
+        ours_name = "ours" + " on Dask" * args.dask + " with " + (args.db_url.split(":")[0] if args.db_url else "SQLite")
+        seconds[ours_name] = run_ours(ours, labs, args.jobs, args.dask)
+        our_scores = scores(ours, labs)
+        os.environ.pop(DB_URL_ENV, None)
+        if not args.no_raw:
+            seconds["raw nbclient, fresh kernels"] = run_raw(base, labs, timeout)
+        print(f"\n{'grader':<32}{'seconds':>9}{'s/submission':>14}{'throughput vs stock':>21}")
+        for name, secs in seconds.items():
+            print(f"{name:<32}{secs:>9.1f}{secs / count:>14.2f}"
+                  f"{seconds['stock nbgrader autograde'] / secs:>20.1f}×")
+        stock_scores = scores(stock, labs)
+        same = [k for k in our_scores if stock_scores.get(k) == our_scores[k]]
+        differ = sorted({(lab, student) for (lab, student, cell) in our_scores
+                         if stock_scores.get((lab, student, cell)) != our_scores[(lab, student, cell)]})
+        print(f"\nper-cell scores: {len(same)} of {len(our_scores)} identical in both gradebooks")
+        for lab, student in differ:
+            print(f"  differ: {lab} {student} ({kinds[(lab, student)]})")
+        unexpected = [unit for unit in differ if kinds[unit] != "crash"]
+        print("\nstudent code per lab (a solved submission, import cell excluded, in our warm kernels):")
+        for lab in labs:
+            solved = next(s for (l, s), k in kinds.items() if l == lab and k == "correct")
+            print(f"  {lab}: {student_code_seconds(ours, lab, solved):.2f} s")
+        return 1 if unexpected else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
