@@ -52,5 +52,6 @@ def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
                 overturned.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
                 changed = True
         if changed:
+            path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
             nbformat.write(nb, path)
     return overturned

@@ -1,9 +1,11 @@
 """The program that grades one submission: stock `nbgrader autograde`, where a fault costs cells,
 not the grade.
 
-Run as `python autograde_unit.py NOTEBOOK_SECONDS autograde LAB --student ID ...`. Inside the
-sandbox this file is mounted alone, read-only: it imports nbgrader and nbclient, nothing of the
-course or the grader. It differs from stock nbgrader in two ways. It writes no scores (the
+Run as `python autograde_unit.py NOTEBOOK_SECONDS autograde LAB --student ID ...` (no sandbox),
+or called as `main(argv, forked_kernels=True)` by the warm service (`zygote.py`) in a process
+that has joined the unit's sandbox, where kernels are forks of that process. In the sandbox this
+file is mounted alone, read-only: it imports nbgrader and nbclient, nothing of the course or the
+grader. It differs from stock nbgrader in two ways. It writes no scores (the
 grader works them out outside the sandbox, from the executed notebook). And its execution goes
 on past faults:
 - a kernel that dies (`os._exit`, a segfault, a signal) ends the run at that cell;

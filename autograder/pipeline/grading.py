@@ -2,15 +2,17 @@
 
 One submission is one unit of work (`grade_submission`): intake checks its folder
 (`intake.py`), its files are copied to a private scratch course, and nbgrader autograde
-(`autograde_unit.py`) runs there inside a bubblewrap sandbox (`sandbox.py`), within one time
-and disk limit, with a gradebook that holds the lab and no student. Nothing the sandbox wrote
+(`autograde_unit.py`, in a fork of the warm service: `service.py`) runs there inside a
+bubblewrap sandbox (`sandbox.py`), within one time and disk limit, with a gradebook that holds
+the lab and no student. Nothing the sandbox wrote
 is trusted as it is: the scores are worked out here from the executed notebook's test cells
 (known from the course's own gradebook), the answers each test cell published are verified
 again in this process (which never runs student code), and the timestamp is the submission's.
-Only then is the result moved into the course: the lab's notebooks by rename, the scores by a
-single database transaction. A broken, hung or hostile submission, or a crash halfway through
-the class, therefore leaves every grade already saved as it was, and running the grader again
-is always safe. Units are independent, so they run in parallel (`--jobs`).
+Only then is the result moved into the course, by the grading thread alone (one writer): the
+lab's notebooks by rename, the scores by a single database transaction. A broken, hung or
+hostile submission, or a crash halfway through the class, therefore leaves every grade already
+saved as it was, and running the grader again is always safe. Units are independent, so they
+run in parallel (`--jobs`, threads or Dask workers: `cluster.py`).
 """
 
 import math
@@ -228,7 +230,12 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
                                    seconds, environment(env))
     sandbox.give_folder(scratch, uid)
-    return service.shared().run(scratch, uid, env, args, seconds)
+    if sandbox.as_root():
+        return service.shared().run(scratch, uid, env, args, seconds)
+    # Not root: a fork cannot join all of bubblewrap's user-namespace sandbox (the kernel refuses
+    # its cgroup namespace), so the unit starts afresh inside, as bubblewrap's own command.
+    command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
+    return sandbox.watched_run(command, scratch, seconds)
 
 
 def grade_submission(root: Path, lab: str, student: str, scratch: Path,

@@ -6,9 +6,10 @@ Run as `python zygote.py SOCKET` (by `service.py`, never by hand). It prints `re
 then takes one JSON request per connection on the Unix socket SOCKET:
     {"holder": PID, "uid": UID, "folder": PATH, "env": {...}, "argv": [...], "log": PATH}
 HOLDER is a process that bubblewrap started in the unit's sandbox (`sandbox.hold`): the fork
-enters that sandbox's namespaces (its mounts, process tree, network, IPC, host name, cgroups and,
-when not run as root, user), so it sees exactly what a command bubblewrap started there would
-see. A second fork becomes a member of the sandbox's process tree, takes the same limits and
+enters that sandbox's namespaces (its mounts, process tree, network, IPC, host name, cgroups),
+so it sees exactly what a command bubblewrap started there would see. Joining needs root
+(`grading.run_autograde` uses the service only then): in the user-namespace sandbox bubblewrap
+makes for anyone else, the kernel refuses a joiner its cgroup namespace. A second fork becomes a member of the sandbox's process tree, takes the same limits and
 user as `sandbox.wrap` gives (no capabilities, no new privileges), and runs
 `autograde_unit.main(argv)`, whose kernels are forks of it in turn. The reply is the exit
 status, {"status": N}, when that process ends.
@@ -32,7 +33,7 @@ import tempfile
 import threading
 
 SANDBOX_PROGRAM_DIR = "/opt/autograd-labs"  # where `sandbox.wrap` mounts autograde_unit.py
-NAMESPACES = ["user", "cgroup", "ipc", "uts", "net", "pid", "mnt"]  # the order nsenter joins them in
+NAMESPACES = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]  # in nsenter's order
 RLIMIT = {"nproc": resource.RLIMIT_NPROC, "data": resource.RLIMIT_DATA, "fsize": resource.RLIMIT_FSIZE,
           "nofile": resource.RLIMIT_NOFILE, "core": resource.RLIMIT_CORE}
 PR_SET_PDEATHSIG, PR_SET_NO_NEW_PRIVS, PR_CAPBSET_DROP, PR_CAP_AMBIENT = 1, 38, 24, 47
