@@ -18,19 +18,25 @@ Stock nbgrader gives up on the whole notebook instead, and the student gets no g
 
 import asyncio
 import functools
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 import traceback
+import warnings
 from pathlib import Path
+from types import SimpleNamespace
 
+import jsonschema
+import sqlalchemy
 from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader import api
 from nbgrader.apps import NbGraderApp
+from nbgrader.nbgraderformat import common as nbgrader_format
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import AssignLatePenalties, Execute, SaveAutoGrades
 from traitlets import Bool, Integer
@@ -39,6 +45,43 @@ from traitlets.config import Application, Config
 # nbgrader asks `alembic heads` (a new process, about 0.3 s) for its schema version every time it
 # opens a gradebook; the answer cannot change while a process runs.
 api.get_alembic_version = functools.cache(api.get_alembic_version)
+
+
+
+@functools.cache
+def shared_engine(db_url: str, **options):
+    """One SQLAlchemy engine per database for this process: nbgrader opens the gradebook once
+    per step, and a new engine compiles every SQL statement afresh (disposing it, as nbgrader's
+    close does, only closes its connections)."""
+    return sqlalchemy.create_engine(db_url, **options)
+
+
+@functools.cache
+def schema_validator(schema_text: str):
+    """A checked validator for one JSON schema, as `jsonschema.validate` builds on every call."""
+    schema = json.loads(schema_text)
+    cls = jsonschema.validators.validator_for(schema)
+    cls.check_schema(schema)
+    return cls(schema)
+
+
+def validate_metadata(instance, schema) -> None:
+    """`jsonschema.validate`, the same errors, without checking the schema itself again."""
+    error = jsonschema.exceptions.best_match(schema_validator(json.dumps(schema, sort_keys=True)).iter_errors(instance))
+    if error is not None:
+        raise error
+
+
+def reuse_gradebook_work() -> None:
+    """In this program only (the grader's own gradebook handles are left alone): nbgrader's
+    gradebook opens share one engine, and its cell-metadata check one validator per schema."""
+    api.create_engine = shared_engine
+    nbgrader_format.jsonschema = SimpleNamespace(validate=validate_metadata)
+
+
+# Set by zygote.py before it imports this program: the modules and warning filters it had after
+# importing what a kernel needs, and nothing of nbgrader yet.
+kernel_baseline: tuple[frozenset[str], list] | None = None
 
 FAULT_CELL_ID = "autograde-fault"
 MAX_TEXT = 100_000  # characters of one text output kept; the rest is cut, with a note
@@ -193,6 +236,7 @@ def fork_kernel(kernel_cmd: list[str], env: dict, cwd: str) -> int:
         os.environ.update(env, JPY_PARENT_PID=str(os.getppid()))  # as jupyter_client's launcher sets it
         sys.path[0] = cwd  # `python -m` puts the working folder first
         fresh_random_state()
+        as_new_kernel()
         asyncio.set_event_loop(asyncio.new_event_loop())  # never the parent's loop
         if Application.initialized():  # nbgrader's app: the kernel's app must be the only one
             type(Application.instance()).clear_instance()
@@ -218,6 +262,20 @@ def fresh_random_state() -> None:
     random.seed()
     if "numpy" in sys.modules:
         sys.modules["numpy"].random.seed()
+
+
+def as_new_kernel() -> None:
+    """In a kernel forked from the warm service: forget the modules that only grading imported
+    (nbgrader, SQLAlchemy, nbconvert... about 900) and the warning filters they added, so the
+    student's code finds what a new kernel has. IPython also scans every loaded module on each
+    error it formats."""
+    if kernel_baseline is None:
+        return
+    modules, filters = kernel_baseline
+    for name in sys.modules.keys() - modules:
+        del sys.modules[name]
+    warnings.filters[:] = filters
+    warnings._filters_mutated()
 
 
 class Forked:
@@ -257,6 +315,7 @@ class Forked:
 def main(argv: list[str], forked_kernels: bool = False) -> None:
     """`argv`: NOTEBOOK_SECONDS, then nbgrader's arguments. With `forked_kernels` (a warm
     process, see zygote.py), each notebook's kernel is a fork of this process."""
+    reuse_gradebook_work()
     config = Config()
     config.FaultTolerantExecute.notebook_timeout = int(argv[0])
     config.FaultTolerantExecute.forked_kernels = forked_kernels

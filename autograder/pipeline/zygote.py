@@ -31,6 +31,7 @@ import socket
 import sys
 import tempfile
 import threading
+import warnings
 
 SANDBOX_PROGRAM_DIR = "/opt/autograd-labs"  # where `sandbox.wrap` mounts autograde_unit.py
 NAMESPACES = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]  # in nsenter's order
@@ -42,16 +43,34 @@ libc = ctypes.CDLL(None, use_errno=True)
 
 def warm_up() -> None:
     """Import and exercise once what every unit needs, leaving no thread running and the random
-    state as a fresh interpreter has it."""
-    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+    state as a fresh interpreter has it. What a kernel needs comes first: the modules and warning
+    filters at that point are what each kernel fork keeps (`autograde_unit.as_new_kernel`)."""
+    warm_kernel()
+    kernel_baseline = (frozenset(sys.modules), list(warnings.filters))
     import autograde_unit  # nbgrader, nbclient, jupyter_client
+    autograde_unit.kernel_baseline = kernel_baseline
     autograde_unit.api.get_alembic_version()  # asked once, remembered by every fork
-    import ipykernel.debugger  # noqa: F401  what a kernel imports as it starts
+    autograde_unit.reuse_gradebook_work()
+    from nbgrader.nbgraderformat import MetadataValidator
+    autograde_unit.schema_validator(json.dumps(MetadataValidator().schema, sort_keys=True))
+    warm_notebook_validators()
+    import psutil  # noqa: F401  what jupyter_client imports to list the addresses
+    from sqlalchemy.orm import configure_mappers
+    configure_mappers()  # nbgrader's gradebook tables, set up once
+    if threading.active_count() != 1:
+        raise RuntimeError("warming up started a thread; a fork would not have it")
+    gc.collect()
+    gc.freeze()  # the forks' garbage collector leaves these objects alone, so their pages stay shared
+
+
+def warm_kernel() -> None:
+    """What a kernel imports as it starts and as a lab's first cell runs, and its first steps."""
+    os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")  # as ipykernel sets it
+    import ipykernel.debugger  # noqa: F401
     import ipykernel.ipkernel  # noqa: F401
     import ipykernel.kernelapp  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
-    import nbformat
-    nbformat.validate(nbformat.v4.new_notebook())  # compiles the notebook schema's validator
+    import pdb  # noqa: F401
     import torch
     from torch import nn
     torch.set_num_threads(1)  # no OpenMP pool in the parent: a fork must not inherit one
@@ -64,10 +83,36 @@ def warm_up() -> None:
     import course  # the kit, as the sandbox mounts it (PYTHONPATH)
     for lab in pkgutil.iter_modules(course.__path__):
         importlib.import_module(f"course.{lab.name}")
-    if threading.active_count() != 1:
-        raise RuntimeError("warming up started a thread; a fork would not have it")
-    gc.collect()
-    gc.freeze()  # the forks' garbage collector leaves these objects alone, so their pages stay shared
+    warm_tracebacks()
+
+
+def warm_notebook_validators() -> None:
+    """Compile once the schema validators that nbformat and nbconvert ask for while grading (a
+    notebook of any v4 minor version, strict and relaxed), instead of once per submission."""
+    import nbformat
+    from nbformat import validator
+    for minor in range(nbformat.v4.nbformat_minor + 1):
+        for relaxed in (False, True):
+            validator.get_validator(4, minor, relax_add_props=relaxed)
+
+
+def warm_tracebacks() -> None:
+    """Format a traceback through torch as a kernel does (IPython's context mode, every
+    colour scheme): fills the caches a kernel's first error would otherwise spend ~0.1 s on
+    (each module's source file, the syntax highlighter's compiled rules)."""
+    import torch
+    from IPython.core import ultratb
+    from IPython.utils.PyColorize import theme_table
+    try:
+        torch.ones(2).view(3)
+    except RuntimeError as error:
+        for theme in theme_table:
+            ultratb.AutoFormattedTB(mode="Context", theme_name=theme, tb_offset=0).structured_traceback(
+                type(error), error, error.__traceback__)
+    try:
+        compile("1 +", "<warm-up>", "exec")
+    except SyntaxError as error:
+        ultratb.SyntaxTB(theme_name="neutral").structured_traceback(type(error), error, [])
 
 
 def check(result: int, what: str) -> None:

@@ -51,6 +51,9 @@ attempt("append_to_config", lambda: open(ROOT + "/nbgrader_config.py", "a").writ
 attempt("append_to_grader", lambda: open(REPO + "/autograder/labs/lab4.py", "a").write("pass"))
 attempt("write_the_kit", lambda: open(REPO + "/course/lab4.py", "a").write("pass"))
 attempt("import_grader", lambda: __import__("autograder.labs.lab4"))
+attempt("find_nbgrader_loaded", lambda: sys.modules["nbgrader.api"])  # a new kernel has not imported it
+attempt("find_grader_warning_filters", lambda: next(f for f in __import__("warnings").filters
+                                                    if "urllib3" in repr(f) or "html5lib" in repr(f)))
 attempt("network", lambda: socket.create_connection(("1.1.1.1", 80), timeout=3))
 attempt("forge_grades", forge)
 attempt("leave_a_process", lambda: subprocess.Popen(
@@ -217,6 +220,8 @@ def test_hostile_code_reached_nothing_outside_its_folder(graded):
     assert attempts["append_to_config"] in ("OSError", "PermissionError")  # the course root is an empty shell
     assert attempts["write_the_kit"] in ("OSError", "PermissionError")  # read-only
     assert attempts["import_grader"] == "ModuleNotFoundError"
+    assert attempts["find_nbgrader_loaded"] == "KeyError"  # the warm service's kernels forget nbgrader
+    assert attempts["find_grader_warning_filters"] == "StopIteration"  # and the filters its imports set
     assert attempts["network"] in ("OSError", "TimeoutError", "ConnectionError")
     assert attempts["forge_grades"] == "done"  # its own unit's gradebook: a throwaway nobody trusts
     assert {attempts[name] for name in ("link_to_a_device", "link_in_a_folder", "named_pipe",
