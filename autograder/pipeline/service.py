@@ -1,8 +1,9 @@
 """The grader's side of the warm grading service (`zygote.py`): start it, hand it units, stop it.
 
-One service per grading process: started on first use (`shared()`), stopped at exit. Each unit
-still gets its own sandbox (`sandbox.hold`), its own user id and its own wall-clock and disk
-watch; the service only saves the seconds a new interpreter would spend importing.
+One service per grading process: set starting early (`start()`) or on first use (`shared()`),
+stopped at exit. Each unit still gets its own sandbox (`sandbox.hold`), its own user id and its
+own wall-clock and disk watch; the service only saves the seconds a new interpreter would spend
+importing.
 """
 
 import atexit
@@ -35,11 +36,18 @@ class WarmService:
                "PYDEVD_DISABLE_FILE_VALIDATION": "1"}  # debugpy (imported by ipykernel) warns on stderr
         self.process = subprocess.Popen([sys.executable, str(ZYGOTE), self.socket], cwd="/", env=env,
                                         stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.started = False
+
+    def wait_ready(self) -> None:
+        """Wait until the service has warmed up (at most START_SECONDS)."""
+        if self.started:
+            return
         timer = threading.Timer(START_SECONDS, self.process.kill)
         timer.start()
         try:
             if self.process.stdout.readline() != b"ready\n":
                 raise RuntimeError(f"the warm grading service did not start (exit status {self.process.wait()})")
+            self.started = True
         finally:
             timer.cancel()
 
@@ -87,11 +95,20 @@ _shared: WarmService | None = None
 _lock = threading.Lock()
 
 
-def shared() -> WarmService:
-    """This process's warm service, started on first use."""
+def start() -> WarmService:
+    """This process's warm service, set starting if it is not running; it takes seconds
+    (torch, nbgrader), which the grader's own preparations can overlap."""
     global _shared
     with _lock:
         if _shared is None or _shared.process.poll() is not None:
             _shared = WarmService()
             atexit.register(_shared.close)
         return _shared
+
+
+def shared() -> WarmService:
+    """This process's warm service, started and warm."""
+    service = start()
+    with _lock:
+        service.wait_ready()
+    return service

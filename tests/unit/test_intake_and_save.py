@@ -147,6 +147,11 @@ def result(t1, timestamp=None):
     return {"timestamp": timestamp, "grades": {("lab9", "t1"): t1, ("lab9", "q1"): None}, "comments": {}}
 
 
+def save(url, student, t1):
+    with Gradebook(url) as gb:
+        grading.save_result(gb, "lab9", student, result(t1))
+
+
 def grades(url, student="ada"):
     with Gradebook(url) as gb:
         return {g.name: (g.auto_score, g.manual_score, g.needs_manual_grade)
@@ -154,36 +159,36 @@ def grades(url, student="ada"):
 
 
 def test_a_first_save_leaves_written_answers_to_grade_by_hand(gradebook):
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    save(gradebook, "ada", 2.0)
     assert grades(gradebook) == {"t1": (2.0, None, False), "q1": (None, None, True)}
 
 
 def test_regrading_keeps_manual_scores_and_their_graded_state(gradebook):
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    save(gradebook, "ada", 2.0)
     with Gradebook(gradebook) as gb:
         written = gb.find_grade("q1", "lab9", "lab9", "ada")
         written.manual_score, written.needs_manual_grade = 2.5, False
         gb.db.commit()
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    save(gradebook, "ada", 2.0)
     assert grades(gradebook)["q1"] == (None, 2.5, False)  # graded, and stays graded
     assert grades(gradebook)["t1"] == (2.0, None, False)
 
 
 def test_a_changed_auto_score_under_a_manual_override_is_flagged_for_review(gradebook):
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    save(gradebook, "ada", 2.0)
     with Gradebook(gradebook) as gb:
         override = gb.find_grade("t1", "lab9", "lab9", "ada")
         override.manual_score, override.needs_manual_grade = 1.0, False
         gb.db.commit()
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
+    save(gradebook, "ada", 2.0)
     assert grades(gradebook)["t1"] == (2.0, 1.0, False)
-    grading.save_result(gradebook, "lab9", "ada", result(0.0))
+    save(gradebook, "ada", 0.0)
     assert grades(gradebook)["t1"] == (0.0, 1.0, True)
 
 
 def test_saving_one_student_leaves_the_others_alone(gradebook):
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
-    grading.save_result(gradebook, "lab9", "bob", result(0.0))
+    save(gradebook, "ada", 2.0)
+    save(gradebook, "bob", 0.0)
     assert grades(gradebook, "ada")["t1"] == (2.0, None, False)
     assert grades(gradebook, "bob")["t1"] == (0.0, None, False)
 
@@ -205,8 +210,8 @@ def test_make_work_copies_the_release_and_never_overwrites_a_students_copy(tmp_p
 
 def test_the_grade_table_shows_scores_what_is_left_to_read_and_what_was_not_graded(gradebook):
     root = Path(gradebook.removeprefix("sqlite:///")).parent
-    grading.save_result(gradebook, "lab9", "ada", result(2.0))
-    grading.save_result(gradebook, "lab9", "bob", result(0.0))
+    save(gradebook, "ada", 2.0)
+    save(gradebook, "bob", 0.0)
     with Gradebook(gradebook) as gb:
         written = gb.find_grade("q1", "lab9", "lab9", "bob")
         written.manual_score, written.needs_manual_grade = 2.5, False
