@@ -7,7 +7,7 @@ VENV ?= $(CURDIR)/.venv
 ROOT ?= $(CURDIR)
 # nbgrader runs `alembic` and `jupyter` from PATH: the venv must come first.
 export PATH := $(VENV)/bin:$(PATH)
-STUDENT ?= $(or $(JUPYTERHUB_USER),$(USER),anonymous)
+STUDENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
 # Grading options: NO_SANDBOX=1, NOTEBOOK_TIMEOUT=S, DASK=1 (a local Dask cluster of JOBS workers),
@@ -50,7 +50,8 @@ work: ## Copy the released labs into $(WORK)/ (default work/); a lab already the
 	  else cp -r $$dir $(WORK)/$$lab && echo "copied $$dir to $(WORK)/$$lab"; fi; done
 
 lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
-	cd $(WORK) && AUTOGRAD_LABS_STUDENT=$(STUDENT) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
+	@$(if $(STUDENT),,echo "No STUDENT= given, so the labs show practice numbers (on JupyterHub: your hub user name). For your own numbers: make lab STUDENT=<your id>")
+	cd $(WORK) && $(if $(STUDENT),AUTOGRAD_LABS_STUDENT=$(STUDENT)) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
 
 autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 DASK=1 SCHEDULER= DB_URL=)
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)

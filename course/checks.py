@@ -183,8 +183,9 @@ class LabKit:
         for line in self.show_numbers(numbers):
             print(line)
         if student == ANONYMOUS:
-            print("No student id is set, so these are practice numbers. Your grade uses the numbers "
-                  "of your real id: see 'Your numbers' at the top of the notebook.")
+            print("No student id is set, so these are practice numbers: your grade uses the numbers of "
+                  "your real id. Quit JupyterLab and start it again with `make lab STUDENT=<your id>` "
+                  "(restarting the kernel keeps the old setting).")
         return numbers
 
     def expected_answers(self, student: str) -> dict[str, Expected]:

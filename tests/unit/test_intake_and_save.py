@@ -246,3 +246,19 @@ def test_an_untouched_written_answer_is_commented_no_response(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[untouched, answered]), tmp_path / "lab9.ipynb")
     result = grading.read_result(tmp_path, {}, None)
     assert result["comments"] == {("lab9", "q1"): "No response.", ("lab9", "q2"): None}
+
+
+@pytest.mark.parametrize("student", ["", "ada"])
+def test_make_lab_never_takes_the_login_name_for_the_student_id(student):
+    import subprocess
+
+    env = {**os.environ, "USER": "login-name", "LOGNAME": "login-name"}
+    env.pop("AUTOGRAD_LABS_STUDENT", None)
+    env.pop("STUDENT", None)
+    dry_run = subprocess.run(["make", "--no-print-directory", "-n", "-C", str(REPO), "lab", f"STUDENT={student}"],
+                             capture_output=True, text=True, check=True, env=env).stdout
+    assert "login-name" not in dry_run
+    if student:
+        assert "AUTOGRAD_LABS_STUDENT=ada jupyter lab" in dry_run
+    else:
+        assert "AUTOGRAD_LABS_STUDENT" not in dry_run and "make lab STUDENT=<your id>" in dry_run
