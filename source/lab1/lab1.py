@@ -40,7 +40,9 @@ from course.plots import plot_loss_curves
 # Tasks 1 and 3 are graded on numbers made from your student id. The id is taken from the
 # environment variable `AUTOGRAD_LABS_STUDENT` (`make lab STUDENT=<your id>` sets it), or else
 # from JupyterHub's user name; when your notebook is graded it is taken from your submission.
-# If the cell below says it shows *practice numbers*, set your id and restart the kernel.
+# If the cell below says it shows *practice numbers*, quit JupyterLab and start it again
+# with `make lab STUDENT=<your id>`. Restarting the kernel is not enough: a kernel inherits
+# the environment of the server that started it, so it would keep the old id.
 
 # %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 mine = check.my_numbers()

@@ -37,7 +37,9 @@ from course.graphs import draw_graph
 # ## Your numbers
 # Tasks 1 and 4 use numbers made from your student id (from `AUTOGRAD_LABS_STUDENT`, set by
 # `make lab STUDENT=<your id>`, or from JupyterHub; when graded, from your submission). If the
-# cell below says it shows *practice numbers*, set your id and restart the kernel.
+# cell below says it shows *practice numbers*, quit JupyterLab and start it again
+# with `make lab STUDENT=<your id>`. Restarting the kernel is not enough: a kernel inherits
+# the environment of the server that started it, so it would keep the old id.
 
 # %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 mine = check.my_numbers()

@@ -43,8 +43,9 @@ from course.plots import plot_sigmoid_derivatives, plot_training
 # taken from the environment variable `AUTOGRAD_LABS_STUDENT` (`make lab STUDENT=<your id>`
 # sets it), or else from JupyterHub's user name. When your notebook is graded, the id is taken
 # from your submission — not from anything in this notebook — and your answers are checked on
-# *your* numbers. If the cell below says it shows *practice numbers*, set your id and restart
-# the kernel before you start Task 2.
+# *your* numbers. If the cell below says it shows *practice numbers*, quit JupyterLab and start it again
+# with `make lab STUDENT=<your id>`. Restarting the kernel is not enough: a kernel inherits
+# the environment of the server that started it, so it would keep the old id. Do it before you start Task 2.
 
 # %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 mine = check.my_numbers()
