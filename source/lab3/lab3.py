@@ -66,11 +66,12 @@ grad_twice = [2 * g for g in grad_once]
 check.values(globals(), "grad_once", "grad_twice")
 
 # %% [markdown]
-# Observe it:
+# Observe it on the textbook a = [1, 2, 3, 4] and k = 5, then check your reasoning against what
+# you see:
 
 # %%
-a = torch.tensor(mine["a"], requires_grad=True)
-out = ((2 * a + mine["k"]) ** 2).sum()
+a = torch.tensor([1.0, 2.0, 3.0, 4.0], requires_grad=True)
+out = ((2 * a + 5) ** 2).sum()
 out.backward(retain_graph=True)
 print("after one backward: ", a.grad)
 out.backward()
@@ -101,10 +102,12 @@ needs_retain = {e: e not in saves_nothing for e in mine["expressions"]}
 check.table(globals(), "needs_retain")
 
 # %% [markdown]
-# Observe: run each expression twice.
+# Observe: four expressions that are nobody's task, each backpropagated twice. One result may
+# surprise you: `x * 3` saves the 3 (wrapped as a tensor), since x's gradient is the upstream
+# gradient times 3.
 
 # %%
-for text in mine["expressions"]:
+for text in ("x.sum()", "(x + y + 1).sum()", "(x * 3).sum()", "x.tanh().sum()"):
     x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
     y = torch.tensor([1.0, 2.0, 3.0])
     out = eval(text)  # the expression texts come from the lab, not from user input

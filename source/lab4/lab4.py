@@ -212,39 +212,6 @@ plt.show()
 # it, and the grader can tell the two apart.
 
 # %% [markdown]
-# ### A worked example to observe
-# Here is the whole graph on those textbook numbers, built by autograd. `retain_grad()` asks
-# PyTorch to keep the gradient of an intermediate node, which it otherwise discards. Before
-# running it, predict the sign of dloss/dw2: the output ŷ is below the target y = 1, so should
-# w2 grow or shrink?
-
-# %%
-def show_graph(x1, w1, w2, y):
-    """Print every node value and gradient of the Task 2 graph, computed by autograd."""
-    w1 = torch.tensor(float(w1), requires_grad=True)
-    w2 = torch.tensor(float(w2), requires_grad=True)
-    m1 = x1 * w1
-    r = torch.relu(m1)
-    m2 = r * w2
-    yhat = torch.sigmoid(m2)
-    s = yhat - y
-    loss = s ** 2
-    nodes = {"m1": m1, "r": r, "m2": m2, "yhat": yhat, "s": s, "loss": loss}
-    for node in nodes.values():
-        node.retain_grad()
-    loss.backward()
-    for name, node in nodes.items():
-        print(f"{name:>4} = {node.item():+.6f}    dloss/d{name} = {node.grad.item():+.6f}")
-    print(f"dloss/dw1 = {w1.grad.item():+.6f},  dloss/dw2 = {w2.grad.item():+.6f}")
-
-
-show_graph(x1=4, w1=0.5, w2=0.2, y=1)
-
-# %% [markdown]
-# dloss/dw2 is negative, so gradient descent *increases* w2, which raises m2 and pushes ŷ
-# towards 1. Notice also that dloss/dm1 equals dloss/dr: the ReLU is active, so it passes the
-# gradient through unchanged.
-#
 # ### 2a. Forward pass on your numbers
 # Use the numbers printed under *Your numbers* (they are also in the dictionary `mine`). Set
 # `m1`, `r`, `m2`, `yhat_2`, `s_2` and `loss_2` (names that Task 1 already used get the
@@ -305,11 +272,43 @@ dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
 check.values(globals(), "dloss_dw2", "dloss_dw1")
 
 # %% [markdown]
-# Now observe: run the worked-example function on your own numbers and compare each line with
-# your hand values.
+# ### Observe: the whole graph by autograd
+# Here is the graph on the textbook numbers (x1 = 4, w1 = 0.5, w2 = 0.2, y = 1), built by
+# autograd; put them through your own steps above and compare. `retain_grad()` asks PyTorch to
+# keep the gradient of an intermediate node, which it otherwise discards. Before running it,
+# predict the sign of dloss/dw2: the output ŷ is below the target y = 1, so should w2 grow or
+# shrink?
 
 # %%
-show_graph(**mine)
+def show_graph(x1, w1, w2, y):
+    """Print every node value and gradient of the Task 2 graph, computed by autograd."""
+    w1 = torch.tensor(float(w1), requires_grad=True)
+    w2 = torch.tensor(float(w2), requires_grad=True)
+    m1 = x1 * w1
+    r = torch.relu(m1)
+    m2 = r * w2
+    yhat = torch.sigmoid(m2)
+    s = yhat - y
+    loss = s ** 2
+    nodes = {"m1": m1, "r": r, "m2": m2, "yhat": yhat, "s": s, "loss": loss}
+    for node in nodes.values():
+        node.retain_grad()
+    loss.backward()
+    for name, node in nodes.items():
+        print(f"{name:>4} = {node.item():+.6f}    dloss/d{name} = {node.grad.item():+.6f}")
+    print(f"dloss/dw1 = {w1.grad.item():+.6f},  dloss/dw2 = {w2.grad.item():+.6f}")
+
+
+show_graph(x1=4, w1=0.5, w2=0.2, y=1)
+
+# %% [markdown]
+# dloss/dw2 is negative, so gradient descent *increases* w2, which raises m2 and pushes ŷ
+# towards 1. Notice also that dloss/dm1 equals dloss/dr: the ReLU is active, so it passes the
+# gradient through unchanged. **Predict again:** with the target y = 0 instead, ŷ ≈ 0.6 is
+# above it. Which signs do dloss/dw2 and dloss/dw1 take now?
+
+# %%
+show_graph(x1=4, w1=0.5, w2=0.2, y=0)
 
 # %% [markdown]
 # ### 2d. Local derivatives as functions

@@ -180,16 +180,19 @@ w_next = mine["w"] - mine["lr"] * dmse_dw
 check.values(globals(), "mse", "dmse_dw", "dmse_db", "w_next")
 
 # %% [markdown]
-# Observe the same step with `nn.Linear`, `nn.MSELoss` and `torch.optim.SGD`:
+# Observe the same kind of step with `nn.Linear`, `nn.MSELoss` and `torch.optim.SGD`, on numbers
+# that are nobody's task: w = 0.8, b = 0.3, points (1.5, 2.5) and (−0.5, 0.2), lr = 0.2. Put them
+# through your own steps above and compare. (`nn.MSELoss` averages over the points: the / 2.)
 
 # %%
+demo = {"w": 0.8, "b": 0.3, "x1": 1.5, "y1": 2.5, "x2": -0.5, "y2": 0.2, "lr": 0.2}
 layer = nn.Linear(1, 1)
 with torch.no_grad():
-    layer.weight.fill_(mine["w"])
-    layer.bias.fill_(mine["b"])
-optimizer = torch.optim.SGD(layer.parameters(), lr=mine["lr"])
-inputs = torch.tensor([[mine["x1"]], [mine["x2"]]])
-targets = torch.tensor([[mine["y1"]], [mine["y2"]]])
+    layer.weight.fill_(demo["w"])
+    layer.bias.fill_(demo["b"])
+optimizer = torch.optim.SGD(layer.parameters(), lr=demo["lr"])
+inputs = torch.tensor([[demo["x1"]], [demo["x2"]]])
+targets = torch.tensor([[demo["y1"]], [demo["y2"]]])
 loss = nn.MSELoss()(layer(inputs), targets)
 loss.backward()
 print(f"mse = {loss.item():.4f}, dmse/dw = {layer.weight.grad.item():.4f}, dmse/db = {layer.bias.grad.item():.4f}")

@@ -1,5 +1,9 @@
 """Every source notebook passes its own tests; every release passes none and fails only by design."""
 
+import importlib
+import math
+import re
+
 import nbformat
 import pytest
 
@@ -9,6 +13,7 @@ from course.answers import Unanswered
 from conftest import REPO
 
 LABS = notebooks.labs()
+NUMBER = re.compile(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")
 INTENDED_ERRORS = {"NotImplementedError", Unanswered.__name__}
 
 
@@ -30,7 +35,7 @@ def test_source_runs_top_to_bottom_and_passes_every_test(lab, device):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("lab", LABS)
-def test_release_has_no_solution_and_fails_only_where_answers_are_missing(lab, device):
+def test_release_has_no_solution_and_fails_only_where_answers_are_missing(lab, device, student):
     path = REPO / "release" / lab / f"{lab}.ipynb"
     text = path.read_text()
     for marker in notebooks.SOLUTION_MARKERS + notebooks.HIDDEN_MARKERS + ("hidden=",):
@@ -44,6 +49,38 @@ def test_release_has_no_solution_and_fails_only_where_answers_are_missing(lab, d
         assert set(errors) <= INTENDED_ERRORS, (cell.id, errors)
         if meta.get("grade") and not meta.get("solution"):
             assert errors, f"{cell.id} should fail in the blank release"
+    # Nothing run before answering shows a graded hand value of the student's own numbers.
+    assert leaked(own_graded_values(lab, student), printed_numbers(executed)) == []
+
+
+def own_graded_values(lab: str, student: str) -> dict[str, float]:
+    """{name: value} of the hand-computed answers that are `student`'s own (another student's
+    differ) and specific enough to recognise in printed output (not 0, ±1, an integer or a half),
+    leaving out those equal to one of the student's given numbers (dm1/dw1 = x1, say)."""
+    check = importlib.import_module(f"course.{lab}").check
+    mine, other = check.expected_answers(student), check.expected_answers(f"not-{student}")
+    given = [v for value in check.numbers(student).values() for v in (value if isinstance(value, list) else [value])
+             if isinstance(v, (int, float))]
+    values = {}
+    for name, expected in mine.items():
+        flat = expected.value if isinstance(expected.value, list) else [expected.value]
+        theirs = other[name].value if isinstance(other[name].value, list) else [other[name].value]
+        for i, (value, their) in enumerate(zip(flat, theirs)):
+            if value != their and (2 * value) % 1 and value not in given:  # integers and halves turn up anywhere
+                values[f"{name}[{i}]" if len(flat) > 1 else name] = value
+    return values
+
+
+def printed_numbers(nb) -> list[float]:
+    texts = [o.get("text", "") for c in nb.cells for o in c.get("outputs", [])]
+    texts += [o.get("data", {}).get("text/plain", "") for c in nb.cells for o in c.get("outputs", [])]
+    return [float(n) for text in texts for n in NUMBER.findall(text) if any(ch.isdigit() for ch in n)]
+
+
+def leaked(values: dict[str, float], printed: list[float]) -> list[str]:
+    """The names of `values` that a printed number shows to 4 significant digits or better."""
+    return [name for name, value in values.items()
+            if any(math.isclose(value, number, rel_tol=5e-4) for number in printed)]
 
 
 def test_sources_are_text_with_valid_metadata():
