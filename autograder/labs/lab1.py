@@ -60,6 +60,11 @@ def measured_factor(lr: float) -> float:
     return u[1] / u[0]
 
 
+def signed(x: float) -> str:
+    """x to two decimals with its sign; a value that rounds to zero reads +0.00, never -0.00."""
+    return f"{round(x, 2) + 0.0:+.2f}"
+
+
 def regime(lr: float) -> str:
     """How training behaves at this learning rate, read off an autograd run."""
     u = distances(lr)
@@ -115,7 +120,7 @@ def verify_regimes(data: list, student: str) -> list[str]:
     rates = [kit.rate_key(lr) for lr in kit.student_numbers(student)["rates"]]
     return kit.check.tables["predictions"].problems(
         "predictions", {kit.rate_key(k): v for k, v in data}, rates, lambda key, said: regime(float(key)) == said,
-        verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {measured_factor(lr):+.2f} per update, so")
+        verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {signed(measured_factor(lr))} per update, so")
 
 
 # ---------------------------------------------------------------- the checks, one declaration each

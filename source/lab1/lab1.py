@@ -255,16 +255,17 @@ plt.show()
 # ### END SOLUTION
 
 # %% [markdown]
-# **Q4.** Why must a computation graph be acyclic? How can a recurrent network, whose hidden
-# state feeds back into itself, still be trained by backpropagation?
+# **Q4.** Your loop in Task 2 changes A and B every epoch, and the next forward pass uses the new
+# values. Why does that not make the computation graph cyclic? And why must a graph be acyclic for
+# backpropagation to work at all?
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_acyclic", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# Backpropagation visits nodes in reverse order of computation and needs each node's upstream
-# gradient complete before it passes it on; a cycle has no such order, and each value would
-# depend on itself. A recurrent network is unrolled in time: step t gets its own copy of the
-# nodes, fed by step t − 1, with the same weights shared across steps. The unrolled graph is
-# acyclic, and backpropagation through time sums each shared weight's gradient over all steps.
+# Each forward pass records a new graph, from the leaves' current values to that epoch's loss;
+# the update runs under `torch.no_grad()`, so it is not recorded and links no epoch's graph to the
+# next. Backpropagation visits the nodes in reverse order of computation and needs a node's
+# gradient complete (summed over everything that used it) before passing it on; a cycle has no
+# such order, and a value would depend on itself.
 # ### END SOLUTION
 
 # %% [markdown]

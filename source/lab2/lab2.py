@@ -200,8 +200,9 @@ check.values(globals(), "a", "b", "c", "d", "e", "f")
 # %% [markdown]
 # **Backward.** Each edge's local derivative can be written with values the forward pass
 # already has: df/de = 1 − f² (tanh's slope in terms of its *output*), de/dd = 1/d,
-# dd/dc = z, dd/dz = c, dc/da = 1/b, dc/db = −a/b², da/dx = 2, db/dy = cos(y). Multiply along
-# each path from f to an input to get `df_dx`, `df_dy` and `df_dz`.
+# dd/dc = z, dd/dz = c, dc/da = 1/b, dc/db = −a/b², da/dx = 2, db/dy = cos(y). A gradient is the
+# sum, over every path from f to the input, of the product of the local derivatives along it.
+# Here each input has exactly one path; get `df_dx`, `df_dy` and `df_dz`.
 
 # %% nbgrader={"grade": false, "grade_id": "t4_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # df_dx, df_dy and df_dz for your x, y, z
@@ -268,15 +269,25 @@ statements = {
 check.table(globals(), "statements")
 
 # %% [markdown]
-# Observe. Reading `.grad` of a non-leaf without `retain_grad()` returns `None` *and* prints a
-# UserWarning, PyTorch's hint that you probably meant to call `retain_grad()`.
+# Observe. Reading `.grad` of a non-leaf that did not call `retain_grad()` gives `None` *and*
+# a UserWarning, PyTorch's hint that you probably meant to. The cell catches the warning to print
+# it (uncaught, it would go to stderr), then asks again with `retain_grad()`.
 
 # %%
+import warnings
+
 w = torch.tensor(2.0, requires_grad=True)
+h = w * 3
+h.sum().backward()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    print("without retain_grad(): h.grad =", h.grad)
+print("the warning:", caught[0].category.__name__, "-", str(caught[0].message).split(". ")[0])
 h = w * 3
 h.retain_grad()
 h.sum().backward()
-print("w.is_leaf:", w.is_leaf, " h.is_leaf:", h.is_leaf, " h.grad:", h.grad, " w.grad:", w.grad)
+print("with retain_grad():    h.grad =", h.grad, " (w.grad =", w.grad, "after two backward calls)")
+print("w.is_leaf:", w.is_leaf, " h.is_leaf:", h.is_leaf)
 with torch.no_grad():
     print("inside no_grad, (w * 3).requires_grad =", (w * 3).requires_grad)
 
@@ -303,8 +314,9 @@ with torch.no_grad():
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_forward_values", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
 # Each local derivative depends on where the function is evaluated, and the forward pass has just
-# computed exactly those values; reusing them makes the backward pass about as cheap as the
-# forward pass, with no recomputation (tanh' from f needs no new exponential). The cost is memory:
+# computed exactly those values; reusing them means the backward pass recomputes nothing (tanh'
+# from f needs no new exponential) and costs a small constant multiple of the forward pass (about
+# twice, for a matrix product: one product for each input's gradient). The cost is memory:
 # the graph must keep these saved tensors until backward runs, which is why a graph is freed after
 # one backward and why `no_grad()` saves memory during evaluation.
 # ### END SOLUTION
@@ -315,5 +327,6 @@ with torch.no_grad():
 #   do not, and gradients exist only for floating-point and complex dtypes.
 # - `grad_fn` and `next_functions` are the graph; `AccumulateGrad` nodes are where leaf gradients
 #   land. You can walk and draw it.
-# - Backward through a named graph is a product of local derivatives that reuse forward values.
+# - A gradient is a sum over the paths from the output to an input of the products of local
+#   derivatives along them; those derivatives reuse forward values.
 # - `detach()`, `torch.no_grad()` and `retain_grad()` decide what is recorded and what is kept.

@@ -184,8 +184,9 @@ check.function(globals(), "accumulate_gradients", hidden=[{"samples": 12, "k": 3
 
 # %% [markdown]
 # Observe: train the same small network twice, once on the full batch and once with your
-# micro-batch gradients. The two loss curves should lie on top of each other. (The grader's
-# own test also compares them with `torch.allclose`.)
+# micro-batch gradients. The two loss curves should lie on top of each other. (The grader does
+# not compare curves: it compares your function's gradients with full-batch ones from autograd,
+# by relative error, at most 1e-6.)
 
 # %%
 def train(use_micro_batches, steps=60):
@@ -249,8 +250,9 @@ check.function(globals(), "first_layer_grad", hidden=[{"samples": 6, "seed": 1},
 # optimizer; `backward()` adds into it and nothing clears it automatically. The training loop
 # clears it, with `optimizer.zero_grad()` or `model.zero_grad()` (both set `.grad` to None by
 # default). Adding is useful because gradients of several losses, or of several micro-batches,
-# combine into the gradient of their sum, as in Task 4, and a parameter used twice in one graph
-# gets both contributions.
+# combine into the gradient of their sum, as in Task 4. (A parameter used twice within one graph
+# is a different case: in one backward the engine sums both paths' contributions before anything
+# is written to `.grad`.)
 # ### END SOLUTION
 
 # %% [markdown]

@@ -256,8 +256,9 @@ check.values(globals(), "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2
 # %% [markdown]
 # ### 2c. Chain them
 # dloss/dw2 follows the path loss → s → ŷ → m2 → w2. For dloss/dw1, leave the w2 path at m2
-# and continue through r and m1 instead: loss → s → ŷ → m2 → r → m1 → w1. The first four
-# factors are shared, which is why backprop computes dloss/dm2 once and hands it on.
+# and continue through r and m1 instead: loss → s → ŷ → m2 → r → m1 → w1. The two paths share
+# their first four nodes, so their first three factors (dloss/ds · ds/dŷ · dŷ/dm2 = dloss/dm2):
+# backprop computes dloss/dm2 once and hands it on.
 # Set `dloss_dw2` and `dloss_dw1`.
 
 # %% nbgrader={"grade": false, "grade_id": "t2_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
@@ -393,8 +394,9 @@ check.function(globals(), "manual_backward", hidden=[[5, 6, 2], [1, 1, 2]])
 # σ'(z) = e^(−z) / (1 + e^(−z))² = σ(z) · (1 − σ(z)), and at the node σ(m2) is ŷ, so
 # dŷ/dm2 = ŷ(1 − ŷ) needs no new exponential: the value computed going forward is enough.
 # Autograd relies on this pattern everywhere. Each operation saves the tensors its backward
-# formula needs (here the sigmoid saves its output), so the backward pass is roughly as cheap
-# as the forward pass. The price is memory: saved tensors stay alive until backward runs,
+# formula needs (here the sigmoid saves its output), so the backward pass recomputes nothing and
+# costs a small constant multiple of the forward pass (about twice, for a matrix product: one
+# product for each input's gradient). The price is memory: saved tensors stay alive until backward runs,
 # which is also why a graph is freed after one backward call unless `retain_graph=True`.
 # ### END SOLUTION
 
@@ -413,7 +415,8 @@ check.function(globals(), "manual_backward", hidden=[[5, 6, 2], [1, 1, 2]])
 # %% [markdown]
 # ## What you learned
 # - A computation graph stores each intermediate value; the backward pass multiplies the local
-#   derivatives along the path from the loss to each weight.
+#   derivatives along each path from the loss to a weight and adds the products of all paths
+#   (here every weight has one path; a value used twice has two).
 # - Paths share their first factors (dloss/dm2 here), so backprop computes them once.
 # - Local derivatives are often cheapest in terms of forward values: σ' = ŷ(1 − ŷ), ReLU' from
 #   the sign of m1. Mixing up a function's input and output gives a plausible but wrong number.

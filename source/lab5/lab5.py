@@ -83,8 +83,9 @@ check.function(globals(), "make_model")
 # 1. if `zero_grad` is true, call `optimizer.zero_grad()` — *before* `backward()`, or the
 #    gradients you are about to use are erased;
 # 2. compute the predictions `model(X)`, which have shape (11, 1): squeeze them to (11,) with
-#    `.squeeze(1)` before comparing with `y`. (Left as (11, 1), broadcasting silently compares
-#    every prediction with every target, and the model learns the wrong thing.)
+#    `.squeeze(1)` before comparing with `y`. (Left as (11, 1), broadcasting compares every
+#    prediction with every target, and the model learns the wrong thing; `MSELoss` warns about
+#    the size mismatch, but it runs, and a warning is easy to miss.)
 # 3. compute `nn.MSELoss()` (or `nn.functional.mse_loss`), call `backward()` and then
 #    `optimizer.step()`.
 #
@@ -287,6 +288,7 @@ plt.show()
 # - `nn.Module`s own their parameters; `optimizer.step()` updates them from `.grad`.
 # - The loop is `zero_grad()`, forward, loss, `backward()`, `step()`; without `zero_grad()` the
 #   gradients pile up until the loss is `nan`.
-# - Shapes matter: a (11, 1) prediction against a (11,) target broadcasts silently.
+# - Shapes matter: a (11, 1) prediction against a (11,) target broadcasts to (11, 11); the loss
+#   only warns.
 # - A dead ReLU passes no gradient; initialisation can stall training.
 # - `CrossEntropyLoss` wants logits; its gradient is softmax minus one-hot. Adam adapts step sizes.

@@ -172,6 +172,12 @@ def test_regimes_grader_verdict(ada):
     assert "needs an entry for each of your learning rates" in check.verify(right[1:], "ada")[0]
 
 
+def test_a_factor_that_rounds_to_zero_reads_plus_zero():
+    assert lab1.measured_factor(0.25) == 0.0  # −0.0 in floating point: autograd's u is exactly 0
+    assert lab1.signed(lab1.measured_factor(0.25)) == lab1.signed(-0.001) == "+0.00"
+    assert lab1.signed(-0.04) == "-0.04"
+
+
 def test_kit_data_matches_the_grader():
     assert json.loads(kitdata.render("lab1")) == kit.check.expected
     assert kit.check.expected["tables"]["predictions"] == {

@@ -223,3 +223,27 @@ def test_every_named_slip_is_the_value_its_name_says(student):
     numbers = kit.student_numbers(student)
     answers = kit.check.expected_answers(student)
     assert_named_slips(answers, slips_by_hand(**numbers))
+
+
+def test_reading_a_non_leafs_grad_warns_as_the_observe_cell_shows():
+    w = torch.tensor(2.0, requires_grad=True)
+    h = w * 3
+    h.sum().backward()
+    with pytest.warns(UserWarning, match="not a leaf Tensor is being accessed"):
+        assert h.grad is None
+    h = w * 3
+    h.retain_grad()
+    h.sum().backward()
+    assert h.grad.item() == 1.0 and w.grad.item() == 6.0  # w.grad: 3 from each backward call
+
+
+def test_a_matrix_products_backward_costs_about_twice_its_forward():
+    """Labs 2 and 4 say backward costs a small constant multiple of forward, about 2× for matmuls."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    x, W = torch.randn(64, 128, requires_grad=True), torch.randn(128, 32, requires_grad=True)
+    with FlopCounterMode(display=False) as forward:
+        y = x @ W
+    with FlopCounterMode(display=False) as backward:
+        y.sum().backward()
+    assert backward.get_total_flops() == 2 * forward.get_total_flops()

@@ -161,3 +161,27 @@ def test_task1_values_and_named_slips_are_the_closed_forms(student):
     (half,) = answers["grad_once"].slips.values()
     (kept,) = answers["grad_twice"].slips.values()
     assert half == [g / 2 for g in once] and kept == once
+
+
+def test_the_lab_states_the_graders_tolerance_for_micro_batch_gradients():
+    from conftest import REPO
+
+    source = (REPO / "source" / "lab3" / "lab3.py").read_text()
+    assert lab3.MAX_REL_ERROR == 1e-6 and "by relative error, at most 1e-6" in source
+
+
+@pytest.mark.parametrize("text, works", [("x.sum()", True), ("(x + y + 1).sum()", True),
+                                         ("(x * 3).sum()", False), ("x.tanh().sum()", False)])
+def test_the_observe_cells_expressions_behave_as_the_lab_says(text, works):
+    """Task 2's observe cell runs these (nobody's task); the lab says `x * 3` saves the 3."""
+    assert not set(kit.EXPRESSIONS) & {text}
+    x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
+    y = torch.tensor([1.0, 2.0, 3.0])
+    out = eval(text)
+    out.backward()
+    if works:
+        out.backward()
+        assert x.grad.tolist() == [2.0, 2.0, 2.0]
+    else:
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            out.backward()

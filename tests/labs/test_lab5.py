@@ -199,3 +199,11 @@ def test_every_named_slip_is_the_value_its_name_says(student):
         ("ce_loss", "used log base 10"): math.log10(sum(math.exp(v) for v in z)) - z[t],
         ("ce_loss", "left out the log-sum-exp"): -z[t],
         (f"ce_grad_{t}", "forgot to subtract the one-hot"): p[t]})
+
+
+def test_mse_loss_warns_about_the_broadcast_the_lab_describes():
+    X, y = thermometer()
+    prediction = torch.zeros(len(y), 1)
+    with pytest.warns(UserWarning, match="different to the input size.*broadcasting"):
+        loss = nn.MSELoss()(prediction, y)
+    assert loss.item() == pytest.approx(((prediction - y) ** 2).mean().item())  # (11, 11): every pair
