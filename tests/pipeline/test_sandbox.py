@@ -182,9 +182,9 @@ def test_odd_folders_and_runaway_units_are_refused_with_the_reason(graded):
 
 @pytest.mark.parametrize("student, says", [
     ("exit_at_end", "The Python kernel died while running cell 48 (`import os`): it exited with status 1"),
-    ("exit_midway", "The Python kernel died while running cell 25 (`import os`): it exited with status 1"),
-    ("segfault", "The Python kernel died while running cell 25 (`import ctypes`): a segmentation fault"),
-    ("stubborn_loop", f"Running cell 25 (`import signal`) took over {CELL_SECONDS} s, and the kernel did not stop"),
+    ("exit_midway", "The Python kernel died while running cell 23 (`import os`): it exited with status 1"),
+    ("segfault", "The Python kernel died while running cell 23 (`import ctypes`): a segmentation fault"),
+    ("stubborn_loop", f"Running cell 23 (`import signal`) took over {CELL_SECONDS} s, and the kernel did not stop"),
     ("slow_cells", f"The notebook was still running after {NOTEBOOK_SECONDS} s"),
 ])
 def test_a_fault_is_told_in_the_report_and_in_the_students_feedback(graded, student, says):
