@@ -38,8 +38,8 @@ def test_training_numbers_stated_by_the_lab():
     assert 190 <= first_nan(without) <= 210
     # Seed 3, 2,500 steps: "stalls near 168", one unit on for a single reading, the other for none.
     assert f"{sgd_losses(3, 2500)[-1]:.0f}" == "168"
-    model = kit.seeded_model(3)
-    assert (model[:2](thermometer()[0]) > 0).sum(0).tolist() == [1, 0]
+    model = kit.seeded_model(3)  # on the grading device
+    assert (model[:2](thermometer()[0].to(model[0].weight.device)) > 0).sum(0).tolist() == [1, 0]
     # lr = 0.005, 500 steps: SGD is nan "within 40 steps", Adam "ends near 25".
     assert first_nan(sgd_losses(0, 500, lr=5e-3)) < 40
     assert f"{sgd_losses(0, 500, optimizer='Adam', lr=5e-3)[-1]:.0f}" == "25"
@@ -53,8 +53,8 @@ def test_seed_0_reaches_26_by_step_5000_as_the_lab_says():
 @pytest.mark.slow
 def test_gradient_norms_stated_by_the_nan_notebook():
     def norms(zero_grad):
-        model = kit.seeded_model(0)
-        X, y = thermometer()
+        model = kit.seeded_model(0)  # on the grading device
+        X, y = (t.to(model[0].weight.device) for t in thermometer())
         optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
         out = []
         for _ in range(250):  # every finite gradient norm, up to the nan near step 200
@@ -82,7 +82,7 @@ def test_without_zero_grad_every_seed_reaches_nan_within_1000_steps():
 def test_notebook_models_match_the_graders_seeded_models():
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-    assert all(torch.equal(a, b) for a, b in zip(model.parameters(), kit.seeded_model(3).parameters()))
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(model.parameters(), kit.seeded_model(3).parameters()))
 
 
 @pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
