@@ -5,9 +5,11 @@ is in your hands anyway: what is graded by hand is that you can work them out). 
 functions should return is not here: `check.function` compares with data in expected/lab4.json.
 """
 
+import math
+
 import torch
 
-from .answers import Expected, WrongType, as_float, as_floats
+from .answers import Expected, WrongType, as_float, as_floats, four_digits, survives_rounding
 from .checks import Function, LabKit
 from .device import grading_device
 from .identity import draw_numbers, pick_all
@@ -148,13 +150,27 @@ def draw(digest: bytes) -> dict[str, float]:
     return pick_all(digest, GRIDS)
 
 
+def written_to_4_digits(n: dict[str, float]) -> dict[str, float]:
+    """Task 2's forward values and gradients as a careful student works them: every
+    intermediate written down to 4 digits."""
+    r = four_digits
+    m1 = r(n["x1"] * n["w1"])
+    relu = max(m1, 0.0)
+    yhat = r(1 / (1 + math.exp(-r(relu * n["w2"]))))
+    s = r(yhat - n["y"])
+    upstream = r(2 * s) * r(yhat * (1 - yhat))
+    return {"m1": m1, "r": relu, "yhat_2": yhat, "s_2": s, "loss_2": r(s * s),
+            "dloss_dw2": r(upstream * relu), "dloss_dw1": r(upstream * n["w2"] * n["x1"])}
+
+
 def acceptable(numbers: dict[str, float]) -> bool:
-    """Numbers whose slips can all be told apart from the right answers (answers.Expected.separated)
-    and whose ŷ stays within [0.08, 0.92]: nearer 0 or 1, ŷ written to 4 digits loses too many
-    digits of s = ŷ − y and 1 − ŷ, and a student who rounds every intermediate would fail
-    (tests/unit/test_promises.py)."""
-    return (0.08 <= task2_values(**numbers)["yhat"] <= 0.92
-            and all(e.separated() for e in task2_answers(**numbers)))
+    """Numbers whose slips can all be told apart from the right answers (answers.Expected.separated),
+    whose ŷ stays within [0.08, 0.92] (nearer 0 or 1, ŷ to 4 digits loses too many digits of
+    s = ŷ − y and 1 − ŷ), and whose answers still pass when every intermediate is written to 4
+    digits (tests/unit/test_promises.py)."""
+    expected = task2_answers(**numbers)
+    return (0.08 <= task2_values(**numbers)["yhat"] <= 0.92 and all(e.separated() for e in expected)
+            and survives_rounding(written_to_4_digits(numbers), expected))
 
 
 def student_numbers(student: str) -> dict[str, float]:
