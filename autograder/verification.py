@@ -5,7 +5,8 @@ nbgrader has scored a submission, `audit` verifies that data again in the gradin
 with the lab's declared checks (autograder.labs), the grader's own probes and the student id
 taken from the submission's folder. A cell that passed in the kernel but fails here (its check
 was tampered with, its probes were changed, its data is missing or malformed) loses its points,
-and the notebook says why.
+and the notebook says why. A prediction table that failed gets the grader's verdict on each
+entry in its feedback: in the notebook, the kit only says how many entries are right.
 """
 
 from pathlib import Path
@@ -25,7 +26,8 @@ def published(cell) -> list[dict]:
 
 
 def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
-    """Zero every passed test cell whose answers fail out-of-kernel verification.
+    """Zero every passed test cell whose answers fail out-of-kernel verification, and add the
+    verdict on each entry to every failed prediction table.
 
     Updates `result["grades"]` and the autograded notebooks in place; returns one line
     per overturned cell.
@@ -41,6 +43,7 @@ def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
             grade_id = cell.metadata.nbgrader["grade_id"]
             key = (path.stem, grade_id)
             if not result["grades"].get(key):
+                changed |= add_table_verdict(cell, checks, grade_id, student)
                 continue
             problems = checks.verify_cell(grade_id, published(cell), student)
             if problems:
@@ -55,3 +58,17 @@ def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
             path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
             nbformat.write(nb, path)
     return overturned
+
+
+def add_table_verdict(cell, checks, grade_id: str, student: str) -> bool:
+    """For a failed prediction table: append, as output, which entries are wrong and why."""
+    payloads = published(cell)
+    check = checks.checks.get(grade_id)
+    if check is None or check.kind != "table" or not payloads:
+        return False
+    problems = checks.verify_cell(grade_id, payloads, student)
+    if problems:
+        cell.outputs.append(nbformat.v4.new_output(
+            "stream", name="stdout", text="The grader's verdict, entry by entry:\n"
+            + "".join(f"  - {problem}\n" for problem in problems)))
+    return bool(problems)

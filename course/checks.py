@@ -138,12 +138,24 @@ class Table:
         """The keys this student's table needs (all of them unless the lab chooses per student)."""
         return list(self.chosen(numbers)) if self.chosen else list(self.all_keys)
 
+    def check_keys(self, name: str, given: dict, needed: list[str]) -> list[str]:
+        """What is wrong with the table's keys (empty when they are the ones needed)."""
+        return [] if sorted(given) == sorted(needed) else [f"`{name}` needs exactly these keys: {needed}."]
+
     def problems(self, name: str, given: dict, needed: list[str], holds: Callable) -> list[str]:
-        """What is wrong with the predictions `given` ({key: value}); `holds(key, value)` tells
-        whether a prediction is what PyTorch does."""
-        if sorted(given) != sorted(needed):
-            return [f"`{name}` needs exactly these keys: {needed}."]
-        return [self.wrong(key, given[key]) for key in needed if not holds(key, given[key])]
+        """The grader's verdict, for the feedback: every wrong prediction named. `given` is
+        {key: value}; `holds(key, value)` tells whether a prediction is what PyTorch does."""
+        return self.check_keys(name, given, needed) or [
+            self.wrong(key, given[key]) for key in needed if not holds(key, given[key])]
+
+    def tally(self, name: str, given: dict, needed: list[str], holds: Callable) -> list[str]:
+        """What the notebook says before grading: how many predictions are right, not which
+        (naming them would answer the table by trial and error)."""
+        wrong = [key for key in needed if key in given and not holds(key, given[key])]
+        return self.check_keys(name, given, needed) or [
+            f"{len(needed) - len(wrong)} of {len(needed)} predictions are right. Which ones are wrong is "
+            "in your feedback once your notebook is graded; until then, test your reasoning against "
+            "what PyTorch does."] * bool(wrong)
 
     def wrong(self, key: str, given) -> str:
         """What the kit says of a wrong prediction: with two choices the right one is the other."""
@@ -226,8 +238,8 @@ class LabKit:
         self._publish("table", name, pairs)
         truth = self.expected["tables"][name]
         needed = spec.keys(self.numbers(student_id()[0]))
-        problems = spec.problems(name, dict(pairs), needed,
-                                 lambda key, value: sealed(self.lab, name, key, value) == truth.get(key))
+        problems = spec.tally(name, dict(pairs), needed,
+                              lambda key, value: sealed(self.lab, name, key, value) == truth.get(key))
         report(name, problems, spec.success)
 
     def function(self, namespace: dict, name: str, hidden: list | None = None) -> None:

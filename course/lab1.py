@@ -128,16 +128,18 @@ def rate_key(lr) -> str:
 class RegimeTable(Table):
     """The predicted regime of each of the student's learning rates; extra rates do no harm."""
 
+    def check_keys(self, name: str, given: dict, needed: list[str]) -> list[str]:
+        missing = [key for key in needed if key not in given]
+        return [f"{name} needs an entry for each of your learning rates; missing {', '.join(missing)} "
+                f"(your rates: {', '.join(needed)})."] if missing else []
+
     def problems(self, name: str, given: dict, needed: list[str], holds, verdict=None) -> list[str]:
         """As Table.problems; `verdict(lr)`, where given, says what really happens (the grader's)."""
-        missing = [key for key in needed if key not in given]
-        if missing:
-            return [f"{name} needs an entry for each of your learning rates; missing {', '.join(missing)} "
-                    f"(your rates: {', '.join(needed)})."]
-        return [f"lr = {key}: you predicted {given[key]!r}, "
-                + (verdict(float(key)) if verdict else "which is not what happens")
-                + ": each update multiplies u by 1 − 4·lr."
-                for key in needed if not holds(key, given[key])]
+        return self.check_keys(name, given, needed) or [
+            f"lr = {key}: you predicted {given[key]!r}, "
+            + (verdict(float(key)) if verdict else "which is not what happens")
+            + ": each update multiplies u by 1 − 4·lr."
+            for key in needed if not holds(key, given[key])]
 
 
 check = LabKit(

@@ -12,15 +12,15 @@ def answers_output(payload: dict):
     return nbformat.v4.new_output("display_data", data={ANSWERS_MIME: payload, "text/plain": ""})
 
 
-def graded_notebook(tmp_path, outputs: dict):
-    """Lab 4's release, as if graded, with the given outputs on its test cells."""
-    nb = nbformat.read(REPO / "release" / "lab4" / "lab4.ipynb", as_version=4)
+def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4"):
+    """A lab's release (Lab 4's unless told), as if graded, with the given outputs on its test cells."""
+    nb = nbformat.read(REPO / "release" / lab / f"{lab}.ipynb", as_version=4)
     for cell in nb.cells:
         if cell.id in outputs:
             cell.outputs = outputs[cell.id]
-    folder = tmp_path / "autograded" / "ada" / "lab4"
+    folder = tmp_path / "autograded" / "ada" / lab
     folder.mkdir(parents=True)
-    nbformat.write(nb, folder / "lab4.ipynb")
+    nbformat.write(nb, folder / f"{lab}.ipynb")
     return folder
 
 
@@ -52,6 +52,21 @@ def test_a_failed_cell_is_left_as_nbgrader_scored_it(tmp_path):
     result = {"grades": {("lab4", "t1_forward"): 0.0}}
     assert verification.audit(folder, "lab4", "ada", result) == []
     assert result["grades"] == {("lab4", "t1_forward"): 0.0}
+
+
+def test_a_failed_prediction_table_gets_the_graders_verdict_on_each_entry(tmp_path):
+    from course import lab2
+
+    table = {"lab": "lab2", "kind": "table", "name": "can_require_grad", "hidden": False,
+             "data": [[dtype, True] for dtype in lab2.DTYPES]}
+    folder = graded_notebook(tmp_path, {"t2_dtypes": [answers_output(table)]}, lab="lab2")
+    result = {"grades": {("lab2", "t2_dtypes"): 0.0}}
+    assert verification.audit(folder, "lab2", "ada", result) == []  # nothing overturned
+    assert result["grades"] == {("lab2", "t2_dtypes"): 0.0}
+    (cell,) = [c for c in nbformat.read(folder / "lab2.ipynb", as_version=4).cells if c.id == "t2_dtypes"]
+    verdict = cell.outputs[-1]
+    assert verdict.name == "stdout" and verdict.text.startswith("The grader's verdict, entry by entry:")
+    assert "torch.int64: an error, not allowed." in verdict.text and verdict.text.count("  - ") == 3
 
 
 def test_the_kit_publishes_inside_ipython_and_stays_quiet_outside(capsys):
