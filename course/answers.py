@@ -12,6 +12,8 @@ from numbers import Real
 
 import torch
 
+from .identity import ANONYMOUS
+
 # A value worked out by hand and rounded to 4 significant digits is within 5e-4 relative of
 # the truth; rounding intermediate values can double that.
 HAND_RTOL = 2e-3
@@ -143,10 +145,16 @@ class Expected:
                    for i, a in enumerate(values) for b in values[i + 1:])
 
 
-def diagnose_all(answers: dict, expected: list[Expected], student: str) -> list[str]:
+def diagnose_all(answers: dict, expected: list[Expected], student: str,
+                 practice: list[Expected] = ()) -> list[str]:
     """Messages for every wrong answer, in the order `expected` lists them, then (once) the
-    student's numbers they were checked on."""
+    student's numbers they were checked on. `practice` holds the same answers on the practice
+    numbers: when every wrong answer is its practice value, a first message says so."""
     problems = [msg for e in expected if (msg := e.diagnose(answers[e.name])) is not None]
+    wrong = [(e, p) for e, p in zip(expected, practice) if not e.matches(answers[e.name], e.value)]
+    if wrong and all(p.matches(answers[e.name], p.value) for e, p in wrong):
+        problems.insert(0, f"These are the answers for the practice numbers (student id {ANONYMOUS!r}), "
+                           "not for yours: your grade uses your own numbers (see 'Your numbers' at the top).")
     uses = next((e.uses for e in expected if e.uses), "")
     if problems and uses:
         problems.append(f"(Your numbers, for student id {student!r}: {uses}.)")

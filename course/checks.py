@@ -200,6 +200,13 @@ class LabKit:
                   "(restarting the kernel keeps the old setting).")
         return numbers
 
+    def practice_answers(self, student: str, names) -> list[Expected]:
+        """The answers `names` on the practice numbers (none when `student` is the practice id)."""
+        if student == ANONYMOUS:
+            return []
+        practice = self.expected_answers(ANONYMOUS)
+        return [practice[name] for name in names]
+
     def expected_answers(self, student: str) -> dict[str, Expected]:
         """The hand-computed answers this student should give, by name."""
         return self.answers(self.numbers(student))
@@ -218,7 +225,8 @@ class LabKit:
         data = {n: as_floats(n, namespace[n]) if isinstance(expected[n].value, list) else as_float(n, namespace[n])
                 for n in names}
         self._publish("values", " ".join(names), data)
-        report(", ".join(names), diagnose_all(data, [expected[n] for n in names], student),
+        report(", ".join(names), diagnose_all(data, [expected[n] for n in names], student,
+                                              self.practice_answers(student, names)),
                f"all {len(names)} values are right.")
 
     def table(self, namespace: dict, name: str) -> None:

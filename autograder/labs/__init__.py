@@ -62,7 +62,8 @@ class Lab:
             expected = self.kit.expected_answers(student)
             plain = {n: as_floats(n, data[n]) if isinstance(expected[n].value, list) else as_float(n, data[n])
                      for n in names}
-            return diagnose_all(plain, [expected[n] for n in names], student)
+            return diagnose_all(plain, [expected[n] for n in names], student,
+                                self.kit.practice_answers(student, names))
         return self._add(Check(grade_id, "values", " ".join(names), verify))
 
     def table(self, grade_id: str, name: str, truth: Callable, verify: Callable | None = None) -> Check:

@@ -288,3 +288,23 @@ def test_hidden_outputs_are_checked_on_the_graders_probes_not_the_notebooks():
     problems = lab.verify_cell("t1_train", [payload("function", "train", visible),
                                             payload("function", "train", easy, hidden=True)], "ada")
     assert problems and "train(x=2, y=3" in problems[0]
+
+
+@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4", "lab5"])
+@pytest.mark.parametrize("student", ["ada", "zoë", "student7"])
+def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
+    import importlib
+
+    check = importlib.import_module(f"course.{lab}").check
+    mine, practice = check.expected_answers(student), check.expected_answers(identity.ANONYMOUS)
+    names = [n for n in mine if mine[n].value != practice[n].value]  # Task 1 of Lab 4 is everyone's
+    assert names
+    on_practice = {n: practice[n].value for n in names}
+    problems = diagnose_all(on_practice, [mine[n] for n in names], student, check.practice_answers(student, names))
+    assert problems[0].startswith("These are the answers for the practice numbers (student id 'anonymous')")
+    right_but_one = {**{n: mine[n].value for n in names}, names[0]: practice[names[0]].value}
+    assert "practice numbers" in diagnose_all(right_but_one, [mine[n] for n in names], student,
+                                              check.practice_answers(student, names))[0]
+    assert diagnose_all({n: mine[n].value for n in names}, [mine[n] for n in names], student,
+                        check.practice_answers(student, names)) == []
+    assert check.practice_answers(identity.ANONYMOUS, names) == []
