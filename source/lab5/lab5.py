@@ -147,19 +147,27 @@ plt.show()
 # accumulates, and `zero_grad()` is how you clear it.
 #
 # ### Observe: a ReLU unit that never wakes up
-# Run the same loop from seed 3, for 2,500 steps.
+# From seed 3, the first hidden unit is on (its pre-activation is positive) for one reading and
+# the second for none. **Predict first:** after 300 steps of the same SGD, how far will each
+# unit's incoming weights and bias have moved?
 
 # %%
 model = fresh_model(3)
-print("hidden units active, per unit, before training:", (model[:2](X) > 0).sum(0).tolist())
-stalled = train(model, X, y, torch.optim.SGD(model.parameters(), lr=1e-3), 2500)
-print(f"loss after 2500 steps: {stalled[-1]:.2f}")
-print("hidden units active, per unit, after training: ", (model[:2](X) > 0).sum(0).tolist())
+start = torch.cat([model[0].weight, model[0].bias[:, None]], dim=1).detach().clone()
+print("readings each hidden unit is on for, before training:", (model[:2](X) > 0).sum(0).tolist())
+stalled = train(model, X, y, torch.optim.SGD(model.parameters(), lr=1e-3), 300)
+moved = (torch.cat([model[0].weight, model[0].bias[:, None]], dim=1) - start).abs().sum(1)
+print("how far each unit's weights and bias moved (sum of |change|):", [f"{m:.4f}" for m in moved.tolist()])
+print("readings each hidden unit is on for, after training: ", (model[:2](X) > 0).sum(0).tolist())
+print(f"loss after 300 steps: {stalled[-1]:.0f}")
 
 # %% [markdown]
-# From seed 3 one hidden unit is on for a single reading and the other for none. A ReLU that is
-# off passes no gradient back to its weights, so they barely change: the loss stalls near 168,
-# where seed 0 goes on down to about 26. Initialisation can matter as much as the optimizer.
+# The second unit has not moved at all: 0.0000, exactly. Where a ReLU is off its slope is 0, so
+# the chain rule multiplies every gradient that would reach its weights by 0. Its weights stay
+# where they started, so it stays off for every reading, and no number of steps can wake it. The
+# first unit learns from its one reading only. The network is left with one half-working unit:
+# run on for 2,500 steps, this model's loss stalls near 168, where seed 0 goes on down to about
+# 26. Initialisation can matter as much as the optimizer.
 #
 # ## Task 3 — One SGD step by hand
 # A one-feature linear model ŷ = w·x + b on your two points (Task 3 under *Your numbers*), with
@@ -261,7 +269,8 @@ plt.show()
 # ### END SOLUTION
 
 # %% [markdown]
-# **Q2.** Why did the run from seed 3 stall near 168? What could you change to avoid it?
+# **Q2.** Why did the second hidden unit from seed 3 not move at all, and why does its model's
+# loss stall near 168? What could you change to avoid it?
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_dead_relu", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION

@@ -36,10 +36,22 @@ def test_training_numbers_stated_by_the_lab():
     with_reset, without = sgd_losses(0, 250), sgd_losses(0, 250, zero_grad=False)
     assert 2800 < with_reset[0] < 3000 and 100 < with_reset[-1] < 1000 and first_nan(with_reset) is None
     assert 190 <= first_nan(without) <= 210
-    # Seed 3, 2,500 steps: "stalls near 168", one unit on for a single reading, the other for none.
+    # Seed 3, run on for 2,500 steps: "stalls near 168"; one unit on for one reading, the other for none.
     assert f"{sgd_losses(3, 2500)[-1]:.0f}" == "168"
     model = kit.seeded_model(3)  # on the grading device
-    assert (model[:2](thermometer()[0].to(model[0].weight.device)) > 0).sum(0).tolist() == [1, 0]
+    X, y = (t.to(model[0].weight.device) for t in thermometer())
+    assert (model[:2](X) > 0).sum(0).tolist() == [1, 0]
+    # After 300 steps the second unit "has not moved at all: 0.0000, exactly"; the first has.
+    start = [p.detach().clone() for p in model[0].parameters()]
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3)
+    for _ in range(300):
+        optimizer.zero_grad()
+        nn.functional.mse_loss(model(X).squeeze(1), y).backward()
+        optimizer.step()
+    weight, bias = (p.detach() - p0 for p, p0 in zip(model[0].parameters(), start))
+    assert weight[1].abs().sum() + bias[1].abs() == 0
+    assert weight[0].abs().sum() + bias[0].abs() > 0.1
+    assert (model[:2](X) > 0).sum(0).tolist() == [1, 0]
     # lr = 0.005, 500 steps: SGD is nan "within 40 steps", Adam "ends near 25".
     assert first_nan(sgd_losses(0, 500, lr=5e-3)) < 40
     assert f"{sgd_losses(0, 500, optimizer='Adam', lr=5e-3)[-1]:.0f}" == "25"
