@@ -3,8 +3,30 @@
 import os
 from pathlib import Path
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbgrader.utils import is_grade, is_solution
+from traitlets import Bool
+
+ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"  # course.checks.ANSWERS_MIME (a test checks)
+OWN_ERRORS = ("CheckFailed", "RecheckFailed")  # the kit's and the grader's: their message, no code
+
+
+class FeedbackTestOutputs(Preprocessor):
+    """In feedback, what a test cell shows: no answers output (nothing in it to read; it would
+    show as an empty box), and each error by its message alone, since a traceback quotes the
+    cell's code, hidden tests included (the kit's and the grader's own errors quote none)."""
+
+    enabled = Bool(True)  # nbconvert's preprocessors are off unless told
+
+    def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell):
+            cell.outputs = [o for o in cell.outputs if ANSWERS_MIME not in o.get("data", {})]
+            for output in cell.outputs:
+                if output.output_type == "error" and output.ename not in OWN_ERRORS:
+                    output.traceback = [f"\x1b[31m{output.ename}\x1b[39m: {output.evalue}"]
+        return cell, resources
+
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
 
@@ -19,11 +41,17 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 if os.environ.get("AUTOGRAD_LABS_DB_URL"):
     c.CourseDirectory.db_url = os.environ["AUTOGRAD_LABS_DB_URL"]
 
+# The exchange (release → fetch → submit → collect): nbgrader's default folder unless
+# AUTOGRAD_LABS_EXCHANGE names another (`make formgrader` uses exchange/ in the course root).
+if os.environ.get("AUTOGRAD_LABS_EXCHANGE"):
+    c.Exchange.root = os.environ["AUTOGRAD_LABS_EXCHANGE"]
+
 # Per cell: the slowest cell of any lab's solution takes about 1.3 s (the imports, in a fresh
 # kernel; `make bench` prints each lab's student-code time). 10 s leaves a wide margin for a
 # loaded machine, and an endless loop costs 10 s of the class's time, not minutes.
 c.Execute.timeout = 10
 c.Execute.interrupt_on_timeout = True
 
-# Feedback shows each test's result, never the hidden tests' code (their probes stay unknown).
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+# Feedback shows each test's result, never the hidden tests' code (their probes stay unknown),
+# neither as the cell's source nor quoted in a traceback.
+c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FeedbackTestOutputs, CSSHTMLHeaderPreprocessor]

@@ -48,10 +48,11 @@ def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
             problems = checks.verify_cell(grade_id, published(cell), student)
             if problems:
                 result["grades"][key] = 0.0
+                reason = ("Passed in the notebook, but not when the grader verified the answers again: "
+                          + "; ".join(problems))
+                # The traceback is what notebooks and feedback show of an error: the reason, not nothing.
                 cell.outputs.append(nbformat.v4.new_output(
-                    "error", ename="RecheckFailed", traceback=[],
-                    evalue="Passed in the notebook, but not when the grader verified the answers "
-                           "again: " + "; ".join(problems)))
+                    "error", ename="RecheckFailed", evalue=reason, traceback=[f"RecheckFailed: {reason}"]))
                 overturned.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
                 changed = True
         if changed:

@@ -22,6 +22,7 @@ import contextlib
 import hashlib
 import json
 import sys
+import textwrap
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -37,6 +38,15 @@ EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 
 class CheckFailed(AssertionError):
     """A graded answer is wrong; the message says what and, where it can tell, why."""
+
+    def _render_traceback_(self) -> list[str]:
+        """What IPython shows of it (the notebook, the Validate dialog, the feedback): the
+        message, wrapped to be read whole, and no traceback through the kit's code."""
+        lines = ["\x1b[31mCheckFailed\x1b[39m:"]
+        for line in str(self).strip("\n").splitlines():
+            indent = " " * (len(line) - len(line.lstrip(" -")))
+            lines += textwrap.wrap(line, 88, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        return lines
 
 
 @contextlib.contextmanager

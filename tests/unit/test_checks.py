@@ -308,3 +308,23 @@ def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
     assert diagnose_all({n: mine[n].value for n in names}, [mine[n] for n in names], student,
                         check.practice_answers(student, names)) == []
     assert check.practice_answers(identity.ANONYMOUS, names) == []
+
+
+def test_a_failed_check_shows_its_message_wrapped_and_no_traceback_through_the_kit():
+    import contextlib
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    problem = ("`df_dx` = 0.5 is not right: it is what you get if you used 1 − e² for tanh' instead of "
+               "1 − tanh², the derivative of tanh at the point the forward pass reached")
+    shell, shown = InteractiveShell.instance(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(shown):
+            shell.run_cell(f"from course.checks import report\nreport('t4', [{problem!r}, 'b = 2 is not right'], 'ok')")
+    finally:
+        InteractiveShell.clear_instance()  # later tests run outside IPython
+    lines = shown.getvalue().splitlines()
+    assert lines[0] == "\x1b[31mCheckFailed\x1b[39m:" and "checks.py" not in shown.getvalue()
+    assert all(len(line) <= 88 for line in lines[1:]) and len(lines) == 4
+    assert " ".join(" ".join(lines[1:3]).split()) == f"- {problem}" and lines[3] == "  - b = 2 is not right"

@@ -45,6 +45,7 @@ def test_a_passed_cell_whose_data_fails_loses_its_points_and_says_why(tmp_path):
     nb = nbformat.read(folder / "lab4.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if c.id == "t1_forward"]
     assert cell.outputs[-1].ename == "RecheckFailed" and "`loss` = 2 is not right" in cell.outputs[-1].evalue
+    assert "`loss` = 2 is not right" in "".join(cell.outputs[-1].traceback)  # what a notebook shows of an error
 
 
 def test_a_failed_cell_is_left_as_nbgrader_scored_it(tmp_path):
@@ -90,3 +91,8 @@ def test_the_kit_publishes_inside_ipython_and_stays_quiet_outside(capsys):
     finally:
         InteractiveShell.clear_instance()
     assert seen == [{ANSWERS_MIME: RIGHT, "text/plain": ""}]
+
+
+def test_the_feedback_config_hides_the_answers_output_by_the_kits_own_mime_type():
+    config = (REPO / "nbgrader_config.py").read_text()
+    assert f'ANSWERS_MIME = "{ANSWERS_MIME}"' in config and "FeedbackTestOutputs, CSSHTMLHeaderPreprocessor" in config
