@@ -6,7 +6,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .pipeline import bundle, cluster, examples, grading, notebooks, sandbox
+from .pipeline import bundle, cluster, examples, exports, grading, notebooks, sandbox
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -63,7 +63,10 @@ def grade(args, root: Path) -> int:
         if any(o.ok for o in outcomes):
             grading.generate_feedback_and_export(root, lab)
         print(grading.format_table(root, lab, outcomes))
-    print(f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}")
+    canvas = root / "grades-canvas.csv"
+    unread = exports.write_canvas_csv(root, notebooks.labs(root), canvas)
+    print(f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}   Canvas import: {canvas}"
+          + (f" ({len(unread)} lab(s) with written answers not read yet, counted as 0)" if unread else ""))
     if failed:
         print(f"{failed} submission(s) could not be graded; see NOT GRADED above.", file=sys.stderr)
     return 0
@@ -72,6 +75,18 @@ def grade(args, root: Path) -> int:
 def table(args, root: Path) -> int:
     for lab in args.labs:
         print(grading.format_table(root, lab, []))
+    return 0
+
+
+def gradescope(args, root: Path) -> int:
+    for lab in args.labs:
+        print(exports.build_gradescope(root, lab, args.dest.resolve() / f"{lab}.zip", args.unsandboxed))
+    return 0
+
+
+def gradescope_run(args, root: Path) -> int:
+    results = exports.run_gradescope(args.base.resolve(), root)
+    print(f"score {results['score']:g}; {args.base / 'results' / 'results.json'}")
     return 0
 
 
@@ -88,6 +103,8 @@ COMMANDS = {
     "grade": (grade, "autograde every submission, then feedback, CSV and grade table"),
     "table": (table, "print the grade table from the gradebook"),
     "student-bundle": (student_bundle, "write the student distribution (dist/student/ and its zip)"),
+    "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),
+    "gradescope-run": (gradescope_run, "on Gradescope (run_autograder): grade /autograder/submission"),
 }
 
 
@@ -112,6 +129,11 @@ def main(argv=None) -> int:
     sub.choices["release"].add_argument("--force", action="store_true",
                                         help="release even a lab whose inputs have not changed since its last release")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))
+    sub.choices["gradescope"].add_argument("--dest", type=Path, default=Path("dist/gradescope"))
+    sub.choices["gradescope"].add_argument("--unsandboxed", action="store_true",
+                                           help="grade even where bubblewrap cannot run on Gradescope's image")
+    sub.choices["gradescope-run"].add_argument("base", type=Path, nargs="?", default=Path("/autograder"),
+                                               help="Gradescope's folder (submission/, results/)")
     args = parser.parse_args(argv)
     if getattr(args, "scheduler", None):
         args.dask = True
