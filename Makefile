@@ -18,8 +18,11 @@ ifdef DB_URL
 export AUTOGRAD_LABS_DB_URL := $(DB_URL)
 endif
 WORK ?= work
+# JupyterLab (`make lab`, `make formgrader`): PORT= (default 8888), TOKEN= (default: a new one, printed).
+PORT ?= 8888
+JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab autograde demo student-bundle test test-fast bench mutate clean
+.PHONY: help setup build release validate work lab formgrader autograde demo student-bundle gradescope test test-fast bench mutate clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -49,9 +52,13 @@ work: ## Copy the released labs into $(WORK)/ (default work/); a lab already the
 	  if [ -e $(WORK)/$$lab ]; then echo "$(WORK)/$$lab exists: keeping your copy"; \
 	  else cp -r $$dir $(WORK)/$$lab && echo "copied $$dir to $(WORK)/$$lab"; fi; done
 
-lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id)
+lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDENT=<id> sets your id; PORT=, TOKEN=)
 	@$(if $(STUDENT),,echo "No STUDENT= given, so the labs show practice numbers (on JupyterHub: your hub user name). For your own numbers: make lab STUDENT=<your id>")
-	cd $(WORK) && $(if $(STUDENT),AUTOGRAD_LABS_STUDENT=$(STUDENT)) jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root)
+	cd $(WORK) && JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/student$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) $(if $(STUDENT),AUTOGRAD_LABS_STUDENT=$(STUDENT)) jupyter lab $(JUPYTER_ARGS)
+
+formgrader: release ## The instructor's JupyterLab in the course root: Nbgrader > Formgrader scores written answers (PORT=, TOKEN=)
+	@mkdir -p $(ROOT)/exchange && chmod 1777 $(ROOT)/exchange
+	cd $(ROOT) && AUTOGRAD_LABS_EXCHANGE=$(ROOT)/exchange jupyter lab $(JUPYTER_ARGS)
 
 autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 DASK=1 SCHEDULER= DB_URL=)
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
@@ -62,6 +69,9 @@ demo: release ## The main job: release, autograde the bundled example submission
 
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student
+
+gradescope: release ## Write dist/gradescope/<lab>.zip, a Gradescope autograder per lab (UNSANDBOXED=1: allow grading without bubblewrap)
+	python -m autograder --root $(ROOT) gradescope --dest dist/gradescope $(if $(UNSANDBOXED),--unsandboxed)
 
 test: setup ## Run the whole test suite, what CI runs (notebook executions in parallel)
 	python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
@@ -79,4 +89,4 @@ mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the f
 	python tests/mutate.py --sample $(MUTANTS) --jobs $(JOBS)
 
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
-	rm -rf gradebook.db submitted autograded feedback grades.csv .grading .released source/*/*.ipynb .pytest_cache dist
+	rm -rf gradebook.db submitted autograded feedback exchange grades.csv grades-canvas.csv .grading .released source/*/*.ipynb .pytest_cache dist

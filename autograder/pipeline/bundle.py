@@ -1,8 +1,9 @@
 """The student distribution: released notebooks and the student kit, nothing of the instructor's.
 
 `write(root, dest)` fills `dest` (normally dist/student/) with the released notebooks, the
-`course` package with its data, a README for students, the pinned requirements and a
-pyproject.toml that installs the kit, and zips it beside itself. It copies no `source/`, no
+`course` package with its data, the student's Jupyter configuration (no instructor tools), a
+README for students, the pinned requirements and a pyproject.toml that installs the kit, and
+zips it beside itself. It copies no `source/`, no
 `autograder/`, no examples: a test greps the result for every solution and hidden-test line.
 """
 
@@ -48,8 +49,10 @@ With conda: `conda env create -f environment.yml && conda activate autograd-labs
 ## Work on a lab
 
 ```bash
-AUTOGRAD_LABS_STUDENT=<your id> .venv/bin/jupyter lab
+AUTOGRAD_LABS_STUDENT=<your id> JUPYTER_CONFIG_PATH=jupyter .venv/bin/jupyter lab
 ```
+
+(`JUPYTER_CONFIG_PATH=jupyter` hides nbgrader's instructor tools, which students do not need.)
 
 Open `labN/labN.ipynb`. Hand computations use numbers made from your student id; the
 notebook prints them at the top. Fill in each cell marked `YOUR CODE HERE`, then run the test
@@ -89,6 +92,7 @@ def write(root: Path, dest: Path) -> Path:
         shutil.copy2(layout.notebook("release", lab), target / f"{lab}.ipynb")
     shutil.copytree(ROOT / "course", dest / "course",
                     ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(ROOT / "jupyter" / "student", dest / "jupyter")
     shutil.copy2(ROOT / "requirements.lock", dest / "requirements.txt")
     (dest / "pyproject.toml").write_text(KIT_PYPROJECT)
     (dest / "environment.yml").write_text(ENVIRONMENT)

@@ -1,14 +1,15 @@
-"""`make lab`'s JupyterLab: the nbgrader extensions load and the Validate button's backend works."""
+"""`make lab`'s JupyterLab: the student's nbgrader extensions load, the instructor's do not, and the
+Validate button's backend works."""
 
 import json
 import re
 import os
+import signal
 import socket
 import subprocess
-import sys
 import time
+import urllib.error
 import urllib.request
-from pathlib import Path
 
 import nbformat
 import pytest
@@ -43,12 +44,9 @@ def jupyterlab(tmp_path_factory):
         (work / name).mkdir()
         nbformat.write(examples.fill(release, answers), work / name / "lab4.ipynb")
     port = free_port()
-    env = dict(os.environ, AUTOGRAD_LABS_STUDENT="ada",
-               PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("jupyter")), "lab", "--no-browser",
-                               f"--port={port}", "--ip=127.0.0.1", "--allow-root", f"--IdentityProvider.token={TOKEN}",
-                               f"--ServerApp.root_dir={work}"], cwd=work, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    server = subprocess.Popen(["make", "--no-print-directory", "lab", f"WORK={work}", "STUDENT=ada", f"PORT={port}",
+                               f"TOKEN={TOKEN}"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              start_new_session=True)
     try:
         for _ in range(120):
             try:
@@ -58,7 +56,7 @@ def jupyterlab(tmp_path_factory):
                 time.sleep(0.5)
         yield port
     finally:
-        server.terminate()
+        os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
 
 
@@ -73,3 +71,16 @@ def test_validate_button_backend(jupyterlab, folder, passes):
     assert reply["success"], reply
     result = json.loads(reply["value"]) if isinstance(reply["value"], str) else reply["value"]
     assert ("failed" not in result) == passes, result
+
+
+def test_a_students_jupyterlab_has_no_instructor_tools(jupyterlab):
+    page = request(jupyterlab, "/lab").decode()
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  page, re.S).group(1))
+    disabled = config["disabledExtensions"]
+    for plugin in ("formgrader", "create-assignment", "course-list"):
+        assert f"@jupyter/nbgrader:{plugin}" in disabled
+    assert "@jupyter/nbgrader:validate-assignment" not in disabled
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        request(jupyterlab, "/formgrader")
+    assert refused.value.code == 404

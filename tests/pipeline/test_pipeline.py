@@ -1,13 +1,20 @@
 """The instructor pipeline through the real Makefile, nbgrader and kernels, on scratch courses."""
 
+import csv as csv_module
+import html
 import json
 import os
+import signal
+import socket
 import subprocess
+import time
+import urllib.request
 
 import nbformat
 import pytest
 
 from autograder.pipeline import examples, grading, notebooks
+from course.checks import ANSWERS_MIME
 
 from conftest import REPO, make_course_root
 
@@ -58,7 +65,11 @@ def test_feedback_names_each_mistake(demo, lab):
         text = json.dumps([c.get("outputs", []) for c in graded.cells], ensure_ascii=False)
         for phrase in example.get("feedback", []):
             assert phrase in text, (student, phrase)
-        assert (root / "feedback" / student / lab / f"{lab}.html").is_file()
+        page = html.unescape((root / "feedback" / student / lab / f"{lab}.html").read_text())
+        words = " ".join(page.split())  # a message is wrapped on screen
+        for phrase in example.get("feedback", []):
+            assert " ".join(phrase.split()) in words, (student, phrase)
+        assert "BEGIN HIDDEN TESTS" not in page and ANSWERS_MIME not in page
 
 
 def test_demo_prints_the_grade_table_and_writes_the_csv(demo):
@@ -71,3 +82,55 @@ def test_demo_prints_the_grade_table_and_writes_the_csv(demo):
         assert csv.count(lab) >= len(examples.load(lab))
         full = sum(examples.load(lab)["ada"]["expected"].values())
         assert f"{full:g}/{full:<4g}" in table
+
+
+def test_the_canvas_csv_has_canvas_columns_points_possible_and_each_examples_total(demo):
+    root, out = demo
+    assert "Canvas import:" in out
+    with (root / "grades-canvas.csv").open(newline="") as file:
+        rows = list(csv_module.reader(file))
+    header, possible, students = rows[0], rows[1], rows[2:]
+    assert header[:5] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
+    assert header[5:] == [f"Autograd Labs {lab}" for lab in LABS]
+    assert possible[0] == "Points Possible"
+    by_login = {row[3]: row for row in students}
+    for column, lab in enumerate(LABS, start=5):
+        auto, written = grading.graded_cells(root, lab)
+        assert float(possible[column]) == sum(p for _, p in auto + written)
+        for student, example in examples.load(lab).items():
+            # No written answer is read yet: the total is the autograded cells' expected points.
+            assert float(by_login[student][column]) == sum(example["expected"].values()), (lab, student)
+
+
+def test_make_formgrader_serves_the_gradebook_on_the_port_and_token_given(demo):
+    root, _ = demo
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = "formgrader-test"
+    log = root / "formgrader.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(["make", "--no-print-directory", "formgrader", f"ROOT={root}", f"PORT={port}",
+                                   f"TOKEN={token}"], cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        def get(path: str) -> bytes:
+            req = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Authorization": f"token {token}"})
+            with urllib.request.urlopen(req, timeout=60) as response:
+                return response.read()
+        for _ in range(240):
+            try:
+                get("/api/status")
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert b"formgrader" in get("/formgrader").lower()
+        listed = json.loads(get("/formgrader/api/assignments"))
+        assert sorted(a["name"] for a in listed) == LABS
+        assert all(a["num_submissions"] == len(examples.load(a["name"])) for a in listed)
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
+    complaints = [line for line in log.read_text().splitlines() if "Unwritable directory" in line
+                  or "exchange" in line.lower() and any(word in line for word in ("WARN", "ERROR", "does not exist"))]
+    assert not complaints, complaints

@@ -54,7 +54,8 @@ def test_the_bundle_has_the_notebooks_and_the_kit_and_nothing_of_the_instructor(
     dest, archive = built
     names = {p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file()}
     assert {f"{lab}/{lab}.ipynb" for lab in notebooks.labs()} <= names
-    assert {"README.md", "pyproject.toml", "requirements.txt", "environment.yml", "course/checks.py"} <= names
+    assert {"README.md", "pyproject.toml", "requirements.txt", "environment.yml", "course/checks.py",
+            "jupyter/labconfig/page_config.json", "jupyter/jupyter_server_config.json"} <= names
     assert not [n for n in names if n.split("/")[0] in ("source", "autograder", "examples", "tests")]
     with zipfile.ZipFile(archive) as z:
         assert {n.split("/", 1)[1] for n in z.namelist() if not n.endswith("/")} == names
