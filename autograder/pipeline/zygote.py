@@ -20,6 +20,7 @@ in one interpreter.
 """
 
 import ctypes
+import functools
 import gc
 import importlib
 import json
@@ -84,8 +85,10 @@ def warm_kernel() -> None:
     for lab in pkgutil.iter_modules(course.__path__):
         importlib.import_module(f"course.{lab.name}")
     import stack_data.core
+    from IPython.core import ultratb
     stack_data.core._pygmented_with_ranges = traceback_highlighter()
     warm_tracebacks()
+    ultratb.AutoFormattedTB.structured_traceback = formatted_once(ultratb.AutoFormattedTB.structured_traceback)
 
 
 def traceback_highlighter():
@@ -117,6 +120,30 @@ def traceback_highlighter():
         return highlighted.splitlines()
 
     return pygmented_with_ranges
+
+
+def formatted_once(structured_traceback):
+    """IPython's `AutoFormattedTB.structured_traceback`, which a kernel calls twice for each error:
+    once to show it, then again, with the same exception and settings, to keep it in its history
+    (~40 % of what a wrong answer costs). The second of two such calls in a row gets a copy of the
+    first one's lines; a call with any other exception, frame, offset or setting formats afresh."""
+    last = []  # at most one (key, settings, lines), taken by the next call
+
+    @functools.wraps(structured_traceback)
+    def format_once(self, etype, evalue, etb=None, tb_offset=None, context=5):
+        key = (self, etype, evalue, etb)
+        numbers = (self.tb_offset if tb_offset is None else tb_offset, context)
+        settings = {name: value for name, value in vars(self).items() if name != "tb"}
+        if last:
+            (old_key, old_numbers, old_settings), lines = last.pop()
+            if all(a is b for a, b in zip(old_key, key)) and old_numbers == numbers and old_settings == settings:
+                self.tb = etb[0] if isinstance(etb, tuple) else etb  # as the formatter records it
+                return list(lines)
+        lines = structured_traceback(self, etype, evalue, etb, tb_offset, context)
+        last.append(((key, numbers, settings), list(lines)))
+        return lines
+
+    return format_once
 
 
 def warm_notebook_validators() -> None:

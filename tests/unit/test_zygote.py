@@ -45,3 +45,65 @@ def test_the_shared_traceback_lexer_colours_every_frame_as_stack_data_does(monke
     assert len(ours) == len(stock) > 4
     assert ours == stock
     assert any("43mvalues\x1b[39;49m\x1b[30;43m[" in text for text in ours)  # the failing node is marked
+
+
+def shell_errors(monkeypatch, patched: bool) -> list[tuple[str, str]]:
+    """(shown, kept in history) tracebacks of a few failing cells in a real IPython shell, and how
+    many times the shell's traceback formatter did the work."""
+    import contextlib
+    import io
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    formatted = []
+    original = ultratb.AutoFormattedTB.structured_traceback
+
+    def counted(*args, **kwargs):
+        formatted.append(1)
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(ultratb.AutoFormattedTB, "structured_traceback",
+                        zygote.formatted_once(counted) if patched else counted)
+    shell, pairs = InteractiveShell.instance(), []
+    try:
+        for cell in ("def f(n):\n    return [1, 2][n]\nf(3)", "1 / 0", "%xmode Plain", "undefined_name",
+                     "%xmode Context", "import torch\ntorch.ones(2).view(3)"):
+            shown = io.StringIO()
+            with contextlib.redirect_stdout(shown):
+                result = shell.run_cell(cell, store_history=True)
+            if result.error_in_exec is not None:
+                kept = shell.history_manager.exceptions[shell.execution_count - 1]["traceback"]
+                pairs.append((shown.getvalue(), "\n".join(kept)))
+    finally:
+        InteractiveShell.clear_instance()  # later tests run outside IPython
+    return pairs, len(formatted)
+
+
+def test_an_error_is_formatted_once_and_shown_and_kept_exactly_as_before(monkeypatch):
+    stock, stock_calls = shell_errors(monkeypatch, patched=False)
+    ours, our_calls = shell_errors(monkeypatch, patched=True)
+    assert len(stock) == 4 and stock_calls == 8 and our_calls == 4
+    assert [kept for _, kept in ours] == [kept for _, kept in stock]
+    assert [shown for shown, _ in ours] == [shown for shown, _ in stock]
+    assert "IndexError" in ours[0][1] and "Traceback" in ours[2][1] and "view" in ours[3][1]
+
+
+def test_a_second_call_with_anything_different_is_formatted_afresh():
+    calls = []
+
+    def fake(self, etype, evalue, etb=None, tb_offset=None, context=5):
+        calls.append((tb_offset, context, self.mode))
+        return [f"{etype.__name__} {tb_offset} {context} {self.mode}"]
+
+    once = zygote.formatted_once(fake)
+    formatter = ultratb.AutoFormattedTB(mode="Context", tb_offset=1)
+    error = ValueError("x")
+    assert once(formatter, ValueError, error, None) == once(formatter, ValueError, error, None, tb_offset=1)
+    assert len(calls) == 1
+    once(formatter, ValueError, error, None)
+    once(formatter, ValueError, error, None, context=3)  # another context
+    once(formatter, ValueError, error, None)
+    formatter.mode = "Plain"
+    once(formatter, ValueError, error, None)  # another setting
+    once(formatter, ValueError, ValueError("x"), None)  # another exception
+    assert len(calls) == 6
