@@ -319,6 +319,9 @@ def main(argv: list[str], forked_kernels: bool = False) -> None:
     config = Config()
     config.FaultTolerantExecute.notebook_timeout = int(argv[0])
     config.FaultTolerantExecute.forked_kernels = forked_kernels
+    # The notebook is graded once its last cell has run: its kernel is killed then, not asked to
+    # shut down (which would import psutil to look for child processes that `end_strays` stops).
+    config.FaultTolerantExecute.shutdown_kernel = "immediate"
     # Stock autograde's steps, with Execute made fault-tolerant and without the two that write
     # scores: the grader works those out outside the sandbox, from the executed notebook.
     steps = [FaultTolerantExecute if step is Execute else step for step in Autograde().autograde_preprocessors
