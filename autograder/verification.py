@@ -19,21 +19,26 @@ from course.checks import ANSWERS_MIME
 from .labs import load
 
 
+COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
+          "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
+
+
 def published(cell) -> list[dict]:
     """The answer payloads a test cell's outputs carry."""
     return [out["data"][ANSWERS_MIME] for out in cell.get("outputs", [])
             if out.get("output_type") == "display_data" and ANSWERS_MIME in out.get("data", {})]
 
 
-def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
-    """Zero every passed test cell whose answers fail out-of-kernel verification, and add the
-    verdict on each entry to every failed prediction table.
+def audit(graded: Path, lab: str, student: str, result: dict, classmates=()) -> list[str]:
+    """Zero every passed test cell whose answers fail out-of-kernel verification, add the
+    verdict on each entry to every failed prediction table, and say so where a failed cell's hand
+    answers are right for one of `classmates` (the other students of the lab).
 
-    Updates `result["grades"]` and the autograded notebooks in place; returns one line
-    per overturned cell.
+    Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
+    instructor per overturned or copied cell.
     """
     checks = load(lab)
-    overturned = []
+    notes = []
     for path in sorted(graded.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         changed = False
@@ -44,6 +49,11 @@ def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
             key = (path.stem, grade_id)
             if not result["grades"].get(key):
                 changed |= add_table_verdict(cell, checks, grade_id, student)
+                owner = checks.numbers_owner(grade_id, published(cell), student, classmates)
+                if owner is not None:
+                    cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=COPIED))
+                    notes.append(f"{grade_id}: the answers are right for {owner}'s numbers, not {student}'s")
+                    changed = True
                 continue
             problems = checks.verify_cell(grade_id, published(cell), student)
             if problems:
@@ -53,12 +63,12 @@ def audit(graded: Path, lab: str, student: str, result: dict) -> list[str]:
                 # The traceback is what notebooks and feedback show of an error: the reason, not nothing.
                 cell.outputs.append(nbformat.v4.new_output(
                     "error", ename="RecheckFailed", evalue=reason, traceback=[f"RecheckFailed: {reason}"]))
-                overturned.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
+                notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
                 changed = True
         if changed:
             path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
             nbformat.write(nb, path)
-    return overturned
+    return notes
 
 
 def add_table_verdict(cell, checks, grade_id: str, student: str) -> bool:

@@ -145,6 +145,11 @@ class Expected:
                    for i, a in enumerate(values) for b in values[i + 1:])
 
 
+def hand_values(found: dict, names, expected: dict) -> dict:
+    """The answers `names` in `found` as plain floats, or lists of them where `expected` has a list."""
+    return {n: as_floats(n, found[n]) if isinstance(expected[n].value, list) else as_float(n, found[n]) for n in names}
+
+
 def diagnose_all(answers: dict, expected: list[Expected], student: str,
                  practice: list[Expected] = ()) -> list[str]:
     """Messages for every wrong answer, in the order `expected` lists them, then (once) the

@@ -29,7 +29,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from .answers import Expected, Unanswered, WrongType, as_float, as_floats, diagnose_all, matches
+from .answers import Expected, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 
 ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"
@@ -232,8 +232,7 @@ class LabKit:
         missing = [n for n in names if n not in namespace]
         if missing:
             raise Unanswered("Define " + ", ".join(f"`{n}`" for n in missing) + " in the answer cell above and run it.")
-        data = {n: as_floats(n, namespace[n]) if isinstance(expected[n].value, list) else as_float(n, namespace[n])
-                for n in names}
+        data = hand_values(namespace, names, expected)
         self._publish("values", " ".join(names), data)
         report(", ".join(names), diagnose_all(data, [expected[n] for n in names], student,
                                               self.practice_answers(student, names)),

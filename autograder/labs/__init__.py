@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, as_float, as_floats, diagnose_all
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, diagnose_all, hand_values
 from course.checks import LabKit, output_problem, sealed
 
 
@@ -47,6 +47,7 @@ class Lab:
         self.checks: dict[str, Check] = {}
         self._kit_functions: dict[str, Callable[[], dict]] = {}
         self._kit_tables: dict[str, Callable] = {}
+        self._answer_cache: dict[str, dict] = {}
 
     def _add(self, check: Check) -> Check:
         if check.grade_id in self.checks:
@@ -60,11 +61,33 @@ class Lab:
             if sorted(data) != sorted(names):
                 return [f"expected the values {list(names)}, found {sorted(data)}"]
             expected = self.kit.expected_answers(student)
-            plain = {n: as_floats(n, data[n]) if isinstance(expected[n].value, list) else as_float(n, data[n])
-                     for n in names}
-            return diagnose_all(plain, [expected[n] for n in names], student,
+            return diagnose_all(hand_values(data, names, expected), [expected[n] for n in names], student,
                                 self.kit.practice_answers(student, names))
         return self._add(Check(grade_id, "values", " ".join(names), verify))
+
+    def numbers_owner(self, grade_id: str, payloads: list, student: str, classmates) -> str | None:
+        """For a hand-values cell of `student`: the classmate on whose numbers every one of its
+        answers is right while some are wrong on the student's own (work copied), else None."""
+        check = self.checks.get(grade_id)
+        if check is None or check.kind != "values" or len(payloads) != 1:
+            return None
+        names, data = check.name.split(), payloads[0].get("data")
+        own = self._answers_of(student)
+        try:
+            answers = hand_values(data, names, own)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        if all(own[n].matches(answers[n], own[n].value) for n in names):
+            return None
+        return next((other for other in classmates if other != student
+                     and all(self._answers_of(other)[n].matches(answers[n], self._answers_of(other)[n].value)
+                             for n in names)), None)
+
+    def _answers_of(self, student: str) -> dict:
+        """The kit's expected hand answers for `student`, worked out once per grading process."""
+        if student not in self._answer_cache:
+            self._answer_cache[student] = self.kit.expected_answers(student)
+        return self._answer_cache[student]
 
     def table(self, grade_id: str, name: str, truth: Callable, verify: Callable | None = None) -> Check:
         """A cell checking a dict of predictions; `truth(key)` is what PyTorch does, observed now."""

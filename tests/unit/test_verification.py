@@ -3,6 +3,7 @@
 import nbformat
 
 from autograder import verification
+from autograder.labs import load
 from course.checks import ANSWERS_MIME
 
 from conftest import REPO
@@ -53,6 +54,33 @@ def test_a_failed_cell_is_left_as_nbgrader_scored_it(tmp_path):
     result = {"grades": {("lab4", "t1_forward"): 0.0}}
     assert verification.audit(folder, "lab4", "ada", result) == []
     assert result["grades"] == {("lab4", "t1_forward"): 0.0}
+
+
+def values_payload(grade_id: str, student: str, lab: str = "lab4", **changed) -> dict:
+    """What a values cell publishes when it holds `student`'s right answers (but `changed`)."""
+    checks = load(lab)
+    name, expected = checks.checks[grade_id].name, checks.kit.expected_answers(student)
+    data = {n: expected[n].value for n in name.split()} | changed
+    return {"lab": lab, "kind": "values", "name": name, "hidden": False, "data": data}
+
+
+def test_a_failed_cell_answered_on_a_classmates_numbers_says_so_and_names_them_to_the_instructor(tmp_path):
+    folder = graded_notebook(tmp_path, {"t2_forward": [answers_output(values_payload("t2_forward", "ada"))]})
+    result = {"grades": {("lab4", "t2_forward"): 0.0}}
+    notes = verification.audit(folder, "lab4", "copycat", result, ["ada", "copycat", "zoe"])
+    assert notes == ["t2_forward: the answers are right for ada's numbers, not copycat's"]
+    assert result["grades"] == {("lab4", "t2_forward"): 0.0}
+    (cell,) = [c for c in nbformat.read(folder / "lab4.ipynb", as_version=4).cells if c.id == "t2_forward"]
+    assert cell.outputs[-1].text == verification.COPIED and "ada" not in verification.COPIED
+
+
+def test_answers_wrong_on_every_number_or_right_on_ones_own_get_no_copy_note(tmp_path):
+    first = values_payload("t2_forward", "ada")
+    slip = values_payload("t2_forward", "ada", **{next(iter(first["data"])): 123.0})
+    for payload, student in ((slip, "copycat"), (first, "ada")):
+        folder = graded_notebook(tmp_path / student, {"t2_forward": [answers_output(payload)]})
+        result = {"grades": {("lab4", "t2_forward"): 0.0}}
+        assert verification.audit(folder, "lab4", student, result, ["ada", "copycat", "zoe"]) == []
 
 
 def test_a_failed_prediction_table_gets_the_graders_verdict_on_each_entry(tmp_path):
