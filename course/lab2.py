@@ -100,9 +100,27 @@ def composite_answers(x: float, y: float, z: float) -> dict[str, list[Expected]]
     }
 
 
+def fan_out_values(x: float, z: float) -> dict[str, float]:
+    """g = u + v with u = x·z and v = 3x: x reaches g along two paths; g and dg/dx by autograd."""
+    xt = torch.tensor(x, dtype=F64, device=grading_device(), requires_grad=True)
+    g = xt * z + 3 * xt
+    g.backward()
+    return {"g": g.item(), "dg_dx": xt.grad.item()}
+
+
+def fan_out_answers(x: float, z: float) -> list[Expected]:
+    """Task 4's fan-out answer: the sum over both paths, with each path alone as a named slip."""
+    return [Expected("dg_dx", fan_out_values(x, z)["dg_dx"],
+                     "dg/dx = dg/du · du/dx + dg/dv · dv/dx = z + 3: x reaches g along two paths, and "
+                     "their products add.",
+                     {"followed one path only (through u = x · z)": z, "followed one path only (through v = 3x)": 3.0},
+                     f"x = {x:g}, z = {z:g}")]
+
+
 def all_answers(n: dict) -> list[Expected]:
     groups = composite_answers(n["gx"], n["gy"], n["gz"])
-    return linear_answers(n["x"], n["w"], n["b"]) + groups["forward"] + groups["gradients"]
+    return (linear_answers(n["x"], n["w"], n["b"]) + groups["forward"] + groups["gradients"]
+            + fan_out_answers(n["gx"], n["gz"]))
 
 
 def answers(numbers: dict) -> dict[str, Expected]:

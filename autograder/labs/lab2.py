@@ -148,4 +148,5 @@ LAB.function(
          "skip None and list every node once.")
 LAB.values("t4_forward", "a", "b", "c", "d", "e", "f")
 LAB.values("t4_gradients", "df_dx", "df_dy", "df_dz")
+LAB.values("t4_fan_out", "dg_dx")
 LAB.table("t5_statements", "statements", truth=observe_statement)

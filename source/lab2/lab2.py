@@ -231,6 +231,33 @@ draw_graph(out_f)
 plt.show()
 
 # %% [markdown]
+# **Fan-out: one input, two paths.** In f every input had one path to the output. Now let x feed
+# two nodes: u = x · z and v = 3x, then g = u + v. A change in x moves g through u *and* through
+# v, so the chain rule gives one product per path, and the products add:
+# dg/dx = dg/du · du/dx + dg/dv · dv/dx. Autograd does the same: each path's contribution is
+# added into `x.grad` while the backward pass runs. With your x and z from Task 4, compute
+# `dg_dx` by hand.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_fan_out_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# dg_dx for your x and z
+### BEGIN SOLUTION
+dg_dx = 1 * mine["gz"] + 1 * 3
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t4_fan_out", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.values(globals(), "dg_dx")
+
+# %% [markdown]
+# Observe, at x = 0.25 and z = 0.4 (outside every student's range): autograd's `x.grad` next to
+# each path's product on its own. Neither path alone is the gradient; their sum is.
+
+# %%
+px = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
+g = px * 0.4 + 3 * px
+g.backward()
+print(f"x.grad = {px.grad.item():g}; the path through u alone gives z = 0.4, through v alone 3")
+
+# %% [markdown]
 # ## Task 5 — Controlling the graph
 #
 # `requires_grad` spreads: anything computed from a tensor that requires gradients requires them

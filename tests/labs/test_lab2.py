@@ -74,7 +74,7 @@ def test_walk_reference_visits_shared_nodes_once_and_skips_none():
 @pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
 def test_hand_values_rounded_pass_and_slips_fail_by_name(student):
     n = kit.student_numbers(student)
-    groups = [kit.linear_answers(n["x"], n["w"], n["b"])] + list(
+    groups = [kit.linear_answers(n["x"], n["w"], n["b"]), kit.fan_out_answers(n["gx"], n["gz"])] + list(
         kit.composite_answers(n["gx"], n["gy"], n["gz"]).values())
     for expected in groups:
         assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
@@ -216,6 +216,7 @@ def slips_by_hand(x, w, b, gx, gy, gz):
         ("df_dy", "used 1 − e²"): wrong / d * gz * (-a / sb ** 2) * math.cos(gy),
         ("df_dy", "dropped the minus sign"): -(right / d * gz * (-a / sb ** 2) * math.cos(gy)),
         ("df_dz", "used 1 − e²"): wrong / d * c, ("df_dz", "forgot the 1/d"): right * c,
+        ("dg_dx", "through u = x · z"): gz, ("dg_dx", "through v = 3x"): 3.0,
     }
 
 
@@ -224,6 +225,21 @@ def test_every_named_slip_is_the_value_its_name_says(student):
     numbers = kit.student_numbers(student)
     answers = kit.check.expected_answers(student)
     assert_named_slips(answers, slips_by_hand(**numbers))
+
+
+@pytest.mark.parametrize("x, z", [(0.25, 0.4), (1.15, 0.67), (2.0, 2.0)])
+def test_fan_out_gradient_is_the_sum_of_both_paths_as_the_lab_states(device, x, z):
+    assert kit.fan_out_values(x, z)["dg_dx"] == pytest.approx(z + 3, rel=1e-12)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    (u_path,) = torch.autograd.grad(xt * z, xt)
+    (v_path,) = torch.autograd.grad(3 * xt, xt)
+    assert kit.fan_out_values(x, z)["dg_dx"] == pytest.approx(u_path.item() + v_path.item(), rel=1e-12)
+
+
+def test_the_fan_out_observe_cell_shows_the_sum_and_each_path(device):
+    assert kit.fan_out_values(0.25, 0.4)["dg_dx"] == pytest.approx(3.4, rel=1e-12)  # x.grad, printed
+    assert [e.slips for e in kit.fan_out_answers(0.25, 0.4)] == [
+        {"followed one path only (through u = x · z)": 0.4, "followed one path only (through v = 3x)": 3.0}]
 
 
 def test_reading_a_non_leafs_grad_warns_as_the_observe_cell_shows():
