@@ -63,6 +63,27 @@ def shielded():
         print(f"Note (does not cost points): your code raised {w.category.__name__}: {w.message}")
 
 
+# Errors of student code whose message says what but not why, and the why.
+EXPLANATIONS = {
+    "Only Tensors of floating point and complex dtype can require gradients":
+        "Integer tensors cannot require gradients: a gradient is the effect of an arbitrarily small change, "
+        "and an integer cannot change by less than 1. The tensor was made from Python ints (the check passes "
+        "some, as the lab does); make it a float, e.g. torch.tensor(float(A), requires_grad=True).",
+}
+
+
+@contextlib.contextmanager
+def explained(name: str, probe):
+    """Run student code; an error with a known cause becomes a CheckFailed that says why."""
+    try:
+        yield
+    except RuntimeError as error:
+        why = next((text for key, text in EXPLANATIONS.items() if key in str(error)), None)
+        if why is None:
+            raise
+        raise CheckFailed(f"{describe_call(name, probe)} raised RuntimeError: {error}\n{why}") from None
+
+
 def take_function(namespace: dict, name: str):
     """The student's function called `name`."""
     __tracebackhide__ = True
@@ -268,7 +289,7 @@ class LabKit:
         probes = visible["probes"] if hidden is None else hidden
         outputs = []
         for probe in probes:
-            with shielded():
+            with shielded(), explained(spec.takes[0], probe):
                 outputs.append(spec.run(functions, probe))
         self._publish("function", name, outputs, hidden=hidden is not None)
         if hidden is not None:

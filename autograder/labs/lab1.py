@@ -127,7 +127,7 @@ def verify_regimes(data: list, student: str) -> list[str]:
 
 LAB.values("t1_step", *kit.STEP_NAMES)
 LAB.function(
-    "t2_descent", "gradient_descent", visible=[dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=101, zero_grad=True)],
+    "t2_descent", "gradient_descent", visible=[dict(A=0, B=0, target=10, lr=0.01, epochs=101, zero_grad=True)],  # ints, as the lab calls it
     hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
             dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)],
     reference=lambda p: descent_reference(**p),

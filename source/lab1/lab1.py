@@ -89,6 +89,11 @@ check.values(globals(), "u", "loss", "dloss_dA", "dloss_dB", "A_next")
 #
 # Return three lists of length `epochs`: `As[k]` and `Bs[k]` hold A and B *after* update k,
 # and `losses[k]` the loss computed *before* it.
+#
+# The check and the cells below call it with Python ints (`gradient_descent(0, 0, 10, ...)`), and
+# `torch.tensor(0, requires_grad=True)` raises an error: only floating-point tensors can require
+# gradients, because a gradient is the effect of an arbitrarily small change and an integer cannot
+# change by less than 1. Make A and B floats.
 
 # %% nbgrader={"grade": false, "grade_id": "t2_descent_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def gradient_descent(A, B, target, lr, epochs, zero_grad=True):

@@ -130,6 +130,24 @@ def test_descent_check(ada, device, hidden):
         verdict("t2_descent", {"gradient_descent": lambda *a, **k: descent(*a, **k, sign=1.0)}, hidden)
 
 
+def test_a_loop_that_makes_int_tensors_fails_the_visible_check_saying_why(ada):
+    assert all(isinstance(v, int) for v in kit.check.expected["functions"]["gradient_descent"]["probes"][0].values()
+               if not isinstance(v, (bool, float)))  # the lab's own call, gradient_descent(0, 0, 10, ...)
+
+    def from_the_ints(A, B, target, lr, epochs, zero_grad=True):
+        return descent(torch.tensor(A, requires_grad=True).item(), B, target, lr, epochs, zero_grad)
+
+    with pytest.raises(CheckFailed, match="Integer tensors cannot require gradients") as failed:
+        verdict("t2_descent", {"gradient_descent": from_the_ints}, hidden=False)
+    assert "gradient_descent(A=0, B=0, target=10" in str(failed.value)
+
+    def another_error(*args, **kwargs):
+        raise RuntimeError("shape mismatch")
+
+    with pytest.raises(RuntimeError, match="shape mismatch"):  # unknown errors are left as they are
+        verdict("t2_descent", {"gradient_descent": another_error}, hidden=False)
+
+
 def test_descent_check_requires_the_zero_grad_flag(ada):
     always_reset = lambda *a, zero_grad=True, **k: descent(*a, **k)  # noqa: E731
     with pytest.raises(CheckFailed, match="although zero_grad=False"):
