@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader autograde demo student-bundle gradescope test test-fast bench mutate clean
+.PHONY: help setup build release validate work lab formgrader autograde demo student-bundle gradescope test test-fast bench mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ bench: setup ## Grade N generated submissions per lab with stock nbgrader, ours 
 MUTANTS ?= 100
 mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the fast tests' kill rate
 	python tests/mutate.py --sample $(MUTANTS) --jobs $(JOBS)
+
+mutate-solutions: setup ## Plant single changes in the labs' solution cells; print those no check catches
+	python tests/mutate_solutions.py
 
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
 	rm -rf gradebook.db submitted autograded feedback exchange grades.csv grades-canvas.csv .grading .released source/*/*.ipynb .pytest_cache dist
