@@ -36,7 +36,12 @@ def request(port: int, path: str, data: bytes | None = None) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def jupyterlab(tmp_path_factory):
+def server_log(tmp_path_factory):
+    return tmp_path_factory.mktemp("log") / "jupyterlab.log"
+
+
+@pytest.fixture(scope="module")
+def jupyterlab(tmp_path_factory, server_log):
     """JupyterLab serving a student's work folder with ada's answers and the blank release."""
     work = tmp_path_factory.mktemp("work")
     release = nbformat.read(REPO / "release/lab4/lab4.ipynb", as_version=4)
@@ -45,7 +50,7 @@ def jupyterlab(tmp_path_factory):
         nbformat.write(examples.fill(release, answers), work / name / "lab4.ipynb")
     port = free_port()
     server = subprocess.Popen(["make", "--no-print-directory", "lab", f"WORK={work}", "STUDENT=ada", f"PORT={port}",
-                               f"TOKEN={TOKEN}"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               f"TOKEN={TOKEN}"], cwd=REPO, stdout=server_log.open("w"), stderr=subprocess.STDOUT,
                               start_new_session=True)
     try:
         for _ in range(120):
@@ -71,6 +76,21 @@ def test_validate_button_backend(jupyterlab, folder, passes):
     assert reply["success"], reply
     result = json.loads(reply["value"]) if isinstance(reply["value"], str) else reply["value"]
     assert ("failed" not in result) == passes, result
+
+
+def test_validate_runs_with_the_course_settings_and_no_missing_config_warning(jupyterlab, server_log):
+    request(jupyterlab, "/assignments/validate", data=b"path=answered/lab4.ipynb")
+    log = server_log.read_text()
+    assert "Jupyter Server" in log, log[-2000:]  # the server's output is in the log
+    assert "No nbgrader_config.py file found" not in log
+
+
+def test_the_students_validate_time_limit_is_the_graders():
+    from traitlets.config.loader import PyFileConfigLoader
+    student = PyFileConfigLoader("nbgrader_config.py", str(REPO / "jupyter" / "student")).load_config()
+    grader = PyFileConfigLoader("nbgrader_config.py", str(REPO)).load_config()
+    assert student.Execute == {name: grader.Execute[name] for name in student.Execute}
+    assert student.Execute.timeout == 10 and student.Execute.interrupt_on_timeout is True
 
 
 def test_a_students_jupyterlab_has_no_instructor_tools(jupyterlab):
