@@ -5,11 +5,13 @@ from pathlib import Path
 
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
-from nbgrader.utils import is_grade, is_solution
+from nbgrader.utils import compute_checksum, is_grade, is_solution
 from traitlets import Bool
 
 ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"  # course.checks.ANSWERS_MIME (a test checks)
 OWN_ERRORS = ("CheckFailed", "RecheckFailed")  # the kit's and the grader's: their message, no code
+NOT_GRADED_YET = ("**Not graded yet.** Your instructor has not read this answer; until they do, it counts 0 "
+                  "in the score below.")
 
 
 class FeedbackTestOutputs(Preprocessor):
@@ -26,6 +28,19 @@ class FeedbackTestOutputs(Preprocessor):
                 if output.output_type == "error" and output.ename not in OWN_ERRORS:
                     output.traceback = [f"\x1b[31m{output.ename}\x1b[39m: {output.evalue}"]
         return cell, resources
+
+
+class GetGradesNamingUnread(GetGrades):
+    """nbgrader's GetGrades, and a written answer nobody has scored yet says so: nbgrader would
+    show only "0.0 / 2.0" under it, as if it had been read and given nothing."""
+
+    def _get_score(self, cell, resources):
+        super()._get_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        answered = cell.metadata.nbgrader.get("checksum") != compute_checksum(cell)  # else "No response."
+        if cell.cell_type == "markdown" and answered and grade.needs_manual_grade and grade.manual_score is None:
+            cell.source = f"{NOT_GRADED_YET}\n\n{cell.source}"
 
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -53,5 +68,6 @@ c.Execute.timeout = 10
 c.Execute.interrupt_on_timeout = True
 
 # Feedback shows each test's result, never the hidden tests' code (their probes stay unknown),
-# neither as the cell's source nor quoted in a traceback.
-c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, FeedbackTestOutputs, CSSHTMLHeaderPreprocessor]
+# neither as the cell's source nor quoted in a traceback, and says which written answers are unread.
+c.GenerateFeedback.preprocessors = [GetGradesNamingUnread, ClearHiddenTests,
+                                     FeedbackTestOutputs, CSSHTMLHeaderPreprocessor]

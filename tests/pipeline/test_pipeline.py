@@ -70,6 +70,8 @@ def test_feedback_names_each_mistake(demo, lab):
         for phrase in example.get("feedback", []):
             assert " ".join(phrase.split()) in words, (student, phrase)
         assert "BEGIN HIDDEN TESTS" not in page and ANSWERS_MIME not in page
+        written = [k for k in example["answers"] if k.startswith("q_")]  # read by nobody in the demo
+        assert ("Not graded yet." in page) == bool(written), student
 
 
 def test_demo_prints_the_grade_table_and_writes_the_csv(demo):
