@@ -6,15 +6,13 @@ stable cell ids, so that regenerating the release gives byte-identical notebooks
 """
 
 import hashlib
-import hashlib
+import os
 import re
-import sqlite3
+import tempfile
 from pathlib import Path
 
 import jupytext
 import nbformat
-
-import course.checks
 
 import course.checks
 
@@ -41,11 +39,14 @@ def stable_ids(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
 
 
 def write_if_changed(nb: nbformat.NotebookNode, path: Path) -> bool:
-    """Write the notebook unless the file already holds exactly this text."""
+    """Write the notebook unless the file already holds exactly this text; whole or not at all,
+    since tests running in parallel build the same notebooks and read them."""
     text = nbformat.writes(nb) + "\n"
     if path.exists() and path.read_text() == text:
         return False
-    path.write_text(text)
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, suffix=".tmp", delete=False) as part:
+        part.write(text)
+    os.replace(part.name, path)
     return True
 
 
