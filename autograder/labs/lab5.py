@@ -7,6 +7,7 @@ values for the student's numbers (course.lab5.answers).
 
 import warnings
 
+import torch
 from torch import nn
 
 from course import lab5 as kit
@@ -24,9 +25,11 @@ TRAIN_RTOL, TRAIN_ATOL = 1e-3, 1e-6
 # ---------------------------------------------------------------- references for the student's functions
 
 def train_reference(optimizer: str, lr: float, steps: int, zero_grad: bool, seed: int,
-                    zero_after_backward: bool = False, squeeze: bool = True) -> list[float]:
-    """Losses of the lab's training loop by autograd; two classic bugs can be switched on for feedback."""
-    model, X, y, opt = kit.training_inputs(dict(optimizer=optimizer, lr=lr, seed=seed))
+                    zero_after_backward: bool = False, squeeze: bool = True,
+                    dtype: torch.dtype = torch.float64) -> list[float]:
+    """Losses of the lab's training loop by autograd; two classic bugs can be switched on for
+    feedback. Probes run in float64; the lab's own cells run in float32 (`dtype`)."""
+    model, X, y, opt = kit.training_inputs(dict(optimizer=optimizer, lr=lr, seed=seed), dtype)
     losses = []
     for _ in range(steps):
         if zero_grad and not zero_after_backward:

@@ -198,7 +198,7 @@ def test_a_factor_that_rounds_to_zero_reads_plus_zero():
 
 
 def test_kit_data_matches_the_grader():
-    assert json.loads(kitdata.render("lab1")) == kit.check.expected
+    assert kitdata.agree(json.loads(kitdata.render("lab1")), kit.check.expected)
     assert kit.check.expected["tables"]["predictions"] == {
         kit.rate_key(lr): sealed("lab1", "predictions", kit.rate_key(lr), name)
         for name, lrs in kit.REGIME_LRS.items() for lr in lrs}
