@@ -7,6 +7,7 @@ message names it.
 """
 
 import math
+import textwrap
 from dataclasses import dataclass, field
 from numbers import Real
 
@@ -26,11 +27,24 @@ FUNCTION_ATOL = 1e-6
 SEPARATION = 10.0
 
 
-class Unanswered(NotImplementedError):
+class Explained(Exception):
+    """A kit error whose message says all: IPython (the notebook, the Validate dialog, the
+    feedback) shows the message, wrapped to be read whole, and no traceback through the kit's
+    code and install path, which would tell the student nothing and cost ~10 ms to format."""
+
+    def _render_traceback_(self) -> list[str]:
+        lines = [f"\x1b[31m{type(self).__name__}\x1b[39m:"]
+        for line in str(self).strip("\n").splitlines():
+            indent = " " * (len(line) - len(line.lstrip(" -")))
+            lines += textwrap.wrap(line, 88, subsequent_indent=indent, break_on_hyphens=False) or [""]
+        return lines
+
+
+class Unanswered(Explained, NotImplementedError):
     """An answer the student has not given yet (the answer cell still raises)."""
 
 
-class WrongType(AssertionError):
+class WrongType(Explained, AssertionError):
     """An answer that cannot be read as the kind of value asked for."""
 
 

@@ -22,31 +22,21 @@ import contextlib
 import hashlib
 import json
 import sys
-import textwrap
 import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
-from .answers import Expected, Unanswered, WrongType, diagnose_all, hand_values, matches
+from .answers import Expected, Explained, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 
 ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 
 
-class CheckFailed(AssertionError):
+class CheckFailed(Explained, AssertionError):
     """A graded answer is wrong; the message says what and, where it can tell, why."""
-
-    def _render_traceback_(self) -> list[str]:
-        """What IPython shows of it (the notebook, the Validate dialog, the feedback): the
-        message, wrapped to be read whole, and no traceback through the kit's code."""
-        lines = ["\x1b[31mCheckFailed\x1b[39m:"]
-        for line in str(self).strip("\n").splitlines():
-            indent = " " * (len(line) - len(line.lstrip(" -")))
-            lines += textwrap.wrap(line, 88, subsequent_indent=indent, break_on_hyphens=False) or [""]
-        return lines
 
 
 @contextlib.contextmanager

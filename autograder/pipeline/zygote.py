@@ -23,6 +23,7 @@ import ctypes
 import functools
 import gc
 import importlib
+import inspect
 import json
 import os
 import pkgutil
@@ -89,6 +90,7 @@ def warm_kernel() -> None:
     stack_data.core._pygmented_with_ranges = traceback_highlighter()
     warm_tracebacks()
     ultratb.AutoFormattedTB.structured_traceback = formatted_once(ultratb.AutoFormattedTB.structured_traceback)
+    inspect.getmodule = remembering_misses(inspect.getmodule)
 
 
 def traceback_highlighter():
@@ -144,6 +146,34 @@ def formatted_once(structured_traceback):
         return lines
 
     return format_once
+
+
+def remembering_misses(getmodule):
+    """`inspect.getmodule`, which for a frame of a notebook cell (a file of no module) scans all
+    ~1,500 loaded modules on every call, about ten calls per error IPython formats (~1 ms each).
+    Such a miss is remembered, and the scan skipped, while the loaded modules stay the same: the
+    same number, the same last name (an import adds its name at the end of `sys.modules`).
+    Anything that can have a module of its own (`__module__`, `__name__`, a module) is passed on."""
+    misses = {}  # absolute file -> (number of modules, last module name) when the scan missed it
+
+    @functools.wraps(getmodule)
+    def remembering(object, _filename=None):
+        if inspect.ismodule(object) or hasattr(object, "__module__") or hasattr(object, "__name__"):
+            return getmodule(object, _filename)
+        try:
+            file = inspect.getabsfile(object, _filename)
+        except (TypeError, FileNotFoundError):
+            return None  # as getmodule answers
+        loaded = (len(sys.modules), next(reversed(sys.modules)))
+        known = file in inspect.modulesbyfile or (_filename is not None and _filename in inspect.modulesbyfile)
+        if not known and misses.get(file) == loaded:
+            return None
+        module = getmodule(object, _filename)
+        if module is None and file not in inspect.modulesbyfile:
+            misses[file] = loaded
+        return module
+
+    return remembering
 
 
 def warm_notebook_validators() -> None:

@@ -107,3 +107,35 @@ def test_a_second_call_with_anything_different_is_formatted_afresh():
     once(formatter, ValueError, error, None)  # another setting
     once(formatter, ValueError, ValueError("x"), None)  # another exception
     assert len(calls) == 6
+
+
+def test_a_module_lookup_that_missed_is_remembered_until_the_modules_change(tmp_path, monkeypatch):
+    import inspect
+    import sys
+    import types
+
+    scans = []
+    original = inspect.getmodule
+
+    def counted(object, _filename=None):
+        scans.append(object)
+        return original(object, _filename)
+
+    lookup = zygote.remembering_misses(counted)
+    cell = compile("x = 1", str(tmp_path / "cell.py"), "exec")  # a notebook cell's code: no module
+    assert lookup(cell) is None and lookup(cell) is None and len(scans) == 1
+    frame = sys._getframe()
+    assert lookup(frame) is original(frame) is sys.modules[__name__] and len(scans) == 2  # a module's file
+    assert lookup(sys) is sys and lookup(failing_assert) is sys.modules[__name__]  # passed on
+    module = types.ModuleType("autograd_labs_late_import")  # an import: the cell's file is now a module's
+    module.__file__ = str(tmp_path / "cell.py")
+    monkeypatch.setitem(sys.modules, module.__name__, module)
+    assert lookup(cell) is module and lookup(cell) is module
+
+
+def test_tracebacks_read_the_same_with_remembered_misses(monkeypatch):
+    import inspect
+
+    stock = shell_errors(monkeypatch, patched=False)[0]
+    monkeypatch.setattr(inspect, "getmodule", zygote.remembering_misses(inspect.getmodule))
+    assert shell_errors(monkeypatch, patched=False)[0] == stock
