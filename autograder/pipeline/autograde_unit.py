@@ -48,12 +48,69 @@ api.get_alembic_version = functools.cache(api.get_alembic_version)
 
 
 
-@functools.cache
-def shared_engine(db_url: str, **options):
-    """One SQLAlchemy engine per database for this process: nbgrader opens the gradebook once
-    per step, and a new engine compiles every SQL statement afresh (disposing it, as nbgrader's
-    close does, only closes its connections)."""
-    return sqlalchemy.create_engine(db_url, **options)
+class Gradebooks:
+    """How nbgrader reaches its gradebook in this program: one SQLAlchemy engine for every SQLite
+    database (connecting to the one asked for last; a unit has one), instead of a new engine per
+    open, and one look at the tables per database.
+
+    nbgrader opens the gradebook eight times per submission. Each open made a new engine, which
+    compiled every SQL statement afresh, and looked for every table (about 15 queries). With one
+    engine, the statements the warm service compiled while it warmed up (`zygote.warm_gradebook`)
+    serve every unit; once a database's tables exist (nothing here drops one), later opens are
+    told what the first look found."""
+
+    def __init__(self):
+        self.engine, self.url, self.others = None, None, {}
+        self.created, self.tables = False, None  # of the database at self.url
+        self.inspect, self.create_all_tables = api.inspect, api.Base.metadata.create_all
+
+    def create_engine(self, db_url, **options):
+        url = sqlalchemy.engine.make_url(db_url)
+        if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+            if db_url not in self.others:
+                self.others[db_url] = sqlalchemy.create_engine(db_url, **options)
+            return self.others[db_url]
+        if self.engine is None:
+            self.engine = sqlalchemy.create_engine(url, creator=self.connect, **options)
+        if url != self.url:
+            self.engine.dispose()  # no connection to the previous database is handed out again
+            self.url, self.created, self.tables = url, False, None
+        return self.engine
+
+    def connect(self):
+        """A DB-API connection to the current database, made as SQLAlchemy makes it from its URL."""
+        args, kwargs = self.engine.dialect.create_connect_args(self.url)
+        return self.engine.dialect.connect(*args, **kwargs)
+
+    def inspect_tables(self, engine):
+        """`sqlalchemy.inspect`, as nbgrader uses it: to list the tables."""
+        if engine is not self.engine or not self.created:
+            return self.inspect(engine)
+        if self.tables is None:
+            self.tables = self.inspect(engine).get_table_names()
+        return KnownTables(self.tables)
+
+    def create_all(self, bind, **options):
+        """nbgrader's `Base.metadata.create_all`, once per database."""
+        if bind is not self.engine or not self.created:
+            self.create_all_tables(bind=bind, **options)
+            self.created = bind is self.engine
+
+    def forget(self) -> None:
+        """Close every connection and forget the current database (before a fork)."""
+        if self.engine is not None:
+            self.engine.dispose()
+        self.url, self.created, self.tables = None, False, None
+
+
+class KnownTables:
+    """What `sqlalchemy.inspect(engine)` gives nbgrader, for a database whose tables are known."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+
+    def get_table_names(self) -> list[str]:
+        return list(self.names)
 
 
 @functools.cache
@@ -72,11 +129,21 @@ def validate_metadata(instance, schema) -> None:
         raise error
 
 
-def reuse_gradebook_work() -> None:
+gradebooks: Gradebooks | None = None
+
+
+def reuse_gradebook_work() -> Gradebooks:
     """In this program only (the grader's own gradebook handles are left alone): nbgrader's
-    gradebook opens share one engine, and its cell-metadata check one validator per schema."""
-    api.create_engine = shared_engine
-    nbgrader_format.jsonschema = SimpleNamespace(validate=validate_metadata)
+    gradebook opens go through `Gradebooks`, and its cell-metadata check uses one validator per
+    schema. Once per process (the warm service does it before it forks)."""
+    global gradebooks
+    if gradebooks is None:
+        gradebooks = Gradebooks()
+        api.create_engine = gradebooks.create_engine
+        api.inspect = gradebooks.inspect_tables
+        api.Base.metadata.create_all = gradebooks.create_all
+        nbgrader_format.jsonschema = SimpleNamespace(validate=validate_metadata)
+    return gradebooks
 
 
 # Set by zygote.py before it imports this program: the modules and warning filters it had after
@@ -312,6 +379,13 @@ class Forked:
         self.send_signal(signal.SIGKILL)
 
 
+def unit_steps() -> list[type]:
+    """Stock autograde's steps, with Execute made fault-tolerant and without the two that write
+    scores: the grader works those out outside the sandbox, from the executed notebook."""
+    return [FaultTolerantExecute if step is Execute else step for step in Autograde().autograde_preprocessors
+            if step not in (SaveAutoGrades, AssignLatePenalties)]
+
+
 def main(argv: list[str], forked_kernels: bool = False) -> None:
     """`argv`: NOTEBOOK_SECONDS, then nbgrader's arguments. With `forked_kernels` (a warm
     process, see zygote.py), each notebook's kernel is a fork of this process."""
@@ -322,11 +396,7 @@ def main(argv: list[str], forked_kernels: bool = False) -> None:
     # The notebook is graded once its last cell has run: its kernel is killed then, not asked to
     # shut down (which would import psutil to look for child processes that `end_strays` stops).
     config.FaultTolerantExecute.shutdown_kernel = "immediate"
-    # Stock autograde's steps, with Execute made fault-tolerant and without the two that write
-    # scores: the grader works those out outside the sandbox, from the executed notebook.
-    steps = [FaultTolerantExecute if step is Execute else step for step in Autograde().autograde_preprocessors
-             if step not in (SaveAutoGrades, AssignLatePenalties)]
-    config.Autograde.autograde_preprocessors = steps
+    config.Autograde.autograde_preprocessors = unit_steps()
     NbGraderApp.launch_instance(argv=argv[1:], config=config)
 
 

@@ -29,6 +29,7 @@ import os
 import pkgutil
 import resource
 import selectors
+import shutil
 import socket
 import sys
 import tempfile
@@ -52,11 +53,12 @@ def warm_up() -> None:
     import autograde_unit  # nbgrader, nbclient, jupyter_client
     autograde_unit.kernel_baseline = kernel_baseline
     autograde_unit.api.get_alembic_version()  # asked once, remembered by every fork
-    autograde_unit.reuse_gradebook_work()
+    warm_gradebook(autograde_unit)
     from nbgrader.nbgraderformat import MetadataValidator
     autograde_unit.schema_validator(json.dumps(MetadataValidator().schema, sort_keys=True))
     warm_notebook_validators()
-    import psutil  # noqa: F401  what jupyter_client imports to list the addresses
+    from jupyter_client.provisioning import KernelProvisionerFactory
+    KernelProvisionerFactory.instance()  # reads every installed package's entry points (~10 ms)
     from sqlalchemy.orm import configure_mappers
     configure_mappers()  # nbgrader's gradebook tables, set up once
     if threading.active_count() != 1:
@@ -73,6 +75,13 @@ def warm_kernel() -> None:
     import ipykernel.kernelapp  # noqa: F401
     import matplotlib.pyplot  # noqa: F401
     import pdb  # noqa: F401
+    # What a kernel imports as it starts, runs and shows a plot; not matplotlib_inline, whose
+    # import hooks it into the running IPython shell, which must be the kernel's own.
+    for module in ("IPython.core.completerlib", "IPython.core.debugger", "IPython.core.logger",
+                   "IPython.core.oinspect", "IPython.core.pylabtools", "IPython.extensions.storemagic",
+                   "PIL.PngImagePlugin", "faulthandler", "matplotlib.backends.backend_agg", "psutil", "sqlite3",
+                   "tornado.platform.asyncio"):
+        importlib.import_module(module)
     import torch
     from torch import nn
     torch.set_num_threads(1)  # no OpenMP pool in the parent: a fork must not inherit one
@@ -91,6 +100,57 @@ def warm_kernel() -> None:
     warm_tracebacks()
     ultratb.AutoFormattedTB.structured_traceback = formatted_once(ultratb.AutoFormattedTB.structured_traceback)
     inspect.getmodule = remembering_misses(inspect.getmodule)
+
+
+def warm_gradebook(autograde_unit) -> None:
+    """Release a one-cell assignment and grade a submission of it with nbgrader's own converters
+    (every step of the unit program but Execute), in a folder removed afterwards: the SQL
+    statements nbgrader's gradebook runs, and the ORM's loaders behind them, are compiled here
+    once instead of once per unit (`autograde_unit.Gradebooks`)."""
+    import logging
+
+    import nbformat
+    from nbgrader.converters import Autograde, GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import Execute
+    from traitlets.config import Config
+
+    gradebooks = autograde_unit.reuse_gradebook_work()
+    code = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION", metadata={"nbgrader": {
+        "grade": False, "solution": True, "locked": False, "task": False, "grade_id": "answer", "schema_version": 3}})
+    test = nbformat.v4.new_code_cell("assert answer == 1", metadata={"nbgrader": {
+        "grade": True, "solution": False, "locked": True, "task": False, "grade_id": "test", "points": 1,
+        "schema_version": 3}})
+    written = nbformat.v4.new_markdown_cell("YOUR ANSWER HERE", metadata={"nbgrader": {
+        "grade": True, "solution": True, "locked": False, "task": False, "grade_id": "written", "points": 1,
+        "schema_version": 3}})
+    nb = nbformat.v4.new_notebook(cells=[code, test, written], metadata={"kernelspec": {
+        "name": "python3", "display_name": "Python 3", "language": "python"}})
+    quiet = logging.getLogger("traitlets"), logging.getLogger("NbGraderApp")
+    levels, filters = [logger.level for logger in quiet], list(warnings.filters)
+    with tempfile.TemporaryDirectory() as root:
+        os.makedirs(os.path.join(root, "source", "warm"))
+        nbformat.write(nb, os.path.join(root, "source", "warm", "warm.ipynb"))
+        config = Config()
+        config.CourseDirectory.root = root
+        config.CourseDirectory.assignment_id = "warm"
+        try:
+            for logger in quiet:
+                logger.setLevel(logging.CRITICAL)
+            warnings.simplefilter("ignore")  # nbgrader's own SAWarnings, each printed once by every unit
+            GenerateAssignment(coursedir=CourseDirectory(config=config), config=config).start()
+            os.makedirs(os.path.join(root, "submitted", "warm"))
+            shutil.copytree(os.path.join(root, "release", "warm"), os.path.join(root, "submitted", "warm", "warm"))
+            config.CourseDirectory.student_id = "warm"
+            config.Autograde.autograde_preprocessors = [step for step in autograde_unit.unit_steps()
+                                                        if not issubclass(step, Execute)]
+            Autograde(coursedir=CourseDirectory(config=config), config=config).start()
+        finally:
+            warnings.filters[:] = filters
+            warnings._filters_mutated()
+            for logger, level in zip(quiet, levels):
+                logger.setLevel(level)
+            gradebooks.forget()
 
 
 def traceback_highlighter():
