@@ -25,6 +25,7 @@ FUNCTION_ATOL = 1e-6
 # Slips must sit this many tolerances away from the right value, or grading could not tell
 # them apart (per-student numbers are drawn until they do).
 SEPARATION = 10.0
+SIGN_SLIP = "flipped the sign"
 
 
 class Explained(Exception):
@@ -136,17 +137,26 @@ class Expected:
     def matches(self, answer, value) -> bool:
         return matches(answer, value, HAND_RTOL, HAND_ATOL)
 
-    def diagnose(self, answer) -> str | None:
-        """Return None if the answer is right, else a message naming the likely mistake."""
+    def mistake(self, answer) -> str | None:
+        """None if the answer is right, else the slip it matches, SIGN_SLIP, or "" (none known)."""
         if self.matches(answer, self.value):
             return None
-        shown = f"{answer:.6g}" if isinstance(answer, float) else str(answer)
         for slip, wrong in self.slips.items():
             if self.matches(answer, wrong):
-                return f"`{self.name}` = {shown} is what you get if you {slip}. {self.hint}"
+                return slip
         negated = [-v for v in self.value] if isinstance(self.value, list) else -self.value
-        if self.matches(answer, negated):
+        return SIGN_SLIP if self.matches(answer, negated) else ""
+
+    def diagnose(self, answer) -> str | None:
+        """Return None if the answer is right, else a message naming the likely mistake."""
+        slip = self.mistake(answer)
+        if slip is None:
+            return None
+        shown = f"{answer:.6g}" if isinstance(answer, float) else str(answer)
+        if slip == SIGN_SLIP:
             return f"`{self.name}` = {shown} has the wrong sign. {self.hint}"
+        if slip:
+            return f"`{self.name}` = {shown} is what you get if you {slip}. {self.hint}"
         return f"`{self.name}` = {shown} is not right. {self.hint}"
 
     def separated(self) -> bool:
@@ -165,16 +175,27 @@ def hand_values(found: dict, names, expected: dict) -> dict:
 
 
 def diagnose_all(answers: dict, expected: list[Expected], student: str,
-                 practice: list[Expected] = ()) -> list[str]:
+                 others: list[tuple[str, list[Expected]]] = ()) -> list[str]:
     """Messages for every wrong answer, in the order `expected` lists them, then (once) the
-    student's numbers they were checked on. `practice` holds the same answers on the practice
-    numbers: when every wrong answer is its practice value, a first message says so."""
+    student's numbers they were checked on. `others` holds the same answers on other numbers
+    (the practice numbers, the lab's worked example), each with a description: when every wrong
+    answer is its value on one of those, a first message says whose numbers they are."""
     problems = [msg for e in expected if (msg := e.diagnose(answers[e.name])) is not None]
-    wrong = [(e, p) for e, p in zip(expected, practice) if not e.matches(answers[e.name], e.value)]
-    if wrong and all(p.matches(answers[e.name], p.value) for e, p in wrong):
-        problems.insert(0, f"These are the answers for the practice numbers (student id {ANONYMOUS!r}), "
-                           "not for yours: your grade uses your own numbers (see 'Your numbers' at the top).")
+    elsewhere = numbers_used(answers, expected, others)
+    if elsewhere:
+        problems.insert(0, f"These are the answers for {elsewhere}, not for yours: your grade uses your "
+                           "own numbers (see 'Your numbers' at the top).")
     uses = next((e.uses for e in expected if e.uses), "")
     if problems and uses:
         problems.append(f"(Your numbers, for student id {student!r}: {uses}.)")
     return problems
+
+
+def numbers_used(answers: dict, expected: list[Expected], others: list[tuple[str, list[Expected]]]) -> str | None:
+    """The description of the first of `others` (answers on other numbers) on which every wrong
+    answer is right; None when no answer is wrong or no such numbers explain them."""
+    for description, elsewhere in others:
+        wrong = [(e, o) for e, o in zip(expected, elsewhere) if not e.matches(answers[e.name], e.value)]
+        if wrong and all(o.matches(answers[e.name], o.value) for e, o in wrong):
+            return description
+    return None

@@ -202,6 +202,9 @@ class LabKit:
     answers: Callable[[dict], dict[str, Expected]] = lambda numbers: {}
     functions: dict[str, Function] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    # The numbers of the lab's own worked example (its prose and observe cells), by name: answers
+    # worked on them, instead of the student's, are named as such.
+    example: dict = field(default_factory=dict)
 
     @cached_property
     def expected(self) -> dict:
@@ -221,12 +224,19 @@ class LabKit:
                   "(restarting the kernel keeps the old setting).")
         return numbers
 
-    def practice_answers(self, student: str, names) -> list[Expected]:
-        """The answers `names` on the practice numbers (none when `student` is the practice id)."""
-        if student == ANONYMOUS:
-            return []
-        practice = self.expected_answers(ANONYMOUS)
-        return [practice[name] for name in names]
+    def other_answers(self, student: str, names) -> list[tuple[str, list[Expected]]]:
+        """The answers `names` on numbers that are not this student's, each with a description:
+        the practice numbers (unless they are the student's) and the lab's worked example (its
+        numbers in place of the student's, where it has them)."""
+        others = []
+        if student != ANONYMOUS:
+            practice = self.expected_answers(ANONYMOUS)
+            others.append((f"the practice numbers (student id {ANONYMOUS!r})", [practice[n] for n in names]))
+        if self.example:
+            example = self.answers({**self.numbers(student), **self.example})
+            shown = ", ".join(f"{k} = {v}" if isinstance(v, list) else f"{k} = {v:g}" for k, v in self.example.items())
+            others.append((f"the lab's worked example ({shown})", [example[n] for n in names]))
+        return others
 
     def expected_answers(self, student: str) -> dict[str, Expected]:
         """The hand-computed answers this student should give, by name."""
@@ -246,7 +256,7 @@ class LabKit:
         data = hand_values(namespace, names, expected)
         self._publish("values", " ".join(names), data)
         report(", ".join(names), diagnose_all(data, [expected[n] for n in names], student,
-                                              self.practice_answers(student, names)),
+                                              self.other_answers(student, names)),
                f"all {len(names)} values are right.")
 
     def table(self, namespace: dict, name: str) -> None:

@@ -142,8 +142,12 @@ class RegimeTable(Table):
             for key in needed if not holds(key, given[key])]
 
 
+# The numbers of the lab's worked example (Task 1's text: the start A = B = 0 with target 10):
+# answers worked on them instead of the student's own are named as such.
+WORKED_EXAMPLE = {"A": 0.0, "B": 0.0, "target": 10.0}
+
 check = LabKit(
-    "lab1", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    "lab1", numbers=student_numbers, show_numbers=show_numbers, answers=answers, example=WORKED_EXAMPLE,
     functions={
         "gradient_descent": Function(("gradient_descent",), run_descent,
                                      "every epoch matches gradient descent done by autograd."),

@@ -181,8 +181,12 @@ def run_graph_walk(fns: dict, text: str) -> list[str]:
     return list(result)
 
 
+# The numbers of the lab's worked example (Task 1's text and the observe cell after Task 4):
+# answers worked on them instead of the student's own are named as such.
+WORKED_EXAMPLE = {"x": 3.0, "w": 4.0, "b": 5.0, "gx": 0.25, "gy": 0.3, "gz": 0.4}
+
 check = LabKit(
-    "lab2", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    "lab2", numbers=student_numbers, show_numbers=show_numbers, answers=answers, example=WORKED_EXAMPLE,
     functions={"graph_walk": Function(("graph_walk",), run_graph_walk, "the walk matches the real graph.")},
     tables={
         "can_require_grad": Table(DTYPES, (True, False), describe=lambda ok: "allowed" if ok else "an error"),

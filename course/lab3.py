@@ -140,8 +140,12 @@ RETAIN_SAYS = {True: "True (a second backward fails: backward frees the tensors 
 CLEARED_SAYS = {"zeros": "a tensor of zeros",
                 "None": "None (`.grad` is dropped; zero_grad sets gradients to None by default)"}
 
+# The numbers of the lab's worked example (Task 1's text and its observe cell):
+# answers worked on them instead of the student's own are named as such.
+WORKED_EXAMPLE = {"a": [1.0, 2.0, 3.0, 4.0], "k": 5.0}
+
 check = LabKit(
-    "lab3", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    "lab3", numbers=student_numbers, show_numbers=show_numbers, answers=answers, example=WORKED_EXAMPLE,
     functions={
         "accumulate_gradients": Function(("accumulate_gradients",), run_accumulate_gradients,
                                          "the accumulated gradients equal the full-batch gradients."),

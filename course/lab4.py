@@ -236,8 +236,12 @@ def run_manual_backward(fns: dict, probe: list) -> dict[str, list]:
     return outputs
 
 
+# The numbers of the lab's worked example (the textbook numbers of Task 2's text and of `show_graph`):
+# answers worked on them instead of the student's own are named as such.
+WORKED_EXAMPLE = {"x1": 4.0, "w1": 0.5, "w2": 0.2, "y": 1.0}
+
 check = LabKit(
-    "lab4", numbers=student_numbers, show_numbers=show_numbers, answers=answers,
+    "lab4", numbers=student_numbers, show_numbers=show_numbers, answers=answers, example=WORKED_EXAMPLE,
     functions={
         "check_result": Function(("check_result",), run_check_result,
                                  "one forward and one backward pass agree with autograd."),

@@ -14,7 +14,7 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Callable
 
-from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, diagnose_all, hand_values
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, diagnose_all, hand_values, numbers_used
 from course.checks import LabKit, output_problem, sealed
 
 
@@ -62,7 +62,7 @@ class Lab:
                 return [f"expected the values {list(names)}, found {sorted(data)}"]
             expected = self.kit.expected_answers(student)
             return diagnose_all(hand_values(data, names, expected), [expected[n] for n in names], student,
-                                self.kit.practice_answers(student, names))
+                                self.kit.other_answers(student, names))
         return self._add(Check(grade_id, "values", " ".join(names), verify))
 
     def numbers_owner(self, grade_id: str, payloads: list, student: str, classmates) -> str | None:
@@ -82,6 +82,28 @@ class Lab:
         return next((other for other in classmates if other != student
                      and all(self._answers_of(other)[n].matches(answers[n], self._answers_of(other)[n].value)
                              for n in names)), None)
+
+    def mistakes(self, grade_id: str, payloads: list, student: str, classmates=()) -> list[str]:
+        """What went wrong in a test cell, in words that are the same for every student who made
+        the mistake: for hand values, the slip each wrong answer matches (or whose numbers they
+        were worked on); for functions and tables, the grader's verdict on each probe or entry."""
+        check = self.checks.get(grade_id)
+        if check is None or check.kind != "values":
+            return self.verify_cell(grade_id, payloads, student)
+        names = check.name.split()
+        own = self._answers_of(student)
+        try:
+            answers = hand_values(payloads[0]["data"], names, own)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            return ["no readable answers"]
+        expected = [own[n] for n in names]
+        elsewhere = numbers_used(answers, expected, self.kit.other_answers(student, names))
+        if elsewhere is None and self.numbers_owner(grade_id, payloads, student, classmates):
+            elsewhere = "another student's numbers"
+        if elsewhere:
+            return [f"worked on {elsewhere}"]
+        return [f"`{e.name}`: {slip or 'wrong, no known mistake'}" for e in expected
+                if (slip := e.mistake(answers[e.name])) is not None]
 
     def _answers_of(self, student: str) -> dict:
         """The kit's expected hand answers for `student`, worked out once per grading process."""

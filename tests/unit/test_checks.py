@@ -300,14 +300,32 @@ def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
     names = [n for n in mine if mine[n].value != practice[n].value]  # Task 1 of Lab 4 is everyone's
     assert names
     on_practice = {n: practice[n].value for n in names}
-    problems = diagnose_all(on_practice, [mine[n] for n in names], student, check.practice_answers(student, names))
+    others = check.other_answers(student, names)
+    problems = diagnose_all(on_practice, [mine[n] for n in names], student, others)
     assert problems[0].startswith("These are the answers for the practice numbers (student id 'anonymous')")
     right_but_one = {**{n: mine[n].value for n in names}, names[0]: practice[names[0]].value}
-    assert "practice numbers" in diagnose_all(right_but_one, [mine[n] for n in names], student,
-                                              check.practice_answers(student, names))[0]
+    assert "practice numbers" in diagnose_all(right_but_one, [mine[n] for n in names], student, others)[0]
+    assert diagnose_all({n: mine[n].value for n in names}, [mine[n] for n in names], student, others) == []
+    assert [d for d, _ in check.other_answers(identity.ANONYMOUS, names)] == [d for d, _ in others[1:]]
+
+
+@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4", "lab5"])
+@pytest.mark.parametrize("student", ["ada", "zoë", identity.ANONYMOUS])
+def test_answers_worked_on_the_labs_worked_example_are_named_as_such(lab, student):
+    """Values copied from the lab's prose or observe cells, which use the worked example's numbers."""
+    import importlib
+
+    kit = importlib.import_module(f"course.{lab}")
+    check = kit.check
+    mine = check.expected_answers(student)
+    example = check.answers({**check.numbers(student), **kit.WORKED_EXAMPLE})
+    names = [n for n in mine if n in example and not mine[n].matches(example[n].value, mine[n].value)]
+    assert names, "the worked example must differ from every student's numbers somewhere"
+    problems = diagnose_all({n: example[n].value for n in names}, [mine[n] for n in names], student,
+                            check.other_answers(student, names))
+    assert problems[0].startswith("These are the answers for the lab's worked example (")
     assert diagnose_all({n: mine[n].value for n in names}, [mine[n] for n in names], student,
-                        check.practice_answers(student, names)) == []
-    assert check.practice_answers(identity.ANONYMOUS, names) == []
+                        check.other_answers(student, names)) == []
 
 
 def test_a_failed_check_shows_its_message_wrapped_and_no_traceback_through_the_kit():
