@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader autograde demo student-bundle gradescope test test-fast bench mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader autograde demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -67,6 +67,9 @@ demo: release ## The main job: release, autograde the bundled example submission
 	python -m autograder --root $(ROOT) examples
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
 
+report: setup ## Per lab, from the gradebook: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes
+	python -m autograder --root $(ROOT) report
+
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student
 
@@ -92,4 +95,4 @@ mutate-solutions: setup ## Plant single changes in the labs' solution cells; pri
 	python tests/mutate_solutions.py
 
 clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
-	rm -rf gradebook.db submitted autograded feedback exchange grades.csv grades-canvas.csv .grading .released source/*/*.ipynb .pytest_cache dist
+	rm -rf gradebook.db submitted autograded feedback reports exchange grades.csv grades-canvas.csv .grading .released source/*/*.ipynb .pytest_cache dist

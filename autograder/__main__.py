@@ -6,7 +6,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .pipeline import bundle, cluster, examples, exports, grading, notebooks, sandbox
+from .pipeline import bundle, cluster, examples, exports, grading, notebooks, report, sandbox
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -63,6 +63,8 @@ def grade(args, root: Path) -> int:
         if any(o.ok for o in outcomes):
             grading.generate_feedback_and_export(root, lab)
         print(grading.format_table(root, lab, outcomes))
+        if any(o.ok for o in outcomes):
+            print(report.class_report(root, lab))
     canvas = root / "grades-canvas.csv"
     unread = exports.write_canvas_csv(root, notebooks.labs(root), canvas)
     print(f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}   Canvas import: {canvas}"
@@ -75,6 +77,12 @@ def grade(args, root: Path) -> int:
 def table(args, root: Path) -> int:
     for lab in args.labs:
         print(grading.format_table(root, lab, []))
+    return 0
+
+
+def class_reports(args, root: Path) -> int:
+    for lab in args.labs:
+        print(report.class_report(root, lab))
     return 0
 
 
@@ -102,6 +110,7 @@ COMMANDS = {
     "examples": (write_examples, "copy the bundled example submissions (examples/<lab>.toml) into submitted/"),
     "grade": (grade, "autograde every submission, then feedback, CSV and grade table"),
     "table": (table, "print the grade table from the gradebook"),
+    "report": (class_reports, "per lab: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes"),
     "student-bundle": (student_bundle, "write the student distribution (dist/student/ and its zip)"),
     "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),
     "gradescope-run": (gradescope_run, "on Gradescope (run_autograder): grade /autograder/submission"),
@@ -117,7 +126,7 @@ def main(argv=None) -> int:
         command.set_defaults(run=run)
         command.add_argument("--lab", dest="labs", action="append", help="one lab (repeatable; default: all)")
     sub.choices["grade"].add_argument("--jobs", type=int, default=grading.default_jobs(),
-                                      help="submissions graded at once (default: two per CPU core)")
+                                      help="submissions graded at once (default: three per CPU core)")
     sub.choices["grade"].add_argument("--no-sandbox", action="store_true",
                                       help="run student code without bubblewrap (it then sees the whole course)")
     sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT_S,

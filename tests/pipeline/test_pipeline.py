@@ -136,3 +136,15 @@ def test_make_formgrader_serves_the_gradebook_on_the_port_and_token_given(demo):
     complaints = [line for line in log.read_text().splitlines() if "Unwritable directory" in line
                   or "exchange" in line.lower() and any(word in line for word in ("WARN", "ERROR", "does not exist"))]
     assert not complaints, complaints
+
+
+def test_each_lab_gets_a_class_report_naming_the_mistakes_made(demo):
+    root, out = demo
+    for lab in LABS:
+        text = (root / "reports" / f"{lab}.txt").read_text().strip()
+        assert text.startswith(f"{lab}: {len(examples.load(lab))} graded, autograded points: mean ") and text in out
+        assert (root / "reports" / f"{lab}-scores.png").read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    lab4 = (root / "reports" / "lab4.txt").read_text()
+    for mistake in ("worked on the practice numbers (student id 'anonymous')", "worked on another student's numbers",
+                    "used m2·(1 − m2) for the sigmoid's derivative", "flipped the sign"):
+        assert mistake in lab4, mistake

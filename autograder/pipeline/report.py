@@ -1,0 +1,95 @@
+"""A lab's class report: how the scores are spread, and which mistakes were made most often.
+
+Made from what grading saved (the gradebook's scores and the graded notebooks' published
+answers, re-read by the grader's own checks), so it can be made again at any time:
+`python -m autograder report`. It writes `reports/<lab>-scores.png` (a histogram of the
+autograded totals) and `reports/<lab>.txt`, which it also returns:
+
+    lab4: 34 graded, autograded points: mean 15.2 / 22, median 17 (histogram: reports/lab4-scores.png)
+    Most frequent mistakes, per graded cell (students who lost its points):
+      t2_gradients (3 pts; 12 lost them)
+        7  `dloss_dw1`: took σ′ at the pre-activation m2 ...
+"""
+
+import statistics
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+from nbgrader.utils import is_grade, is_solution
+
+from .. import verification
+from ..labs import load
+from . import grading
+from .layout import Layout
+
+TOP = 5  # mistakes listed per cell
+NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
+
+
+def folder(root: Path) -> Path:
+    return root / "reports"
+
+
+def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates: list[str]) -> dict[str, list[str]]:
+    """{test cell: its mistakes} for the cells in `lost` of one student's graded notebooks."""
+    checks, found = load(lab), {}
+    for path in sorted(Layout(root).folder("autograded", lab, student).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
+                continue
+            grade_id = cell.metadata.nbgrader["grade_id"]
+            if grade_id in lost:
+                payloads = verification.published(cell)
+                found[grade_id] = (checks.mistakes(grade_id, payloads, student, classmates) if payloads
+                                   else [NOT_ANSWERED]) or ["lost its points, for no reason the grader can name"]
+    return found
+
+
+def class_report(root: Path, lab: str) -> str:
+    """Write the lab's histogram and report under reports/; return the report's text."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    scores = grading.cell_scores(root, lab)
+    auto, _ = grading.graded_cells(root, lab)
+    possible = sum(points for _, points in auto)
+    totals = {s: sum(cells.get(name) or 0 for name, _ in auto) for s, cells in scores.items()}
+    out = folder(root)
+    out.mkdir(exist_ok=True)
+    png = out / f"{lab}-scores.png"
+    if not totals:
+        return f"{lab}: nothing graded yet"
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    ax.hist(list(totals.values()), bins=[x - 0.5 for x in range(int(possible) + 2)], color="#4c72b0",
+            edgecolor="white")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set(xlabel=f"autograded points (of {possible:g})", ylabel="students",
+           title=f"{lab}: {len(totals)} graded submission(s)")
+    fig.tight_layout()
+    fig.savefig(png, dpi=100)
+    plt.close(fig)
+
+    counts = {name: Counter() for name, _ in auto}
+    lost_by = Counter()
+    classmates = sorted(scores)
+    for student, cells in scores.items():
+        lost = {name for name, points in auto if (cells.get(name) or 0) < points}
+        lost_by.update(lost)
+        for grade_id, mistakes in cell_mistakes(root, lab, student, lost, classmates).items():
+            counts[grade_id].update(set(mistakes))
+    lines = [f"{lab}: {len(totals)} graded, autograded points: mean {statistics.mean(totals.values()):.1f} / "
+             f"{possible:g}, median {statistics.median(totals.values()):g} (histogram: {png.relative_to(root)})",
+             "Most frequent mistakes, per graded cell (students who lost its points):"]
+    for name, points in auto:
+        if lost_by[name]:
+            lines.append(f"  {name} ({points:g} pt{'s' * (points != 1)}; {lost_by[name]} lost them)")
+            lines += [f"    {n:>3}  {mistake}" for mistake, n in counts[name].most_common(TOP)]
+    if len(lines) == 2:
+        lines.append("  none: every graded cell got its points")
+    text = "\n".join(lines)
+    (out / f"{lab}.txt").write_text(text + "\n")
+    return text
