@@ -16,9 +16,13 @@ from nbgrader.utils import is_grade, is_solution
 
 from course.checks import ANSWERS_MIME
 
+from .pipeline.autograde_unit import FAULT_CELL_ID
+
 from .labs import load
 
 
+SUMMARY_CELL_ID = "autograde-summary"
+NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
@@ -29,10 +33,11 @@ def published(cell) -> list[dict]:
             if out.get("output_type") == "display_data" and ANSWERS_MIME in out.get("data", {})]
 
 
-def audit(graded: Path, lab: str, student: str, result: dict, classmates=()) -> list[str]:
+def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tests: dict | None = None) -> list[str]:
     """Zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
-    answers are right for one of `classmates` (the other students of the lab).
+    answers are right for one of `classmates` (the other students of the lab). With `tests`
+    ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`).
 
     Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
     instructor per overturned or copied cell.
@@ -65,6 +70,9 @@ def audit(graded: Path, lab: str, student: str, result: dict, classmates=()) -> 
                     "error", ename="RecheckFailed", evalue=reason, traceback=[f"RecheckFailed: {reason}"]))
                 notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
                 changed = True
+        if tests is not None:
+            add_summary(nb, path.stem, checks, student, result, tests, classmates)
+            changed = True
         if changed:
             path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
             nbformat.write(nb, path)
@@ -83,3 +91,32 @@ def add_table_verdict(cell, checks, grade_id: str, student: str) -> bool:
             "stream", name="stdout", text="The grader's verdict, entry by entry:\n"
             + "".join(f"  - {problem}\n" for problem in problems)))
     return bool(problems)
+
+
+def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
+    """What cost a graded test cell its points, in words that are the same for every student."""
+    payloads = published(cell) if cell is not None else []
+    if not payloads:
+        return [NOT_ANSWERED]
+    return (checks.mistakes(cell.metadata.nbgrader["grade_id"], payloads, student, classmates)
+            or ["lost its points, for no reason the grader can name"])
+
+
+def add_summary(nb, notebook: str, checks, student: str, result: dict, tests: dict, classmates=()) -> None:
+    """Put first in a graded notebook (after a note that grading stopped early), so first in its
+    feedback: the autograded score, the numbers it was graded on, and what cost points, cell by
+    cell, as named mistakes. `tests`: {(notebook, test cell): points}."""
+    numbers = [line.removeprefix("Your numbers: ") for line in checks.kit.show_numbers(checks.kit.numbers(student))]
+    points = {name: p for (where, name), p in tests.items() if where == notebook}
+    got = {name: result["grades"].get((notebook, name)) or 0.0 for name in points}
+    cells = {c.metadata.nbgrader["grade_id"]: c for c in nb.cells if c.cell_type == "code" and is_grade(c)
+             and not is_solution(c) and "grade_id" in c.metadata.get("nbgrader", {})}
+    lines = [f"**Autograded: {sum(got.values()):g} of {sum(points.values()):g} points.** Written answers are "
+             "read and scored by your instructor.", "",
+             f"Graded on the numbers of student id `{student}`:", *[f"- {line}" for line in numbers], ""]
+    lost = [name for name in points if got[name] < points[name]]
+    lines += ["What cost points:"] if lost else ["Every autograded check passed."]
+    lines += [f"- `{name}` ({got[name]:g} of {points[name]:g}): "
+              + "; ".join(cell_mistakes(cells.get(name), checks, student, classmates)) for name in lost]
+    at = 1 if nb.cells and nb.cells[0].get("id") == FAULT_CELL_ID else 0
+    nb.cells.insert(at, nbformat.v4.new_markdown_cell("\n".join(lines), id=SUMMARY_CELL_ID))

@@ -141,8 +141,9 @@ def reset_database(db_url: str) -> None:
         engine.dispose()
 
 
-def student_code_seconds(root: Path, lab: str, student: str) -> float:
-    """Seconds a solved notebook's code cells run (the import cell excluded, nbclient's timing),
+def student_code_seconds(root: Path, lab: str, student: str) -> tuple[float, float]:
+    """Seconds a solved notebook's code cells run, and its slowest cell's (the import cell
+    excluded, nbclient's timing; the per-cell limit in nbgrader_config.py is set from this),
     alone on an idle machine in a fresh kernel on one thread: the bench's grading runs share the
     cores among several kernels, which would stretch the cells' wall-clock time."""
     folder = Path(tempfile.mkdtemp(prefix="student-code-"))
@@ -159,15 +160,15 @@ def student_code_seconds(root: Path, lab: str, student: str) -> float:
                            resources={"metadata": {"path": str(folder)}}).execute()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-    total = 0.0
+    cells = []
     for cell in nb.cells:
         timing = cell.get("metadata", {}).get("execution", {})
         if cell.cell_type == "code" and cell.get("id") not in (SETUP_CELL, LAZY_IMPORT_CELL) \
                 and "shell.execute_reply" in timing:
             began, ended = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
                             for key in ("iopub.execute_input", "shell.execute_reply"))
-            total += (ended - began).total_seconds()
-    return total
+            cells.append((ended - began).total_seconds())
+    return sum(cells), max(cells)
 
 
 def main() -> int:
@@ -238,7 +239,8 @@ def main() -> int:
         print("\nstudent code per lab (a solved submission, import cell excluded, alone on one thread):")
         for lab in labs:
             solved = next(s for (l, s), k in kinds.items() if l == lab and k == "correct")
-            print(f"  {lab}: {student_code_seconds(Path(scratch) / 'ours-before', lab, solved):.2f} s")
+            total, slowest = student_code_seconds(Path(scratch) / "ours-before", lab, solved)
+            print(f"  {lab}: {total:.2f} s, slowest cell {slowest:.2f} s (the per-cell limit: {timeout} s)")
         return 1 if unexpected else 0
 
 

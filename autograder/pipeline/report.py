@@ -24,7 +24,6 @@ from . import grading
 from .layout import Layout
 
 TOP = 5  # mistakes listed per cell
-NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
 
 
 def folder(root: Path) -> Path:
@@ -36,13 +35,9 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
     checks, found = load(lab), {}
     for path in sorted(Layout(root).folder("autograded", lab, student).glob("*.ipynb")):
         for cell in nbformat.read(path, as_version=4).cells:
-            if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
-                continue
-            grade_id = cell.metadata.nbgrader["grade_id"]
-            if grade_id in lost:
-                payloads = verification.published(cell)
-                found[grade_id] = (checks.mistakes(grade_id, payloads, student, classmates) if payloads
-                                   else [NOT_ANSWERED]) or ["lost its points, for no reason the grader can name"]
+            if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) \
+                    and cell.metadata.nbgrader["grade_id"] in lost:
+                found[cell.metadata.nbgrader["grade_id"]] = verification.cell_mistakes(cell, checks, student, classmates)
     return found
 
 

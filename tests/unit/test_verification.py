@@ -124,3 +124,22 @@ def test_the_kit_publishes_inside_ipython_and_stays_quiet_outside(capsys):
 def test_the_feedback_config_hides_the_answers_output_by_the_kits_own_mime_type():
     config = (REPO / "nbgrader_config.py").read_text()
     assert f'ANSWERS_MIME = "{ANSWERS_MIME}"' in config and "FeedbackTestOutputs, CSSHTMLHeaderPreprocessor" in config
+
+
+def test_the_graded_notebook_starts_with_the_score_the_numbers_and_what_cost_points(tmp_path):
+    from course import lab4
+
+    slip = values_payload("t2_gradients", "ada")
+    slip["data"]["dloss_dw2"] = -slip["data"]["dloss_dw2"]
+    folder = graded_notebook(tmp_path, {"t2_forward": [answers_output(values_payload("t2_forward", "ada"))],
+                                        "t2_gradients": [answers_output(slip)], "t2_local": []})
+    tests = {("lab4", "t2_forward"): 2.0, ("lab4", "t2_gradients"): 3.0, ("lab4", "t2_local"): 2.0}
+    result = {"grades": {("lab4", "t2_forward"): 2.0, ("lab4", "t2_gradients"): 0.0, ("lab4", "t2_local"): 0.0}}
+    assert verification.audit(folder, "lab4", "ada", result, ["ada"], tests) == []
+    first = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0]
+    assert first.id == verification.SUMMARY_CELL_ID and first.cell_type == "markdown"
+    text = first.source
+    assert text.startswith("**Autograded: 2 of 7 points.**")
+    assert lab4.show_numbers(lab4.student_numbers("ada"))[0].removeprefix("Your numbers: ") in text
+    assert "- `t2_gradients` (0 of 3): `dloss_dw2`: flipped the sign" in text
+    assert f"- `t2_local` (0 of 2): {verification.NOT_ANSWERED}" in text and "t2_forward`" not in text
