@@ -112,3 +112,12 @@ def shared() -> WarmService:
     with _lock:
         service.wait_ready()
     return service
+
+
+def stop() -> None:
+    """Stop this process's warm service, if one runs; the next grading starts a new one."""
+    global _shared
+    with _lock:
+        if _shared is not None:
+            _shared.close()
+            _shared = None
