@@ -18,10 +18,11 @@ from course.checks import ANSWERS_MIME
 
 from .pipeline.autograde_unit import FAULT_CELL_ID
 
-from .labs import load
+from .labs import HANDED_OVER, load
 
 
 SUMMARY_CELL_ID = "autograde-summary"
+KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdicts (course.answers.Explained)
 NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
@@ -98,8 +99,18 @@ def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
     payloads = published(cell) if cell is not None else []
     if not payloads:
         return [NOT_ANSWERED]
-    return (checks.mistakes(cell.metadata.nbgrader["grade_id"], payloads, student, classmates)
-            or ["lost its points, for no reason the grader can name"])
+    found = checks.mistakes(cell.metadata.nbgrader["grade_id"], payloads, student, classmates)
+    if found and found[0].startswith(HANDED_OVER):  # the visible check failed before the hidden ones ran
+        found = kit_verdict(cell) or found
+    return found or ["lost its points, for no reason the grader can name"]
+
+
+def kit_verdict(cell) -> list[str]:
+    """The problems the kit's check printed in a cell (its CheckFailed message), one per line."""
+    lines = [line.strip().removeprefix("- ") for out in cell.get("outputs", [])
+             if out.get("output_type") == "error" and out.get("ename") in KIT_ERRORS
+             for line in out.get("evalue", "").splitlines()]
+    return [line for line in lines if line and not line.startswith("(Your numbers")]
 
 
 def add_summary(nb, notebook: str, checks, student: str, result: dict, tests: dict, classmates=()) -> None:

@@ -38,6 +38,9 @@ class Check:
         return [False] + ([True] if self.hidden else [])
 
 
+HANDED_OVER = "expected the notebook to hand over"  # a cell whose data is not what its check publishes
+
+
 class Lab:
     """One lab's checks, each declared once, keyed by the grade id of its test cell."""
 
@@ -153,7 +156,7 @@ class Lab:
         found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
         wanted = sorted((check.kind, check.name, hidden) for hidden in check.expected_payloads())
         if found != wanted or any(p.get("lab") != self.name for p in payloads):
-            return [f"expected the notebook to hand over {wanted}, found {found}"]
+            return [f"{HANDED_OVER} {wanted}, found {found}"]
         problems = []
         for payload in sorted(payloads, key=lambda p: p["hidden"]):
             try:

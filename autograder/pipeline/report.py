@@ -5,10 +5,10 @@ answers, re-read by the grader's own checks), so it can be made again at any tim
 `python -m autograder report`. It writes `reports/<lab>-scores.png` (a histogram of the
 autograded totals) and `reports/<lab>.txt`, which it also returns:
 
-    lab4: 34 graded, autograded points: mean 15.2 / 22, median 17 (histogram: reports/lab4-scores.png)
+    lab4: 34 graded, autograded points: mean 15.2 / 18, median 17 (histogram: reports/lab4-scores.png)
     Most frequent mistakes, per graded cell (students who lost its points):
-      t2_gradients (3 pts; 12 lost them)
-        7  `dloss_dw1`: took σ′ at the pre-activation m2 ...
+      <test cell> (3 pts; 12 lost them)
+          7  `dloss_dw1`: used m2·(1 − m2) for the sigmoid's derivative
 """
 
 import statistics
@@ -41,8 +41,9 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
     return found
 
 
-def class_report(root: Path, lab: str) -> str:
-    """Write the lab's histogram and report under reports/; return the report's text."""
+def class_report(root: Path, lab: str, top: int = TOP) -> str:
+    """Write the lab's histogram and report (the `top` mistakes per cell) under reports/; return
+    the report's text."""
     import matplotlib
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
@@ -82,7 +83,8 @@ def class_report(root: Path, lab: str) -> str:
     for name, points in auto:
         if lost_by[name]:
             lines.append(f"  {name} ({points:g} pt{'s' * (points != 1)}; {lost_by[name]} lost them)")
-            lines += [f"    {n:>3}  {mistake}" for mistake, n in counts[name].most_common(TOP)]
+            ranked = sorted(counts[name].items(), key=lambda item: (-item[1], item[0]))[:top]
+            lines += [f"    {n:>3}  {mistake}" for mistake, n in ranked]
     if len(lines) == 2:
         lines.append("  none: every graded cell got its points")
     text = "\n".join(lines)

@@ -143,3 +143,15 @@ def test_the_graded_notebook_starts_with_the_score_the_numbers_and_what_cost_poi
     assert lab4.show_numbers(lab4.student_numbers("ada"))[0].removeprefix("Your numbers: ") in text
     assert "- `t2_gradients` (0 of 3): `dloss_dw2`: flipped the sign" in text
     assert f"- `t2_local` (0 of 2): {verification.NOT_ANSWERED}" in text and "t2_forward`" not in text
+
+
+def test_a_function_check_that_failed_in_the_notebook_is_summed_up_by_the_kits_own_words(tmp_path):
+    visible = {"lab": "lab4", "kind": "function", "name": "activation_grads", "hidden": False, "data": [[0.0]]}
+    failed = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[],
+                                    evalue="\n  - relu_grad(-2, 0.5): expected 0 at a negative input\n")
+    folder = graded_notebook(tmp_path, {"t2_activation_grads": [answers_output(visible), failed]})
+    tests, result = {("lab4", "t2_activation_grads"): 2.0}, {"grades": {("lab4", "t2_activation_grads"): 0.0}}
+    verification.audit(folder, "lab4", "ada", result, ["ada"], tests)
+    summary = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0].source
+    assert "- `t2_activation_grads` (0 of 2): relu_grad(-2, 0.5): expected 0 at a negative input" in summary
+    assert "hand over" not in summary
