@@ -14,7 +14,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import is_grade, is_solution
 
-from course.checks import ANSWERS_MIME
+from course.checks import ANSWERS_MIME, FORMULA_RULE, MATCHES
 
 from .pipeline.autograde_unit import FAULT_CELL_ID
 
@@ -22,6 +22,7 @@ from .labs import HANDED_OVER, load
 
 
 SUMMARY_CELL_ID = "autograde-summary"
+FORMULA_VERDICT_MIME = "application/vnd.autograd-labs.formula-verdict+json"  # invisible, like the answers
 KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdicts (course.answers.Explained)
 NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
@@ -34,10 +35,19 @@ def published(cell) -> list[dict]:
             if out.get("output_type") == "display_data" and ANSWERS_MIME in out.get("data", {})]
 
 
-def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tests: dict | None = None) -> list[str]:
+def answer_sources(nb) -> dict[str, str]:
+    """The code of each answer cell of a notebook, by grade id (what a formula check runs)."""
+    return {c.metadata.nbgrader["grade_id"]: c.source for c in nb.cells
+            if c.cell_type == "code" and is_solution(c) and "grade_id" in c.metadata.get("nbgrader", {})}
+
+
+def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tests: dict | None = None,
+          sandboxed: bool = True) -> list[str]:
     """Zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
-    answers are right for one of `classmates` (the other students of the lab). With `tests`
+    answers are right for one of `classmates` (the other students of the lab). Every formula is
+    run once, from its answer cell's code (in a sandbox unless `sandboxed` is False), and its
+    verdict kept in the test cell (`FORMULA_VERDICT_MIME`). With `tests`
     ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`).
 
     Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
@@ -47,13 +57,22 @@ def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tes
     notes = []
     for path in sorted(graded.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
+        formula_verdicts = checks.verify_formulas(answer_sources(nb), student, sandboxed)
         changed = False
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
                 continue
             grade_id = cell.metadata.nbgrader["grade_id"]
             key = (path.stem, grade_id)
-            if not result["grades"].get(key):
+            check = checks.checks.get(grade_id)
+            if check is not None and check.kind == "formula":
+                problems = formula_verdicts[grade_id]
+                cell.outputs.append(nbformat.v4.new_output(
+                    "display_data", data={FORMULA_VERDICT_MIME: {"problems": problems}, "text/plain": ""}))
+                changed = True
+                if not result["grades"].get(key):
+                    continue
+            elif not result["grades"].get(key):
                 changed |= add_table_verdict(cell, checks, grade_id, student)
                 owner = checks.numbers_owner(grade_id, published(cell), student, classmates)
                 if owner is not None:
@@ -61,7 +80,8 @@ def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tes
                     notes.append(f"{grade_id}: the answers are right for {owner}'s numbers, not {student}'s")
                     changed = True
                 continue
-            problems = checks.verify_cell(grade_id, published(cell), student)
+            else:
+                problems = checks.verify_cell(grade_id, published(cell), student)
             if problems:
                 result["grades"][key] = 0.0
                 reason = ("Passed in the notebook, but not when the grader verified the answers again: "
@@ -80,6 +100,22 @@ def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tes
     return notes
 
 
+def formula_mistakes(problems: list[str]) -> list[str]:
+    """A formula check's problems in words without the inputs: the named slips, or why it did not run."""
+    found = []
+    for problem in problems:
+        if "raised NotImplementedError" in problem:
+            words = "not answered (the function still raises NotImplementedError)"
+        elif MATCHES in problem:
+            words = problem.split(MATCHES, 1)[1].rstrip(".")
+        elif FORMULA_RULE in problem:
+            words = problem.removesuffix(FORMULA_RULE).strip().rstrip(".")
+        else:
+            words = "wrong, no known mistake"
+        found += [words] * (words not in found)
+    return found
+
+
 def add_table_verdict(cell, checks, grade_id: str, student: str) -> bool:
     """For a failed prediction table: append, as output, which entries are wrong and why."""
     payloads = published(cell)
@@ -96,6 +132,10 @@ def add_table_verdict(cell, checks, grade_id: str, student: str) -> bool:
 
 def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
     """What cost a graded test cell its points, in words that are the same for every student."""
+    verdicts = [out["data"][FORMULA_VERDICT_MIME]["problems"] for out in (cell or {}).get("outputs", [])
+                if out.get("output_type") == "display_data" and FORMULA_VERDICT_MIME in out.get("data", {})]
+    if verdicts:  # a formula: the verdict the audit recorded
+        return formula_mistakes(verdicts[-1]) or ["failed in the notebook, though the grader found the formula right"]
     payloads = published(cell) if cell is not None else []
     if not payloads:
         return [NOT_ANSWERED]

@@ -5,6 +5,7 @@ Each lab module of the kit builds one `LabKit`, and its notebook calls it as `ch
     check.values(globals(), "m1", "r")    numbers worked out by hand, on the student's own numbers
     check.table(globals(), "statements")  a dict of predictions
     check.function(globals(), "train")    a function the student wrote, run on the visible probes
+    check.formula(globals(), "gradients") a derivation written as a function, run with `math` only
 
 A check takes the answers out of the notebook as plain data, publishes that data as an
 invisible output of the cell, and prints a verdict for the student. The verdict is a courtesy:
@@ -21,6 +22,7 @@ prediction without printing the answers.
 import contextlib
 import hashlib
 import json
+import linecache
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -28,6 +30,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
+from . import formulas
 from .answers import Expected, Explained, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 
@@ -119,6 +122,9 @@ def describe_call(name: str, probe) -> str:
     return f"{name}({args})"
 
 
+MATCHES = "it matches what you get if you "
+
+
 def output_problem(name: str, probe, got, right, mistakes: dict, hint: str, rtol: float, atol: float) -> str | None:
     """What is wrong with a function's output on one probe (None when it matches `right`): the
     known mistake it matches, else the hint."""
@@ -126,7 +132,7 @@ def output_problem(name: str, probe, got, right, mistakes: dict, hint: str, rtol
         return None
     named = [why for why, wrong in mistakes.items() if matches(got, wrong, rtol, atol)]
     call = describe_call(name, probe)
-    return (f"{call}: it matches what you get if you {named[0]}." if named
+    return (f"{call}: {MATCHES}{named[0]}." if named
             else f"{call} does not give what autograd gives. {hint}")
 
 
@@ -142,6 +148,29 @@ class Function:
     takes: tuple[str, ...]
     run: Callable
     success: str
+
+
+@dataclass
+class Formula:
+    """A graded derivation: one function of the inputs, written with `math` only, called on each
+    probe's arguments; it returns a number or a tuple of numbers."""
+
+    function: str
+    success: str
+
+
+FORMULA_RULE = ("A formula cell must run on its own with Python's standard library: the grader runs it "
+                "without torch or the course kit, on inputs you do not see. Define the function in that cell, "
+                "with `def`, and use `math` and plain arithmetic only.")
+
+
+def cell_source(fn) -> str | None:
+    """The whole code of the notebook cell that defined `fn` (IPython keeps each cell's code
+    in linecache under the filename its functions carry), or None."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return None
+    return "".join(linecache.getlines(code.co_filename)) or None
 
 
 @dataclass
@@ -201,6 +230,7 @@ class LabKit:
     show_numbers: Callable[[dict], list[str]] = lambda numbers: []
     answers: Callable[[dict], dict[str, Expected]] = lambda numbers: {}
     functions: dict[str, Function] = field(default_factory=dict)
+    formulas: dict[str, Formula] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     # The numbers of the lab's own worked example (its prose and observe cells), by name: answers
     # worked on them, instead of the student's, are named as such.
@@ -300,3 +330,24 @@ class LabKit:
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success)
 
+
+    def formula(self, namespace: dict, name: str) -> None:
+        """Run the cell that defines the student's formula as the grader will (a fresh interpreter,
+        standard library only) on the visible probes, and check what it returns."""
+        __tracebackhide__ = True
+        spec = self.formulas[name]
+        fn = take_function(namespace, spec.function)
+        source = cell_source(fn)
+        if source is None:
+            raise WrongType(f"`{spec.function}` was not defined with `def` in a notebook cell. {FORMULA_RULE}")
+        visible = self.expected["functions"][name]
+        (result,) = formulas.evaluate([{"source": source, "calls": [[spec.function, p] for p in visible["probes"]]}])
+        if "error" in result and "raised NotImplementedError" in result["error"]:
+            raise Unanswered(f"Write `{spec.function}` in the answer cell above and run it.")
+        if "error" in result:
+            raise CheckFailed(f"{result['error']}.\n{FORMULA_RULE}")
+        self._publish("formula", name, result["values"])
+        problems = [problem for probe, got, want in zip(visible["probes"], result["values"], visible["outputs"])
+                    if (problem := output_problem(spec.function, probe, got, want["right"], want["mistakes"],
+                                                  visible["hint"], visible["rtol"], visible["atol"]))]
+        report(name, problems, spec.success + " The grader also tries it on inputs you have not seen.")

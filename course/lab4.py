@@ -10,7 +10,7 @@ import math
 import torch
 
 from .answers import Expected, WrongType, as_float, as_floats, four_digits, survives_rounding
-from .checks import Function, LabKit
+from .checks import Formula, Function, LabKit
 from .device import grading_device
 from .identity import draw_numbers, pick_all
 
@@ -249,4 +249,8 @@ check = LabKit(
         "activation_grads": Function(("relu_grad", "sigmoid_grad"), run_activation_grads,
                                      "relu_grad and sigmoid_grad agree with autograd at every probe point."),
         "manual_backward": Function(("manual_backward",), run_manual_backward, "dW1 and dw2 match autograd."),
+    },
+    formulas={
+        "loss_and_gradient": Formula("loss_and_gradient", "the loss and dloss/dw match autograd on the visible inputs."),
+        "gradients": Formula("gradients", "dloss/dw1 and dloss/dw2 match autograd on the visible inputs."),
     })

@@ -2,6 +2,7 @@
 run as the notebook runs them (kit in the "kernel", verdict from the grader)."""
 
 import ast
+import linecache
 import os
 import shutil
 import sys
@@ -65,8 +66,17 @@ def hidden_probes(lab: str, grade_id: str) -> list:
     return probes
 
 
-def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True):
-    """Run a test cell as the kernel would, then verify what it published as the grader would.
+def run_cell(source: str, namespace: dict, name: str) -> None:
+    """Run code as a notebook cell: like IPython, keep its source in linecache under the
+    filename its functions carry (the kit's formula check reads the cell back from there)."""
+    filename = f"<cell {name}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    exec(compile(source, filename, "exec"), namespace)
+
+
+def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True, answers: dict | None = None):
+    """Run a test cell as the kernel would, then verify what it published as the grader would
+    (`answers`: the notebook's answer cells' code, for a formula check).
 
     Returns (the exception the cell raised in the kernel or None, the grader's problems).
     """
@@ -82,7 +92,7 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True)
     finally:
         course.checks.publish = original
     student = course.identity.student_id()[0]
-    return error, load(lab).verify_cell(grade_id, published, student)
+    return error, load(lab).verify_cell(grade_id, published, student, answers)
 
 
 def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None:

@@ -6,16 +6,25 @@ probes (visible and hidden), the references computed with autograd, the known mi
 verifier. From those declarations come the verification of every graded cell
 (`Lab.verify_cell`) and the kit's data of expected visible outputs (`Lab.kit_data`).
 
-May import: torch, the student kit (`course`). Imported by: the grader (`autograder.verification`,
+A formula check (`lab.formula`) is decided from the notebook's answer cell itself: its code is
+run in a sandbox with Python's standard library only (`run_formulas`), on the visible and the
+hidden probes.
+
+May import: torch, the student kit (`course`), the sandbox. Imported by: the grader (`autograder.verification`,
 the pipeline, the CLI) and the tests; never by a student notebook.
 """
 
 import importlib
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
-from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, diagnose_all, hand_values, numbers_used
-from course.checks import LabKit, output_problem, sealed
+from course import formulas
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, diagnose_all, hand_values, matches, numbers_used
+from course.checks import FORMULA_RULE, LabKit, output_problem, sealed
+
+from ..pipeline import sandbox
 
 
 @dataclass
@@ -23,7 +32,8 @@ class Check:
     """One graded cell: what it takes from the notebook and how its data is verified.
 
     `verify(data, student)` returns the problems (empty when right). For a function check,
-    `data` is {"probes": the grader's own probes, "outputs": what the notebook returned}.
+    `data` is {"probes": the grader's own probes, "outputs": what the notebook returned}; for a
+    formula check, the outputs are what the answer cell `answer_cell` returned in the sandbox.
     """
 
     grade_id: str
@@ -32,6 +42,7 @@ class Check:
     verify: Callable[[object, str], list[str]]
     visible: list = field(default_factory=list)
     hidden: list = field(default_factory=list)
+    answer_cell: str | None = None
 
     def expected_payloads(self) -> list[bool]:
         """The `hidden` flags of the payloads this cell must publish, in order."""
@@ -148,11 +159,41 @@ class Lab:
             "outputs": [dict(zip(("right", "mistakes"), outputs(p))) for p in visible]}
         return self._add(Check(grade_id, "function", name, verify or default_verify, list(visible), list(hidden)))
 
-    def verify_cell(self, grade_id: str, payloads: list, student: str) -> list[str]:
-        """Why a test cell's published data does not hold up (empty when it does)."""
+    def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list, hidden: list,
+                reference: Callable, mistakes: dict[str, Callable], hint: str,
+                rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> Check:
+        """A cell grading a derivation written as a function (`math` only) in `answer_cell`.
+
+        The grader runs that cell's code from the notebook, never the kernel's objects, with the
+        standard library only, on `visible` and `hidden` probes (lists of arguments); `reference`
+        and `mistakes` are as for `function`.
+        """
+        function = self.kit.formulas[name].function
+
+        def verify(data: dict, student: str) -> list[str]:
+            runs = [(probe, got, reference(probe), {why: m(probe) for why, m in mistakes.items()})
+                    for probe, got in zip(data["probes"], data["outputs"])]
+            wrong = [run for run in runs if not matches(run[1], run[2], rtol, atol)]
+            # The mistake that explains every wrong output is named on each of them.
+            everywhere = [why for why in mistakes if all(matches(got, slips[why], rtol, atol) for _, got, _, slips in wrong)]
+            return [output_problem(function, probe, got, right, {why: slips[why] for why in [*everywhere, *slips]},
+                                   hint, rtol, atol) for probe, got, right, slips in wrong]
+        self._kit_functions[name] = lambda: {
+            "probes": visible, "rtol": rtol, "atol": atol, "hint": hint,
+            "outputs": [{"right": reference(p), "mistakes": {why: m(p) for why, m in mistakes.items()}}
+                        for p in visible]}
+        return self._add(Check(grade_id, "formula", name, verify, list(visible), list(hidden), answer_cell))
+
+    def verify_cell(self, grade_id: str, payloads: list, student: str, answers: dict | None = None,
+                    sandboxed: bool = True) -> list[str]:
+        """Why a test cell's published data does not hold up (empty when it does). `answers`:
+        the notebook's answer cells' code by grade id (a formula check needs its own; it runs
+        in a sandbox unless `sandboxed` is False)."""
         check = self.checks.get(grade_id)
         if check is None:
             return [f"{grade_id} is not a check of {self.name}"]
+        if check.kind == "formula":  # decided by the answer cell's code alone, whatever the kernel published
+            return self.verify_formulas(answers or {}, student, sandboxed, only={grade_id})[grade_id]
         found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
         wanted = sorted((check.kind, check.name, hidden) for hidden in check.expected_payloads())
         if found != wanted or any(p.get("lab") != self.name for p in payloads):
@@ -164,6 +205,23 @@ class Lab:
             except Exception as exc:  # malformed data is a failed check, never a crash
                 problems.append(f"unreadable answer data ({type(exc).__name__}: {exc})")
         return problems
+
+    def verify_formulas(self, answers: dict, student: str, sandboxed: bool = True,
+                        only: set | None = None) -> dict[str, list[str]]:
+        """{grade id: problems} of every formula check (or those in `only`), each answer cell's code
+        from `answers` ({answer cell's grade id: code}), all run in one sandbox (or, when
+        `sandboxed` is False, one stdlib-only interpreter)."""
+        checks = [c for c in self.checks.values() if c.kind == "formula" and (only is None or c.grade_id in only)]
+        verdicts = {c.grade_id: [f"the answer cell {c.answer_cell} is not in the notebook"] for c in checks}
+        present = [c for c in checks if c.answer_cell in answers]
+        jobs = [{"source": answers[c.answer_cell],
+                 "calls": [[self.kit.formulas[c.name].function, p] for p in c.visible + c.hidden]} for c in present]
+        results = (run_formulas(jobs) if sandboxed else formulas.evaluate(jobs)) if jobs else []
+        for check, result in zip(present, results):
+            verdicts[check.grade_id] = ([f"{result['error']}. {FORMULA_RULE}"] if "error" in result else
+                                        check.verify({"probes": check.visible + check.hidden,
+                                                      "outputs": result["values"]}, student))
+        return verdicts
 
     @staticmethod
     def _verify_payload(check: Check, payload: dict, student: str) -> list[str]:
@@ -182,6 +240,13 @@ class Lab:
         tables = {name: {key: sealed(self.name, name, key, truth(key)) for key in self.kit.tables[name].all_keys}
                   for name, truth in self._kit_tables.items()}
         return {"functions": functions, "tables": tables}
+
+
+def run_formulas(jobs: list[dict], seconds: float = formulas.TIME_LIMIT) -> list[dict]:
+    """`course.formulas.evaluate` in a sandbox that holds Python's standard library and nothing else."""
+    with tempfile.TemporaryDirectory() as folder, sandbox.unit_user() as uid:
+        sandbox.give_folder(Path(folder), uid)
+        return formulas.evaluate(jobs, sandbox.stdlib_only_prefix(Path(folder), uid), seconds)
 
 
 def load(lab: str) -> Lab:

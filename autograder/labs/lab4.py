@@ -6,6 +6,8 @@ grading runs. Hand-computed answers are checked on the kit's values for the stud
 holds itself.
 """
 
+import math
+
 import torch
 
 from course import lab4 as kit
@@ -75,6 +77,42 @@ def backward_slips(x, W1, w2, y) -> dict[str, dict[str, torch.Tensor]]:
     return {"used m2·(1 − m2) for the sigmoid's derivative": grads(m2 * (1 - m2)),
             "forgot the factor 2 from the square": grads(yhat * (1 - yhat), factor=1.0),
             "let the gradient through the ReLU where m1 ≤ 0": grads(yhat * (1 - yhat), mask=False)}
+
+
+def task1_formula_slips(x: float, y: float, w: float) -> dict[str, list[float]]:
+    """(loss, dloss/dw) as each known slip of Task 1's derivation gives them, in closed form."""
+    s = x * w - y
+    return {"forgot to square s (loss = s)": [s, 2 * s * x],
+            "forgot the factor 2 from the square": [s * s, s * x],
+            "used w instead of x for dŷ/dw": [s * s, 2 * s * w],
+            "stopped at dloss/ds (2s), before the factor dŷ/dw = x": [s * s, 2 * s],
+            "flipped the sign of the gradient (s = y − ŷ with ds/dŷ = +1)": [s * s, -2 * s * x]}
+
+
+def task2_formula_slips(x1: float, w1: float, w2: float, y: float) -> dict[str, list[float]]:
+    """(dloss/dw1, dloss/dw2) as each known slip of Task 2's derivation gives them, in closed form."""
+    m1 = x1 * w1
+    r = max(m1, 0.0)
+    m2 = r * w2
+    yhat = 1 / (1 + math.exp(-m2))
+    s = yhat - y
+    slope = 1.0 if m1 > 0 else 0.0
+
+    def grads(dyhat_dm2=yhat * (1 - yhat), factor=2.0, relu=slope, dm2_dr=w2, dm2_dw2=r):
+        dm2 = factor * s * dyhat_dm2
+        return [dm2 * dm2_dr * relu * x1, dm2 * dm2_dw2]
+
+    right = grads()
+    return {"used m2·(1 − m2) for the sigmoid's derivative": grads(dyhat_dm2=m2 * (1 - m2)),
+            "took σ(m2) itself as its derivative": grads(dyhat_dm2=yhat),
+            "forgot the factor 2 from the square": grads(factor=1.0),
+            "flipped the sign of both gradients (s = y − ŷ)": grads(factor=-2.0),
+            "gave the ReLU slope 1 at m1 = 0 (PyTorch uses 0)": grads(relu=1.0 if m1 >= 0 else 0.0),
+            "let the gradient through the ReLU where m1 ≤ 0": grads(relu=1.0),
+            "used the ReLU's output r instead of its slope": grads(relu=r),
+            "used r instead of w2 for dm2/dr": grads(dm2_dr=r),
+            "used w2 instead of r for dm2/dw2": grads(dm2_dw2=w2),
+            "returned (dloss/dw2, dloss/dw1): the order is (dloss/dw1, dloss/dw2)": right[::-1]}
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, list]:
@@ -177,6 +215,12 @@ LAB.function(
                                                              -kit.task1_values(*p)["dloss_dw"]]},
     verify=verify_check_result,
     hint="Make w a tensor with requires_grad=True, build the loss, call loss.backward() and read w.grad.")
+LAB.formula(
+    "t1_formula", "loss_and_gradient", answer_cell="t1_formula_answer",
+    visible=[[4.0, 1.0, 0.5], [3.0, 2.0, 0.25]], hidden=[[3.0, -2.0, 0.7], [-1.5, 0.5, 1.8], [0.5, 2.0, -1.2]],
+    reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
+    mistakes={why: (lambda p, why=why: task1_formula_slips(*p)[why]) for why in task1_formula_slips(1.0, 2.0, 3.0)},
+    hint="Compute ŷ and s from the inputs inside the function, then multiply the three local derivatives of 1b.")
 LAB.function(
     "t1_train", "train", visible=[dict(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)],
     hidden=[dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)],
@@ -189,6 +233,17 @@ LAB.function(
 LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 LAB.values("t2_gradients", "dloss_dw2", "dloss_dw1")
+# (x1, w1, w2, y): the ReLU on (m1 above and below 1), off (m1 < 0 from either factor) and at exactly 0;
+# targets strictly between 0 and 1.
+LAB.formula(
+    "t2_formula", "gradients", answer_cell="t2_formula_answer",
+    visible=[[4.0, 0.5, 0.2, 1.0], [4.0, 0.5, 0.2, 0.0], [4.0, -0.5, 0.2, 1.0]],
+    hidden=[[1.5, 0.8, -0.6, 0.9], [3.1, 0.45, 0.35, 0.05], [0.6, 1.9, -1.7, 0.6], [2.0, -0.4, 0.9, 0.2],
+            [-1.2, 0.7, 1.3, 0.9], [2.0, 0.0, 1.1, 0.3], [0.9, 0.5, 1.4, 0.2]],
+    reference=lambda p: [kit.task2_values(*p)[k] for k in ("dloss_dw1", "dloss_dw2")],
+    mistakes={why: (lambda p, why=why: task2_formula_slips(*p)[why]) for why in task2_formula_slips(1.0, 1.0, 1.0, 0.0)},
+    hint="Run the forward pass inside the function, then multiply 2b's local derivatives along each weight's "
+         "path; the ReLU's slope depends on the sign of m1.")
 LAB.function(
     "t2_activation_grads", "activation_grads",
     visible=[[-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0]], hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]],

@@ -266,7 +266,8 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
         return Outcome(student, lab, False, problem), None
     timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
     result = read_result(graded, tests, timestamp)
-    overrides = verification.audit(graded, lab, student, result, course.students("submitted", lab), tests)
+    overrides = verification.audit(graded, lab, student, result, course.students("submitted", lab), tests,
+                                   settings.sandboxed)
     if time.monotonic() > deadline:
         return Outcome(student, lab, False, f"grading took over {settings.unit_seconds} s and was stopped"), None
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,

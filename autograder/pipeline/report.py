@@ -5,7 +5,7 @@ answers, re-read by the grader's own checks), so it can be made again at any tim
 `python -m autograder report`. It writes `reports/<lab>-scores.png` (a histogram of the
 autograded totals) and `reports/<lab>.txt`, which it also returns:
 
-    lab4: 34 graded, autograded points: mean 15.2 / 18, median 17 (histogram: reports/lab4-scores.png)
+    lab4: 34 graded, autograded points: mean 19.2 / 23, median 21 (histogram: reports/lab4-scores.png)
     Most frequent mistakes, per graded cell (students who lost its points):
       <test cell> (3 pts; 12 lost them)
           7  `dloss_dw1`: used m2·(1 − m2) for the sigmoid's derivative

@@ -111,9 +111,13 @@ def inside_uid(uid: int) -> int:
     return uid if uid >= 0 else 65534
 
 
-def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: int | None = None) -> list[str]:
+def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: int | None = None,
+         stdlib_only: bool = False) -> list[str]:
     """The bubblewrap command line that runs `argv` inside `folder` as `uid` (from `unit_user`),
-    with only `env` set (and, with `info_fd`, the sandbox's process id written there as JSON)."""
+    with only `env` set (and, with `info_fd`, the sandbox's process id written there as JSON).
+    `stdlib_only`: of Python, only the base interpreter is mounted (no venv, no kit, no unit program)."""
+    readonly = [Path(sys.base_prefix).resolve()] if stdlib_only else readonly_paths()
+    programs = [] if stdlib_only else [(UNIT_PROGRAM, Path(UNIT_PROGRAM_INSIDE))]
     if uid >= 0:  # root: mount as root, then drop to the unit's own user before anything runs
         args = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
@@ -126,7 +130,7 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
     # /tmp first: what is mounted later under /tmp (a venv, the kit, the folder) lands on top of it.
     args += ["--die-with-parent", "--new-session", "--tmpfs", "/tmp"]
     system = [Path("/usr")] + [Path("/etc/fonts")] * Path("/etc/fonts").is_dir()  # fonts: for matplotlib
-    mounts = [*system, *readonly_paths(), Path(UNIT_PROGRAM_INSIDE), folder]
+    mounts = [*system, *readonly, *(inside for _, inside in programs), folder]
     for path in parents_to_make(mounts):
         args += ["--perms", "0755", "--dir", str(path)]
     for path in system:
@@ -137,10 +141,11 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
             args += ["--symlink", os.readlink(top), str(top)]
         elif top.is_dir():
             args += ["--ro-bind", str(top), str(top)]
-    for path in readonly_paths():
+    for path in readonly:
         args += ["--ro-bind", str(path), str(path)]
-    args += ["--ro-bind", str(UNIT_PROGRAM), UNIT_PROGRAM_INSIDE,
-             "--proc", "/proc", "--dev", "/dev", "--bind", str(folder), str(folder),
+    for outside, inside in programs:
+        args += ["--ro-bind", str(outside), str(inside)]
+    args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(folder), str(folder),
              # Nothing writable but the folder: no RAM-backed /tmp or /dev/shm to fill.
              "--remount-ro", "/tmp", "--remount-ro", "/dev",
              "--clearenv"]
@@ -148,6 +153,12 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
         args += ["--setenv", key, value]
     limits = ["prlimit", *(f"--{name}={value}" for name, value in LIMITS.items()), "--"]
     return args + ["--chdir", str(folder), *drop, *limits, *argv]
+
+
+def stdlib_only_prefix(folder: Path, uid: int) -> list[str]:
+    """The command-line prefix that runs a command in a sandbox where Python has its standard
+    library and nothing else (graded formulas: no torch, no kit, no grader)."""
+    return wrap([], folder, {}, uid, stdlib_only=True)
 
 
 def parents_to_make(mounts: list[Path]) -> list[Path]:

@@ -28,6 +28,13 @@
 # least **4 significant digits** (for example `0.2403` or `-0.3857`); arithmetic such as
 # `2 * 0.25` is fine too. Every grade is checked against values that `torch.autograd` computes
 # when your notebook is graded. Cells marked *manually graded* are read by your instructor.
+#
+# **Formulas, not only numbers.** Autograd can fill in any number on your own values, so each
+# derivation is also graded as a *formula*: a small Python function of the inputs, written with
+# `math` and plain arithmetic. The grader runs that cell on its own, without torch or the course
+# kit, on inputs you never see, and names the mistake if the formula has one. Use autograd as
+# much as you like to *check* your work after you have answered; what earns the points is the
+# derivation.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import matplotlib.pyplot as plt
@@ -102,7 +109,29 @@ dloss_dw = dloss_ds * ds_dyhat * dyhat_dw
 check.values(globals(), "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
 
 # %% [markdown]
-# ### 1c. Let autograd check you
+# ### 1c. The derivation as a formula
+# Numbers from one input cannot show every mistake: here s = 1, so s, s² and 1/s are all the same
+# number. Write `loss_and_gradient(x, y, w)`, returning the pair `(loss, dloss/dw)` for *any* x, y
+# and w, by the steps you just took: the forward values first, then the product of the local
+# derivatives. Plain Python and `math` only: the grader runs this cell by itself, without torch.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def loss_and_gradient(x, y, w):
+    """(loss, dloss/dw) of loss = (x·w − y)², from the chain rule; `math` only."""
+    ### BEGIN SOLUTION
+    s = x * w - y
+    return s ** 2, 2 * s * x
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "loss_and_gradient")
+
+# %% [markdown]
+# ### 1d. Let autograd check you
 # Write `check_result(x, y, w)`: build the same graph from tensors, with `w` created with
 # `requires_grad=True`, call `loss.backward()` once, and return the pair
 # `(loss value, dloss/dw)` as Python floats (`.item()`). Do not write the derivative yourself:
@@ -134,7 +163,7 @@ autograd_loss, autograd_grad = check_result(4, 1, 0.5)
 print(f"autograd: loss = {autograd_loss}, dloss/dw = {autograd_grad};  by hand: dloss/dw = {dloss_dw}")
 
 # %% [markdown]
-# ### 1d. Train w
+# ### 1e. Train w
 # The gradient says which way is downhill. Gradient descent repeats three steps: compute the
 # loss, compute dloss/dw with autograd, and move `w` a little against the gradient,
 # w ← w − lr · dloss/dw.
@@ -273,6 +302,34 @@ dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
 check.values(globals(), "dloss_dw2", "dloss_dw1")
 
 # %% [markdown]
+# ### 2d. The chain as a formula
+# Write `gradients(x1, w1, w2, y)`, returning `(dloss/dw1, dloss/dw2)` for any inputs: run the
+# forward pass inside the function, then multiply 2b's local derivatives along each weight's
+# path, as in 2c. Your own numbers keep the ReLU switched on; the grader's inputs do not, so
+# the ReLU's slope must follow the sign of m1 (0 at exactly 0, as PyTorch does). Plain Python and
+# `math` only.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def gradients(x1, w1, w2, y):
+    """(dloss/dw1, dloss/dw2) of Task 2's network at these inputs, from the chain rule; `math` only."""
+    ### BEGIN SOLUTION
+    m1 = x1 * w1
+    r = max(m1, 0.0)
+    m2 = r * w2
+    yhat = 1 / (1 + math.exp(-m2))
+    dloss_dm2 = 2 * (yhat - y) * yhat * (1 - yhat)
+    relu_slope = 1.0 if m1 > 0 else 0.0
+    return dloss_dm2 * w2 * relu_slope * x1, dloss_dm2 * r
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t2_formula", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "gradients")
+
+# %% [markdown]
 # ### Observe: the whole graph by autograd
 # Here is the graph on the textbook numbers (x1 = 4, w1 = 0.5, w2 = 0.2, y = 1), built by
 # autograd; put them through your own steps above and compare. `retain_grad()` asks PyTorch to
@@ -312,7 +369,7 @@ show_graph(x1=4, w1=0.5, w2=0.2, y=1)
 show_graph(x1=4, w1=0.5, w2=0.2, y=0)
 
 # %% [markdown]
-# ### 2d. Local derivatives as functions
+# ### 2e. Local derivatives as functions
 # Write `relu_grad(z)` and `sigmoid_grad(z)`: given a tensor `z` of any shape, return a tensor
 # of the same shape holding ReLU'(z) and σ'(z) elementwise. Use tensor operations
 # (`torch.sigmoid`, comparisons, `.to(z.dtype)`), not autograd, and follow PyTorch's choice of
@@ -349,7 +406,7 @@ plot_sigmoid_derivatives(sigmoid_grad)
 plt.show()
 
 # %% [markdown]
-# ### 2e. The same backward pass for vectors
+# ### 2f. The same backward pass for vectors
 # Widen the network: the input is a vector x with D features, the hidden layer has H ReLU
 # units, and the output is still one sigmoid unit:
 #

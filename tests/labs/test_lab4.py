@@ -15,9 +15,10 @@ import torch
 
 from autograder.labs import lab4 as grader
 from course import lab4 as kit
-from course.answers import HAND_ATOL, HAND_RTOL, as_float, close, relative_error
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, relative_error
+from course.checks import FORMULA_RULE
 
-from conftest import assert_named_slips
+from conftest import assert_named_slips, run_cell, run_test_cell
 
 ACTIVATION_PROBES = grader.LAB.checks["t2_activation_grads"].visible + grader.LAB.checks["t2_activation_grads"].hidden
 BACKWARD_PROBES = grader.LAB.checks["t2_manual_backward"].visible + grader.LAB.checks["t2_manual_backward"].hidden
@@ -219,3 +220,155 @@ def test_every_named_task2_slip_is_the_value_its_name_says(student):
     for name, expected in answers.items():
         if worked[name] != expected.value:
             assert expected.slips["used the worked example's numbers instead of your own"] == worked[name]
+
+
+# ---------------------------------------------------------------- the derivations graded as formulas
+
+FORMULA_CHECKS = {grade_id: grader.LAB.checks[grade_id] for grade_id in ("t1_formula", "t2_formula")}
+T2_FORWARD = """import math
+
+def gradients(x1, w1, w2, y):
+    m1 = x1 * w1
+    r = max(m1, 0.0)
+    m2 = r * w2
+    yhat = 1 / (1 + math.exp(-m2))
+    s = yhat - y
+"""
+# Formulas as students write them: right ones in other words, and each known slip.
+T2_RIGHT = {
+    "solution": T2_FORWARD + "    up = 2 * s * yhat * (1 - yhat)\n    return up * w2 * (1.0 if m1 > 0 else 0.0) * x1, up * r\n",
+    "sigmoid derivative from e^-z": T2_FORWARD + (
+        "    sp = math.exp(-m2) / (1 + math.exp(-m2)) ** 2\n"
+        "    if m1 <= 0:\n        return 0.0, 0.0\n    return 2 * s * sp * w2 * x1, 2 * s * sp * r\n"),
+    "slope from r, tuple as a list": T2_FORWARD + (
+        "    d = 2 * s * yhat * (1 - yhat)\n    slope = int(r > 0)\n    return [d * w2 * slope * x1, d * r]\n"),
+}
+T2_SLIPS = {
+    "used m2·(1 − m2)": "    up = 2 * s * m2 * (1 - m2)\n    return up * w2 * (m1 > 0) * x1, up * r\n",
+    "took σ(m2) itself": "    up = 2 * s * yhat\n    return up * w2 * (m1 > 0) * x1, up * r\n",
+    "forgot the factor 2": "    up = s * yhat * (1 - yhat)\n    return up * w2 * (m1 > 0) * x1, up * r\n",
+    "flipped the sign": "    up = 2 * (y - yhat) * yhat * (1 - yhat)\n    return up * w2 * (m1 > 0) * x1, up * r\n",
+    "let the gradient through the ReLU": "    up = 2 * s * yhat * (1 - yhat)\n    return up * w2 * x1, up * r\n",
+    "slope 1 at m1 = 0": "    up = 2 * s * yhat * (1 - yhat)\n    return up * w2 * (m1 >= 0) * x1, up * r\n",
+    "used the ReLU's output r": "    up = 2 * s * yhat * (1 - yhat)\n    return up * w2 * r * x1, up * r\n",
+    "used r instead of w2": "    up = 2 * s * yhat * (1 - yhat)\n    return up * r * (m1 > 0) * x1, up * r\n",
+    "used w2 instead of r": "    up = 2 * s * yhat * (1 - yhat)\n    return up * w2 * (m1 > 0) * x1, up * w2\n",
+    "the order is": "    up = 2 * s * yhat * (1 - yhat)\n    return up * r, up * w2 * (m1 > 0) * x1\n",
+}
+T1_RIGHT = {"solution": "def loss_and_gradient(x, y, w):\n    s = x * w - y\n    return s ** 2, 2 * s * x\n",
+            "expanded": "def loss_and_gradient(x, y, w):\n    return (x*w)**2 - 2*x*w*y + y*y, 2*x*x*w - 2*x*y\n"}
+T1_SLIPS = {"forgot to square s": "    return s, 2 * s * x\n", "forgot the factor 2": "    return s * s, s * x\n",
+            "used w instead of x": "    return s * s, 2 * s * w\n", "stopped at dloss/ds": "    return s * s, 2 * s\n",
+            "flipped the sign": "    return s * s, 2 * (y - x * w) * x\n"}
+T1_HEAD = "def loss_and_gradient(x, y, w):\n    s = x * w - y\n"
+
+
+def graded_formula(grade_id: str, source: str):
+    """The formula cell run as the notebook runs it, then its test cell: (kernel error, grader's problems)."""
+    namespace = {}
+    run_cell(source, namespace, grade_id)
+    return run_test_cell("lab4", grade_id, namespace, answers={FORMULA_CHECKS[grade_id].answer_cell: source})
+
+
+@pytest.mark.parametrize("grade_id, source", [("t1_formula", s) for s in T1_RIGHT.values()]
+                         + [("t2_formula", s) for s in T2_RIGHT.values()], ids=[*T1_RIGHT, *T2_RIGHT])
+def test_right_formulas_in_other_words_pass(student, grade_id, source):
+    assert graded_formula(grade_id, source) == (None, [])
+
+
+@pytest.mark.parametrize("grade_id, source, words", [("t1_formula", T1_HEAD + s, w) for w, s in T1_SLIPS.items()]
+                         + [("t2_formula", T2_FORWARD + s, w) for w, s in T2_SLIPS.items()],
+                         ids=[*T1_SLIPS, *T2_SLIPS])
+def test_each_slip_in_a_formula_is_named_by_the_grader(student, grade_id, source, words):
+    _, problems = graded_formula(grade_id, source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize("grade_id", sorted(FORMULA_CHECKS))
+def test_a_formula_that_calls_autograd_gets_no_points(student, grade_id):
+    """The nearest helpers in reach: torch, the kit's own autograd values, the student's check_result."""
+    function = kit.check.formulas[FORMULA_CHECKS[grade_id].name].function
+    args = "x, y, w" if grade_id == "t1_formula" else "x1, w1, w2, y"
+    for body in ("import torch\n", "from course.lab4 import task1_values, task2_values\n"):
+        source = f"{body}def {function}({args}):\n    return 0.0, 0.0\n"
+        error, problems = graded_formula(grade_id, source)
+        assert "No module named" in str(error) and "without torch or the course kit" in str(error)
+        assert problems and "No module named" in problems[0]
+    namespace = {"check_result": lambda *a: (1.0, 8.0)}
+    run_cell(f"def {function}({args}):\n    return check_result({args})\n", namespace, grade_id)
+    error, _ = run_test_cell("lab4", grade_id, namespace)
+    assert "NameError: name 'check_result' is not defined" in str(error)
+
+
+def test_the_kernel_check_reads_the_cell_that_defined_the_function(student):
+    namespace = {}
+    run_cell(T1_RIGHT["solution"], namespace, "t1_formula")
+    error, problems = run_test_cell("lab4", "t1_formula", namespace, answers={"t1_formula_answer": "pass\n"})
+    assert error is None  # the kernel ran the cell that defined it; the grader reads the answer cell
+    assert problems == ["the cell does not define the function `loss_and_gradient`. " + FORMULA_RULE]
+    _, problems = run_test_cell("lab4", "t1_formula", namespace, answers={})
+    assert problems == ["the answer cell t1_formula_answer is not in the notebook"]
+
+
+@pytest.mark.parametrize("grade_id", sorted(FORMULA_CHECKS))
+def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id):
+    """Test the test: every slip differs from the right output by at least 10 tolerances on some
+    hidden input, and no two slips agree on every input (so each gets its own name)."""
+    check = FORMULA_CHECKS[grade_id]
+    slips = grader.task1_formula_slips if grade_id == "t1_formula" else grader.task2_formula_slips
+    rows = {}
+    for probe in check.hidden:
+        right = grader_reference(grade_id, probe)
+        for why, wrong in slips(*probe).items():
+            rows.setdefault(why, []).append(max(abs(a - b) / (FUNCTION_RTOL * abs(b) + FUNCTION_ATOL)
+                                                for a, b in zip(wrong, right)))
+    assert all(max(gaps) >= 10 for gaps in rows.values()), rows
+    outputs = {why: [v for p in check.hidden for v in slips(*p)[why]] for why in rows}
+    for a in outputs:
+        for b in outputs:
+            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b]))
+
+
+@pytest.mark.parametrize("grade_id", sorted(FORMULA_CHECKS))
+def test_on_each_input_a_wrong_output_has_one_name(grade_id):
+    """Where two slips give the same wrong output on one input, that input alone cannot tell them
+    apart (the grader then names the one that explains every input). The only such pair: at
+    m1 = 0 exactly, letting the gradient through the ReLU everywhere also gives it slope 1 there."""
+    check = FORMULA_CHECKS[grade_id]
+    slips = grader.task1_formula_slips if grade_id == "t1_formula" else grader.task2_formula_slips
+    same = lambda u, v: all(close(a, b, FUNCTION_RTOL, FUNCTION_ATOL) for a, b in zip(u, v))  # noqa: E731
+    for probe in check.visible + check.hidden:
+        outputs = slips(*probe)
+        for a in outputs:
+            for b in outputs:
+                if a < b and same(outputs[a], outputs[b]) and not same(outputs[a], grader_reference(grade_id, probe)):
+                    assert {a, b} == {"gave the ReLU slope 1 at m1 = 0 (PyTorch uses 0)",
+                                      "let the gradient through the ReLU where m1 ≤ 0"} and probe[1] * probe[0] == 0, (probe, a, b)
+
+
+def grader_reference(grade_id: str, probe) -> list[float]:
+    if grade_id == "t1_formula":
+        return [kit.task1_values(*probe)[k] for k in ("loss", "dloss_dw")]
+    return [kit.task2_values(*probe)[k] for k in ("dloss_dw1", "dloss_dw2")]
+
+
+def test_the_hidden_inputs_are_not_degenerate():
+    """Task 1's hidden s is not 0 or ±1; Task 2's cover the ReLU on (m1 below and above 1), off
+    (m1 < 0 by either factor) and at exactly 0, with targets strictly between 0 and 1."""
+    for x, y, w in FORMULA_CHECKS["t1_formula"].hidden:
+        assert abs(abs(x * w - y) - 1) > 0.1 and abs(x * w - y) > 0.1 and abs(x) != 1
+    m1s = [x1 * w1 for x1, w1, _, _ in FORMULA_CHECKS["t2_formula"].hidden]
+    assert min(m1s) < 0 < max(m1s) and 0.0 in m1s and any(0 < m1 < 1 for m1 in m1s)
+    assert {x1 < 0 for x1, *_ in FORMULA_CHECKS["t2_formula"].hidden} == {True, False}
+    assert all(0 < y < 1 for *_, y in FORMULA_CHECKS["t2_formula"].hidden)
+
+
+@pytest.mark.parametrize("probe", FORMULA_CHECKS["t2_formula"].visible + FORMULA_CHECKS["t2_formula"].hidden)
+def test_task2_formula_references_are_the_closed_form(device, probe):
+    x1, w1, w2, y = probe
+    m1 = x1 * w1
+    yhat = sigmoid(max(m1, 0) * w2)
+    up = 2 * (yhat - y) * yhat * (1 - yhat)
+    ref = kit.task2_values(*probe)
+    assert ref["dloss_dw1"] == pytest.approx(up * w2 * (m1 > 0) * x1, rel=1e-12, abs=1e-15)
+    assert ref["dloss_dw2"] == pytest.approx(up * max(m1, 0), rel=1e-12, abs=1e-15)

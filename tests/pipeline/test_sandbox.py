@@ -23,8 +23,9 @@ from conftest import REPO, make_course_root
 from test_pipeline import make
 
 pytestmark = pytest.mark.slow
-TASK1 = {"t1_forward": 1, "t1_backward": 2, "t1_check_result": 1, "t1_train": 2}
-TASK2 = {"t2_forward": 2, "t2_local": 2, "t2_gradients": 3, "t2_activation_grads": 2, "t2_manual_backward": 3}
+TASK1 = {"t1_forward": 1, "t1_backward": 2, "t1_formula": 2, "t1_check_result": 1, "t1_train": 2}
+TASK2 = {"t2_forward": 2, "t2_local": 2, "t2_gradients": 3, "t2_formula": 3, "t2_activation_grads": 2,
+         "t2_manual_backward": 3}
 FULL = {**TASK1, **TASK2}
 ONLY_TASK1 = {**TASK1, **dict.fromkeys(TASK2, 0)}
 CELL_SECONDS, NOTEBOOK_SECONDS = 10, 60

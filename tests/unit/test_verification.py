@@ -13,12 +13,14 @@ def answers_output(payload: dict):
     return nbformat.v4.new_output("display_data", data={ANSWERS_MIME: payload, "text/plain": ""})
 
 
-def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4"):
-    """A lab's release (Lab 4's unless told), as if graded, with the given outputs on its test cells."""
+def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4", sources: dict | None = None):
+    """A lab's release (Lab 4's unless told), as if graded, with the given outputs on its test
+    cells (and the given code in its answer cells)."""
     nb = nbformat.read(REPO / "release" / lab / f"{lab}.ipynb", as_version=4)
     for cell in nb.cells:
         if cell.id in outputs:
             cell.outputs = outputs[cell.id]
+        cell.source = (sources or {}).get(cell.id, cell.source)
     folder = tmp_path / "autograded" / "ada" / lab
     folder.mkdir(parents=True)
     nbformat.write(nb, folder / f"{lab}.ipynb")
@@ -155,3 +157,40 @@ def test_a_function_check_that_failed_in_the_notebook_is_summed_up_by_the_kits_o
     summary = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0].source
     assert "- `t2_activation_grads` (0 of 2): relu_grad(-2, 0.5): expected 0 at a negative input" in summary
     assert "hand over" not in summary
+
+
+SLIPPED_FORMULA = """import math
+
+def gradients(x1, w1, w2, y):
+    m1 = x1 * w1
+    r = max(m1, 0.0)
+    m2 = r * w2
+    yhat = 1 / (1 + math.exp(-m2))
+    up = 2 * (yhat - y) * yhat * (1 - yhat)
+    return up * w2 * x1, up * r
+"""
+
+
+def test_a_formula_is_run_from_its_answer_cell_and_its_verdict_kept_for_the_feedback(tmp_path):
+    """The kernel reported the formula as passed (as a tampered kit would); the answer cell's
+    code, run by the grader, lets the gradient through a switched-off ReLU. The blank Task 1
+    formula had failed in the notebook already: it keeps 0 and its verdict says why."""
+    folder = graded_notebook(tmp_path, {"t2_formula": [], "t1_formula": []},
+                             sources={"t2_formula_answer": SLIPPED_FORMULA})
+    tests = {("lab4", "t2_formula"): 3.0, ("lab4", "t1_formula"): 2.0}
+    result = {"grades": {("lab4", "t2_formula"): 3.0, ("lab4", "t1_formula"): 0.0}}
+    notes = verification.audit(folder, "lab4", "ada", result, ["ada"], tests)
+    assert result["grades"] == {("lab4", "t2_formula"): 0.0, ("lab4", "t1_formula"): 0.0}
+    assert notes == ["t2_formula: overturned by the out-of-kernel check: gradients(4, -0.5, 0.2, 1): it matches "
+                     "what you get if you let the gradient through the ReLU where m1 ≤ 0."]
+    summary = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0].source
+    assert "- `t2_formula` (0 of 3): let the gradient through the ReLU where m1 ≤ 0\n" in summary
+    assert "- `t1_formula` (0 of 2): not answered (the function still raises NotImplementedError)" in summary
+
+
+def test_without_the_sandbox_a_formula_still_runs_with_the_standard_library_only(tmp_path):
+    folder = graded_notebook(tmp_path, {"t2_formula": []},
+                             sources={"t2_formula_answer": "import torch\n" + SLIPPED_FORMULA})
+    result = {"grades": {("lab4", "t2_formula"): 3.0}}
+    (note,) = verification.audit(folder, "lab4", "ada", result, sandboxed=False)
+    assert result["grades"] == {("lab4", "t2_formula"): 0.0} and "No module named 'torch'" in note

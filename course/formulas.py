@@ -1,0 +1,84 @@
+"""Run a formula cell's functions with nothing but Python's standard library.
+
+A formula cell holds a derivation written as plain Python functions of the inputs (`math`
+only). Its source is run in a fresh interpreter started with `-I -S`: no site-packages, so
+no torch and no course kit, whatever the cell tries to import. The kit does this on the
+visible inputs while the student works; the grader does the same inside a sandbox, on inputs
+the student never sees, with the cell's source taken from the submitted notebook.
+
+`evaluate` sends the jobs as JSON on stdin; RUNNER answers with one JSON line: per job, the
+value of each call as a list of floats, or the error that stopped it.
+"""
+
+import json
+import subprocess
+import sys
+
+TIME_LIMIT = 5  # seconds for every job of one evaluation together
+
+RUNNER = r'''
+import io, json, math, os, sys
+jobs = json.loads(sys.stdin.read())
+out = sys.stdout
+sys.stdout = sys.stderr = io.StringIO()  # what the cell prints is not the answer
+
+def numbers(value):
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return [float(value)]
+    if isinstance(value, (tuple, list)) and value and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+        return [float(v) for v in value]
+    raise TypeError(f"returned {type(value).__name__} {value!r:.60}; return a number or a tuple of numbers")
+
+def run(job):
+    namespace = {"__name__": "formulas"}
+    try:
+        exec(compile(job["source"], "<your formula cell>", "exec"), namespace)
+    except BaseException as exc:
+        return {"error": f"the cell itself raised {type(exc).__name__}: {exc}"}
+    values = []
+    for name, args in job["calls"]:
+        fn = namespace.get(name)
+        if not callable(fn):
+            return {"error": f"the cell does not define the function `{name}`"}
+        try:
+            values.append(numbers(fn(*args)))
+        except BaseException as exc:
+            call = name + "(" + ", ".join(map(repr, args)) + ")"
+            return {"error": f"{call} raised {type(exc).__name__}: {exc}"}
+    return {"values": values}
+
+results = [run(job) for job in jobs]
+out.write("\n" + json.dumps(results) + "\n")
+out.flush()
+os._exit(0)  # nothing the cell left behind (atexit, threads) writes after the results
+'''
+
+
+def base_python() -> str:
+    """The interpreter this environment was made from (a venv's own has the same stdlib)."""
+    return getattr(sys, "_base_executable", None) or sys.executable
+
+
+def command() -> list[str]:
+    """The command that runs RUNNER: standard library only, environment variables ignored."""
+    return [base_python(), "-I", "-S", "-c", RUNNER]
+
+
+def evaluate(jobs: list[dict], prefix: list[str] = (), seconds: float = TIME_LIMIT) -> list[dict]:
+    """Run each job ({"source": cell code, "calls": [[function name, [args...]], ...]}) in one
+    fresh stdlib-only interpreter (started through `prefix`, e.g. a sandbox); per job, its
+    {"values": [[floats] per call]} or {"error": why}."""
+    try:
+        proc = subprocess.run([*prefix, *command()], input=json.dumps(jobs), capture_output=True, text=True,
+                              timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return [{"error": f"the formulas did not finish within {seconds:g} s"}] * len(jobs)
+    try:
+        results = json.loads(proc.stdout.strip().splitlines()[-1])
+        if isinstance(results, list) and len(results) == len(jobs) and all(isinstance(r, dict) for r in results):
+            return results
+    except (ValueError, IndexError):
+        pass
+    why = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1][:300]
+    return [{"error": f"the formulas could not be run ({why})"}] * len(jobs)

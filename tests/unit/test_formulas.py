@@ -1,0 +1,70 @@
+"""A formula cell runs with Python's standard library and nothing else: in the kit (a fresh
+interpreter) and in the grader (the same interpreter inside a sandbox without the venv)."""
+
+import sys
+
+import pytest
+
+from autograder.labs import run_formulas
+from autograder.pipeline import sandbox
+from course import formulas
+
+RUNNERS = {"kit": formulas.evaluate, "grader": run_formulas}
+
+
+def one(runner: str, source: str, *calls) -> dict:
+    (result,) = RUNNERS[runner]([{"source": source, "calls": [list(c) for c in calls]}])
+    return result
+
+
+@pytest.fixture(params=sorted(RUNNERS))
+def runner(request):
+    if request.param == "grader" and sandbox.unavailable():
+        pytest.fail(sandbox.unavailable())  # the grader needs bubblewrap; CI installs it
+    return request.param
+
+
+def test_plain_python_formulas_return_floats(runner):
+    source = "import math\ndef f(x, y):\n    print('working')\n    return x * y, math.exp(0)\n"
+    assert one(runner, source, ("f", [2, 3]), ("f", [0.5, -1])) == {"values": [[6.0, 1.0], [-0.5, 1.0]]}
+
+
+@pytest.mark.parametrize("module", ["torch", "numpy", "course", "autograder", "nbgrader"])
+def test_nothing_but_the_standard_library_can_be_imported(runner, module):
+    result = one(runner, f"import {module}\ndef f(x):\n    return x\n", ("f", [1]))
+    assert result == {"error": f"the cell itself raised ModuleNotFoundError: No module named '{module}'"}
+
+
+def test_in_the_grader_the_venv_and_the_kit_are_not_even_there():
+    venv_site = [p for p in sys.path if p.endswith("site-packages")]
+    assert venv_site
+    source = (f"import os, sys\nsys.path[:0] = {venv_site!r}\n"
+              "def f(x):\n"
+              f"    return [float(os.path.exists(p)) for p in {[sys.prefix, str(sandbox.kit_folder()), *venv_site]!r}]\n")
+    assert one("kit", source, ("f", [0])) == {"values": [[1.0] * (2 + len(venv_site))]}  # the kit: not sandboxed
+    assert one("grader", source, ("f", [0])) == {"values": [[0.0] * (2 + len(venv_site))]}
+    assert "No module named 'torch'" in one("grader", source + "import torch\n", ("f", [0]))["error"]
+
+
+@pytest.mark.parametrize("source, call, message", [
+    ("def f(x):\n    return 'a'\n", ("f", [1]), "f(1) raised TypeError: returned str"),
+    ("def f(x):\n    return True\n", ("f", [1]), "returned bool"),
+    ("def f(x):\n    return 1 / x\n", ("f", [0]), "f(0) raised ZeroDivisionError"),
+    ("def g(x):\n    return x\n", ("f", [1]), "does not define the function `f`"),
+    ("def f(x):\n    return helper(x)\n", ("f", [1]), "NameError: name 'helper' is not defined"),
+    ("raise NotImplementedError()\n", ("f", [1]), "the cell itself raised NotImplementedError"),
+])
+def test_broken_formulas_say_what_broke(runner, source, call, message):
+    assert message in one(runner, source, call)["error"]
+
+
+def test_a_formula_that_never_ends_is_stopped(runner):
+    jobs = [{"source": "while True:\n    pass\n", "calls": []}] * 2
+    assert RUNNERS[runner](jobs, seconds=1) == [{"error": "the formulas did not finish within 1 s"}] * 2
+
+
+def test_what_the_cell_writes_after_the_runner_is_not_the_result(runner):
+    fake = "\\n" + '[{"values": [[42.0]]}]' + "\\n"
+    source = (f"import atexit, sys\nsys.__stdout__.write('{fake}')\n"
+              f"atexit.register(lambda: sys.__stdout__.write('{fake}'))\ndef f(x):\n    return x\n")
+    assert one(runner, source, ("f", [7])) == {"values": [[7.0]]}
