@@ -4,9 +4,10 @@
 
 A mutant changes one numeric constant, one arithmetic operator or one comparison (the sites of
 tests/mutate.py) in one solution code cell of source/<lab>/<lab>.ipynb. The notebook's code
-cells then run in order, in this process, as student ada: a mutant is killed when a graded test
+cells then run in order, in this process, as student ada and, if it survives her, as student3
+(whose numbers differ where ada's hide slips): a mutant is killed when a graded test
 cell fails, in the notebook (the kit's check raises) or when the grader verifies what it
-handed over (its hidden probes included). Mutants listed in
+handed over (its hidden probes included), or, for a formula, the answer cell's code. Mutants listed in
 tests/equivalent_solution_mutants.txt, as "lab | the line's code | change  # why", are left out.
 Prints each survivor and the kill rate; exits 1 when a mutant survives that is not listed.
 """
@@ -32,10 +33,12 @@ import course.checks  # noqa: E402
 from autograder.labs import load  # noqa: E402
 from autograder.pipeline import notebooks  # noqa: E402
 from course.identity import STUDENT_ENV  # noqa: E402
+from conftest import run_cell  # noqa: E402
 from mutate import sites  # noqa: E402
 
 EQUIVALENT = REPO / "tests" / "equivalent_solution_mutants.txt"
-STUDENT = "ada"
+# ada first; student3's numbers show what ada's hide (Lab 4: y = 1 and m1 < 1; Lab 5: b ≠ 0).
+STUDENTS = ("ada", "student3")
 CELL_SECONDS = 10  # the grader's per-cell limit: a cell still running then scores 0
 
 
@@ -83,7 +86,8 @@ def failed_test(lab: str, cells: list) -> str | None:
 
 
 def _first_failure(lab: str, checks, namespace: dict, cells: list) -> str | None:
-    for cell in cells:
+    answers = {c.metadata.nbgrader["grade_id"]: c.source for c in cells if is_solution_code(c)}
+    for number, cell in enumerate(cells):
         if cell.cell_type != "code":
             continue
         grading = cell.metadata.get("nbgrader", {})
@@ -92,7 +96,7 @@ def _first_failure(lab: str, checks, namespace: dict, cells: list) -> str | None
             stack.enter_context(_publishing_into(payloads))
             signal.alarm(CELL_SECONDS)
             try:
-                exec(compile(cell.source, f"<{lab} cell>", "exec"), namespace)
+                run_cell(cell.source, namespace, f"{lab} {number}")
             except Exception:
                 if grading.get("grade") and not grading.get("solution"):
                     return grading["grade_id"]
@@ -100,7 +104,7 @@ def _first_failure(lab: str, checks, namespace: dict, cells: list) -> str | None
             finally:
                 signal.alarm(0)
         if grading.get("grade") and not grading.get("solution") and payloads:
-            if checks.verify_cell(grading["grade_id"], payloads, STUDENT):
+            if checks.verify_cell(grading["grade_id"], payloads, os.environ[STUDENT_ENV], answers):
                 return grading["grade_id"]
     return None
 
@@ -125,29 +129,36 @@ def listed_equivalent() -> set[str]:
 
 
 def survivors(lab: str) -> tuple[list[SolutionMutant], int]:
-    """The mutants of `lab`'s solution cells that lose no points and are not listed; how many ran.
-    Runs as student ada (STUDENT_ENV must be set to her by the caller)."""
+    """The mutants of `lab`'s solution cells that lose no points for any of STUDENTS and are not
+    listed; how many ran."""
     previous = signal.signal(signal.SIGALRM, out_of_time)
+    student_before = os.environ.get(STUDENT_ENV)
     try:
         nb = nbformat.read(notebooks.build(lab), as_version=4)  # from source/<lab>/<lab>.py
-        if failed_test(lab, nb.cells) is not None:
-            raise AssertionError(f"{lab}'s solution itself fails {failed_test(lab, nb.cells)}")
-        equivalent, alive, ran = listed_equivalent(), [], 0
-        for mutant in mutants(lab, nb):
-            if mutant.identity in equivalent:
-                continue
-            cells = [nbformat.from_dict(c) for c in nb.cells]
-            cells[mutant.cell].source = planted(cells[mutant.cell].source, mutant.index)
-            ran += 1
-            if failed_test(lab, cells) is None:
-                alive.append(mutant)
+        equivalent = listed_equivalent()
+        alive = [m for m in mutants(lab, nb) if m.identity not in equivalent]
+        ran = len(alive)
+        for student in STUDENTS:
+            os.environ[STUDENT_ENV] = student
+            if (failed := failed_test(lab, nb.cells)) is not None:
+                raise AssertionError(f"{lab}'s solution itself fails {failed} for {student}")
+            alive = [mutant for mutant in alive if failed_test(lab, planted_cells(nb, mutant)) is None]
         return alive, ran
     finally:
         signal.signal(signal.SIGALRM, previous)
+        if student_before is None:
+            os.environ.pop(STUDENT_ENV, None)
+        else:
+            os.environ[STUDENT_ENV] = student_before
+
+
+def planted_cells(nb, mutant: SolutionMutant) -> list:
+    cells = [nbformat.from_dict(c) for c in nb.cells]
+    cells[mutant.cell].source = planted(cells[mutant.cell].source, mutant.index)
+    return cells
 
 
 def main(argv: list[str]) -> int:
-    os.environ[STUDENT_ENV] = STUDENT
     os.environ.pop("NBGRADER_EXECUTION", None)
     labs = argv or sorted(p.name for p in (REPO / "source").iterdir() if p.name.startswith("lab"))
     alive_all = []
