@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .answers import Expected, WrongType, as_floats, four_digits, survives_rounding
-from .checks import Function, LabKit
+from .checks import Formula, Function, LabKit
 from .data import thermometer
 from .device import grading_device
 from .identity import draw_numbers, pick_all
@@ -191,4 +191,8 @@ check = LabKit(
     functions={
         "make_model": Function(("make_model",), run_make_model, "the architecture is right."),
         "train": Function(("train",), run_train, "every loss matches the reference training loop."),
+    },
+    formulas={
+        "sgd_step": Formula("sgd_step", "the loss, both gradients and both updated parameters match autograd."),
+        "cross_entropy": Formula("cross_entropy", "the loss and its three gradients match autograd."),
     })

@@ -104,3 +104,29 @@ def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None
     for name, expected in answers.items():
         named = {why for why in expected.slips if ignore not in why}
         assert named == {why for why in expected.slips for (n, words) in by_hand if n == name and words in why}, name
+
+
+def graded_formula(lab: str, grade_id: str, source: str):
+    """A formula answer cell run as the notebook runs it, then its test cell:
+    (the kernel's error or None, the grader's problems from the cell's code)."""
+    namespace = {}
+    run_cell(source, namespace, grade_id)
+    return run_test_cell(lab, grade_id, namespace, answers={load(lab).checks[grade_id].answer_cell: source})
+
+
+def assert_formula_slips_are_far_and_distinct(check, reference, slips) -> None:
+    """Test the test: every slip of a formula check differs from `reference(*probe)` by at least 10
+    tolerances on some hidden input, and no two slips agree on every hidden input (each gets its own name)."""
+    from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, close
+
+    gaps, outputs = {}, {}
+    for probe in check.hidden:
+        right = reference(*probe)
+        for why, wrong in slips(*probe).items():
+            gaps.setdefault(why, []).append(max(abs(a - b) / (FUNCTION_RTOL * abs(b) + FUNCTION_ATOL)
+                                                for a, b in zip(wrong, right)))
+            outputs.setdefault(why, []).extend(wrong)
+    assert all(max(g) >= 10 for g in gaps.values()), gaps
+    for a in outputs:
+        for b in outputs:
+            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b])), (a, b)

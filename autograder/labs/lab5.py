@@ -5,6 +5,7 @@ runs, from the kit's seeded models and data. Hand-computed answers are checked o
 values for the student's numbers (course.lab5.answers).
 """
 
+import math
 import warnings
 
 import torch
@@ -82,6 +83,61 @@ def verify_train(data: dict, student: str) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- the formulas' references and slips
+
+def sgd_step_reference(w, b, x1, y1, x2, y2, lr) -> list[float]:
+    r = kit.sgd_step_values(w, b, x1, y1, x2, y2, lr)
+    return [r["mse"], r["dmse_dw"], r["dmse_db"], r["w_next"], b - lr * r["dmse_db"]]
+
+
+def sgd_step_slips(w, b, x1, y1, x2, y2, lr) -> dict[str, list[float]]:
+    """(mse, dmse/dw, dmse/db, w_next, b_next) as each known slip gives them, in closed form."""
+    points = ((x1, y1), (x2, y2))
+
+    def step(bias_sign=1.0, mean=2.0, factor=2.0, grad_sign=1.0, direction=-1.0, x_in_b=False, x_in_w=True):
+        res = [(w * x + bias_sign * b - y, x) for x, y in points]
+        mse = sum(r * r for r, _ in res) / mean
+        gw = grad_sign * sum(factor * r * (x if x_in_w else 1.0) for r, x in res) / mean
+        gb = grad_sign * bias_sign * sum(factor * r * (x if x_in_b else 1.0) for r, x in res) / mean
+        return [mse, gw, gb, w + direction * lr * gw, b + direction * lr * gb]
+
+    return {"summed the squared errors instead of averaging them": step(mean=1.0),
+            "forgot the factor 2 from the square": step(factor=1.0),
+            "flipped the sign of the residual (y − ŷ) in the gradients": step(grad_sign=-1.0),
+            "stepped uphill (w + lr · dMSE/dw)": step(direction=1.0),
+            "flipped the bias's sign in the model (ŷ = w·x − b)": step(bias_sign=-1.0),
+            "multiplied dMSE/db by x as well (the bias's input is 1)": step(x_in_b=True),
+            "left x out of dMSE/dw": step(x_in_w=False)}
+
+
+def cross_entropy_reference(z0, z1, z2, target) -> list[float]:
+    r = kit.cross_entropy_values([z0, z1, z2], target)
+    return [r["ce_loss"], r["ce_grad_0"], r["ce_grad_1"], r["ce_grad_2"]]
+
+
+def cross_entropy_slips(z0, z1, z2, target) -> dict[str, list[float]]:
+    """(loss, dL/dz0, dL/dz1, dL/dz2) as each known slip gives them, in closed form."""
+    z = [z0, z1, z2]
+
+    def softmax(v):
+        total = sum(math.exp(u) for u in v)
+        return [math.exp(u) / total for u in v]
+
+    p = softmax(z)
+    onehot = [float(i == target) for i in range(3)]
+    right = [p_i - t_i for p_i, t_i in zip(p, onehot)]
+    twice = softmax(p)  # softmax applied to probabilities: the gradient goes back through the first softmax
+    upstream = [q_i - t_i for q_i, t_i in zip(twice, onehot)]
+    through = [p[i] * (upstream[i] - sum(p_j * u_j for p_j, u_j in zip(p, upstream))) for i in range(3)]
+    log_sum = math.log(sum(math.exp(u) for u in z))
+    return {"forgot to subtract the one-hot target": [log_sum - z[target], *p],
+            "applied softmax before the cross-entropy, which applies it again":
+                [-p[target] + math.log(sum(math.exp(u) for u in p)), *through],
+            "used log base 10": [log_sum / math.log(10) - z[target], *right],
+            "left out the log-sum-exp term (−z_target alone)": [-z[target], *right],
+            "flipped the sign of the gradient (one-hot − softmax)": [log_sum - z[target], *(-g for g in right)]}
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.function(
@@ -106,4 +162,23 @@ LAB.function(
     hint="Each step: optimizer.zero_grad() (when zero_grad is true), the MSE of model(X).squeeze(1) "
          "against y, backward(), step(); return the loss of every step.")
 LAB.values("t3_sgd_step", "mse", "dmse_dw", "dmse_db", "w_next")
+# (w, b, x1, y1, x2, y2, lr): b ≠ 0 and no x of ±1, so every slip shows.
+LAB.formula(
+    "t3_formula", "sgd_step", answer_cell="t3_formula_answer",
+    visible=[[0.8, 0.3, 1.5, 2.5, -0.5, 0.2, 0.2], [1.0, -1.0, 2.0, 0.0, 3.0, 4.0, 0.1]],
+    hidden=[[0.7, -0.4, 1.5, 2.0, -2.5, 0.3, 0.1], [-1.2, 0.9, 3.0, -1.0, 0.5, 2.5, 0.05],
+            [2.0, 1.5, -0.8, 0.6, 1.7, -2.2, 0.2]],
+    reference=lambda p: sgd_step_reference(*p),
+    mistakes={why: (lambda p, why=why: sgd_step_slips(*p)[why]) for why in sgd_step_slips(1, 1, 2, 0, 3, 1, 0.1)},
+    hint="Residuals r = w·x + b − y first; average the squares and the gradients of both; then step "
+         "each parameter against its gradient.")
 LAB.values("t4_cross_entropy", "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
+# (z0, z1, z2, target): distinct logits, every target once and more.
+LAB.formula(
+    "t4_formula", "cross_entropy", answer_cell="t4_formula_answer",
+    visible=[[1.0, 2.0, 0.5, 1], [-1.0, 0.5, 0.2, 0]],
+    hidden=[[0.3, -1.2, 2.1, 0], [1.7, 0.4, -0.6, 2], [-0.5, 2.4, 0.9, 1], [3.0, 2.9, -2.0, 2]],
+    reference=lambda p: cross_entropy_reference(*p),
+    mistakes={why: (lambda p, why=why: cross_entropy_slips(*p)[why]) for why in cross_entropy_slips(0.0, 1.0, 2.0, 0)},
+    hint="The loss is −z_target plus the natural log of the sum of exponentials; each gradient is the "
+         "softmax probability minus 1 at the target.")

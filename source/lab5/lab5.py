@@ -26,6 +26,12 @@
 # **How answers are graded.** Hand-computed values need at least **4 significant digits**
 # (natural logarithms). Grades are checked against what `torch.autograd` computes when your
 # notebook is graded. Cells marked *manually graded* are read by your instructor.
+#
+# **Formulas, not only numbers.** Autograd can fill in any number on your own values, so each
+# hand computation (Tasks 3 and 4) is also graded as a *formula*: a Python function of the inputs,
+# written with `math` and plain arithmetic. The grader runs that cell on its own, without torch
+# or the course kit, on inputs you never see, and names the mistake if the formula has one.
+# Check your work with autograd as much as you like after answering; the derivation earns the points.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import math
@@ -189,6 +195,31 @@ w_next = mine["w"] - mine["lr"] * dmse_dw
 check.values(globals(), "mse", "dmse_dw", "dmse_db", "w_next")
 
 # %% [markdown]
+# ### The step as a formula
+# Write `sgd_step(w, b, x1, y1, x2, y2, lr)`, returning `(mse, dmse_dw, dmse_db, w_next, b_next)`
+# for *any* numbers, by the steps you just took: residuals first, then the averaged gradients,
+# then one step for each parameter. Your own b may be 0, which hides how b enters; the grader's
+# inputs do not. Plain Python and `math` only: the grader runs this cell by itself.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def sgd_step(w, b, x1, y1, x2, y2, lr):
+    """(mse, dmse/dw, dmse/db, w after one SGD step, b after it) for ŷ = w·x + b on two points."""
+    ### BEGIN SOLUTION
+    residuals = [(w * x + b - y, x) for x, y in ((x1, y1), (x2, y2))]
+    mse = sum(r * r for r, _ in residuals) / 2
+    dmse_dw = sum(2 * r * x for r, x in residuals) / 2
+    dmse_db = sum(2 * r for r, _ in residuals) / 2
+    return mse, dmse_dw, dmse_db, w - lr * dmse_dw, b - lr * dmse_db
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t3_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "sgd_step")
+
+# %% [markdown]
 # Observe the same kind of step with `nn.Linear`, `nn.MSELoss` and `torch.optim.SGD`, on numbers
 # that are nobody's task: w = 0.8, b = 0.3, points (1.5, 2.5) and (−0.5, 0.2), lr = 0.2. Put them
 # through your own steps above and compare. (`nn.MSELoss` averages over the points: the / 2.)
@@ -229,6 +260,28 @@ ce_grad_0, ce_grad_1, ce_grad_2 = (p - (i == mine["target"]) for i, p in enumera
 
 # %% nbgrader={"grade": true, "grade_id": "t4_cross_entropy", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
+
+# %% [markdown]
+# ### Cross-entropy as a formula
+# Write `cross_entropy(z0, z1, z2, target)`, returning `(loss, dL/dz0, dL/dz1, dL/dz2)` for any
+# three logits and a target class 0, 1 or 2, with `math` only.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def cross_entropy(z0, z1, z2, target):
+    """(loss, dL/dz0, dL/dz1, dL/dz2) of cross-entropy on the logits (z0, z1, z2) and a target class."""
+    ### BEGIN SOLUTION
+    logits = [z0, z1, z2]
+    total = sum(math.exp(z) for z in logits)
+    loss = -logits[target] + math.log(total)
+    return (loss, *(math.exp(z) / total - (i == target) for i, z in enumerate(logits)))
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "cross_entropy")
 
 # %% [markdown]
 # ## Observe: SGD versus Adam

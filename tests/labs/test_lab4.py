@@ -18,7 +18,7 @@ from course import lab4 as kit
 from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, relative_error
 from course.checks import FORMULA_RULE
 
-from conftest import assert_named_slips, run_cell, run_test_cell
+from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, run_cell, run_test_cell
 
 ACTIVATION_PROBES = grader.LAB.checks["t2_activation_grads"].visible + grader.LAB.checks["t2_activation_grads"].hidden
 BACKWARD_PROBES = grader.LAB.checks["t2_manual_backward"].visible + grader.LAB.checks["t2_manual_backward"].hidden
@@ -263,24 +263,17 @@ T1_SLIPS = {"forgot to square s": "    return s, 2 * s * x\n", "forgot the facto
 T1_HEAD = "def loss_and_gradient(x, y, w):\n    s = x * w - y\n"
 
 
-def graded_formula(grade_id: str, source: str):
-    """The formula cell run as the notebook runs it, then its test cell: (kernel error, grader's problems)."""
-    namespace = {}
-    run_cell(source, namespace, grade_id)
-    return run_test_cell("lab4", grade_id, namespace, answers={FORMULA_CHECKS[grade_id].answer_cell: source})
-
-
 @pytest.mark.parametrize("grade_id, source", [("t1_formula", s) for s in T1_RIGHT.values()]
                          + [("t2_formula", s) for s in T2_RIGHT.values()], ids=[*T1_RIGHT, *T2_RIGHT])
 def test_right_formulas_in_other_words_pass(student, grade_id, source):
-    assert graded_formula(grade_id, source) == (None, [])
+    assert graded_formula("lab4", grade_id, source) == (None, [])
 
 
 @pytest.mark.parametrize("grade_id, source, words", [("t1_formula", T1_HEAD + s, w) for w, s in T1_SLIPS.items()]
                          + [("t2_formula", T2_FORWARD + s, w) for w, s in T2_SLIPS.items()],
                          ids=[*T1_SLIPS, *T2_SLIPS])
 def test_each_slip_in_a_formula_is_named_by_the_grader(student, grade_id, source, words):
-    _, problems = graded_formula(grade_id, source)
+    _, problems = graded_formula("lab4", grade_id, source)
     assert problems and all(words in problem for problem in problems), problems
 
 
@@ -291,7 +284,7 @@ def test_a_formula_that_calls_autograd_gets_no_points(student, grade_id):
     args = "x, y, w" if grade_id == "t1_formula" else "x1, w1, w2, y"
     for body in ("import torch\n", "from course.lab4 import task1_values, task2_values\n"):
         source = f"{body}def {function}({args}):\n    return 0.0, 0.0\n"
-        error, problems = graded_formula(grade_id, source)
+        error, problems = graded_formula("lab4", grade_id, source)
         assert "No module named" in str(error) and "without torch or the course kit" in str(error)
         assert problems and "No module named" in problems[0]
     namespace = {"check_result": lambda *a: (1.0, 8.0)}
@@ -312,21 +305,8 @@ def test_the_kernel_check_reads_the_cell_that_defined_the_function(student):
 
 @pytest.mark.parametrize("grade_id", sorted(FORMULA_CHECKS))
 def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id):
-    """Test the test: every slip differs from the right output by at least 10 tolerances on some
-    hidden input, and no two slips agree on every input (so each gets its own name)."""
-    check = FORMULA_CHECKS[grade_id]
     slips = grader.task1_formula_slips if grade_id == "t1_formula" else grader.task2_formula_slips
-    rows = {}
-    for probe in check.hidden:
-        right = grader_reference(grade_id, probe)
-        for why, wrong in slips(*probe).items():
-            rows.setdefault(why, []).append(max(abs(a - b) / (FUNCTION_RTOL * abs(b) + FUNCTION_ATOL)
-                                                for a, b in zip(wrong, right)))
-    assert all(max(gaps) >= 10 for gaps in rows.values()), rows
-    outputs = {why: [v for p in check.hidden for v in slips(*p)[why]] for why in rows}
-    for a in outputs:
-        for b in outputs:
-            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b]))
+    assert_formula_slips_are_far_and_distinct(FORMULA_CHECKS[grade_id], lambda *p: grader_reference(grade_id, p), slips)
 
 
 @pytest.mark.parametrize("grade_id", sorted(FORMULA_CHECKS))

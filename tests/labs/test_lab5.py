@@ -12,7 +12,7 @@ from course import lab5 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.data import thermometer
-from conftest import assert_named_slips, hidden_probes, run_test_cell
+from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, hidden_probes, run_test_cell
 
 
 def sgd_losses(seed, steps, optimizer="SGD", zero_grad=True, lr=1e-3):
@@ -220,3 +220,86 @@ def test_mse_loss_warns_about_the_broadcast_the_lab_describes():
     with pytest.warns(UserWarning, match="different to the input size.*broadcasting"):
         loss = nn.MSELoss()(prediction, y)
     assert loss.item() == pytest.approx(((prediction - y) ** 2).mean().item())  # (11, 11): every pair
+
+
+# ---------------------------------------------------------------- the hand computations graded as formulas
+
+SGD_HEAD = "def sgd_step(w, b, x1, y1, x2, y2, lr):\n    r1, r2 = w * x1 + b - y1, w * x2 + b - y2\n"
+SGD_RIGHT = {
+    "solution": SGD_HEAD + "    gw, gb = r1 * x1 + r2 * x2, r1 + r2\n    return (r1*r1 + r2*r2) / 2, gw, gb, w - lr*gw, b - lr*gb\n",
+    "mean over a list": ("def sgd_step(w, b, x1, y1, x2, y2, lr):\n    pts = [(x1, y1), (x2, y2)]\n"
+                         "    n = len(pts)\n    res = [w * x + b - y for x, y in pts]\n"
+                         "    gw = sum(2 * r * x for r, (x, _) in zip(res, pts)) / n\n    gb = sum(2 * r for r in res) / n\n"
+                         "    return [sum(r ** 2 for r in res) / n, gw, gb, w - lr * gw, b - lr * gb]\n"),
+}
+SGD_SLIPS = {
+    "summed the squared errors": SGD_HEAD + "    gw, gb = 2*(r1*x1 + r2*x2), 2*(r1 + r2)\n    return r1*r1 + r2*r2, gw, gb, w - lr*gw, b - lr*gb\n",
+    "forgot the factor 2": SGD_HEAD + "    gw, gb = (r1*x1 + r2*x2) / 2, (r1 + r2) / 2\n    return (r1*r1 + r2*r2) / 2, gw, gb, w - lr*gw, b - lr*gb\n",
+    "stepped uphill": SGD_HEAD + "    gw, gb = r1*x1 + r2*x2, r1 + r2\n    return (r1*r1 + r2*r2) / 2, gw, gb, w + lr*gw, b + lr*gb\n",
+    "flipped the bias's sign": ("def sgd_step(w, b, x1, y1, x2, y2, lr):\n    r1, r2 = w*x1 - b - y1, w*x2 - b - y2\n"
+                                "    gw, gb = r1*x1 + r2*x2, -(r1 + r2)\n    return (r1*r1 + r2*r2) / 2, gw, gb, w - lr*gw, b - lr*gb\n"),
+    "multiplied dMSE/db by x": SGD_HEAD + "    gw = r1*x1 + r2*x2\n    return (r1*r1 + r2*r2) / 2, gw, gw, w - lr*gw, b - lr*gw\n",
+}
+CE_RIGHT = {
+    "solution": ("import math\ndef cross_entropy(z0, z1, z2, target):\n    z = [z0, z1, z2]\n    m = max(z)\n"
+                 "    e = [math.exp(v - m) for v in z]\n    p = [v / sum(e) for v in e]\n"
+                 "    return (-math.log(p[target]), *[p[i] - (1 if i == target else 0) for i in range(3)])\n"),
+}
+CE_HEAD = ("import math\ndef cross_entropy(z0, z1, z2, target):\n    z = [z0, z1, z2]\n"
+           "    e = [math.exp(v) for v in z]\n    p = [v / sum(e) for v in e]\n    onehot = [float(i == target) for i in range(3)]\n")
+CE_SLIPS = {
+    "forgot to subtract the one-hot": CE_HEAD + "    return (math.log(sum(e)) - z[target], *p)\n",
+    "used log base 10": CE_HEAD + "    return (math.log10(sum(e)) - z[target], *[a - b for a, b in zip(p, onehot)])\n",
+    "flipped the sign of the gradient": CE_HEAD + "    return (math.log(sum(e)) - z[target], *[b - a for a, b in zip(p, onehot)])\n",
+    "applied softmax before the cross-entropy": CE_HEAD + (
+        "    q = [math.exp(v) / sum(math.exp(u) for u in p) for v in p]\n"
+        "    up = [a - b for a, b in zip(q, onehot)]\n    dot = sum(a * b for a, b in zip(p, up))\n"
+        "    return (-p[target] + math.log(sum(math.exp(u) for u in p)), *[p[i] * (up[i] - dot) for i in range(3)])\n"),
+}
+
+
+@pytest.mark.parametrize("grade_id, source", [("t3_formula", s) for s in SGD_RIGHT.values()]
+                         + [("t4_formula", s) for s in CE_RIGHT.values()], ids=[*SGD_RIGHT, "ce"])
+def test_right_formulas_in_other_words_pass(student, grade_id, source):
+    assert graded_formula("lab5", grade_id, source) == (None, [])
+
+
+@pytest.mark.parametrize("grade_id, source, words", [("t3_formula", s, w) for w, s in SGD_SLIPS.items()]
+                         + [("t4_formula", s, w) for w, s in CE_SLIPS.items()], ids=[*SGD_SLIPS, *CE_SLIPS])
+def test_each_slip_in_a_formula_is_named_by_the_grader(student, grade_id, source, words):
+    _, problems = graded_formula("lab5", grade_id, source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+def test_a_formula_by_autograd_gets_no_points(student):
+    source = ("import torch\ndef cross_entropy(z0, z1, z2, target):\n"
+              "    z = torch.tensor([[z0, z1, z2]], requires_grad=True)\n"
+              "    loss = torch.nn.functional.cross_entropy(z, torch.tensor([target]))\n"
+              "    loss.backward()\n    return (loss.item(), *z.grad[0].tolist())\n")
+    error, problems = graded_formula("lab5", "t4_formula", source)
+    assert "No module named 'torch'" in str(error) and "No module named 'torch'" in problems[0]
+
+
+@pytest.mark.parametrize("grade_id", ["t3_formula", "t4_formula"])
+def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id):
+    reference, slips = ((lab5.sgd_step_reference, lab5.sgd_step_slips) if grade_id == "t3_formula"
+                        else (lab5.cross_entropy_reference, lab5.cross_entropy_slips))
+    assert_formula_slips_are_far_and_distinct(lab5.LAB.checks[grade_id], reference, slips)
+
+
+def test_the_formula_inputs_show_what_the_students_numbers_hide():
+    """Every student's b is −1, 0 or 1 and x is an integer; the grader's inputs have b ∉ {0, ±1}
+    in every probe and an x of ±1 in none; every logit triple is distinct, every target is used."""
+    for w, b, x1, y1, x2, y2, lr in lab5.LAB.checks["t3_formula"].hidden:
+        assert b not in (0.0, 1.0, -1.0) and abs(x1) != 1 and abs(x2) != 1
+    probes = lab5.LAB.checks["t4_formula"].hidden
+    assert all(len({z0, z1, z2}) == 3 for z0, z1, z2, _ in probes) and {t for *_, t in probes} == {0, 1, 2}
+
+
+@pytest.mark.parametrize("probe", lab5.LAB.checks["t3_formula"].hidden)
+def test_sgd_reference_is_the_closed_form(device, probe):
+    w, b, x1, y1, x2, y2, lr = probe
+    r1, r2 = w * x1 + b - y1, w * x2 + b - y2
+    gw, gb = r1 * x1 + r2 * x2, r1 + r2
+    assert lab5.sgd_step_reference(*probe) == pytest.approx(
+        [(r1 * r1 + r2 * r2) / 2, gw, gb, w - lr * gw, b - lr * gb], rel=1e-12, abs=1e-15)
