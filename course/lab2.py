@@ -11,7 +11,7 @@ import math
 import torch
 
 from .answers import Expected, WrongType, four_digits, survives_rounding
-from .checks import Function, LabKit, Table
+from .checks import Formula, Function, LabKit, Table
 from .device import grading_device
 from .identity import draw_numbers, pick_all
 
@@ -188,6 +188,7 @@ WORKED_EXAMPLE = {"x": 3.0, "w": 4.0, "b": 5.0, "gx": 0.25, "gy": 0.3, "gz": 0.4
 check = LabKit(
     "lab2", numbers=student_numbers, show_numbers=show_numbers, answers=answers, example=WORKED_EXAMPLE,
     functions={"graph_walk": Function(("graph_walk",), run_graph_walk, "the walk matches the real graph.")},
+    formulas={"f_gradients": Formula("f_gradients", "df/dx, df/dy and df/dz match autograd on the visible inputs.")},
     tables={
         "can_require_grad": Table(DTYPES, (True, False), describe=lambda ok: "allowed" if ok else "an error"),
         "statements": Table(STATEMENTS, (True, False)),

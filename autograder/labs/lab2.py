@@ -6,6 +6,7 @@ in the prediction tables is observed here, on the installed PyTorch, and the stu
 is compared with the grader's own walk of each probe expression (course.lab2.expression).
 """
 
+import math
 import warnings
 
 import torch
@@ -126,6 +127,33 @@ def verify_walk(data: dict, student: str) -> list[str]:
     return problems
 
 
+# ---------------------------------------------------------------- the formula's reference and slips
+
+def f_gradients_reference(x: float, y: float, z: float) -> list[float]:
+    r = kit.composite_values(x, y, z)
+    return [r["df_dx"], r["df_dy"], r["df_dz"]]
+
+
+def f_gradients_slips(x: float, y: float, z: float) -> dict[str, list[float]]:
+    """(df/dx, df/dy, df/dz) as each known slip of the chain gives them, in closed form."""
+    a, b = 2 * x, math.sin(y)
+    c = a / b
+    d = 1 + z * c
+    e = math.log(d)
+    f = math.tanh(e)
+
+    def chain(dtanh=1 - f * f, dlog=1 / d, da_dx=2.0, dc_db=-a / b ** 2, db_dy=math.cos(y)):
+        df_dc = dtanh * dlog * z
+        return [df_dc / b * da_dx, df_dc * dc_db * db_dy, dtanh * dlog * c]
+
+    return {"used 1 − e² for tanh' (its input, not its output)": chain(dtanh=1 - e * e),
+            "forgot the 1/d from the logarithm": chain(dlog=1.0),
+            "forgot the 2 from a = 2x": chain(da_dx=1.0),
+            "dropped the minus sign of d(a/b)/db = −a/b²": chain(dc_db=a / b ** 2),
+            "used sin(y) for db/dy (the derivative of sin is cos)": chain(db_dy=math.sin(y)),
+            "took dc/db as 1/b (the derivative of a/b with respect to a)": chain(dc_db=1 / b)}
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_linear", "y_value", "w_grad", "b_grad")
@@ -148,5 +176,14 @@ LAB.function(
          "skip None and list every node once.")
 LAB.values("t4_forward", "a", "b", "c", "d", "e", "f")
 LAB.values("t4_gradients", "df_dx", "df_dy", "df_dz")
+# (x, y, z) with d > 0: sin(y) of either sign (y beyond π), x of either sign, tanh far from saturation.
+LAB.formula(
+    "t4_formula", "f_gradients", answer_cell="t4_formula_answer",
+    visible=[[0.25, 0.3, 0.4], [1.0, 1.2, 0.7]],
+    hidden=[[0.7, 1.1, 1.3], [-0.4, 2.8, 0.3], [1.6, 0.35, 0.45], [0.3, 4.0, -0.8]],
+    reference=lambda p: f_gradients_reference(*p),
+    mistakes={why: (lambda p, why=why: f_gradients_slips(*p)[why]) for why in f_gradients_slips(1.0, 1.0, 1.0)},
+    hint="Compute a, b, c, d and f inside the function, then multiply the local derivatives along each "
+         "input's path, from f back to it.")
 LAB.values("t4_fan_out", "dg_dx")
 LAB.table("t5_statements", "statements", truth=observe_statement)

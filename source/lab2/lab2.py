@@ -25,6 +25,12 @@
 # **How answers are graded.** Hand-computed values need at least **4 significant digits**; angles
 # are in radians. Grades are checked against what `torch.autograd` computes when your notebook is
 # graded. Cells marked *manually graded* are read by your instructor.
+#
+# **Formulas, not only numbers.** Autograd can fill in any number on your own values, so the
+# derivation of Task 4 is also graded as a *formula*: a Python function of the inputs, written
+# with `math` and plain arithmetic. The grader runs that cell on its own, without torch or the
+# course kit, on inputs you never see, and names the mistake if the formula has one. Check your
+# work with autograd as much as you like after answering; the derivation earns the points.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import matplotlib.pyplot as plt
@@ -194,7 +200,7 @@ e = math.log(d)
 f = math.tanh(e)
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t4_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "a", "b", "c", "d", "e", "f")
 
 # %% [markdown]
@@ -213,8 +219,36 @@ df_dy = df_dd * mine["gz"] * (-a / b ** 2) * math.cos(mine["gy"])
 df_dz = df_dd * c
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t4_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_gradients", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "df_dx", "df_dy", "df_dz")
+
+# %% [markdown]
+# **The same chain as a formula.** Numbers on your own x, y, z earn one point each above;
+# autograd could fill them in. The derivation earns four: write `f_gradients(x, y, z)`, returning
+# `(df_dx, df_dy, df_dz)` for *any* inputs where d > 0, by the steps you just took (the forward
+# values, then the local derivatives multiplied along each path). Plain Python and `math` only:
+# the grader runs this cell by itself, without torch, on inputs you never see, some with y above
+# π where sin(y) is negative.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def f_gradients(x, y, z):
+    """(df/dx, df/dy, df/dz) of f = tanh(ln(1 + z · 2x / sin(y))), from the chain rule; `math` only."""
+    ### BEGIN SOLUTION
+    a = 2 * x
+    b = math.sin(y)
+    c = a / b
+    d = 1 + z * c
+    f = math.tanh(math.log(d))
+    df_dc = (1 - f ** 2) / d * z
+    return df_dc / b * 2, df_dc * (-a / b ** 2) * math.cos(y), (1 - f ** 2) / d * c
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "f_gradients")
 
 # %% [markdown]
 # Observe: autograd on the same graph, at x = 0.25, y = 0.3, z = 0.4 (below every student's

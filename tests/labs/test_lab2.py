@@ -15,7 +15,7 @@ from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.graphs import draw_graph, graph_layers
 
-from conftest import assert_named_slips
+from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
 
 matplotlib.use("Agg")
 
@@ -264,3 +264,62 @@ def test_a_matrix_products_backward_costs_about_twice_its_forward():
     with FlopCounterMode(display=False) as backward:
         y.sum().backward()
     assert backward.get_total_flops() == 2 * forward.get_total_flops()
+
+
+# ---------------------------------------------------------------- Task 4's chain graded as a formula
+
+F_HEAD = ("import math\ndef f_gradients(x, y, z):\n    a, b = 2 * x, math.sin(y)\n    c = a / b\n"
+          "    d = 1 + z * c\n    e = math.log(d)\n    f = math.tanh(e)\n")
+F_RIGHT = {
+    "solution": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "tanh' from cosh, no named nodes": (
+        "from math import cos, cosh, log, sin\ndef f_gradients(x, y, z):\n"
+        "    d = 1 + z * 2 * x / sin(y)\n    g = 1 / cosh(log(d)) ** 2 / d\n"
+        "    return [2 * z * g / sin(y), -2 * x * z * cos(y) * g / sin(y) ** 2, 2 * x * g / sin(y)]\n"),
+}
+F_SLIPS = {
+    "used 1 − e² for tanh'": F_HEAD + "    g = (1 - e * e) / d\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "forgot the 1/d": F_HEAD + "    g = 1 - f * f\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "forgot the 2 from a = 2x": F_HEAD + "    g = (1 - f * f) / d\n    return g * z / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "dropped the minus sign": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "used sin(y) for db/dy": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, -g * z * a * math.sin(y) / b ** 2, g * c\n",
+}
+
+
+@pytest.mark.parametrize("source", F_RIGHT.values(), ids=F_RIGHT)
+def test_right_formulas_in_other_words_pass(student, source):
+    assert graded_formula("lab2", "t4_formula", source) == (None, [])
+
+
+@pytest.mark.parametrize("words, source", F_SLIPS.items(), ids=F_SLIPS)
+def test_each_slip_in_the_formula_is_named_by_the_grader(student, words, source):
+    _, problems = graded_formula("lab2", "t4_formula", source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs():
+    assert_formula_slips_are_far_and_distinct(grader.LAB.checks["t4_formula"], grader.f_gradients_reference,
+                                              grader.f_gradients_slips)
+
+
+def test_the_formula_inputs_reach_what_the_students_numbers_do_not():
+    """Students' y lies in [0.5, 2.5] (sin y > 0) and x, z in [0.5, 2]; the grader also tries
+    sin y < 0 and negative x and z, always with d > 0 and tanh away from saturation."""
+    probes = grader.LAB.checks["t4_formula"].hidden
+    assert min(math.sin(y) for _, y, _ in probes) < 0 < max(math.sin(y) for _, y, _ in probes)
+    assert min(x for x, _, _ in probes) < 0 and min(z for *_, z in probes) < 0
+    for x, y, z in probes:
+        d = 1 + z * 2 * x / math.sin(y)
+        assert d > 0.1 and abs(math.tanh(math.log(d))) < 0.95
+
+
+@pytest.mark.parametrize("probe", grader.LAB.checks["t4_formula"].visible + grader.LAB.checks["t4_formula"].hidden)
+def test_formula_reference_is_the_gradcheck_verified_gradient(device, probe):
+    leaves = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in probe)
+
+    def f(x, y, z):
+        return torch.tanh(torch.log(1 + z * (2 * x) / torch.sin(y)))
+
+    assert torch.autograd.gradcheck(f, leaves)
+    grads = torch.autograd.grad(f(*leaves), leaves)
+    assert grader.f_gradients_reference(*probe) == pytest.approx([g.item() for g in grads], rel=1e-12)
