@@ -164,7 +164,7 @@ LAB.function(
 LAB.values("t3_sgd_step", "mse", "dmse_dw", "dmse_db", "w_next")
 # (w, b, x1, y1, x2, y2, lr): b ≠ 0 and no x of ±1, so every slip shows.
 LAB.formula(
-    "t3_formula", "sgd_step", answer_cell="t3_formula_answer",
+    "t3_sgd_formula", "sgd_step", answer_cell="t3_sgd_formula_answer",
     visible=[[0.8, 0.3, 1.5, 2.5, -0.5, 0.2, 0.2], [1.0, -1.0, 2.0, 0.0, 3.0, 4.0, 0.1]],
     hidden=[[0.7, -0.4, 1.5, 2.0, -2.5, 0.3, 0.1], [-1.2, 0.9, 3.0, -1.0, 0.5, 2.5, 0.05],
             [2.0, 1.5, -0.8, 0.6, 1.7, -2.2, 0.2]],
@@ -175,7 +175,7 @@ LAB.formula(
 LAB.values("t4_cross_entropy", "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
 # (z0, z1, z2, target): distinct logits, every target once and more.
 LAB.formula(
-    "t4_formula", "cross_entropy", answer_cell="t4_formula_answer",
+    "t4_ce_formula", "cross_entropy", answer_cell="t4_ce_formula_answer",
     visible=[[1.0, 2.0, 0.5, 1], [-1.0, 0.5, 0.2, 0]],
     hidden=[[0.3, -1.2, 2.1, 0], [1.7, 0.4, -0.6, 2], [-0.5, 2.4, 0.9, 1], [3.0, 2.9, -2.0, 2]],
     reference=lambda p: cross_entropy_reference(*p),

@@ -201,7 +201,7 @@ check.values(globals(), "mse", "dmse_dw", "dmse_db", "w_next")
 # then one step for each parameter. Your own b may be 0, which hides how b enters; the grader's
 # inputs do not. Plain Python and `math` only: the grader runs this cell by itself.
 
-# %% nbgrader={"grade": false, "grade_id": "t3_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "t3_sgd_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
 
 
@@ -216,7 +216,7 @@ def sgd_step(w, b, x1, y1, x2, y2, lr):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t3_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_sgd_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "sgd_step")
 
 # %% [markdown]
@@ -266,7 +266,7 @@ check.values(globals(), "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
 # Write `cross_entropy(z0, z1, z2, target)`, returning `(loss, dL/dz0, dL/dz1, dL/dz2)` for any
 # three logits and a target class 0, 1 or 2, with `math` only.
 
-# %% nbgrader={"grade": false, "grade_id": "t4_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# %% nbgrader={"grade": false, "grade_id": "t4_ce_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
 
 
@@ -280,7 +280,7 @@ def cross_entropy(z0, z1, z2, target):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_ce_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "cross_entropy")
 
 # %% [markdown]

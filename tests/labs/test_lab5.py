@@ -258,14 +258,14 @@ CE_SLIPS = {
 }
 
 
-@pytest.mark.parametrize("grade_id, source", [("t3_formula", s) for s in SGD_RIGHT.values()]
-                         + [("t4_formula", s) for s in CE_RIGHT.values()], ids=[*SGD_RIGHT, "ce"])
+@pytest.mark.parametrize("grade_id, source", [("t3_sgd_formula", s) for s in SGD_RIGHT.values()]
+                         + [("t4_ce_formula", s) for s in CE_RIGHT.values()], ids=[*SGD_RIGHT, "ce"])
 def test_right_formulas_in_other_words_pass(student, grade_id, source):
     assert graded_formula("lab5", grade_id, source) == (None, [])
 
 
-@pytest.mark.parametrize("grade_id, source, words", [("t3_formula", s, w) for w, s in SGD_SLIPS.items()]
-                         + [("t4_formula", s, w) for w, s in CE_SLIPS.items()], ids=[*SGD_SLIPS, *CE_SLIPS])
+@pytest.mark.parametrize("grade_id, source, words", [("t3_sgd_formula", s, w) for w, s in SGD_SLIPS.items()]
+                         + [("t4_ce_formula", s, w) for w, s in CE_SLIPS.items()], ids=[*SGD_SLIPS, *CE_SLIPS])
 def test_each_slip_in_a_formula_is_named_by_the_grader(student, grade_id, source, words):
     _, problems = graded_formula("lab5", grade_id, source)
     assert problems and all(words in problem for problem in problems), problems
@@ -276,13 +276,13 @@ def test_a_formula_by_autograd_gets_no_points(student):
               "    z = torch.tensor([[z0, z1, z2]], requires_grad=True)\n"
               "    loss = torch.nn.functional.cross_entropy(z, torch.tensor([target]))\n"
               "    loss.backward()\n    return (loss.item(), *z.grad[0].tolist())\n")
-    error, problems = graded_formula("lab5", "t4_formula", source)
+    error, problems = graded_formula("lab5", "t4_ce_formula", source)
     assert "No module named 'torch'" in str(error) and "No module named 'torch'" in problems[0]
 
 
-@pytest.mark.parametrize("grade_id", ["t3_formula", "t4_formula"])
+@pytest.mark.parametrize("grade_id", ["t3_sgd_formula", "t4_ce_formula"])
 def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id):
-    reference, slips = ((lab5.sgd_step_reference, lab5.sgd_step_slips) if grade_id == "t3_formula"
+    reference, slips = ((lab5.sgd_step_reference, lab5.sgd_step_slips) if grade_id == "t3_sgd_formula"
                         else (lab5.cross_entropy_reference, lab5.cross_entropy_slips))
     assert_formula_slips_are_far_and_distinct(lab5.LAB.checks[grade_id], reference, slips)
 
@@ -290,13 +290,13 @@ def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id)
 def test_the_formula_inputs_show_what_the_students_numbers_hide():
     """Every student's b is −1, 0 or 1 and x is an integer; the grader's inputs have b ∉ {0, ±1}
     in every probe and an x of ±1 in none; every logit triple is distinct, every target is used."""
-    for w, b, x1, y1, x2, y2, lr in lab5.LAB.checks["t3_formula"].hidden:
+    for w, b, x1, y1, x2, y2, lr in lab5.LAB.checks["t3_sgd_formula"].hidden:
         assert b not in (0.0, 1.0, -1.0) and abs(x1) != 1 and abs(x2) != 1
-    probes = lab5.LAB.checks["t4_formula"].hidden
+    probes = lab5.LAB.checks["t4_ce_formula"].hidden
     assert all(len({z0, z1, z2}) == 3 for z0, z1, z2, _ in probes) and {t for *_, t in probes} == {0, 1, 2}
 
 
-@pytest.mark.parametrize("probe", lab5.LAB.checks["t3_formula"].hidden)
+@pytest.mark.parametrize("probe", lab5.LAB.checks["t3_sgd_formula"].hidden)
 def test_sgd_reference_is_the_closed_form(device, probe):
     w, b, x1, y1, x2, y2, lr = probe
     r1, r2 = w * x1 + b - y1, w * x2 + b - y2
