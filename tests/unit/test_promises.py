@@ -149,3 +149,23 @@ def test_two_students_of_a_class_of_1000_share_numbers_with_a_chance_under_1_per
     assert 1 - math.exp(-pairs * same) < 0.01
     numbers = [json.dumps(kit.student_numbers(f"student{i}")) for i in range(1000)]
     assert len(set(numbers)) == 1000
+
+
+@pytest.mark.parametrize("lab", notebooks.labs())
+def test_numbers_on_a_students_own_values_carry_at_most_a_third_of_the_points(lab):
+    """What autograd can fill in for a student (hand values on their own numbers) is worth at most
+    a third of a lab's autograded points; the README states each lab's share."""
+    from autograder.labs import load
+
+    import nbformat
+
+    checks = load(lab)
+    nb = nbformat.read(notebooks.build(lab), as_version=4)
+    points = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in nb.cells
+              if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
+    own = sum(points[grade_id] for grade_id, check in checks.checks.items() if check.kind == "values"
+              and any(checks.kit.expected_answers(a)[n].value != checks.kit.expected_answers(b)[n].value
+                      for a, b in (("ada", "zoë"), ("ada", "grace")) for n in check.name.split()))
+    total = sum(points[grade_id] for grade_id in checks.checks)
+    assert own * 3 <= total, (own, total)
+    assert f"Lab {lab[-1]}: {own:g} of {total:g}" in (REPO / "README.md").read_text()
