@@ -236,6 +236,39 @@ def run_manual_backward(fns: dict, probe: list) -> dict[str, list]:
     return outputs
 
 
+def _bowl(x: torch.Tensor) -> torch.Tensor:
+    return (x ** 2).sum() + x.prod()
+
+
+def _wave(x: torch.Tensor) -> torch.Tensor:
+    return torch.sin(3 * x).sum() * torch.exp(x[0])
+
+
+def _network(weights: torch.Tensor) -> torch.Tensor:
+    """Task 2's loss at x1 = 2.5, y = 0.2, as a function of (w1, w2)."""
+    return (torch.sigmoid(torch.relu(2.5 * weights[0]) * weights[1]) - 0.2) ** 2
+
+
+# Functions a numerical gradient is tried on, each with its point (away from the ReLU's kink).
+GRADCHECK_PROBLEMS = {"bowl": (_bowl, [0.5, -1.2, 2.0]), "wave": (_wave, [0.3, -0.8, 1.1, 0.2]),
+                      "network": (_network, [0.6, -0.9])}
+
+
+def gradcheck_point(name: str) -> torch.Tensor:
+    return torch.tensor(GRADCHECK_PROBLEMS[name][1], dtype=F64, device=grading_device())
+
+
+def run_numerical_gradient(fns: dict, probe: list) -> list[float]:
+    name, h = probe
+    x = gradcheck_point(name)
+    out = fns["numerical_gradient"](GRADCHECK_PROBLEMS[name][0], x, h)
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        raise WrongType("`numerical_gradient` should return a tensor shaped like x.")
+    if not torch.equal(x, gradcheck_point(name)):
+        raise WrongType("`numerical_gradient` changed x itself: nudge copies of it (x.clone()).")
+    return as_floats("numerical_gradient", out)
+
+
 # The numbers of the lab's worked example (the textbook numbers of Task 2's text and of `show_graph`):
 # answers worked on them instead of the student's own are named as such.
 WORKED_EXAMPLE = {"x1": 4.0, "w1": 0.5, "w2": 0.2, "y": 1.0}
@@ -249,6 +282,8 @@ check = LabKit(
         "activation_grads": Function(("relu_grad", "sigmoid_grad"), run_activation_grads,
                                      "relu_grad and sigmoid_grad agree with autograd at every probe point."),
         "manual_backward": Function(("manual_backward",), run_manual_backward, "dW1 and dw2 match autograd."),
+        "numerical_gradient": Function(("numerical_gradient",), run_numerical_gradient,
+                                       "every coordinate is the centred difference."),
     },
     formulas={
         "loss_and_gradient": Formula("loss_and_gradient", "the loss and dloss/dw match autograd on the visible inputs."),

@@ -115,8 +115,29 @@ def task2_formula_slips(x1: float, w1: float, w2: float, y: float) -> dict[str, 
             "returned (dloss/dw2, dloss/dw1): the order is (dloss/dw1, dloss/dw2)": right[::-1]}
 
 
+def centred_difference(name: str, h: float, one_sided: bool = False, divisor: float = 2.0,
+                       all_at_once: bool = False) -> list[float]:
+    """(f(x + h·eᵢ) − f(x − h·eᵢ)) / (2h) for each coordinate of a kit problem, in float64; the
+    switches give three classic mistakes."""
+    f, _ = kit.GRADCHECK_PROBLEMS[name]
+    x = kit.gradcheck_point(name)
+    grads = []
+    for i in range(x.numel()):
+        step = torch.full_like(x, h) if all_at_once else torch.zeros_like(x).index_fill_(0, torch.tensor([i]), h)
+        low = f(x) if one_sided else f(x - step)
+        grads.append(((f(x + step) - low) / (h if one_sided else divisor * h)).item())
+    return grads
+
+
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, list]:
     return {k: v.detach().to("cpu", F64).tolist() for k, v in tensors.items()}
+
+
+NUMERICAL_MISTAKES = {
+    "used the one-sided difference (f(x + h) − f(x)) / h, whose error is of order h (the centred one's, h²)":
+        dict(one_sided=True),
+    "divided by h instead of 2h (the two points are 2h apart)": dict(divisor=1.0),
+    "moved every coordinate at once (nudge one coordinate at a time)": dict(all_at_once=True)}
 
 
 # ---------------------------------------------------------------- verifiers with more to say than "matches"
@@ -262,3 +283,11 @@ LAB.function(
                           "let the gradient through the ReLU where m1 ≤ 0")},
     verify=verify_manual_backward, rtol=2 * BACKWARD_MAX_REL_ERROR, atol=1e-8,
     hint="Run the forward pass, keep m1, r, m2 and ŷ, then chain the local derivatives from the loss back.")
+# (problem, h): h large enough that a one-sided difference is visibly off.
+LAB.function(
+    "t3_numerical_gradient", "numerical_gradient", visible=[["bowl", 0.01]], hidden=[["wave", 0.01], ["network", 0.001]],
+    reference=lambda p: centred_difference(*p),
+    mistakes={why: (lambda p, switch=switch: centred_difference(*p, **switch)) for why, switch in NUMERICAL_MISTAKES.items()},
+    rtol=1e-7, atol=1e-10,
+    hint="For each i: copy x, add h to coordinate i for one copy and subtract it for the other, and take "
+         "(f(up) − f(down)) / (2h).")

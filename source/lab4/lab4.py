@@ -440,6 +440,87 @@ check.function(globals(), "manual_backward", hidden=[[5, 6, 2], [1, 1, 2]])
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ## Task 3 — Check a gradient numerically
+#
+# How do you trust a backward pass you wrote yourself, like `manual_backward`? Nudge each input
+# and watch the output: for a small step h, the **centred difference**
+#
+# (f(x + h·eᵢ) − f(x − h·eᵢ)) / (2h)
+#
+# approaches ∂f/∂xᵢ (eᵢ is the vector with 1 at position i and 0 elsewhere). Its error shrinks
+# like h², while the one-sided (f(x + h·eᵢ) − f(x)) / h is off by a term proportional to h. The
+# seed's "rate of change" of w·x + b is the one-sided version: exact there only because a line
+# has no curvature.
+#
+# ### 3a. The centred difference
+# Write `numerical_gradient(f, x, h)`: `f` takes a 1-D float64 tensor and returns a scalar
+# tensor; return a tensor shaped like `x` holding the centred difference for each coordinate,
+# moving one coordinate at a time. Do not change `x` itself (work on copies, `x.clone()`;
+# `torch.zeros_like(x)` makes a tensor on x's device), and do not use autograd: the point is a
+# check that does not trust it.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_numerical_gradient_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def numerical_gradient(f, x, h):
+    """Centred differences (f(x + h·eᵢ) − f(x − h·eᵢ)) / (2h), one coordinate i at a time."""
+    ### BEGIN SOLUTION
+    grad = torch.zeros_like(x)
+    for i in range(x.numel()):
+        step = torch.zeros_like(x)
+        step[i] = h
+        grad[i] = (f(x + step) - f(x - step)) / (2 * h)
+    return grad
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t3_numerical_gradient", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.function(globals(), "numerical_gradient")
+### BEGIN HIDDEN TESTS
+check.function(globals(), "numerical_gradient", hidden=[["wave", 0.01], ["network", 0.001]])
+### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 3b. Observe: relative error, float32 and the ReLU's kink
+# A gradient check compares the two by their **relative error**, max |a − b| / max(|a|, |b|):
+# around 1e-7 or below, the backward pass is right; above 1e-2, it is almost surely wrong. Here
+# it checks autograd itself on Task 2's loss, as a function of (w1, w2), in float64 and in
+# float32, for several h. **Predict first:** which precision fails the check, and why does
+# making h smaller not rescue it?
+
+# %%
+def task2_loss(weights, x1=2.0, y=0.3):
+    """Task 2's loss as a function of the tensor (w1, w2)."""
+    return (torch.sigmoid(torch.relu(x1 * weights[0]) * weights[1]) - y) ** 2
+
+
+def relative_error(a, b):
+    return ((a - b).abs().max() / torch.maximum(a.abs().max(), b.abs().max())).item()
+
+
+for dtype in (torch.float64, torch.float32):
+    w = torch.tensor([0.7, -1.3], dtype=dtype, requires_grad=True)
+    task2_loss(w).backward()
+    for h in (1e-2, 1e-4, 1e-6):
+        numeric = numerical_gradient(task2_loss, w.detach(), h)
+        print(f"{str(dtype):14} h = {h:.0e}: relative error {relative_error(numeric, w.grad):.1e}")
+
+# %% [markdown]
+# In float64 the error falls like h²: about 1e-4 at h = 1e-2, 1e-8 at h = 1e-4, 1e-10 at 1e-6.
+# In float32 it never gets below about 1e-4, and at h = 1e-6 it is worse, about 3e-2: f is
+# stored to 7 significant digits, so the difference f(x + h) − f(x − h) loses digits as h
+# shrinks, and dividing by 2h magnifies what is left. That is why gradient checks run in float64
+# (`torch.autograd.gradcheck` insists on it).
+#
+# At a kink the check fails for another reason. Put w1 at exactly 0, where the ReLU bends: the
+# centred difference straddles the bend and averages the two slopes, while autograd reports
+# PyTorch's choice, slope 0.
+
+# %%
+w = torch.tensor([0.0, -1.3], dtype=torch.float64, requires_grad=True)
+task2_loss(w).backward()
+print("autograd:             ", w.grad.tolist())
+print("centred, h = 1e-4:    ", numerical_gradient(task2_loss, w.detach(), 1e-4).tolist())
+
+# %% [markdown]
 # ## Written answers (manually graded)
 #
 # **Q1.** The local derivative dŷ/dm2 can be written using ŷ alone. Explain why, and why this
@@ -477,5 +558,7 @@ check.function(globals(), "manual_backward", hidden=[[5, 6, 2], [1, 1, 2]])
 # - Paths share their first factors (dloss/dm2 here), so backprop computes them once.
 # - Local derivatives are often cheapest in terms of forward values: σ' = ŷ(1 − ŷ), ReLU' from
 #   the sign of m1. Mixing up a function's input and output gives a plausible but wrong number.
+# - A backward pass you wrote is checked numerically: centred differences in float64, compared by
+#   relative error (about 1e-7 or less when right); float32 and kinks make the check fail.
 # - `loss.backward()` fills `.grad` of the leaves; `.grad` accumulates, so a training loop resets
 #   it after every update, and the update itself runs under `torch.no_grad()`.

@@ -352,3 +352,81 @@ def test_task2_formula_references_are_the_closed_form(device, probe):
     ref = kit.task2_values(*probe)
     assert ref["dloss_dw1"] == pytest.approx(up * w2 * (m1 > 0) * x1, rel=1e-12, abs=1e-15)
     assert ref["dloss_dw2"] == pytest.approx(up * max(m1, 0), rel=1e-12, abs=1e-15)
+
+
+# ---------------------------------------------------------------- Task 3: the numerical gradient
+
+NUMERICAL_PROBES = grader.LAB.checks["t3_numerical_gradient"].visible + grader.LAB.checks["t3_numerical_gradient"].hidden
+
+
+@pytest.mark.parametrize("probe", NUMERICAL_PROBES)
+def test_the_centred_difference_agrees_with_autograd_to_order_h_squared(device, probe):
+    name, h = probe
+    f, _ = kit.GRADCHECK_PROBLEMS[name]
+    x = kit.gradcheck_point(name).requires_grad_()
+    (autograd,) = torch.autograd.grad(f(x), x)
+    centred = torch.tensor(grader.centred_difference(name, h), dtype=torch.float64)
+    assert relative_error(centred, autograd) < 100 * h ** 2
+    for slip in grader.NUMERICAL_MISTAKES.values():  # each mistake is far outside the check's tolerance
+        assert relative_error(torch.tensor(grader.centred_difference(name, h, **slip)), centred) > 1e-4
+
+
+NUMERICAL_SLIPS = {
+    "one-sided": "    g = torch.zeros_like(x)\n    for i in range(len(x)):\n        s = torch.zeros_like(x)\n"
+                 "        s[i] = h\n        g[i] = (f(x + s) - f(x)) / h\n    return g\n",
+    "divided by h instead of 2h": "    g = torch.zeros_like(x)\n    for i in range(len(x)):\n        s = torch.zeros_like(x)\n"
+                                  "        s[i] = h\n        g[i] = (f(x + s) - f(x - s)) / h\n    return g\n",
+    "moved every coordinate at once": "    return torch.full_like(x, ((f(x + h) - f(x - h)) / (2 * h)).item())\n",
+}
+
+
+@pytest.mark.parametrize("words, body", NUMERICAL_SLIPS.items(), ids=NUMERICAL_SLIPS)
+def test_each_numerical_gradient_slip_is_named(student, words, body):
+    namespace = {"torch": torch}
+    exec("def numerical_gradient(f, x, h):\n" + body, namespace)
+    error, _ = run_test_cell("lab4", "t3_numerical_gradient", namespace)
+    assert words in str(error)  # named in the notebook, on the visible probe
+    assert all(words in problem for problem in grader.LAB.checks["t3_numerical_gradient"].verify(
+        {"probes": NUMERICAL_PROBES, "outputs": [kit.run_numerical_gradient(namespace, p) for p in NUMERICAL_PROBES]},
+        "ada"))  # and by the grader, on every probe
+
+
+def test_a_numerical_gradient_that_changes_x_is_told_so(student):
+    def numerical_gradient(f, x, h):
+        grad = torch.zeros_like(x)
+        for i in range(len(x)):
+            x[i] += h
+            up = f(x)
+            x[i] -= 2 * h
+            grad[i] = (up - f(x)) / (2 * h)
+        return grad
+
+    error, _ = run_test_cell("lab4", "t3_numerical_gradient", {"numerical_gradient": numerical_gradient})
+    assert "changed x itself" in str(error)
+
+
+def test_the_gradient_check_numbers_the_lab_states():
+    """Task 3b: float64's relative error about 1e-4, 1e-8, 1e-10 at h = 1e-2, 1e-4, 1e-6; float32's
+    never below about 1e-4 and about 3e-2 at h = 1e-6; at the kink the centred difference is
+    not autograd's 0."""
+    def loss(weights, x1=2.0, y=0.3):
+        return (torch.sigmoid(torch.relu(x1 * weights[0]) * weights[1]) - y) ** 2
+
+    def errors(dtype):
+        w = torch.tensor([0.7, -1.3], dtype=dtype, requires_grad=True)
+        (exact,) = torch.autograd.grad(loss(w), w)
+        found = []
+        for h in (1e-2, 1e-4, 1e-6):
+            numeric = torch.stack([(loss(w.detach() + h * e) - loss(w.detach() - h * e)) / (2 * h)
+                                   for e in torch.eye(2, dtype=dtype)])
+            found.append(((numeric - exact).abs().max() / torch.maximum(numeric.abs().max(), exact.abs().max())).item())
+        return found  # the lab's relative error: max |a − b| / max(|a|, |b|)
+
+    f64 = errors(torch.float64)
+    assert 1e-4 <= f64[0] < 3e-4 and 1e-8 <= f64[1] < 3e-8 and 3e-11 < f64[2] < 3e-10
+    f32 = errors(torch.float32)
+    assert min(f32) > 5e-5 and 1e-2 < f32[2] < 1e-1
+    kink = torch.tensor([0.0, -1.3], dtype=torch.float64, requires_grad=True)
+    (exact,) = torch.autograd.grad(loss(kink), kink)
+    centred = (loss(kink.detach() + torch.tensor([1e-4, 0.0])) - loss(kink.detach() - torch.tensor([1e-4, 0.0]))) / 2e-4
+    assert exact.tolist() == [0.0, 0.0] and abs(centred.item()) > 0.1
