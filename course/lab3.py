@@ -23,6 +23,15 @@ F64 = torch.float64
 EXPRESSIONS = ("(x + 2).sum()", "(x - y).sum()", "(-x).sum()", "(x * x).sum()", "(x * y).sum()",
                "x.sigmoid().sum()", "x.exp().sum()", "x.relu().sum()")
 CLEARING = ("p.grad.zero_()", "p.grad = None", "optimizer.zero_grad()", "optimizer.zero_grad(set_to_none=False)")
+# Task 6's statements about five classic autograd traps (in-place changes, rebinding a parameter,
+# detach, a non-scalar backward, an integer leaf), to be predicted True or False.
+TRAPS = ("w += 1 raises an error",
+         "y = x.exp(); y.add_(1); y.sum().backward() raises an error",
+         "y = x * 2; y.add_(1); y.sum().backward() raises an error",
+         "A = A - 0.1 * A.grad, outside torch.no_grad(), leaves A.grad as None",
+         "(s.detach() * s).backward() gives s.grad = 6 for s = tensor(3., requires_grad=True)",
+         "x.backward() raises an error (x has three elements)",
+         "torch.tensor(3, requires_grad=True) raises an error")
 # Grids the per-student numbers are drawn from: 24⁴ · 12 · 56 ≈ 2.2e8 combinations, over a third of
 # them acceptable, so two students of a class of 1,000 share numbers with a chance under 1 %
 # (tests/unit/test_promises.py). k is odd, so 2a + k is never 0 and no gradient vanishes.
@@ -157,4 +166,5 @@ check = LabKit(
                               describe=RETAIN_SAYS.get, success="every prediction matches what PyTorch does."),
         "after_clear": Table(CLEARING, ("zeros", "None"), describe=CLEARED_SAYS.get,
                              success="every prediction matches what PyTorch does."),
+        "traps": Table(TRAPS, (True, False), success="every prediction matches what PyTorch does."),
     })

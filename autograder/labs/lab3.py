@@ -7,6 +7,8 @@ Task 1's hand-computed values are checked on the kit's values for the student's 
 (course.lab3.answers).
 """
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -110,6 +112,64 @@ def verify_clearing(data: list, student: str) -> list[str]:
             for method in kit.CLEARING if given[method] != after_clearing(method)]
 
 
+def raises(action) -> bool:
+    """Whether `action()` raises the RuntimeError autograd uses for its refusals."""
+    try:
+        action()
+    except RuntimeError:
+        return True
+    return False
+
+
+def rebound_grad_is_none() -> bool:
+    A = torch.tensor(1.0, device=grading_device(), requires_grad=True)
+    (A * A).backward()
+    A = A - 0.1 * A.grad
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # reading .grad of a non-leaf warns; that is the trap
+        return A.grad is None
+
+
+def detached_product_grad() -> float:
+    s = torch.tensor(3.0, device=grading_device(), requires_grad=True)
+    (s.detach() * s).backward()
+    return s.grad.item()
+
+
+def vector() -> torch.Tensor:
+    return torch.tensor([1.0, 2.0, 3.0], device=grading_device(), requires_grad=True)
+
+
+# Each trap observed now, and what a wrong prediction misses.
+TRAP_TRUTHS = {
+    kit.TRAPS[0]: lambda: raises(lambda: torch.ones(2, device=grading_device(), requires_grad=True).add_(1)),
+    kit.TRAPS[1]: lambda: raises(lambda: vector().exp().add_(1).sum().backward()),
+    kit.TRAPS[2]: lambda: raises(lambda: (vector() * 2).add_(1).sum().backward()),
+    kit.TRAPS[3]: rebound_grad_is_none,
+    kit.TRAPS[4]: lambda: detached_product_grad() == 6.0,
+    kit.TRAPS[5]: lambda: raises(lambda: vector().backward()),
+    kit.TRAPS[6]: lambda: raises(lambda: torch.tensor(3, requires_grad=True)),
+}
+TRAP_LESSONS = {
+    kit.TRAPS[0]: "a leaf that requires grad cannot be changed in place (outside torch.no_grad())",
+    kit.TRAPS[1]: "exp saves its output for backward, so changing it in place leaves backward a stale value, "
+                  "and autograd refuses",
+    kit.TRAPS[2]: "x * 2 saves nothing of its output, so changing the output in place is harmless",
+    kit.TRAPS[3]: "A - 0.1 * A.grad is a new tensor computed from the leaf: not a leaf, so no .grad",
+    kit.TRAPS[4]: "detach() turns s into a constant factor, so the gradient is that constant, 3",
+    kit.TRAPS[5]: "backward() needs a scalar, or gradient= with one weight per element",
+    kit.TRAPS[6]: "integer tensors cannot require gradients",
+}
+
+
+def verify_traps(data: list, student: str) -> list[str]:
+    given = {str(k): v for k, v in data}
+    if sorted(given) != sorted(kit.TRAPS):
+        return [f"traps should have exactly these keys: {list(kit.TRAPS)}."]
+    return [f"{trap}: {TRAP_TRUTHS[trap]()}, not {given[trap]}: {TRAP_LESSONS[trap]}."
+            for trap in kit.TRAPS if given[trap] != TRAP_TRUTHS[trap]()]
+
+
 def verify_micro_batches(data: dict, student: str) -> list[str]:
     problems = []
     for probe, got in zip(data["probes"], data["outputs"]):
@@ -146,6 +206,7 @@ def verify_layer(data: dict, student: str) -> list[str]:
 LAB.values("t1_accumulation", "grad_once", "grad_twice")
 LAB.table("t2_retain", "needs_retain", truth=needs_retain_graph, verify=verify_retain)
 LAB.table("t3_clearing", "after_clear", truth=after_clearing, verify=verify_clearing)
+LAB.table("t6_traps", "traps", truth=lambda trap: TRAP_TRUTHS[trap](), verify=verify_traps)
 # samples, micro-batches k, seed of kit.problem_data
 LAB.function(
     "t4_micro_batches", "accumulate_gradients", visible=[{"samples": 8, "k": 2, "seed": 0}],

@@ -238,6 +238,89 @@ check.function(globals(), "first_layer_grad", hidden=[{"samples": 6, "seed": 1},
 ### END HIDDEN TESTS
 
 # %% [markdown]
+# ## Task 6 — Five traps, predicted then observed
+#
+# Each statement below is a mistake people make with autograd, or what follows from one. In the
+# code, `x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)` and `w` is another leaf that
+# requires grad; `A` is a parameter whose gradient `A.grad` has been computed. Predict `True` or
+# `False` for each before running anything, and fill in `traps`. The cell after the check runs
+# every one of them.
+
+# %% nbgrader={"grade": false, "grade_id": "t6_traps_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+traps = {
+    "w += 1 raises an error": ...,
+    "y = x.exp(); y.add_(1); y.sum().backward() raises an error": ...,
+    "y = x * 2; y.add_(1); y.sum().backward() raises an error": ...,
+    "A = A - 0.1 * A.grad, outside torch.no_grad(), leaves A.grad as None": ...,
+    "(s.detach() * s).backward() gives s.grad = 6 for s = tensor(3., requires_grad=True)": ...,
+    "x.backward() raises an error (x has three elements)": ...,
+    "torch.tensor(3, requires_grad=True) raises an error": ...,
+}
+### BEGIN SOLUTION
+traps = {
+    "w += 1 raises an error": True,
+    "y = x.exp(); y.add_(1); y.sum().backward() raises an error": True,
+    "y = x * 2; y.add_(1); y.sum().backward() raises an error": False,
+    "A = A - 0.1 * A.grad, outside torch.no_grad(), leaves A.grad as None": True,
+    "(s.detach() * s).backward() gives s.grad = 6 for s = tensor(3., requires_grad=True)": False,
+    "x.backward() raises an error (x has three elements)": True,
+    "torch.tensor(3, requires_grad=True) raises an error": True,
+}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t6_traps", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.table(globals(), "traps")
+
+# %% [markdown]
+# Observe each trap, and what PyTorch says.
+
+# %%
+def attempt(label, action):
+    try:
+        print(f"{label}: runs, giving {action()}")
+    except RuntimeError as error:
+        print(f"{label}: RuntimeError: {str(error).splitlines()[0][:90]}")
+
+
+def rebind_update():
+    A = torch.tensor(1.0, requires_grad=True)
+    (A * A).backward()
+    A = A - 0.1 * A.grad  # a new tensor, computed from the leaf: not a leaf, and tracked
+    return f"A.is_leaf = {A.is_leaf}, A.requires_grad = {A.requires_grad}"
+
+
+def detached_product():
+    s = torch.tensor(3.0, requires_grad=True)
+    (s.detach() * s).backward()
+    return f"s.grad = {s.grad.item()}"
+
+
+x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+attempt("w += 1", lambda: torch.ones(2, requires_grad=True).add_(1))
+attempt("exp, then add_", lambda: x.exp().add_(1).sum().backward())
+attempt("x * 2, then add_", lambda: (x * 2).add_(1).sum().backward())
+attempt("A = A - 0.1 * A.grad", rebind_update)
+attempt("s.detach() * s", detached_product)
+attempt("x.backward()", lambda: x.backward())
+attempt("torch.tensor(3, requires_grad=True)", lambda: torch.tensor(3, requires_grad=True))
+
+# %% [markdown]
+# What each one teaches:
+# - A leaf that requires grad cannot be changed in place: autograd would lose the value its
+#   gradient refers to. Update parameters inside `torch.no_grad()`, where in-place changes are allowed.
+# - `exp` saves its *output* for backward (the derivative of eˣ is eˣ), so changing `y` in place
+#   makes the saved value stale, and backward refuses ("modified by an inplace operation").
+#   `x * 2` saves nothing of its output, so the same change is harmless.
+# - `A = A - lr * A.grad` makes a *new* tensor computed from A: not a leaf, so its `.grad` stays
+#   `None` and the next step has no gradient to use (reading it also warns). Update in place, under `no_grad`.
+# - `detach()` returns the same value as a constant: the product's derivative is that constant, 3,
+#   not 2·s = 6. It stops a gradient; it does not change a value.
+# - `backward()` needs a scalar, or `gradient=` with one weight per element (the vector that
+#   multiplies the Jacobian): `x.backward(gradient=torch.ones(3))` works.
+# - Integer tensors cannot require gradients: a gradient measures the effect of an arbitrarily small
+#   change, and an integer cannot change by less than 1.
+
+# %% [markdown]
 # ## Written answers (manually graded)
 #
 # **Q1.** Some tutorials say PyTorch accumulates gradients "in a buffer of the optimizer until it

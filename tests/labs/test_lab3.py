@@ -9,6 +9,7 @@ from course import identity
 from course import lab3 as kit
 from course.answers import relative_error
 from course.checks import CheckFailed
+from conftest import run_test_cell
 
 
 def test_accumulation_numbers_stated_by_the_lab(device):
@@ -185,3 +186,43 @@ def test_the_observe_cells_expressions_behave_as_the_lab_says(text, works):
     else:
         with pytest.raises(RuntimeError, match="backward through the graph a second time"):
             out.backward()
+
+
+# ---------------------------------------------------------------- Task 6: the traps
+
+def test_every_trap_is_what_pytorch_does():
+    """Each statement checked here by hand, independently of the grader's observations."""
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad"):
+        w = torch.ones(2, requires_grad=True)
+        w += 1
+    x = torch.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    y = x.exp()
+    y.add_(1)
+    with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+        y.sum().backward()
+    y = x * 2
+    y.add_(1)
+    y.sum().backward()  # nothing of y was saved
+    A = torch.tensor(1.0, requires_grad=True)
+    (A * A).backward()
+    A = A - 0.1 * A.grad
+    assert not A.is_leaf and A.requires_grad
+    s = torch.tensor(3.0, requires_grad=True)
+    (s.detach() * s).backward()
+    assert s.grad.item() == 3.0
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        x.backward()
+    x.backward(gradient=torch.ones(3))  # what the lab says works instead
+    with pytest.raises(RuntimeError, match="floating point"):
+        torch.tensor(3, requires_grad=True)
+    assert [lab3.TRAP_TRUTHS[t]() for t in kit.TRAPS] == [True, True, False, True, False, True, True]
+
+
+def test_a_wrong_trap_prediction_is_counted_in_the_notebook_and_explained_by_the_grader(student):
+    truths = {t: lab3.TRAP_TRUTHS[t]() for t in kit.TRAPS}
+    answer = {**truths, kit.TRAPS[4]: True}
+    error, problems = run_test_cell("lab3", "t6_traps", {"traps": answer})
+    assert "6 of 7 predictions are right" in str(error) and "detach" not in str(error)
+    assert problems == [f"{kit.TRAPS[4]}: False, not True: detach() turns s into a constant factor, so the "
+                        "gradient is that constant, 3."]
+    assert run_test_cell("lab3", "t6_traps", {"traps": truths}) == (None, [])
