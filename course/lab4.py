@@ -83,7 +83,8 @@ def task1_answers() -> list[Expected]:
     return [
         Expected("yhat", r["yhat"], "ŷ = x · w.", {"added x and w": n["x"] + n["w"]}),
         Expected("s", r["s"], "s = ŷ − y.", {"computed y − ŷ": -r["s"]}),
-        Expected("loss", r["loss"], "loss = s².", {"forgot to square s": r["s"]}),
+        # s = 1 here, so a loss of s instead of s² cannot be told apart: 1c's formula names that slip.
+        Expected("loss", r["loss"], "loss = s²."),
         Expected("dloss_ds", r["dloss_ds"], "The derivative of s² is 2s.",
                  {"forgot the factor 2 from the square": r["s"]}),
         Expected("ds_dyhat", r["ds_dyhat"], "s = ŷ − y changes one-for-one with ŷ."),

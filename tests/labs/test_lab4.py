@@ -430,3 +430,11 @@ def test_the_gradient_check_numbers_the_lab_states():
     (exact,) = torch.autograd.grad(loss(kink), kink)
     centred = (loss(kink.detach() + torch.tensor([1e-4, 0.0])) - loss(kink.detach() - torch.tensor([1e-4, 0.0]))) / 2e-4
     assert exact.tolist() == [0.0, 0.0] and abs(centred.item()) > 0.1
+
+
+def test_every_task1_slip_can_fire_on_task1s_numbers():
+    """A slip that equals the right answer on the lab's fixed numbers could never be named (a loss of
+    s instead of s² at s = 1): each one left differs from the right value and from the others."""
+    for expected in kit.task1_answers():
+        values = [expected.value, *expected.slips.values()]
+        assert all(not close(a, b) for i, a in enumerate(values) for b in values[i + 1:]), expected.name
