@@ -17,7 +17,7 @@ from autograder.labs import load
 from autograder.pipeline import notebooks
 from course.device import DEVICE_ENV, grading_device
 
-from conftest import REPO, run_test_cell
+from conftest import REPO, run_cell, run_test_cell
 
 matplotlib.use("Agg")
 LABS = notebooks.labs()
@@ -61,19 +61,19 @@ def test_no_students_numbers_move(lab):
 
 
 @functools.cache
-def solution_cells(lab: str) -> list[str]:
-    """The setup and your-numbers cells, then every code solution cell, of the source notebook."""
+def solution_cells(lab: str) -> dict[str, str]:
+    """{grade id: code} of the setup and your-numbers cells, then every code solution cell, of the source notebook."""
     nb = jupytext.read(REPO / "source" / lab / f"{lab}.py")
     meta = lambda cell: cell.metadata.get("nbgrader", {})  # noqa: E731
-    return [c.source for c in nb.cells if c.cell_type == "code"
-            and (meta(c).get("grade_id") in ("setup", "my_numbers") or meta(c).get("solution"))]
+    return {meta(c)["grade_id"]: c.source for c in nb.cells if c.cell_type == "code"
+            and (meta(c).get("grade_id") in ("setup", "my_numbers") or meta(c).get("solution"))}
 
 
 def solved(lab: str) -> dict:
-    """The namespace of a notebook whose solution cells ran (plots are not shown)."""
+    """The namespace of a notebook whose solution cells ran as notebook cells (plots are not shown)."""
     namespace = {"__name__": "__main__"}
-    for source in solution_cells(lab):
-        exec(source, namespace)
+    for grade_id, source in solution_cells(lab).items():
+        run_cell(source, namespace, f"{lab} {grade_id}")
     return namespace
 
 
@@ -91,7 +91,7 @@ def noisy(fn):
 def test_every_solution_passes_the_kit_and_the_grader(lab, student):
     namespace = solved(lab)
     for grade_id in load(lab).checks:
-        assert run_test_cell(lab, grade_id, namespace) == (None, []), grade_id
+        assert run_test_cell(lab, grade_id, namespace, answers=solution_cells(lab)) == (None, []), grade_id
 
 
 @pytest.mark.parametrize("lab", LABS)
