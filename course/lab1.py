@@ -11,7 +11,7 @@ import itertools
 import torch
 
 from .answers import Expected, WrongType, as_float, as_floats
-from .checks import Function, LabKit, Table
+from .checks import Formula, Function, LabKit, Table
 from .device import grading_device
 from .identity import draw_numbers, pick_all
 
@@ -154,6 +154,7 @@ check = LabKit(
         "shrink_factor": Function(("shrink_factor",), run_factor,
                                   "matches the ratio u_next / u measured on autograd runs."),
     },
+    formulas={"one_step": Formula("one_step", "the loss, both gradients and both updates match autograd.")},
     tables={
         "predictions": RegimeTable(all_keys=tuple(rate_key(lr) for lrs in REGIME_LRS.values() for lr in lrs),
                              choices=REGIMES, chosen=lambda n: [rate_key(lr) for lr in n["rates"]],

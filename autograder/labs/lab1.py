@@ -123,9 +123,39 @@ def verify_regimes(data: list, student: str) -> list[str]:
         verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {signed(measured_factor(lr))} per update, so")
 
 
+# ---------------------------------------------------------------- the step as a formula
+
+def one_step_reference(A, B, target, lr) -> list[float]:
+    r = kit.step_reference(A, B, target, lr)
+    return [r["loss"], r["dloss_dA"], r["dloss_dB"], r["A_next"], B - lr * r["dloss_dB"]]
+
+
+def one_step_slips(A, B, target, lr) -> dict[str, list[float]]:
+    """(loss, dloss/dA, dloss/dB, A after the step, B after it) as each known slip gives them."""
+    u = A + B - target
+
+    def step(loss=u * u, grad=2 * u, direction=-1.0, rate=lr):
+        return [loss, grad, grad, A + direction * rate * grad, B + direction * rate * grad]
+
+    return {"forgot to square u (loss = u)": step(loss=u),
+            "forgot the factor 2 from the square": step(grad=u),
+            "computed u as target − (A + B), which flips the gradients' sign": step(grad=-2 * u),
+            "stepped uphill (A + lr · dloss/dA)": step(direction=1.0),
+            "left out the learning rate": step(rate=1.0)}
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_step", *kit.STEP_NAMES)
+# (A, B, target, lr): u of either sign and never ±1, learning rates students do not get.
+LAB.formula(
+    "t1_step_formula", "one_step", answer_cell="t1_step_formula_answer",
+    visible=[[0.0, 0.0, 10.0, 0.01], [2.5, -1.0, 4.0, 0.1]],
+    hidden=[[1.5, 2.0, -3.0, 0.05], [-0.7, 0.4, 6.5, 0.2], [3.0, 3.5, 2.0, 0.15]],
+    reference=lambda p: one_step_reference(*p),
+    mistakes={why: (lambda p, why=why: one_step_slips(*p)[why]) for why in one_step_slips(1.0, 2.0, 0.0, 0.1)},
+    hint="u = A + B − target first; then the loss, the two gradients by the chain rule, and one step of each "
+         "parameter against its gradient.")
 LAB.function(
     "t2_descent", "gradient_descent", visible=[dict(A=0, B=0, target=10, lr=0.01, epochs=101, zero_grad=True)],  # ints, as the lab calls it
     hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),

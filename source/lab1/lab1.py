@@ -76,6 +76,26 @@ A_next = mine["A"] - mine["lr"] * dloss_dA
 check.values(globals(), "u", "loss", "dloss_dA", "dloss_dB", "A_next")
 
 # %% [markdown]
+# **The step as a formula.** Autograd could have filled in those numbers for you, so the step is
+# also graded as a formula: write `one_step(A, B, target, lr)`, returning
+# `(loss, dloss_dA, dloss_dB, A_next, B_next)` for *any* start, target and learning rate, in
+# plain Python (no torch). The grader runs this cell by itself on inputs you never see. Use
+# autograd as much as you like to check your answers; the derivation earns the points.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_step_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+def one_step(A, B, target, lr):
+    """The loss (A + B − target)², its two gradients, and A and B after one gradient-descent step."""
+    ### BEGIN SOLUTION
+    u = A + B - target
+    dloss_dA = dloss_dB = 2 * u
+    return u ** 2, dloss_dA, dloss_dB, A - lr * dloss_dA, B - lr * dloss_dB
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t1_step_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "one_step")
+
+# %% [markdown]
 # ## Task 2 — The training loop
 #
 # Write `gradient_descent(A, B, target, lr, epochs, zero_grad=True)`. Make A and B tensors

@@ -14,7 +14,7 @@ from course import lab1 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed, report, sealed
 
-from conftest import assert_named_slips
+from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
 
 
 def test_step_reference_matches_the_chain_rule(device):
@@ -223,3 +223,37 @@ def test_every_named_slip_is_the_value_its_name_says(student):
         ("dloss_dB", "forgot the factor 2"): u,
         ("A_next", "stepped uphill"): A + lr * 2 * u, ("A_next", "left out the learning rate"): A - 2 * u,
         ("A_next", "forgot the factor 2"): A - lr * u})
+
+
+# ---------------------------------------------------------------- Task 1's step graded as a formula
+
+STEP_HEAD = "def one_step(A, B, target, lr):\n"
+STEP_RIGHT = {
+    "solution": STEP_HEAD + "    u = A + B - target\n    return u * u, 2 * u, 2 * u, A - 2 * lr * u, B - 2 * lr * u\n",
+    "expanded, as a list": STEP_HEAD + ("    g = 2 * A + 2 * B - 2 * target\n"
+                                        "    return [(A + B - target) ** 2, g, g, A - lr * g, B - lr * g]\n"),
+}
+STEP_SLIPS = {
+    "forgot to square u": STEP_HEAD + "    u = A + B - target\n    return u, 2 * u, 2 * u, A - 2 * lr * u, B - 2 * lr * u\n",
+    "forgot the factor 2": STEP_HEAD + "    u = A + B - target\n    return u * u, u, u, A - lr * u, B - lr * u\n",
+    "stepped uphill": STEP_HEAD + "    u = A + B - target\n    return u * u, 2 * u, 2 * u, A + 2 * lr * u, B + 2 * lr * u\n",
+    "left out the learning rate": STEP_HEAD + "    u = A + B - target\n    return u * u, 2 * u, 2 * u, A - 2 * u, B - 2 * u\n",
+}
+
+
+@pytest.mark.parametrize("source", STEP_RIGHT.values(), ids=STEP_RIGHT)
+def test_right_step_formulas_in_other_words_pass(student, source):
+    assert graded_formula("lab1", "t1_step_formula", source) == (None, [])
+
+
+@pytest.mark.parametrize("words, source", STEP_SLIPS.items(), ids=STEP_SLIPS)
+def test_each_slip_in_the_step_formula_is_named(student, words, source):
+    _, problems = graded_formula("lab1", "t1_step_formula", source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+def test_every_step_formula_slip_is_far_from_the_truth_on_the_hidden_inputs():
+    assert_formula_slips_are_far_and_distinct(lab1.LAB.checks["t1_step_formula"], lab1.one_step_reference,
+                                              lab1.one_step_slips)
+    for A, B, target, lr in lab1.LAB.checks["t1_step_formula"].hidden:
+        assert abs(abs(A + B - target) - 1) > 0.1 and lr not in (0.5, 1.0)
