@@ -45,6 +45,12 @@ def write_examples(args, root: Path) -> int:
 
 
 def grade(args, root: Path) -> int:
+    layout = Layout(root)
+    unreleased = [lab for lab in args.labs if layout.students("submitted", lab) and not layout.has_assignment(lab)]
+    if unreleased:
+        print(f"Not grading: {', '.join(unreleased)} not in this course's gradebook ({root}). Release first: "
+              f"make release ROOT={root}, or python -m autograder --root {root} release", file=sys.stderr)
+        return 2
     if args.no_sandbox:
         print("sandbox: OFF (--no-sandbox): student code runs with your rights and sees the whole course")
     elif problem := sandbox.unavailable():
@@ -68,7 +74,7 @@ def grade(args, root: Path) -> int:
     canvas = root / "grades-canvas.csv"
     unread = exports.write_canvas_csv(root, notebooks.labs(root), canvas)
     print(f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}   Canvas import: {canvas}"
-          + (f" ({len(unread)} lab(s) with written answers not read yet, counted as 0)" if unread else ""))
+          + (f" ({len(unread)} submission(s) with written answers not read yet, counted as 0)" if unread else ""))
     if failed:
         print(f"{failed} submission(s) could not be graded; see NOT GRADED above.", file=sys.stderr)
     return 0
@@ -117,9 +123,16 @@ COMMANDS = {
 }
 
 
+def default_root() -> Path:
+    """The course an instructor stands in (nbgrader's own rule: the folder with the
+    nbgrader_config.py), else this repository."""
+    return Path.cwd() if (Path.cwd() / "nbgrader_config.py").is_file() else notebooks.ROOT
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
-    parser.add_argument("--root", type=Path, default=notebooks.ROOT, help="course root (default: the repo)")
+    parser.add_argument("--root", type=Path, default=default_root(),
+                        help="course root (default: this folder if it has an nbgrader_config.py, else the repo)")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (run, text) in COMMANDS.items():
         command = sub.add_parser(name, help=text)

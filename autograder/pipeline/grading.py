@@ -283,6 +283,9 @@ def returned_problem(graded: Path) -> str | None:
     return None
 
 
+SUBMISSION_SECRET = "submission_secret.txt"
+
+
 def fault_note(graded: Path) -> str:
     """What stopped a notebook early, from the note `autograde_unit.py` put at its top ('' if none)."""
     for path in sorted(graded.glob("*.ipynb")):
@@ -303,7 +306,11 @@ def grade_unit(root: Path, lab: str, student: str, tests: dict[tuple[str, str], 
         if result is None:
             return outcome, None, {}
         kept = [f"{name}.ipynb" for name in intake.lab_notebooks(root, lab)] + ["timestamp.txt"]
-        return outcome, result, returned_files(Layout(scratch).folder("autograded", lab, student), kept)
+        files = returned_files(Layout(scratch).folder("autograded", lab, student), kept)
+        # The exchange's key to the student's feedback (`nbgrader release_feedback` needs it in
+        # autograded/, as stock autograde leaves it), taken from the submission, not the sandbox.
+        files |= returned_files(Layout(root).folder("submitted", lab, student), [SUBMISSION_SECRET])
+        return outcome, result, files
     except Exception as exc:  # a bug or a full disk must not stop the class
         return Outcome(student, lab, False, f"{type(exc).__name__}: {exc}"), None, {}
     finally:
