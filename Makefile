@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader autograde demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove autograde demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -59,6 +59,17 @@ lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDEN
 formgrader: release ## The instructor's JupyterLab in the course root: Nbgrader > Formgrader scores written answers (PORT=, TOKEN=)
 	@mkdir -p $(ROOT)/exchange && chmod 1777 $(ROOT)/exchange
 	cd $(ROOT) && AUTOGRAD_LABS_EXCHANGE=$(ROOT)/exchange jupyter lab $(JUPYTER_ARGS)
+
+HUB_STATE ?= hub
+HUB_PORT ?= 8000
+HUB_INSTRUCTOR ?= instructor
+HUB_STUDENTS ?= ada,grace
+HUB_ACCOUNTS = --instructor $(HUB_INSTRUCTOR) --students $(HUB_STUDENTS)
+hub: setup ## As root: a local JupyterHub; HUB_INSTRUCTOR, HUB_STUDENTS as Unix accounts (HUB_PASSWORD= required; HUB_PORT=, LAB=)
+	python -m autograder hub --state $(HUB_STATE) --port $(HUB_PORT) $(HUB_ACCOUNTS) $(if $(LAB),--lab $(LAB))
+
+hub-remove: setup ## Delete the Unix accounts `make hub` created (HUB_INSTRUCTOR=, HUB_STUDENTS= as given to make hub)
+	python -m autograder hub --remove $(HUB_ACCOUNTS)
 
 autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 DASK=1 SCHEDULER= DB_URL=)
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)

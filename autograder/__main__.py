@@ -6,7 +6,7 @@ import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .pipeline import bundle, cluster, examples, exports, grading, notebooks, report, sandbox
+from .pipeline import bundle, cluster, examples, exports, grading, hub, notebooks, report, sandbox
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -109,6 +109,23 @@ def student_bundle(args, root: Path) -> int:
     return 0
 
 
+def local_hub(args, root: Path) -> int:
+    students = args.students.split(",")
+    if args.remove:
+        print("removed accounts:", ", ".join(hub.remove_accounts([args.instructor, *students])) or "none")
+        return 0
+    password = os.environ.get("HUB_PASSWORD")
+    if not password:
+        print("Set HUB_PASSWORD: every account this creates logs in with it", file=sys.stderr)
+        return 2
+    env = hub.prepare(args.state.resolve(), args.instructor, students, password, args.labs)
+    print(f"JupyterHub on http://127.0.0.1:{args.port}/ : instructor {args.instructor}, students "
+          f"{', '.join(students)}, password from HUB_PASSWORD; the instructor's course is {env['AUTOGRAD_LABS_COURSE']}",
+          flush=True)
+    hub.serve(env, args.port)
+    return 0
+
+
 COMMANDS = {
     "build": (build, "build source/<lab>/<lab>.ipynb from the jupytext sources"),
     "release": (release, "build, write the kit's expected data, nbgrader generate_assignment into release/"),
@@ -119,6 +136,7 @@ COMMANDS = {
     "report": (class_reports, "per lab: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes"),
     "student-bundle": (student_bundle, "write the student distribution (dist/student/ and its zip)"),
     "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),
+    "hub": (local_hub, "as root: a local JupyterHub with an instructor, students and nbgrader's exchange"),
     "gradescope-run": (gradescope_run, "on Gradescope (run_autograder): grade /autograder/submission"),
 }
 
@@ -156,6 +174,12 @@ def main(argv=None) -> int:
                                            help="grade even where bubblewrap cannot run on Gradescope's image")
     sub.choices["gradescope-run"].add_argument("base", type=Path, nargs="?", default=Path("/autograder"),
                                                help="Gradescope's folder (submission/, results/)")
+    sub.choices["hub"].add_argument("--state", type=Path, default=Path("hub"),
+                                    help="the hub's folder: database, proxy, exchange, HOMEs (default: hub/)")
+    sub.choices["hub"].add_argument("--port", type=int, default=8000, help="the hub's port (the next one is its API's)")
+    sub.choices["hub"].add_argument("--instructor", default="instructor", help="the instructor's account")
+    sub.choices["hub"].add_argument("--students", default="ada,grace", help="the students' accounts, comma-separated")
+    sub.choices["hub"].add_argument("--remove", action="store_true", help="delete the accounts this command made")
     args = parser.parse_args(argv)
     if getattr(args, "scheduler", None):
         args.dask = True

@@ -65,8 +65,13 @@ def build(lab: str, root: Path = ROOT) -> Path:
 
 
 def normalize_release(path: Path) -> None:
-    """Make a generated student notebook deterministic (ids) and free of execution state."""
+    """Make a generated student notebook deterministic (ids) and free of execution state, and
+    give it the language_info this Python's kernel reports: JupyterLab writes that in when the
+    kernel starts, and a notebook without it (or with another Python version) opens as modified."""
+    from ipykernel.ipkernel import IPythonKernel
+
     nb = stable_ids(nbformat.read(path, as_version=4))
+    nb.metadata.language_info = IPythonKernel.language_info
     for cell in nb.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None

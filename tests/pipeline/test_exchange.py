@@ -7,14 +7,22 @@ The students are named after two of Lab 4's examples (`ada` answers everything r
 answers were worked on, and each must get exactly the example's expected scores."""
 
 import json
+import os
+import secrets
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
+from pathlib import Path
 
 import nbformat
 import pytest
 
 from autograder.pipeline import examples, grading
+from browser import browser, screenshot
 from unix_users import accounts, as_user, base_interpreter, reachable_by_everyone, require_root
 
 from conftest import REPO, make_course_root
@@ -131,3 +139,213 @@ def test_feedback_keeps_the_submission_secret_nbgrader_releases_it_by(hub, round
             secret.read_text()
     released = json.dumps(sorted(p.name for p in (hub["exchange"] / COURSE / "feedback").iterdir()))
     assert released.count(".html") == len(STUDENTS), released
+
+
+# The same term on a JupyterHub (`make hub`), driven in a browser: a student logs in, fetches
+# Lab 4 from the Assignments tab, works, validates and submits; the instructor releases, collects
+# and scores a written answer in the formgrader, and feedback goes back the same way.
+
+HUB_INSTRUCTOR, HUB_STUDENT = "agl_teacher", "grace"
+HUB_PASSWORD = secrets.token_urlsafe(12)
+WRONG_FORWARD = "yhat = 2\ns = 1\nloss = 2"  # loss = s, not s²: the check names it
+RIGHT_FORWARD = "yhat = 2\ns = 1\nloss = 1"
+
+
+@pytest.fixture(scope="module")
+def hub_server(tmp_path_factory):
+    """`make hub` for one instructor and one student, Lab 4 only, on a free port."""
+    require_root()
+    state = tmp_path_factory.mktemp("jupyterhub")
+    port = free_port()
+    log = (state.parent / "hub.log").open("w")
+    command = ["make", "--no-print-directory", "hub", f"HUB_STATE={state}", f"HUB_PORT={port}", f"LAB={LAB}",
+               f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}", f"HUB_STUDENTS={HUB_STUDENT}"]
+    with reachable_by_everyone(base_interpreter(), REPO, state):
+        server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                  env={**os.environ, "HUB_PASSWORD": HUB_PASSWORD})
+        try:
+            wait_for(f"http://127.0.0.1:{port}/hub/login", server, state.parent / "hub.log")
+            yield {"url": f"http://127.0.0.1:{port}", "state": state,
+                   "course": state / "home" / HUB_INSTRUCTOR / "course"}
+        finally:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=60)
+            subprocess.run(["make", "--no-print-directory", "hub-remove", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
+                            f"HUB_STUDENTS={HUB_STUDENT}"], cwd=REPO, capture_output=True)
+
+
+def free_port() -> int:
+    """A free port whose next two (the hub's API and the proxy's) are free too."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port < 65000 and all(port_free(port + k) for k in (1, 2)):
+            return port
+
+
+def port_free(port: int) -> bool:
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def wait_for(url: str, server: subprocess.Popen, log, seconds: int = 300) -> None:
+    for _ in range(seconds * 2):
+        if server.poll() is not None:
+            raise AssertionError(f"make hub exited {server.returncode}:\n{log.read_text()[-4000:]}")
+        try:
+            urllib.request.urlopen(url, timeout=5)
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError(f"no hub at {url} after {seconds} s:\n{log.read_text()[-4000:]}")
+
+
+@pytest.fixture(scope="module")
+def browser_session():
+    with browser() as launched:
+        yield launched
+
+
+def log_in(browser_session, hub_server, user: str):
+    """A fresh browser context for `user`, logged in, on their JupyterLab."""
+    page = browser_session.new_context(viewport={"width": 1400, "height": 900}).new_page()
+    page.set_default_timeout(60_000)
+    page.goto(f"{hub_server['url']}/hub/login")
+    page.fill("#username_input", user)
+    page.fill("#password_input", HUB_PASSWORD)
+    page.click("#login_submit")
+    page.wait_for_url(f"**/user/{user}/lab**", timeout=180_000)
+    page.locator(".jp-LabShell").wait_for()
+    return page
+
+
+@pytest.fixture(scope="module")
+def instructor(browser_session, hub_server):
+    return log_in(browser_session, hub_server, HUB_INSTRUCTOR)
+
+
+@pytest.fixture(scope="module")
+def student(browser_session, hub_server):
+    return log_in(browser_session, hub_server, HUB_STUDENT)
+
+
+def formgrader(page, hub_server, path: str = "manage_assignments"):
+    page.goto(f"{hub_server['url']}/user/{HUB_INSTRUCTOR}/formgrader/{path}")
+    return page
+
+
+def assignments_tab(page):
+    page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Assignment List").click()
+    page.get_by_text("Released assignments").wait_for()
+    return page
+
+
+def notebook(page):
+    """The notebook panel in front."""
+    return page.locator(".jp-NotebookPanel:visible")
+
+
+def cell(page, grade_id: str):
+    index = [c.metadata.get("nbgrader", {}).get("grade_id") for c in
+             nbformat.read(REPO / "release" / LAB / f"{LAB}.ipynb", as_version=4).cells].index(grade_id)
+    return notebook(page).locator(".jp-Notebook .jp-Cell").nth(index)
+
+
+def test_hub_instructor_releases_lab4_from_the_formgrader(instructor, hub_server):
+    page = formgrader(instructor, hub_server)
+    row = page.locator("tr", has_text=LAB)
+    row.locator("td.release a").click()
+    page.get_by_text(f"Successfully released '{LAB}'").wait_for()
+    screenshot(page, "hub-01-instructor-released")
+    assert (hub_server["state"] / "exchange" / COURSE / "outbound" / LAB / f"{LAB}.ipynb").is_file()
+
+
+def test_hub_student_has_no_instructor_tools_and_fetches_lab4(student, hub_server):
+    page = student
+    page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
+    items = page.locator(".lm-Menu-itemLabel").all_inner_texts()
+    page.keyboard.press("Escape")
+    assert "Assignment List" in items and not {"Formgrader", "Create Assignment", "Course List"} & set(items), items
+    assignments_tab(page)
+    page.get_by_role("button", name="Fetch").click()
+    page.get_by_role("button", name="Submit").wait_for()
+    screenshot(page, "hub-02-student-fetched")
+    fetched = Path(pwd_home(HUB_STUDENT)) / LAB / f"{LAB}.ipynb"
+    assert fetched.owner() == HUB_STUDENT
+
+
+def pwd_home(user: str) -> str:
+    import pwd
+    return pwd.getpwnam(user).pw_dir
+
+
+def test_hub_student_opens_the_lab_unmodified_and_sees_their_numbers(student, hub_server):
+    """The student's answers go in (all but Task 1's forward pass, which is typed in the
+    browser below); the notebook opens without being marked modified and shows grace's numbers."""
+    fetched = Path(pwd_home(HUB_STUDENT)) / LAB / f"{LAB}.ipynb"
+    answers = dict(examples.load(LAB)[HUB_STUDENT]["answers"])
+    answers["t1_forward_answer"] = "# yhat, s and loss for x = 4, y = 1, w = 0.5\n"
+    staged = hub_server["state"] / "grace.ipynb"
+    nbformat.write(examples.fill(nbformat.read(fetched, as_version=4), answers), staged)
+    staged.chmod(0o644)
+    as_user(HUB_STUDENT, fetched.parent.parent, ["cp", str(staged), str(fetched)], cwd=fetched.parent)
+    page = student
+    page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/lab/tree/{LAB}/{LAB}.ipynb?reset")
+    notebook(page).locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").wait_for(timeout=120_000)
+    page.wait_for_timeout(2000)  # the kernel's language_info arrives after it is idle
+    assert "jp-mod-dirty" not in page.locator(".lm-TabBar-tab.jp-mod-current").get_attribute("class")
+    cell(page, "t1_forward_answer").click()
+    page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
+    output = cell(page, "my_numbers").locator(".jp-OutputArea-output")
+    output.first.wait_for(timeout=120_000)
+    screenshot(page, "hub-03-student-numbers")
+    assert f"Student id: '{HUB_STUDENT}' (from JUPYTERHUB_USER)" in output.first.inner_text()
+
+
+def type_and_run_answer(page, grade_id: str, text: str) -> str:
+    """Replace the answer cell's code with `text`, run it and its check; the check's output."""
+    answer = cell(page, grade_id)
+    answer.locator(".cm-content").click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(text)
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.press("Shift+Enter")
+    check = cell(page, grade_id.removesuffix("_answer"))
+    check.locator(".jp-InputArea-prompt:not(:has-text('*'))").wait_for()
+    page.wait_for_timeout(500)
+    return "\n".join(check.locator(".jp-OutputArea-output").all_inner_texts())
+
+
+def test_hub_student_sees_a_visible_check_fail_then_pass(student, hub_server):
+    page = student
+    failed = type_and_run_answer(page, "t1_forward_answer", WRONG_FORWARD)
+    screenshot(page, "hub-04-check-fails")
+    assert "`loss` = 2 is not right. loss = s²." in failed, failed
+    passed = type_and_run_answer(page, "t1_forward_answer", RIGHT_FORWARD)
+    screenshot(page, "hub-05-check-passes")
+    assert "✔ yhat, s, loss: all 3 values are right." in passed, passed
+    page.keyboard.press("Control+s")
+    page.wait_for_function("!document.querySelector('.lm-TabBar-tab.jp-mod-current').classList.contains('jp-mod-dirty')")
+
+
+def test_hub_validate_button_says_the_notebook_passes(student, hub_server):
+    page = student
+    notebook(page).get_by_role("button", name="Validate").click()
+    dialog = page.locator(".jp-Dialog")
+    dialog.get_by_text("Success! Your notebook passes all the tests.").wait_for(timeout=180_000)
+    screenshot(page, "hub-06-validate-dialog")
+    text = dialog.inner_text()
+    assert "Validation Results" in text and "passes all the tests" in text, text
+    dialog.get_by_role("button", name="OK").click()
+
+
+def test_hub_student_submits(student, hub_server):
+    page = assignments_tab(student)
+    page.get_by_role("button", name="Submit").click()
+    page.locator("#submitted_assignments_list").get_by_text(LAB).wait_for()
+    screenshot(page, "hub-07-submitted")
+    inbound = hub_server["state"] / "exchange" / COURSE / "inbound"
+    assert [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]

@@ -91,6 +91,7 @@ def test_the_students_validate_time_limit_is_the_graders():
     grader = PyFileConfigLoader("nbgrader_config.py", str(REPO)).load_config()
     assert student.Execute == {name: grader.Execute[name] for name in student.Execute}
     assert student.Execute.timeout == 10 and student.Execute.interrupt_on_timeout is True
+    assert student.CourseDirectory.course_id == grader.CourseDirectory.course_id  # the hub's Assignments tab
 
 
 def test_a_students_jupyterlab_has_no_instructor_tools(jupyterlab):

@@ -4,6 +4,7 @@ import csv as csv_module
 import html
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -47,7 +48,13 @@ def test_release_is_in_sync_with_its_source(demo):
     root, _ = demo
     for lab in notebooks.labs():
         name = f"release/{lab}/{lab}.ipynb"
-        assert (root / name).read_text() == (REPO / name).read_text(), f"{name}: run `make release`"
+        assert same_release(root / name, REPO / name), f"{name}: run `make release`"
+
+
+def same_release(fresh, committed) -> bool:
+    """Equal, but for the Python patch version in language_info (that of whoever released)."""
+    texts = [re.sub(r'("version": "3\.11)\.\d+"', r'\1"', path.read_text()) for path in (fresh, committed)]
+    return texts[0] == texts[1]
 
 
 @pytest.mark.parametrize("lab", LABS)
