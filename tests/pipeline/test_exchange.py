@@ -255,9 +255,7 @@ def cell(page, grade_id: str):
 
 def test_hub_instructor_releases_lab4_from_the_formgrader(instructor, hub_server):
     page = formgrader(instructor, hub_server)
-    row = page.locator("tr", has_text=LAB)
-    row.locator("td.release a").click()
-    page.get_by_text(f"Successfully released '{LAB}'").wait_for()
+    click_and_confirm(page, LAB, "release", f"Successfully released '{LAB}'.")
     screenshot(page, "hub-01-instructor-released")
     assert (hub_server["state"] / "exchange" / COURSE / "outbound" / LAB / f"{LAB}.ipynb").is_file()
 
@@ -349,3 +347,94 @@ def test_hub_student_submits(student, hub_server):
     screenshot(page, "hub-07-submitted")
     inbound = hub_server["state"] / "exchange" / COURSE / "inbound"
     assert [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]
+
+
+def click_and_confirm(page, row_text: str, column: str, success: str) -> str:
+    """Click a Manage Assignments button and return the log of its success dialog."""
+    page.locator("tr", has_text=row_text).locator(f"td.{column} a").click()
+    dialog = page.locator(".modal-dialog:visible")
+    dialog.get_by_text(success).wait_for(timeout=120_000)
+    text = dialog.inner_text()
+    dialog.get_by_role("button", name="OK").click()
+    return text
+
+
+def test_hub_instructor_collects_in_the_formgrader(instructor, hub_server):
+    page = formgrader(instructor, hub_server)
+    click_and_confirm(page, LAB, "collect", f"Successfully collected submissions of '{LAB}'")
+    screenshot(page, "hub-08-collected")
+    assert (hub_server["course"] / "submitted" / HUB_STUDENT / LAB / f"{LAB}.ipynb").owner() == HUB_INSTRUCTOR
+
+
+def grade_as_instructor(hub_server) -> subprocess.CompletedProcess:
+    course = hub_server["course"]
+    return as_user(HUB_INSTRUCTOR, course.parent, ["python", "-m", "autograder", "grade", "--lab", LAB, "--jobs", "2"],
+                   cwd=course, env={"AUTOGRAD_LABS_EXCHANGE": str(hub_server["state"] / "exchange")})
+
+
+def written(hub_server, grade_id: str):
+    """(manual score, needs manual grade, comment) of the student's written answer."""
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{hub_server['course'] / 'gradebook.db'}") as gb:
+        grade = gb.find_grade(grade_id, LAB, LAB, HUB_STUDENT)
+        comment = gb.find_comment(grade_id, LAB, LAB, HUB_STUDENT)
+        return grade.manual_score, grade.needs_manual_grade, comment.manual_comment
+
+
+def open_submission(page, hub_server):
+    formgrader(page, hub_server, f"gradebook/{LAB}/{LAB}")
+    page.locator("a[href*='/formgrader/submissions/']").first.click()
+    page.locator("input.score#q_dead_relu").wait_for()
+    return page
+
+
+COMMENT = "Right: with r = 0 the ReLU passes no gradient, so neither weight moves."
+
+
+def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgrader(instructor, hub_server):
+    graded = grade_as_instructor(hub_server)
+    assert "graded 1 of 1 submission(s)" in graded.stdout, graded.stdout
+    scores = grading.cell_scores(hub_server["course"], LAB)[HUB_STUDENT]
+    assert scores == {**scores, **examples.load(LAB)[HUB_STUDENT]["expected"]}
+    assert written(hub_server, "q_dead_relu") == (None, True, None)
+    page = open_submission(instructor, hub_server)
+    page.fill("input.score#q_dead_relu", "2")
+    page.press("input.score#q_dead_relu", "Tab")
+    page.fill("textarea#q_dead_relu-comment", COMMENT)
+    page.press("textarea#q_dead_relu-comment", "Tab")
+    page.wait_for_function("document.querySelector('textarea#q_dead_relu-comment').value.length > 0")
+    for _ in range(60):  # the formgrader saves each field as it loses focus
+        if written(hub_server, "q_dead_relu") == (2, False, COMMENT):
+            break
+        time.sleep(0.5)
+    page.locator("input.score#q_dead_relu").scroll_into_view_if_needed()
+    screenshot(page, "hub-09-formgrader-scored")
+    assert written(hub_server, "q_dead_relu") == (2, False, COMMENT)
+
+
+def test_hub_regrade_keeps_the_score_and_the_comment(instructor, hub_server):
+    for _ in range(2):
+        grade_as_instructor(hub_server)
+    assert written(hub_server, "q_dead_relu") == (2, False, COMMENT)
+    page = open_submission(instructor, hub_server)
+    page.locator("input.score#q_dead_relu").scroll_into_view_if_needed()
+    screenshot(page, "hub-10-formgrader-after-regrade")
+    assert page.input_value("input.score#q_dead_relu") == "2"
+    assert page.input_value("textarea#q_dead_relu-comment") == COMMENT
+    grade_box = page.locator(".nbgrader_cell", has=page.locator("input.score#q_dead_relu"))
+    assert not grade_box.locator("button.mark-graded").is_visible()  # no "Resolve": nothing to re-read
+
+
+def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, hub_server):
+    page = formgrader(instructor, hub_server)
+    click_and_confirm(page, LAB, "release-feedback", f"Successfully released feedback of '{LAB}'")
+    page = assignments_tab(student)
+    page.get_by_role("button", name="Fetch Feedback").click()
+    page.get_by_text("feedback").first.wait_for()
+    (html,) = (Path(pwd_home(HUB_STUDENT)) / LAB / "feedback").glob(f"*/{LAB}.html")
+    assert html.owner() == HUB_STUDENT
+    feedback = html.read_text()
+    assert "Autograded: 25 of 25 points" in feedback
+    assert COMMENT in feedback and "Not graded yet" in feedback  # q_sigmoid_reuse is still unread
+    page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/files/{LAB}/feedback/{html.parent.name}/{LAB}.html")
+    screenshot(page, "hub-11-student-feedback")
