@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove autograde demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -87,7 +87,15 @@ student-bundle: release ## Write dist/student/ and dist/student.zip: released no
 gradescope: release ## Write dist/gradescope/<lab>.zip, a Gradescope autograder per lab (UNSANDBOXED=1: allow grading without bubblewrap)
 	python -m autograder --root $(ROOT) gradescope --dest dist/gradescope $(if $(UNSANDBOXED),--unsandboxed)
 
-test: setup ## Run the whole test suite, what CI runs (notebook executions in parallel)
+# What the tests need beyond the venv: the browser tests chromium, the hub tests npm (its proxy),
+# one test a PostgreSQL server. Installed as root when missing; elsewhere those tests skip.
+test-tools: ## As root, install what some tests need when missing: chromium, npm, PostgreSQL
+	@if [ "$$(id -u)" = 0 ] && { ! command -v chromium >/dev/null || ! command -v npm >/dev/null || \
+	  ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; }; then \
+	  apt-get install -y -qq chromium npm postgresql >/dev/null 2>&1 || \
+	  (apt-get update -qq && apt-get install -y -qq chromium npm postgresql >/dev/null); fi
+
+test: setup test-tools ## Run the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL)
 	python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)

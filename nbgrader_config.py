@@ -8,22 +8,37 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from nbgrader.utils import compute_checksum, is_grade, is_solution
 from traitlets import Bool
 
-ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"  # course.checks.ANSWERS_MIME (a test checks)
+COURSE_MIME_PREFIX = "application/vnd.autograd-labs."  # the kit's answers and the grader's formula verdicts
 OWN_ERRORS = ("CheckFailed", "RecheckFailed")  # the kit's and the grader's: their message, no code
 NOT_GRADED_YET = ("**Not graded yet.** Your instructor has not read this answer; until they do, it counts 0 "
                   "in the score below.")
 
 
-class FeedbackTestOutputs(Preprocessor):
-    """In feedback, what a test cell shows: no answers output (nothing in it to read; it would
-    show as an empty box), and each error by its message alone, since a traceback quotes the
-    cell's code, hidden tests included (the kit's and the grader's own errors quote none)."""
+class DropInvisibleOutputs(Preprocessor):
+    """The course's data outputs (the answers a check hands over, the formula verdict) show
+    nothing, and HTML would draw each as an empty box: leave them out of the page."""
 
     enabled = Bool(True)  # nbconvert's preprocessors are off unless told
 
     def preprocess_cell(self, cell, resources, index):
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not invisible(o)]
+        return cell, resources
+
+
+def invisible(output) -> bool:
+    data = output.get("data", {})
+    return bool(data) and all(kind.startswith(COURSE_MIME_PREFIX) or value == "" for kind, value in data.items())
+
+
+class FeedbackTestOutputs(Preprocessor):
+    """In feedback, each error of a test cell by its message alone, since a traceback quotes the
+    cell's code, hidden tests included (the kit's and the grader's own errors quote none)."""
+
+    enabled = Bool(True)
+
+    def preprocess_cell(self, cell, resources, index):
         if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell):
-            cell.outputs = [o for o in cell.outputs if ANSWERS_MIME not in o.get("data", {})]
             for output in cell.outputs:
                 if output.output_type == "error" and output.ename not in OWN_ERRORS:
                     output.traceback = [f"\x1b[31m{output.ename}\x1b[39m: {output.evalue}"]
@@ -69,5 +84,7 @@ c.Execute.interrupt_on_timeout = True
 
 # Feedback shows each test's result, never the hidden tests' code (their probes stay unknown),
 # neither as the cell's source nor quoted in a traceback, and says which written answers are unread.
-c.GenerateFeedback.preprocessors = [GetGradesNamingUnread, ClearHiddenTests,
+c.GenerateFeedback.preprocessors = [GetGradesNamingUnread, ClearHiddenTests, DropInvisibleOutputs,
                                      FeedbackTestOutputs, CSSHTMLHeaderPreprocessor]
+# The formgrader's pages of graded notebooks: no empty boxes either.
+c.HTMLExporter.preprocessors = [DropInvisibleOutputs]

@@ -14,6 +14,7 @@ from pathlib import Path
 import nbformat
 from nbgrader.utils import is_grade, is_solution
 
+from course.answers import Explained
 from course.checks import ANSWERS_MIME, FORMULA_RULE, MATCHES
 
 from .pipeline.autograde_unit import FAULT_CELL_ID
@@ -84,11 +85,12 @@ def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tes
                 problems = checks.verify_cell(grade_id, published(cell), student)
             if problems:
                 result["grades"][key] = 0.0
-                reason = ("Passed in the notebook, but not when the grader verified the answers again: "
-                          + "; ".join(problems))
-                # The traceback is what notebooks and feedback show of an error: the reason, not nothing.
+                reason = RecheckFailed("Passed in the notebook, but not when the grader verified the answers "
+                                       "again:\n" + "\n".join(f"  - {problem}" for problem in problems))
+                # The traceback is what notebooks, the formgrader and feedback show of an error: the
+                # reason, wrapped as the kit's own failures are, not nothing.
                 cell.outputs.append(nbformat.v4.new_output(
-                    "error", ename="RecheckFailed", evalue=reason, traceback=[f"RecheckFailed: {reason}"]))
+                    "error", ename="RecheckFailed", evalue=str(reason), traceback=reason._render_traceback_()))
                 notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
                 changed = True
         if tests is not None:
@@ -143,6 +145,10 @@ def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
     if found and found[0].startswith(HANDED_OVER):  # the visible check failed before the hidden ones ran
         found = kit_verdict(cell) or found
     return found or ["lost its points, for no reason the grader can name"]
+
+
+class RecheckFailed(Explained):
+    """An answer the kit's check passed in the kernel and the grader's own verification did not."""
 
 
 def kit_verdict(cell) -> list[str]:

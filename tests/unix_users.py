@@ -2,6 +2,7 @@
 JupyterHub: each account has its own HOME, and runs the course's venv under its own uid."""
 
 import os
+import secrets
 import shutil
 import stat
 import subprocess
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-MARK = "autograd-labs test account"  # the GECOS field: only accounts carrying it are ever deleted
+from autograder.pipeline import hub
 
 
 def require_root() -> None:
@@ -23,45 +24,28 @@ def require_root() -> None:
 
 @contextmanager
 def accounts(names: list[str], homes: Path):
-    """Create `names` as Unix accounts with HOME under `homes`; delete them afterwards."""
+    """Create `names` as Unix accounts (as `make hub` does) with HOME under `homes`; delete them
+    afterwards. An account of that name that `make hub` did not make is never touched."""
     for name in names:
-        remove(name)
-        subprocess.run(["useradd", "--create-home", "--home-dir", str(homes / name), "--comment", MARK,
-                        "--shell", "/bin/bash", name], check=True)
+        if hub.exists(name) and not hub.ours(name):
+            pytest.fail(f"a Unix account {name!r} exists that the tests did not create; not touching it")
+    hub.remove_accounts(names)
     try:
-        yield {name: homes / name for name in names}
+        yield {name: hub.ensure_account(name, homes, secrets.token_urlsafe(12)) for name in names}
     finally:
-        for name in names:
-            remove(name)
-
-
-def remove(name: str) -> None:
-    entry = subprocess.run(["getent", "passwd", name], capture_output=True, text=True).stdout
-    if not entry:
-        return
-    if entry.split(":")[4] != MARK:
-        pytest.fail(f"a Unix account {name!r} exists that this test did not create; not touching it")
-    subprocess.run(["pkill", "-KILL", "-u", name], capture_output=True)
-    subprocess.run(["userdel", "--remove", name], capture_output=True)
+        hub.remove_accounts(names)
 
 
 @contextmanager
 def reachable_by_everyone(*paths: Path):
-    """Let other users traverse to `paths` (the venv's base interpreter under /root, pytest's 0700
-    temp folder): add o+x to each folder above them that lacks it, and take it back afterwards."""
-    changed = []
-    for path in paths:
-        real = Path(os.path.realpath(path))
-        for folder in [*reversed(real.parents), *[real] * real.is_dir()]:
-            mode = folder.stat().st_mode
-            if not mode & stat.S_IXOTH:
-                folder.chmod(mode | stat.S_IXOTH)
-                changed.append((folder, mode))
+    """Let other users reach `paths` (the venv's base interpreter under /root, pytest's 0700
+    temp folders) as `make hub` does, and take the o+x back afterwards."""
+    opened = hub.open_paths(*paths)
     try:
         yield
     finally:
-        for folder, mode in reversed(changed):
-            folder.chmod(stat.S_IMODE(mode))
+        for folder in reversed(opened):
+            folder.chmod(folder.stat().st_mode & ~stat.S_IXOTH)
 
 
 def base_interpreter() -> Path:

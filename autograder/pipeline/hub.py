@@ -21,11 +21,16 @@ CONFIG = ROOT / "jupyter" / "hub" / "jupyterhub_config.py"
 PROXY_PACKAGE = "configurable-http-proxy@4.6.3"
 
 
-def ours(name: str) -> bool:
+def exists(name: str) -> bool:
     try:
-        return pwd.getpwnam(name).pw_gecos == ACCOUNT_MARK
+        pwd.getpwnam(name)
+        return True
     except KeyError:
         return False
+
+
+def ours(name: str) -> bool:
+    return exists(name) and pwd.getpwnam(name).pw_gecos == ACCOUNT_MARK
 
 
 def ensure_account(name: str, homes: Path, password: str) -> Path:

@@ -146,6 +146,7 @@ def test_feedback_keeps_the_submission_secret_nbgrader_releases_it_by(hub, round
 # and scores a written answer in the formgrader, and feedback goes back the same way.
 
 HUB_INSTRUCTOR, HUB_STUDENT = "agl_teacher", "grace"
+HOSTILE = "mallory"  # Lab 4's example who fools the kit in her kernel; she hands in from a terminal
 HUB_PASSWORD = secrets.token_urlsafe(12)
 WRONG_FORWARD = "yhat = 2\ns = 1\nloss = 2"  # loss = s, not s²: the check names it
 RIGHT_FORWARD = "yhat = 2\ns = 1\nloss = 1"
@@ -155,11 +156,14 @@ RIGHT_FORWARD = "yhat = 2\ns = 1\nloss = 1"
 def hub_server(tmp_path_factory):
     """`make hub` for one instructor and one student, Lab 4 only, on a free port."""
     require_root()
+    if not shutil.which("npm"):
+        message = "no npm (Debian: apt install npm): the hub's proxy, configurable-http-proxy, comes from npm"
+        pytest.fail(message) if os.environ.get("CI") else pytest.skip(message)
     state = tmp_path_factory.mktemp("jupyterhub")
     port = free_port()
     log = (state.parent / "hub.log").open("w")
     command = ["make", "--no-print-directory", "hub", f"HUB_STATE={state}", f"HUB_PORT={port}", f"LAB={LAB}",
-               f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}", f"HUB_STUDENTS={HUB_STUDENT}"]
+               f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}", f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
     with reachable_by_everyone(base_interpreter(), REPO, state):
         server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "HUB_PASSWORD": HUB_PASSWORD})
@@ -171,7 +175,7 @@ def hub_server(tmp_path_factory):
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
             subprocess.run(["make", "--no-print-directory", "hub-remove", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
-                            f"HUB_STUDENTS={HUB_STUDENT}"], cwd=REPO, capture_output=True)
+                            f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"], cwd=REPO, capture_output=True)
 
 
 def free_port() -> int:
@@ -322,29 +326,49 @@ def test_hub_student_sees_a_visible_check_fail_then_pass(student, hub_server):
     failed = type_and_run_answer(page, "t1_forward_answer", WRONG_FORWARD)
     screenshot(page, "hub-04-check-fails")
     assert "`loss` = 2 is not right. loss = s²." in failed, failed
+    save(page)
+    report = validate(page, "The following cell failed:")
+    screenshot(page, "hub-05-validate-names-the-mistake")
+    assert "`loss` = 2 is not right. loss = s²." in report, report
+    assert "Traceback" not in report and "site-packages" not in report and str(REPO) not in report, report
+    close_dialog(page)
     passed = type_and_run_answer(page, "t1_forward_answer", RIGHT_FORWARD)
-    screenshot(page, "hub-05-check-passes")
+    screenshot(page, "hub-06-check-passes")
     assert "✔ yhat, s, loss: all 3 values are right." in passed, passed
+    save(page)
+
+
+def save(page) -> None:
     page.keyboard.press("Control+s")
     page.wait_for_function("!document.querySelector('.lm-TabBar-tab.jp-mod-current').classList.contains('jp-mod-dirty')")
 
 
-def test_hub_validate_button_says_the_notebook_passes(student, hub_server):
-    page = student
+def validate(page, verdict: str) -> str:
+    """Press Validate; the dialog's text once it shows `verdict` (the dialog stays open)."""
     notebook(page).get_by_role("button", name="Validate").click()
     dialog = page.locator(".jp-Dialog")
-    dialog.get_by_text("Success! Your notebook passes all the tests.").wait_for(timeout=180_000)
-    screenshot(page, "hub-06-validate-dialog")
+    dialog.get_by_text(verdict).first.wait_for(timeout=180_000)
     text = dialog.inner_text()
-    assert "Validation Results" in text and "passes all the tests" in text, text
-    dialog.get_by_role("button", name="OK").click()
+    return text
+
+
+def close_dialog(page) -> None:
+    page.locator(".jp-Dialog").get_by_role("button", name="OK").click()
+    page.locator(".jp-Dialog").wait_for(state="detached")
+
+
+def test_hub_validate_button_says_the_notebook_passes(student, hub_server):
+    text = validate(student, "Success! Your notebook passes all the tests.")
+    screenshot(student, "hub-07-validate-dialog")
+    assert "Validation Results" in text, text
+    close_dialog(student)
 
 
 def test_hub_student_submits(student, hub_server):
     page = assignments_tab(student)
     page.get_by_role("button", name="Submit").click()
     page.locator("#submitted_assignments_list").get_by_text(LAB).wait_for()
-    screenshot(page, "hub-07-submitted")
+    screenshot(page, "hub-08-submitted")
     inbound = hub_server["state"] / "exchange" / COURSE / "inbound"
     assert [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]
 
@@ -359,10 +383,27 @@ def click_and_confirm(page, row_text: str, column: str, success: str) -> str:
     return text
 
 
+def test_hub_student_can_also_fetch_and_submit_from_a_terminal(hub_server):
+    """A hub terminal has what the student's server has: the hub's environment and the student
+    configuration, which names the course and the exchange."""
+    home = Path(pwd_home(HOSTILE))
+    env = {"AUTOGRAD_LABS_EXCHANGE": str(hub_server["state"] / "exchange"),
+           "JUPYTER_CONFIG_PATH": str(REPO / "jupyter" / "student")}
+    as_user(HOSTILE, home, ["nbgrader", "fetch_assignment", LAB], cwd=home, env=env)
+    fetched = home / LAB / f"{LAB}.ipynb"
+    staged = hub_server["state"] / f"{HOSTILE}.ipynb"
+    nbformat.write(examples.fill(nbformat.read(fetched, as_version=4), examples.load(LAB)[HOSTILE]["answers"]),
+                   staged)
+    staged.chmod(0o644)
+    as_user(HOSTILE, home, ["cp", str(staged), str(fetched)], cwd=home)
+    submitted = as_user(HOSTILE, home, ["nbgrader", "submit", LAB], cwd=home, env=env)
+    assert f"Submitted as: {COURSE} {LAB}" in submitted.stderr, submitted.stderr
+
+
 def test_hub_instructor_collects_in_the_formgrader(instructor, hub_server):
     page = formgrader(instructor, hub_server)
     click_and_confirm(page, LAB, "collect", f"Successfully collected submissions of '{LAB}'")
-    screenshot(page, "hub-08-collected")
+    screenshot(page, "hub-09-collected")
     assert (hub_server["course"] / "submitted" / HUB_STUDENT / LAB / f"{LAB}.ipynb").owner() == HUB_INSTRUCTOR
 
 
@@ -381,10 +422,15 @@ def written(hub_server, grade_id: str):
         return grade.manual_score, grade.needs_manual_grade, comment.manual_comment
 
 
-def open_submission(page, hub_server):
-    formgrader(page, hub_server, f"gradebook/{LAB}/{LAB}")
-    page.locator("a[href*='/formgrader/submissions/']").first.click()
-    page.locator("input.score#q_dead_relu").wait_for()
+def open_submission(page, hub_server, student: str):
+    """The formgrader's page of `student`'s notebook (its link shows the name, not the number)."""
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{hub_server['course'] / 'gradebook.db'}") as gb:
+        submission = gb.find_submission_notebook(LAB, LAB, student).id
+    formgrader(page, hub_server, f"submissions/{submission}/")
+    # the grades and comments arrive after the page; a field typed in before would be overwritten
+    page.wait_for_function("window.formgrader && formgrader.grades && formgrader.grades.loaded"
+                           " && formgrader.comments && formgrader.comments.loaded")
     return page
 
 
@@ -393,11 +439,12 @@ COMMENT = "Right: with r = 0 the ReLU passes no gradient, so neither weight move
 
 def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgrader(instructor, hub_server):
     graded = grade_as_instructor(hub_server)
-    assert "graded 1 of 1 submission(s)" in graded.stdout, graded.stdout
-    scores = grading.cell_scores(hub_server["course"], LAB)[HUB_STUDENT]
-    assert scores == {**scores, **examples.load(LAB)[HUB_STUDENT]["expected"]}
+    assert "graded 2 of 2 submission(s)" in graded.stdout, graded.stdout
+    for student in (HUB_STUDENT, HOSTILE):
+        scores = grading.cell_scores(hub_server["course"], LAB)[student]
+        assert scores == {**scores, **examples.load(LAB)[student]["expected"]}, student
     assert written(hub_server, "q_dead_relu") == (None, True, None)
-    page = open_submission(instructor, hub_server)
+    page = open_submission(instructor, hub_server, HUB_STUDENT)
     page.fill("input.score#q_dead_relu", "2")
     page.press("input.score#q_dead_relu", "Tab")
     page.fill("textarea#q_dead_relu-comment", COMMENT)
@@ -408,7 +455,7 @@ def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgra
             break
         time.sleep(0.5)
     page.locator("input.score#q_dead_relu").scroll_into_view_if_needed()
-    screenshot(page, "hub-09-formgrader-scored")
+    screenshot(page, "hub-10-formgrader-scored")
     assert written(hub_server, "q_dead_relu") == (2, False, COMMENT)
 
 
@@ -416,13 +463,26 @@ def test_hub_regrade_keeps_the_score_and_the_comment(instructor, hub_server):
     for _ in range(2):
         grade_as_instructor(hub_server)
     assert written(hub_server, "q_dead_relu") == (2, False, COMMENT)
-    page = open_submission(instructor, hub_server)
+    page = open_submission(instructor, hub_server, HUB_STUDENT)
     page.locator("input.score#q_dead_relu").scroll_into_view_if_needed()
-    screenshot(page, "hub-10-formgrader-after-regrade")
+    screenshot(page, "hub-11-formgrader-after-regrade")
     assert page.input_value("input.score#q_dead_relu") == "2"
     assert page.input_value("textarea#q_dead_relu-comment") == COMMENT
     grade_box = page.locator(".nbgrader_cell", has=page.locator("input.score#q_dead_relu"))
     assert not grade_box.locator("button.mark-graded").is_visible()  # no "Resolve": nothing to re-read
+
+
+def test_hub_formgrader_says_why_a_check_that_passed_in_the_notebook_scores_0(instructor, hub_server):
+    """mallory replaced the kit's check in her kernel, so her cells printed ✔; the grader's own
+    verification overturned them, and the formgrader shows its reason under the cell."""
+    page = open_submission(instructor, hub_server, HOSTILE)
+    reason = page.get_by_text("Passed in the notebook, but not when the grader verified the answers again").first
+    reason.scroll_into_view_if_needed()
+    screenshot(page, "hub-12-formgrader-overturned-check")
+    assert "  - `m1` = 1 is not right. m1 = x1 · w1." in reason.inner_text()  # one problem a line
+    empty_boxes = page.evaluate("[...document.querySelectorAll('.output_area')]"
+                                ".filter(e => !e.innerText.trim() && !e.querySelector('img, svg')).length")
+    assert empty_boxes == 0
 
 
 def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, hub_server):
@@ -437,4 +497,4 @@ def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, h
     assert "Autograded: 25 of 25 points" in feedback
     assert COMMENT in feedback and "Not graded yet" in feedback  # q_sigmoid_reuse is still unread
     page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/files/{LAB}/feedback/{html.parent.name}/{LAB}.html")
-    screenshot(page, "hub-11-student-feedback")
+    screenshot(page, "hub-13-student-feedback")

@@ -48,7 +48,9 @@ def test_a_passed_cell_whose_data_fails_loses_its_points_and_says_why(tmp_path):
     nb = nbformat.read(folder / "lab4.ipynb", as_version=4)
     (cell,) = [c for c in nb.cells if c.id == "t1_forward"]
     assert cell.outputs[-1].ename == "RecheckFailed" and "`loss` = 2 is not right" in cell.outputs[-1].evalue
-    assert "`loss` = 2 is not right" in "".join(cell.outputs[-1].traceback)  # what a notebook shows of an error
+    shown = cell.outputs[-1].traceback  # what a notebook, the formgrader and feedback show of an error
+    assert "RecheckFailed" in shown[0] and "  - `loss` = 2 is not right. loss = s²." in shown
+    assert max(map(len, shown[1:])) <= 88  # wrapped, as the kit's own failures are
 
 
 def test_a_failed_cell_is_left_as_nbgrader_scored_it(tmp_path):
@@ -123,9 +125,21 @@ def test_the_kit_publishes_inside_ipython_and_stays_quiet_outside(capsys):
     assert seen == [{ANSWERS_MIME: RIGHT, "text/plain": ""}]
 
 
-def test_the_feedback_config_hides_the_answers_output_by_the_kits_own_mime_type():
-    config = (REPO / "nbgrader_config.py").read_text()
-    assert f'ANSWERS_MIME = "{ANSWERS_MIME}"' in config and "FeedbackTestOutputs, CSSHTMLHeaderPreprocessor" in config
+def test_feedback_and_the_formgrader_draw_no_empty_box_for_the_courses_data_outputs():
+    """The formgrader renders graded notebooks with nbconvert's HTMLExporter, configured by the
+    course's nbgrader_config.py (feedback runs the same preprocessor)."""
+    from nbconvert import HTMLExporter
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", str(REPO)).load_config()
+    assert "DropInvisibleOutputs" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
+    cell = nbformat.v4.new_code_cell("check.values(globals(), 'loss')", outputs=[
+        answers_output(values_payload("t1_forward", "ada")),
+        nbformat.v4.new_output("display_data", data={verification.FORMULA_VERDICT_MIME: {"problems": []},
+                                                     "text/plain": ""}),
+        nbformat.v4.new_output("stream", name="stdout", text="✔ loss is right.\n")])
+    page, _ = HTMLExporter(config=config).from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
+    assert "✔ loss is right." in page and page.count('class="jp-OutputArea-child') == 1
 
 
 def test_the_graded_notebook_starts_with_the_score_the_numbers_and_what_cost_points(tmp_path):
