@@ -130,3 +130,15 @@ def assert_formula_slips_are_far_and_distinct(check, reference, slips) -> None:
     for a in outputs:
         for b in outputs:
             assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b])), (a, b)
+
+
+# The files that take minutes go first: pytest-xdist (`--dist loadfile`) hands each worker one
+# file at a time in this order, so the two workers then finish together, not one waiting on the
+# other's last long file.
+LONGEST_FIRST = ["tests/labs/test_solution_mutants.py", "tests/pipeline/test_exchange.py",
+                 "tests/pipeline/test_pipeline.py"]
+
+
+def pytest_collection_modifyitems(items):
+    rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))

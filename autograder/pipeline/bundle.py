@@ -64,7 +64,9 @@ notebook hands over, on its own machine.
 
 ## Hand in
 
-On a course JupyterHub, submit from the *Assignments* tab. Otherwise hand in the notebook file
+On a course JupyterHub, open *Nbgrader → Assignment List*: **Submit** hands in your saved
+notebook (as often as you like: the newest when your instructor collects is the one graded),
+and **Fetch Feedback** brings the feedback back. Otherwise hand in the notebook file
 `labN/labN.ipynb` the way your instructor asks (keep its name).
 '''
 
