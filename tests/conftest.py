@@ -132,11 +132,12 @@ def assert_formula_slips_are_far_and_distinct(check, reference, slips) -> None:
             assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b])), (a, b)
 
 
-# The files that take minutes go first: pytest-xdist (`--dist loadfile`) hands each worker one
-# file at a time in this order, so the two workers then finish together, not one waiting on the
-# other's last long file.
-LONGEST_FIRST = ["tests/labs/test_solution_mutants.py", "tests/pipeline/test_exchange.py",
-                 "tests/pipeline/test_pipeline.py"]
+# The files that take minutes go first, longest first (`make test PYTEST_ARGS=--durations=40`):
+# pytest-xdist (`--dist loadfile`) hands each worker one file at a time in this order, so the
+# two workers finish together, not one waiting on the other's last long file.
+LONGEST_FIRST = [f"tests/pipeline/test_{name}.py" for name in
+                 ("exchange", "equivalence", "sandbox", "pipeline", "postgres", "cluster", "bad_submissions",
+                  "student_bundle")]
 
 
 def pytest_collection_modifyitems(items):
