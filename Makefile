@@ -90,10 +90,10 @@ gradescope: release ## Write dist/gradescope/<lab>.zip, a Gradescope autograder 
 # What the tests need beyond the venv: the browser tests chromium, the hub tests npm (its proxy),
 # one test a PostgreSQL server. Installed as root when missing; elsewhere those tests skip.
 test-tools: ## As root, install what some tests need when missing: chromium, npm, PostgreSQL
-	@if [ "$$(id -u)" = 0 ] && { ! command -v chromium >/dev/null || ! command -v npm >/dev/null || \
-	  ! ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1; }; then \
-	  apt-get install -y -qq chromium npm postgresql >/dev/null 2>&1 || \
-	  (apt-get update -qq && apt-get install -y -qq chromium npm postgresql >/dev/null); fi
+	@missing="$$(command -v chromium >/dev/null || echo chromium) $$(command -v npm >/dev/null || echo npm) \
+	  $$(ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || echo postgresql)"; \
+	if [ "$$(id -u)" = 0 ] && [ -n "$${missing// }" ]; then \
+	  apt-get install -y -qq $$missing >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null); fi
 
 test: setup test-tools ## Run the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL)
 	python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
