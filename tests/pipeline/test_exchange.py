@@ -164,6 +164,9 @@ def hub_server(tmp_path_factory):
     log = (state.parent / "hub.log").open("w")
     command = ["make", "--no-print-directory", "hub", f"HUB_STATE={state}", f"HUB_PORT={port}", f"LAB={LAB}",
                f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}", f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
+    remove = ["make", "--no-print-directory", "hub-remove", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
+              f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
+    subprocess.run(remove, cwd=REPO, capture_output=True)  # accounts left by a run that was killed
     with reachable_by_everyone(base_interpreter(), REPO, state):
         server = subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
                                   env={**os.environ, "HUB_PASSWORD": HUB_PASSWORD})
@@ -174,8 +177,7 @@ def hub_server(tmp_path_factory):
         finally:
             os.killpg(server.pid, signal.SIGTERM)
             server.wait(timeout=60)
-            subprocess.run(["make", "--no-print-directory", "hub-remove", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
-                            f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"], cwd=REPO, capture_output=True)
+            subprocess.run(remove, cwd=REPO, capture_output=True)
 
 
 def free_port() -> int:
