@@ -7,8 +7,10 @@ importing.
 """
 
 import atexit
+import hmac
 import json
 import os
+import secrets
 import select
 import shutil
 import socket
@@ -55,24 +57,20 @@ class WarmService:
         """Run autograde_unit.py's `main(argv)` in a new sandbox for `folder`, watched as
         `sandbox.watched_run` watches a command."""
         holder, first = sandbox.hold(folder, env, uid)
+        secret = secrets.token_hex(32)  # the service's reply carries it; no unit ever sees it
         with tempfile.NamedTemporaryFile() as log, socket.socket(socket.AF_UNIX) as connection:
             try:
                 os.chmod(log.name, 0o600)
                 connection.connect(self.socket)
                 request = {"holder": first, "uid": sandbox.inside_uid(uid), "folder": str(folder), "log": log.name,
                            "env": sandbox.unit_environment(folder, env), "argv": argv, "limits": sandbox.LIMITS}
-                connection.sendall(json.dumps(request).encode() + b"\n")
-                reply = b""
+                connection.sendall(json.dumps(request).encode() + b"\n" + secret.encode() + b"\n")
+                reply = Reply(secret)
 
                 def wait(timeout):
-                    nonlocal reply
                     if not select.select([connection], [], [], timeout)[0]:
                         return None
-                    chunk = connection.recv(4096)
-                    reply += chunk
-                    if chunk and not reply.endswith(b"\n"):
-                        return None
-                    return json.loads(reply)["status"] if reply else -1  # -1: the service itself died
+                    return reply.add(connection.recv(4096))
 
                 status, stopped = sandbox.watch(wait, lambda: sandbox.end(holder), folder, seconds)
             finally:
@@ -89,6 +87,30 @@ class WarmService:
             self.process.kill()
             self.process.wait()
         shutil.rmtree(self.folder, ignore_errors=True)
+
+
+class Reply:
+    """The service's answer about one unit, read as it arrives: only a line that carries the unit's
+    secret counts; anything else on the connection is ignored."""
+
+    def __init__(self, secret: str):
+        self.secret, self.pending = secret, b""
+
+    def add(self, chunk: bytes) -> int | None:
+        """The unit's exit status once its reply has arrived; -1 when the connection closed
+        without one (the service died); None while there is none yet."""
+        if not chunk:
+            return -1
+        self.pending += chunk
+        *lines, self.pending = self.pending.split(b"\n")
+        for line in lines:
+            try:
+                message = json.loads(line)
+                if hmac.compare_digest(str(message["secret"]), self.secret):
+                    return int(message["status"])
+            except (ValueError, TypeError, KeyError):
+                continue
+        return None
 
 
 _shared: WarmService | None = None

@@ -3,16 +3,19 @@ matplotlib and the kit once, and grades each submission in a fresh fork of itsel
 submission's own sandbox.
 
 Run as `python zygote.py SOCKET` (by `service.py`, never by hand). It prints `ready` once warm,
-then takes one JSON request per connection on the Unix socket SOCKET:
+then takes one request per connection on the Unix socket SOCKET, as two lines: the JSON
     {"holder": PID, "uid": UID, "folder": PATH, "env": {...}, "argv": [...], "log": PATH}
-HOLDER is a process that bubblewrap started in the unit's sandbox (`sandbox.hold`): the fork
+and then the unit's secret, which the service reads only after it has forked the unit (so no
+unit ever holds it) and returns with the reply. HOLDER is a process that bubblewrap started in the unit's sandbox (`sandbox.hold`): the fork
 enters that sandbox's namespaces (its mounts, process tree, network, IPC, host name, cgroups),
 so it sees exactly what a command bubblewrap started there would see. Joining needs root
 (`grading.run_autograde` uses the service only then): in the user-namespace sandbox bubblewrap
 makes for anyone else, the kernel refuses a joiner its cgroup namespace. A second fork becomes a member of the sandbox's process tree, takes the same limits and
 user as `sandbox.wrap` gives (no capabilities, no new privileges), and runs
 `autograde_unit.main(argv)`, whose kernels are forks of it in turn. The reply is the exit
-status, {"status": N}, when that process ends.
+status and the secret, {"status": N, "secret": S}, when that process ends. Before it joins the
+sandbox, a unit closes every descriptor but its log and /dev/null: it holds no connection to
+the grader and none of another unit's, so nothing it writes can pass for a reply.
 
 This file is started as a script, not imported from `autograder`: nothing of the grader is in
 the forks' memory. It never runs student code itself, and never holds two submissions at once
@@ -299,13 +302,36 @@ def drop_privileges(uid: int, limits: dict) -> None:
     check(libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), "setting no_new_privs")
 
 
+def close_all_but_standard_descriptors() -> None:
+    """Close every descriptor above 2, whoever opened it: the service's listener, its pidfds,
+    the connections of the units running beside this one, files imported modules left open."""
+    for name in os.listdir("/proc/self/fd"):  # the listing's own descriptor is gone by the loop's end
+        if int(name) > 2:
+            try:
+                os.close(int(name))
+            except OSError:
+                pass
+
+
+def read_line(connection: socket.socket) -> bytes:
+    """One line from `connection`, without reading past its end (what follows stays in the socket)."""
+    line = b""
+    while not line.endswith(b"\n"):
+        waiting = connection.recv(65536, socket.MSG_PEEK)
+        if not waiting:
+            raise EOFError("the connection closed before the end of a line")
+        end = waiting.find(b"\n") + 1 or len(waiting)
+        line += connection.recv(end)
+    return line
+
+
 def run_unit(request: dict) -> int:
     """In a fork of the service: enter the unit's sandbox, fork into its process tree, grade."""
     log = os.open(request["log"], os.O_WRONLY | os.O_APPEND)
     os.dup2(log, 1)
     os.dup2(log, 2)
-    os.close(log)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    close_all_but_standard_descriptors()
     enter_namespaces(request["holder"])
     os.chdir(request["folder"])
     pid = os.fork()  # a new PID namespace takes children only
@@ -346,16 +372,18 @@ def serve(path: str) -> None:
             elif key.data == "request":
                 connection = key.fileobj
                 selector.unregister(connection)
-                request = json.loads(connection.makefile().readline())
+                try:
+                    request = json.loads(read_line(connection))
+                except (OSError, EOFError, ValueError):
+                    connection.close()
+                    continue
                 pid = os.fork()
                 if pid == 0:
                     status = 1
                     try:
                         for open_key in list(selector.get_map().values()):
-                            if isinstance(open_key.fileobj, int):
-                                os.close(open_key.fileobj)  # another unit's pidfd
-                            elif open_key.data != "stdin":
-                                open_key.fileobj.close()
+                            if isinstance(open_key.data, tuple):
+                                open_key.data[1].close()  # another unit's connection (its pidfd: below)
                         selector.close()
                         listener.close()
                         connection.close()
@@ -366,14 +394,19 @@ def serve(path: str) -> None:
                         sys.stdout.flush()
                         sys.stderr.flush()
                         os._exit(status)
-                selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, connection))
+                connection.settimeout(10)  # the grader sends the secret with the request
+                try:
+                    secret = read_line(connection).strip().decode()
+                except (OSError, EOFError, UnicodeDecodeError):
+                    secret = ""  # the reply then carries none, and the grader takes none
+                selector.register(os.pidfd_open(pid), selectors.EVENT_READ, (pid, connection, secret))
             else:
-                pid, connection = key.data
+                pid, connection, secret = key.data
                 selector.unregister(key.fileobj)
                 os.close(key.fileobj)
                 status = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
                 try:
-                    connection.sendall(json.dumps({"status": status}).encode() + b"\n")
+                    connection.sendall(json.dumps({"status": status, "secret": secret}).encode() + b"\n")
                 except OSError:
                     pass  # the grader stopped waiting
                 connection.close()
