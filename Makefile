@@ -10,10 +10,10 @@ export PATH := $(VENV)/bin:$(PATH)
 STUDENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
-# Grading options: NO_SANDBOX=1, NOTEBOOK_TIMEOUT=S, DASK=1 (a local Dask cluster of JOBS workers),
+# Grading options: NO_SANDBOX=1, NOTEBOOK_TIMEOUT=S, NO_WARM_SERVICE=1, DASK=1 (a local Dask cluster of JOBS workers),
 # SCHEDULER=tcp://host:8786 (a running Dask cluster), DB_URL=postgresql://... (the gradebook).
 GRADE_ARGS = $(if $(filter command line environment,$(origin JOBS)),--jobs $(JOBS)) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) \
-	$(if $(DASK),--dask) $(if $(SCHEDULER),--scheduler $(SCHEDULER))
+	$(if $(DASK),--dask) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(NO_WARM_SERVICE),--no-warm-service)
 ifdef DB_URL
 export AUTOGRAD_LABS_DB_URL := $(DB_URL)
 endif
@@ -58,7 +58,8 @@ lab: setup work ## Open JupyterLab on your own copy of the labs in work/ (STUDEN
 
 formgrader: release ## The instructor's JupyterLab in the course root: Nbgrader > Formgrader scores written answers (PORT=, TOKEN=)
 	@mkdir -p $(ROOT)/exchange && chmod 1777 $(ROOT)/exchange
-	cd $(ROOT) && AUTOGRAD_LABS_EXCHANGE=$(ROOT)/exchange jupyter lab $(JUPYTER_ARGS)
+	cd $(ROOT) && JUPYTER_CONFIG_PATH=$(CURDIR)/jupyter/instructor$(if $(JUPYTER_CONFIG_PATH),:$(JUPYTER_CONFIG_PATH)) \
+	  AUTOGRAD_LABS_EXCHANGE=$(ROOT)/exchange jupyter lab $(JUPYTER_ARGS)
 
 HUB_STATE ?= hub
 HUB_PORT ?= 8000
@@ -68,10 +69,10 @@ HUB_ACCOUNTS = --instructor $(HUB_INSTRUCTOR) --students $(HUB_STUDENTS)
 hub: setup ## As root: a local JupyterHub; HUB_INSTRUCTOR, HUB_STUDENTS as Unix accounts (HUB_PASSWORD= required; HUB_PORT=, LAB=)
 	python -m autograder hub --state $(HUB_STATE) --port $(HUB_PORT) $(HUB_ACCOUNTS) $(if $(LAB),--lab $(LAB))
 
-hub-remove: setup ## Delete the Unix accounts `make hub` created (HUB_INSTRUCTOR=, HUB_STUDENTS= as given to make hub)
-	python -m autograder hub --remove $(HUB_ACCOUNTS)
+hub-remove: setup ## Undo `make hub`: its Unix accounts and group, the repository's modes (HUB_INSTRUCTOR=, HUB_STUDENTS=, HUB_STATE= as given to make hub)
+	python -m autograder hub --remove --state $(HUB_STATE) $(HUB_ACCOUNTS)
 
-autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 DASK=1 SCHEDULER= DB_URL=)
+autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 NO_WARM_SERVICE=1 DASK=1 SCHEDULER= DB_URL=)
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
 
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades
@@ -96,7 +97,9 @@ test-tools: ## As root, install what some tests need when missing: chromium, npm
 	  apt-get install -y -qq $$missing >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null); fi
 
 test: setup test-tools ## Run the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL)
-	python -m pytest -n $(JOBS) --dist loadfile $(PYTEST_ARGS)
+	python -m pytest -n $(JOBS) --dist loadfile -m "not overload" $(PYTEST_ARGS)
+	@# The tests that load every core on purpose run alone, after the rest (5: none selected by PYTEST_ARGS).
+	python -m pytest -m overload $(PYTEST_ARGS) || [ $$? = 5 ]
 
 test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)
 	python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)

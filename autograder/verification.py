@@ -17,7 +17,7 @@ from nbgrader.utils import is_grade, is_solution
 from course.answers import Explained
 from course.checks import ANSWERS_MIME, FORMULA_RULE, MATCHES
 
-from .pipeline.autograde_unit import FAULT_CELL_ID
+from .pipeline.autograde_unit import CELL_TIMEOUT, FAULT_CELL_ID
 
 from .labs import HANDED_OVER, load
 
@@ -26,6 +26,8 @@ SUMMARY_CELL_ID = "autograde-summary"
 FORMULA_VERDICT_MIME = "application/vnd.autograd-labs.formula-verdict+json"  # invisible, like the answers
 KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdicts (course.answers.Explained)
 NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
+STOPPED = {CELL_TIMEOUT: "ran over its time limit and was stopped",
+           "NotRun": "not run: grading stopped early (see the note at the top)"}
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
@@ -42,9 +44,10 @@ def answer_sources(nb) -> dict[str, str]:
             if c.cell_type == "code" and is_solution(c) and "grade_id" in c.metadata.get("nbgrader", {})}
 
 
-def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tests: dict | None = None,
+def audit(notebooks: list[Path], lab: str, student: str, result: dict, classmates=(), tests: dict | None = None,
           sandboxed: bool = True) -> list[str]:
-    """Zero every passed test cell whose answers fail out-of-kernel verification, add the
+    """In the lab's executed `notebooks` (no other: a kernel may leave any number beside them),
+    zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
     answers are right for one of `classmates` (the other students of the lab). Every formula is
     run once, from its answer cell's code (in a sandbox unless `sandboxed` is False), and its
@@ -56,7 +59,7 @@ def audit(graded: Path, lab: str, student: str, result: dict, classmates=(), tes
     """
     checks = load(lab)
     notes = []
-    for path in sorted(graded.glob("*.ipynb")):
+    for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         formula_verdicts = checks.verify_formulas(answer_sources(nb), student, sandboxed)
         changed = False
@@ -139,6 +142,10 @@ def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
     if verdicts:  # a formula: the verdict the audit recorded
         return formula_mistakes(verdicts[-1]) or ["failed in the notebook, though the grader found the formula right"]
     payloads = published(cell) if cell is not None else []
+    stopped = [out for out in (cell or {}).get("outputs", [])
+               if out.get("output_type") == "error" and out.get("ename") in (CELL_TIMEOUT, "NotRun")]
+    if stopped and not payloads:  # not the student's mistake: the grader stopped or never ran the cell
+        return [STOPPED[stopped[-1]["ename"]]]
     if not payloads:
         return [NOT_ANSWERED]
     found = checks.mistakes(cell.metadata.nbgrader["grade_id"], payloads, student, classmates)

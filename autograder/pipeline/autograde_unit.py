@@ -1,7 +1,8 @@
 """The program that grades one submission: stock `nbgrader autograde`, where a fault costs cells,
 not the grade.
 
-Run as `python autograde_unit.py NOTEBOOK_SECONDS autograde LAB --student ID ...` (no sandbox),
+Run as `python autograde_unit.py LIMITS autograde LAB --student ID ...` (no sandbox; LIMITS is
+the JSON of `Limits`),
 or called as `main(argv, forked_kernels=True)` by the warm service (`zygote.py`) in a process
 that has joined the unit's sandbox, where kernels are forks of that process. In the sandbox this
 file is mounted alone, read-only: it imports nbgrader and nbclient, nothing of the course or the
@@ -9,15 +10,21 @@ grader. It differs from stock nbgrader in two ways. It writes no scores (the
 grader works them out outside the sandbox, from the executed notebook). And its execution goes
 on past faults:
 - a kernel that dies (`os._exit`, a segfault, a signal) ends the run at that cell;
-- so does a notebook that is still running after NOTEBOOK_SECONDS;
+- so does a notebook that is still running after its time (`Limits.notebook_seconds`);
 - every cell that ran before the fault keeps its outputs and its score, every code cell after it
   gets an error output saying it did not run (so its tests score 0), and a note at the top of
   the notebook tells the student what happened and where.
 Stock nbgrader gives up on the whole notebook instead, and the student gets no grade at all.
+A cell's time limit is the student's (`Execute.timeout`) unless the cell is the instructor's own
+code, unchanged from the release (imports, plots: `Limits.instructor_cells`), which gets
+`Limits.instructor_cell_seconds`, so that a slow machine does not spend the student's time. Every
+limit hit is listed in the notebook's metadata (`TIME_LIMITS_KEY`), so the grader can grade the
+unit again alone before it records a timeout.
 """
 
 import asyncio
 import functools
+import hashlib
 import json
 import os
 import signal
@@ -39,7 +46,8 @@ from nbgrader.apps import NbGraderApp
 from nbgrader.nbgraderformat import common as nbgrader_format
 from nbgrader.converters import Autograde
 from nbgrader.preprocessors import AssignLatePenalties, Execute, SaveAutoGrades
-from traitlets import Bool, Integer
+from nbgrader.utils import is_grade, is_solution
+from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Application, Config
 
 # nbgrader asks `alembic heads` (a new process, about 0.3 s) for its schema version every time it
@@ -151,6 +159,13 @@ def reuse_gradebook_work() -> Gradebooks:
 kernel_baseline: tuple[frozenset[str], list] | None = None
 
 FAULT_CELL_ID = "autograde-fault"
+CELL_TIMEOUT = "CellTimeoutError"  # the error of a cell stopped at its time limit (nbgrader's name)
+TIME_LIMITS_KEY = "autograd_labs_time_limits"  # notebook metadata: [{"cell": N, "seconds": S}] per limit hit
+
+
+def source_digest(source: str) -> str:
+    """How the grader names an instructor's cell to this program (the SHA-256 of its code)."""
+    return hashlib.sha256(source.encode()).hexdigest()
 MAX_TEXT = 100_000  # characters of one text output kept; the rest is cut, with a note
 MAX_DATA = 2 * 2**20  # characters of one rich output (a plot, published answers); larger ones are dropped
 
@@ -160,14 +175,33 @@ class FaultTolerantExecute(Execute):
 
     notebook_timeout = Integer(600, help="Seconds the whole notebook may run.").tag(config=True)
     forked_kernels = Bool(False, help="Fork each kernel from this warm process (zygote.py).").tag(config=True)
+    instructor_cells = List(Unicode(), help="`source_digest` of each code cell of the release that is "
+                            "the instructor's own (not an answer, not a test).").tag(config=True)
+    instructor_cell_timeout = Integer(60, help="Seconds one of those cells may run.").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         if self.forked_kernels:  # after nbgrader's own __init__, which sets the class it wants
             self.kernel_manager_class = ForkedKernelManager
+        self.timeout_func = self.cell_timeout
+
+    def cell_timeout(self, cell) -> int:
+        """The student's per-cell limit, or the instructor's for their own unchanged code."""
+        instructors = not (is_solution(cell) or is_grade(cell)) and source_digest(cell.source) in self.instructor_cells
+        return self.instructor_cell_timeout if instructors else self.timeout
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        """nbgrader's: interrupt the kernel, and the cell's error says which limit it ran over."""
+        self.limits_hit.append({"cell": self.index + 1, "seconds": timeout})
+        reply = await super()._async_handle_timeout(timeout, cell)
+        if reply is not None:
+            message = f"This cell ran over its time limit of {timeout} s and was stopped."
+            reply["content"].update(evalue=message, traceback=[f"{CELL_TIMEOUT}: {message}"])
+        return reply
 
     def preprocess(self, nb, resources=None, km=None):
         self.fault = None
+        self.limits_hit = []
         self.deadline = time.monotonic() + self.notebook_timeout
         try:
             nb, resources = super().preprocess(nb, resources, km)
@@ -177,10 +211,13 @@ class FaultTolerantExecute(Execute):
         end_strays(Path(resources.get("metadata", {}).get("path") or "."))
         if self.fault is not None:
             nb.cells.insert(0, new_markdown_cell(f"**Grading stopped early.** {self.fault}", id=FAULT_CELL_ID))
+        nb.metadata[TIME_LIMITS_KEY] = self.limits_hit
         return nb, resources
 
     def preprocess_cell(self, cell, resources, index):
+        self.index = index
         if self.fault is None and time.monotonic() > self.deadline:
+            self.limits_hit.append({"cell": index + 1, "seconds": self.notebook_timeout})
             self.fault = (f"The notebook was still running after {self.notebook_timeout} s, at "
                           f"{where(index, cell)}. Cells before it were graded; it and every cell after it were not run "
                           "and score 0.")
@@ -196,7 +233,7 @@ class FaultTolerantExecute(Execute):
         except DeadKernelError:
             self.fault = f"The Python kernel died while running {where(index, cell)}: {self.kernel_end()}."
         except CellTimeoutError:  # the kernel ignored the interrupt after the cell's time ran out
-            self.fault = (f"Running {where(index, cell)} took over {self.timeout} s, and the kernel did not "
+            self.fault = (f"Running {where(index, cell)} took over {self.cell_timeout(cell)} s, and the kernel did not "
                           "stop when interrupted.")
         self.fault += " Cells before it were graded; it and every cell after it score 0."
         cell.outputs.append(not_run(self.fault))
@@ -387,11 +424,15 @@ def unit_steps() -> list[type]:
 
 
 def main(argv: list[str], forked_kernels: bool = False) -> None:
-    """`argv`: NOTEBOOK_SECONDS, then nbgrader's arguments. With `forked_kernels` (a warm
+    """`argv`: the unit's time limits as JSON ({"notebook_seconds": S, "instructor_cells": [digest,
+    ...], "instructor_cell_seconds": S}), then nbgrader's arguments. With `forked_kernels` (a warm
     process, see zygote.py), each notebook's kernel is a fork of this process."""
     reuse_gradebook_work()
+    limits = json.loads(argv[0])
     config = Config()
-    config.FaultTolerantExecute.notebook_timeout = int(argv[0])
+    config.FaultTolerantExecute.notebook_timeout = int(limits["notebook_seconds"])
+    config.FaultTolerantExecute.instructor_cells = list(limits["instructor_cells"])
+    config.FaultTolerantExecute.instructor_cell_timeout = int(limits["instructor_cell_seconds"])
     config.FaultTolerantExecute.forked_kernels = forked_kernels
     # The notebook is graded once its last cell has run: its kernel is killed then, not asked to
     # shut down (which would import psutil to look for child processes that `end_strays` stops).

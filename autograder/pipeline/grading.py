@@ -15,6 +15,7 @@ saved as it was, and running the grader again is always safe. Units are independ
 run in parallel (`--jobs`, threads or Dask workers: `cluster.py`).
 """
 
+import json
 import math
 import os
 import shutil
@@ -29,13 +30,14 @@ from pathlib import Path
 import nbformat
 from nbgrader.api import (Comment, Grade, Gradebook, MissingEntry, Student, SubmittedAssignment,
                           SubmittedNotebook)
-from nbgrader.utils import compute_checksum, determine_grade, is_solution
+from nbgrader.utils import compute_checksum, determine_grade, is_grade, is_solution
 
 from .. import verification
 from ..labs import load
+from course.formulas import TIME_LIMIT as FORMULA_SECONDS
 from course.identity import STUDENT_ENV
-from . import intake, sandbox, service
-from .autograde_unit import FAULT_CELL_ID
+from . import intake, outputs, sandbox, service
+from .autograde_unit import FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
 from .layout import Layout
 from .nbgrader_cmd import environment, run_nbgrader
 
@@ -44,6 +46,10 @@ SCRATCH = ".grading"
 # past it, the rest is not run and scores 0.
 NOTEBOOK_TIMEOUT_S = 120
 STARTUP_AND_SAVE_S = 60  # added for the rest of a unit: intake, the sandbox, verification
+# A cell of the instructor's own, unchanged (imports, plots): on a loaded machine `import
+# matplotlib` alone has taken over 10 s, which must not cost the student anything.
+INSTRUCTOR_CELL_S = 60
+OUT_OF_TIME = "the grader ran out of time"
 
 
 def default_jobs() -> int:
@@ -60,6 +66,8 @@ class Settings:
     sandboxed: bool = True
     notebook_seconds: int = NOTEBOOK_TIMEOUT_S
     threads: int = 1
+    instructor_cell_seconds: int = INSTRUCTOR_CELL_S
+    warm: bool = True  # as root, units are forks of the warm service; else each starts a new interpreter
 
     @property
     def unit_seconds(self) -> int:
@@ -78,6 +86,7 @@ class Outcome:
     seconds: float = 0.0
     overrides: list[str] = field(default_factory=list)
     fault: str = ""
+    timed_out: bool = False  # a time limit was hit: graded again alone before anything is recorded
 
 
 def test_cells(db_url: str, lab: str) -> dict[tuple[str, str], float]:
@@ -102,14 +111,14 @@ def test_score(cell, points: float) -> float:
     return min(max(score, 0.0), points) if math.isfinite(score) else 0.0
 
 
-def read_result(graded: Path, tests: dict[tuple[str, str], float], timestamp) -> dict:
+def read_result(notebooks: list[Path], tests: dict[tuple[str, str], float], timestamp) -> dict:
     """One submission's auto scores and comments, worked out here from its executed notebooks.
 
     Nothing is read from the gradebook the sandbox had: the scores are those of the course's
     test cells, from their outputs; written answers get none (a person grades them).
     """
     grades, comments = dict.fromkeys(tests, 0.0), {}
-    for path in sorted(graded.glob("*.ipynb")):
+    for path in notebooks:
         cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(path, as_version=4).cells
                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
         for (notebook, name), points in tests.items():
@@ -219,18 +228,27 @@ def not_regular(folder: str, names: list[str]) -> list[str]:
             or not (os.path.isfile(os.path.join(folder, n)) or os.path.isdir(os.path.join(folder, n)))]
 
 
+def instructor_cells(root: Path, lab: str) -> list[str]:
+    """The `source_digest` of every code cell of the lab's release that is the instructor's own
+    code: neither an answer cell nor a test cell (imports, setup, plots)."""
+    return sorted({source_digest(cell.source) for path in Layout(root).folder("release", lab).glob("*.ipynb")
+                   for cell in nbformat.read(path, as_version=4).cells
+                   if cell.cell_type == "code" and not is_solution(cell) and not is_grade(cell)})
+
+
 def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
                   settings: Settings, seconds: float) -> sandbox.Finished:
     """Our nbgrader autograde (`autograde_unit.py`) of one submission in a scratch course, in the sandbox."""
     env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(settings.threads)}
-    args = [str(settings.notebook_seconds), "autograde", lab, "--student", student, "--force",
-            f"--CourseDirectory.root={scratch}"]
+    limits = {"notebook_seconds": settings.notebook_seconds, "instructor_cells": instructor_cells(root, lab),
+              "instructor_cell_seconds": settings.instructor_cell_seconds}
+    args = [json.dumps(limits), "autograde", lab, "--student", student, "--force", f"--CourseDirectory.root={scratch}"]
     shutil.copy2(root / "nbgrader_config.py", scratch / "nbgrader_config.py")
     if not settings.sandboxed:
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
                                    seconds, environment(env))
     sandbox.give_folder(scratch, uid)
-    if sandbox.as_root():
+    if sandbox.as_root() and settings.warm:
         return service.shared().run(scratch, uid, env, args, seconds)
     # Not root: a fork cannot join all of bubblewrap's user-namespace sandbox (the kernel refuses
     # its cgroup namespace), so the unit starts afresh inside, as bubblewrap's own command.
@@ -241,7 +259,8 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
 def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: dict[tuple[str, str], float],
                      settings: Settings = Settings()) -> tuple[Outcome, dict | None]:
     """Autograde one submission inside `scratch`; return its outcome and result, nothing saved.
-    `tests`: the lab's autograder test cells and their points (`test_cells`)."""
+    `tests`: the lab's autograder test cells and their points (`test_cells`). Intake, the
+    sandbox and verification share one deadline; past it, the unit is not graded (`timed_out`)."""
     start = time.monotonic()
     problem = intake.precheck(root, lab, student)
     if problem:
@@ -251,44 +270,67 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
-    deadline = start + settings.unit_seconds  # intake, the sandbox, verification: one limit
+    deadline = start + settings.unit_seconds
     with sandbox.unit_user() as uid:
         run = run_autograde(root, scratch, lab, student, uid, settings, deadline - time.monotonic())
     graded = private.folder("autograded", lab, student)
     if run.stopped:
-        return Outcome(student, lab, False, f"grading was stopped: {run.stopped}"), None
+        out_of_time = run.stopped.startswith("it ran over")
+        why = f"{OUT_OF_TIME} ({run.stopped})" if out_of_time else f"grading was stopped: {run.stopped}"
+        return Outcome(student, lab, False, why, timed_out=out_of_time), None
     if run.returncode != 0 or not graded.is_dir():
         errors = [line for line in run.log.splitlines() if "ERROR" in line]
         return Outcome(student, lab, False, "nbgrader could not grade it: "
                        + (errors[-1] if errors else f"exit status {run.returncode}")), None
-    problem = returned_problem(graded)
+    notebooks = lab_notebooks(graded, intake.lab_notebooks(root, lab))  # only the lab's: the kernel may write others
+    problem = returned_problem(notebooks)
     if problem:
         return Outcome(student, lab, False, problem), None
+    limits_hit = keep_as_data(notebooks)
+    if time.monotonic() + FORMULA_SECONDS > deadline:
+        return Outcome(student, lab, False, f"{OUT_OF_TIME} (over {settings.unit_seconds} s before verifying "
+                       "the answers)", timed_out=True), None
     timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
-    result = read_result(graded, tests, timestamp)
-    overrides = verification.audit(graded, lab, student, result, course.students("submitted", lab), tests,
+    result = read_result(notebooks, tests, timestamp)
+    overrides = verification.audit(notebooks, lab, student, result, course.students("submitted", lab), tests,
                                    settings.sandboxed)
-    if time.monotonic() > deadline:
-        return Outcome(student, lab, False, f"grading took over {settings.unit_seconds} s and was stopped"), None
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
-                   fault=fault_note(graded)), result
+                   fault=fault_note(notebooks), timed_out=limits_hit), result
 
 
-def returned_problem(graded: Path) -> str | None:
+def lab_notebooks(folder: Path, names: list[str]) -> list[Path]:
+    """The lab's notebooks (by name) that are in `folder`, links included (`returned_problem` refuses them)."""
+    return [folder / f"{name}.ipynb" for name in names if os.path.lexists(folder / f"{name}.ipynb")]
+
+
+def returned_problem(notebooks: list[Path]) -> str | None:
     """Why what came back from the sandbox cannot be taken (None: it can)."""
-    for path in graded.glob("*.ipynb"):
+    for path in notebooks:
         info = path.lstat()
         if not stat.S_ISREG(info.st_mode) or info.st_size > intake.MAX_NOTEBOOK_BYTES:
             return f"the executed {path.name} came back as a link or over {intake.MAX_NOTEBOOK_BYTES >> 20} MB"
     return None
 
 
+def keep_as_data(notebooks: list[Path]) -> bool:
+    """Make every output of the executed notebooks inert (`outputs.as_data`), in place; whether
+    any of them hit a time limit (`autograde_unit.TIME_LIMITS_KEY`)."""
+    limits_hit = False
+    for path in notebooks:
+        nb = nbformat.read(path, as_version=4)
+        outputs.as_data(nb)
+        limits_hit |= bool(nb.metadata.pop(TIME_LIMITS_KEY, None))
+        path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
+        nbformat.write(nb, path)
+    return limits_hit
+
+
 SUBMISSION_SECRET = "submission_secret.txt"
 
 
-def fault_note(graded: Path) -> str:
+def fault_note(notebooks: list[Path]) -> str:
     """What stopped a notebook early, from the note `autograde_unit.py` put at its top ('' if none)."""
-    for path in sorted(graded.glob("*.ipynb")):
+    for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         if nb.cells and nb.cells[0].get("id") == FAULT_CELL_ID:
             return nb.cells[0].source.replace("**", "")
@@ -329,19 +371,23 @@ def save_unit(root: Path, gb: Gradebook, outcome: Outcome, result: dict, files: 
 
 
 def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=print,
-                executor: Executor | None = None) -> dict[str, list[Outcome]]:
-    """Grade every submission of `labs`, `jobs` units at a time across all labs (or on `executor`,
-    e.g. a Dask cluster's). Workers only grade; this thread alone writes the course (one writer),
-    saving each result as it comes. A unit whose worker failed is reported, never half-saved."""
+                executor: Executor | None = None, students: set[str] | None = None) -> dict[str, list[Outcome]]:
+    """Grade every submission of `labs` (of `students` only, if given), `jobs` units at a time
+    across all labs (or on `executor`, e.g. a Dask cluster's). Workers only grade; this thread
+    alone writes the course (one writer), saving each result as it comes. A unit whose worker
+    failed is reported, never half-saved. A unit that hit a time limit beside the others is
+    graded again alone at the end, and only that second result counts: a busy machine costs
+    time, never points."""
     layout = Layout(root)
-    units = [(lab, student) for lab in labs for student in layout.students("submitted", lab)]
+    units = [(lab, student) for lab in labs for student in layout.students("submitted", lab)
+             if students is None or student in students]
     outcomes = {lab: [] for lab in labs}
     for lab in labs:
         if not any(unit_lab == lab for unit_lab, _ in units):
             log(f"{lab}: no submissions under submitted/*/{lab}/")
     if not units:
         return outcomes
-    if executor is None and settings.sandboxed and sandbox.as_root():
+    if executor is None and settings.sandboxed and settings.warm and sandbox.as_root():
         service.start()  # warms up while the lab gradebooks are built
     (root / SCRATCH).mkdir(exist_ok=True)
     graded_labs = sorted({lab for lab, _ in units})
@@ -352,23 +398,49 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
     report = Progress(len(units), log)
     try:
         with executor or ThreadPoolExecutor(max_workers=jobs) as pool, Gradebook(layout.db_url) as gb:
-            futures = {pool.submit(grade_unit, root, lab, student, tests[lab], settings): (lab, student)
-                       for lab, student in units}
-            for future in as_completed(futures):
-                try:
-                    outcome, result, files = future.result()
-                except Exception as exc:  # the worker died (Dask gave up retrying) or could not be reached
-                    outcome, result = Outcome(futures[future][1], futures[future][0], False,
-                                              f"its worker failed: {type(exc).__name__}: {exc}"), None
+            def record(outcome: Outcome, result: dict | None, files: dict) -> None:
                 if result is not None:
                     outcome = save_unit(root, gb, outcome, result, files)
                 report.add(outcome)
                 outcomes[outcome.lab].append(outcome)
+
+            futures = {pool.submit(grade_unit, root, lab, student, tests[lab], settings): (lab, student)
+                       for lab, student in units}
+            again = []
+            for future in as_completed(futures):
+                outcome, result, files = unit_result(future, *futures[future])
+                if outcome.timed_out:
+                    report.later(outcome)
+                    again.append(futures[future])
+                else:
+                    record(outcome, result, files)
+            for lab, student in again:  # one at a time: nothing else of ours runs meanwhile
+                future = pool.submit(grade_unit, root, lab, student, tests[lab], settings)
+                record(*graded_alone(*unit_result(future, lab, student)))
     finally:
         for template in templates:
             template.unlink(missing_ok=True)
     report.summary()
     return {lab: sorted(found, key=lambda o: o.student) for lab, found in outcomes.items()}
+
+
+def unit_result(future, lab: str, student: str) -> tuple[Outcome, dict | None, dict]:
+    """What a unit's worker returned, or why it returned nothing."""
+    try:
+        return future.result()
+    except Exception as exc:  # the worker died (Dask gave up retrying) or could not be reached
+        return Outcome(student, lab, False, f"its worker failed: {type(exc).__name__}: {exc}"), None, {}
+
+
+def graded_alone(outcome: Outcome, result: dict | None, files: dict) -> tuple[Outcome, dict | None, dict]:
+    """A unit's second grading, alone: a time limit hit again is the notebook's own (the fault
+    note says so), or, when the grader itself ran out of time, nothing is recorded."""
+    if outcome.timed_out and outcome.ok and outcome.fault:
+        outcome.fault += " (The same happened when it was graded again with nothing else running.)"
+    elif outcome.timed_out and not outcome.ok:
+        outcome.message += (", even graded alone: nothing recorded, earlier grades kept; grade it again on a less "
+                            "busy machine")
+    return outcome, result, files
 
 
 class Progress:
@@ -379,6 +451,15 @@ class Progress:
         self.total, self.log, self.done, self.failed = total, log, [], []
         self.start = time.monotonic()
         self.bar = log is print and sys.stdout.isatty()
+
+    def later(self, outcome: Outcome) -> None:
+        """A unit that hit a time limit beside the others, to be graded again alone."""
+        if self.bar:
+            print("\r\033[K", end="")
+        why = outcome.message if not outcome.ok else "a time limit was hit"
+        self.log(f"{outcome.lab} {outcome.student}: {why} beside other units; graded again alone at the end")
+        if self.bar:
+            print(self.status(), end="", flush=True)
 
     def add(self, outcome: Outcome) -> None:
         self.done.append(outcome)
@@ -418,9 +499,10 @@ class Progress:
             self.log(f"not graded ({len(units)}): {reason}: {', '.join(units)}")
 
 
-def generate_feedback_and_export(root: Path, lab: str) -> None:
-    """nbgrader's own feedback HTML and CSV export, from the saved results."""
-    run_nbgrader("generate_feedback", lab, "--force", root=root)
+def generate_feedback_and_export(root: Path, lab: str, students: list[str] | None = None) -> None:
+    """nbgrader's own feedback HTML (of `students`, or everyone's) and CSV export, from the saved results."""
+    for only in students or [None]:
+        run_nbgrader("generate_feedback", lab, "--force", *(["--student", only] if only else []), root=root)
     run_nbgrader("export", "--to", str(root / "grades.csv"), root=root)
 
 

@@ -27,6 +27,11 @@ def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4", sources: dict | 
     return folder
 
 
+def audited(folder, lab: str, *args, **kwargs):
+    """`verification.audit` of the lab's notebook in `folder`, as the grader calls it."""
+    return verification.audit([folder / f"{lab}.ipynb"], lab, *args, **kwargs)
+
+
 RIGHT = {"lab": "lab4", "kind": "values", "name": "yhat s loss", "hidden": False,
          "data": {"yhat": 2.0, "s": 1.0, "loss": 1.0}}
 
@@ -34,7 +39,7 @@ RIGHT = {"lab": "lab4", "kind": "values", "name": "yhat s loss", "hidden": False
 def test_a_passed_cell_with_right_data_keeps_its_points(tmp_path):
     folder = graded_notebook(tmp_path, {"t1_forward": [answers_output(RIGHT)]})
     result = {"grades": {("lab4", "t1_forward"): 1.0, ("lab4", "t1_backward"): 0.0}}
-    assert verification.audit(folder, "lab4", "ada", result) == []
+    assert audited(folder, "lab4", "ada", result) == []
     assert result["grades"] == {("lab4", "t1_forward"): 1.0, ("lab4", "t1_backward"): 0.0}
 
 
@@ -42,7 +47,7 @@ def test_a_passed_cell_whose_data_fails_loses_its_points_and_says_why(tmp_path):
     wrong = {**RIGHT, "data": {"yhat": 2.0, "s": 1.0, "loss": 2.0}}
     folder = graded_notebook(tmp_path, {"t1_forward": [answers_output(wrong)], "t1_backward": []})
     result = {"grades": {("lab4", "t1_forward"): 1.0, ("lab4", "t1_backward"): 2.0}}
-    overturned = verification.audit(folder, "lab4", "ada", result)
+    overturned = audited(folder, "lab4", "ada", result)
     assert result["grades"] == {("lab4", "t1_forward"): 0.0, ("lab4", "t1_backward"): 0.0}
     assert [line.split(":")[0] for line in overturned] == ["t1_forward", "t1_backward"]
     nb = nbformat.read(folder / "lab4.ipynb", as_version=4)
@@ -56,7 +61,7 @@ def test_a_passed_cell_whose_data_fails_loses_its_points_and_says_why(tmp_path):
 def test_a_failed_cell_is_left_as_nbgrader_scored_it(tmp_path):
     folder = graded_notebook(tmp_path, {"t1_forward": []})
     result = {"grades": {("lab4", "t1_forward"): 0.0}}
-    assert verification.audit(folder, "lab4", "ada", result) == []
+    assert audited(folder, "lab4", "ada", result) == []
     assert result["grades"] == {("lab4", "t1_forward"): 0.0}
 
 
@@ -71,7 +76,7 @@ def values_payload(grade_id: str, student: str, lab: str = "lab4", **changed) ->
 def test_a_failed_cell_answered_on_a_classmates_numbers_says_so_and_names_them_to_the_instructor(tmp_path):
     folder = graded_notebook(tmp_path, {"t2_forward": [answers_output(values_payload("t2_forward", "ada"))]})
     result = {"grades": {("lab4", "t2_forward"): 0.0}}
-    notes = verification.audit(folder, "lab4", "copycat", result, ["ada", "copycat", "zoe"])
+    notes = audited(folder, "lab4", "copycat", result, ["ada", "copycat", "zoe"])
     assert notes == ["t2_forward: the answers are right for ada's numbers, not copycat's"]
     assert result["grades"] == {("lab4", "t2_forward"): 0.0}
     (cell,) = [c for c in nbformat.read(folder / "lab4.ipynb", as_version=4).cells if c.id == "t2_forward"]
@@ -84,7 +89,7 @@ def test_answers_wrong_on_every_number_or_right_on_ones_own_get_no_copy_note(tmp
     for payload, student in ((slip, "copycat"), (first, "ada")):
         folder = graded_notebook(tmp_path / student, {"t2_forward": [answers_output(payload)]})
         result = {"grades": {("lab4", "t2_forward"): 0.0}}
-        assert verification.audit(folder, "lab4", student, result, ["ada", "copycat", "zoe"]) == []
+        assert audited(folder, "lab4", student, result, ["ada", "copycat", "zoe"]) == []
 
 
 def test_a_failed_prediction_table_gets_the_graders_verdict_on_each_entry(tmp_path):
@@ -94,7 +99,7 @@ def test_a_failed_prediction_table_gets_the_graders_verdict_on_each_entry(tmp_pa
              "data": [[dtype, True] for dtype in lab2.DTYPES]}
     folder = graded_notebook(tmp_path, {"t2_dtypes": [answers_output(table)]}, lab="lab2")
     result = {"grades": {("lab2", "t2_dtypes"): 0.0}}
-    assert verification.audit(folder, "lab2", "ada", result) == []  # nothing overturned
+    assert audited(folder, "lab2", "ada", result) == []  # nothing overturned
     assert result["grades"] == {("lab2", "t2_dtypes"): 0.0}
     (cell,) = [c for c in nbformat.read(folder / "lab2.ipynb", as_version=4).cells if c.id == "t2_dtypes"]
     verdict = cell.outputs[-1]
@@ -151,7 +156,7 @@ def test_the_graded_notebook_starts_with_the_score_the_numbers_and_what_cost_poi
                                         "t2_gradients": [answers_output(slip)], "t2_local": []})
     tests = {("lab4", "t2_forward"): 2.0, ("lab4", "t2_gradients"): 3.0, ("lab4", "t2_local"): 2.0}
     result = {"grades": {("lab4", "t2_forward"): 2.0, ("lab4", "t2_gradients"): 0.0, ("lab4", "t2_local"): 0.0}}
-    assert verification.audit(folder, "lab4", "ada", result, ["ada"], tests) == []
+    assert audited(folder, "lab4", "ada", result, ["ada"], tests) == []
     first = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0]
     assert first.id == verification.SUMMARY_CELL_ID and first.cell_type == "markdown"
     text = first.source
@@ -167,7 +172,7 @@ def test_a_function_check_that_failed_in_the_notebook_is_summed_up_by_the_kits_o
                                     evalue="\n  - relu_grad(-2, 0.5): expected 0 at a negative input\n")
     folder = graded_notebook(tmp_path, {"t2_activation_grads": [answers_output(visible), failed]})
     tests, result = {("lab4", "t2_activation_grads"): 2.0}, {"grades": {("lab4", "t2_activation_grads"): 0.0}}
-    verification.audit(folder, "lab4", "ada", result, ["ada"], tests)
+    audited(folder, "lab4", "ada", result, ["ada"], tests)
     summary = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0].source
     assert "- `t2_activation_grads` (0 of 2): relu_grad(-2, 0.5): expected 0 at a negative input" in summary
     assert "hand over" not in summary
@@ -193,7 +198,7 @@ def test_a_formula_is_run_from_its_answer_cell_and_its_verdict_kept_for_the_feed
                              sources={"t2_formula_answer": SLIPPED_FORMULA})
     tests = {("lab4", "t2_formula"): 3.0, ("lab4", "t1_formula"): 2.0}
     result = {"grades": {("lab4", "t2_formula"): 3.0, ("lab4", "t1_formula"): 0.0}}
-    notes = verification.audit(folder, "lab4", "ada", result, ["ada"], tests)
+    notes = audited(folder, "lab4", "ada", result, ["ada"], tests)
     assert result["grades"] == {("lab4", "t2_formula"): 0.0, ("lab4", "t1_formula"): 0.0}
     assert notes == ["t2_formula: overturned by the out-of-kernel check: gradients(4, -0.5, 0.2, 1): it matches "
                      "what you get if you let the gradient through the ReLU where m1 ≤ 0."]
@@ -206,5 +211,5 @@ def test_without_the_sandbox_a_formula_still_runs_with_the_standard_library_only
     folder = graded_notebook(tmp_path, {"t2_formula": []},
                              sources={"t2_formula_answer": "import torch\n" + SLIPPED_FORMULA})
     result = {"grades": {("lab4", "t2_formula"): 3.0}}
-    (note,) = verification.audit(folder, "lab4", "ada", result, sandboxed=False)
+    (note,) = audited(folder, "lab4", "ada", result, sandboxed=False)
     assert result["grades"] == {("lab4", "t2_formula"): 0.0} and "No module named 'torch'" in note
