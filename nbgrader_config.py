@@ -1,5 +1,6 @@
 """nbgrader settings for the Autograd Labs course (the course root is this folder)."""
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -45,6 +46,17 @@ class FeedbackTestOutputs(Preprocessor):
         return cell, resources
 
 
+class OutputsAsData(Preprocessor):
+    """Every output as data, not code (`autograder.pipeline.outputs.as_data`), on each page."""
+
+    enabled = Bool(True)
+
+    def preprocess(self, nb, resources):
+        from autograder.pipeline.outputs import as_data  # pages are made outside the sandbox only
+        as_data(nb)
+        return nb, resources
+
+
 class GetGradesNamingUnread(GetGrades):
     """nbgrader's GetGrades, and a written answer nobody has scored yet says so: nbgrader would
     show only "0.0 / 2.0" under it, as if it had been read and given nothing."""
@@ -76,15 +88,27 @@ if os.environ.get("AUTOGRAD_LABS_DB_URL"):
 if os.environ.get("AUTOGRAD_LABS_EXCHANGE"):
     c.Exchange.root = os.environ["AUTOGRAD_LABS_EXCHANGE"]
 
+# Collect (`nbgrader collect` and the formgrader's Collect button) takes from the exchange only the
+# folders and files the file system proves are each student's own (autograder/pipeline/exchange.py).
+# A graded notebook's sandbox reads this file too; it has no grader in it, and never collects.
+if importlib.util.find_spec("autograder"):
+    c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeCollect"
+
 # Per cell: the slowest cell of any lab's solution takes about 1.3 s (the imports, in a fresh
 # kernel; `make bench` prints each lab's student-code time). 10 s leaves a wide margin for a
 # loaded machine, and an endless loop costs 10 s of the class's time, not minutes.
 c.Execute.timeout = 10
 c.Execute.interrupt_on_timeout = True
 
+# What a student wrote is data wherever a person reads it: each page shows outputs only as text,
+# images and cleaned HTML (the grader cleans them as they come back from the sandbox, and each
+# page again), and markdown cells only as cleaned HTML. The grader's code is named, not imported
+# here: nbgrader also reads this file inside the sandbox, where the grader is not.
+c.HTMLExporter.filters = {"markdown2html": "autograder.pipeline.outputs.markdown_as_data"}
+
 # Feedback shows each test's result, never the hidden tests' code (their probes stay unknown),
 # neither as the cell's source nor quoted in a traceback, and says which written answers are unread.
 c.GenerateFeedback.preprocessors = [GetGradesNamingUnread, ClearHiddenTests, DropInvisibleOutputs,
-                                     FeedbackTestOutputs, CSSHTMLHeaderPreprocessor]
+                                     FeedbackTestOutputs, OutputsAsData, CSSHTMLHeaderPreprocessor]
 # The formgrader's pages of graded notebooks: no empty boxes either.
-c.HTMLExporter.preprocessors = [DropInvisibleOutputs]
+c.HTMLExporter.preprocessors = [DropInvisibleOutputs, OutputsAsData]

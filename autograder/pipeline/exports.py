@@ -34,6 +34,9 @@ from .nbgrader_cmd import run_nbgrader
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 MAX_OUTPUT = 4000  # characters of one test's output in results.json
+# Gradescope shows every output as plain text (its default format turns some text into HTML):
+# what a student's notebook printed is never markup on Gradescope's page.
+AS_TEXT = {"output_format": "text", "test_output_format": "text"}
 
 SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
@@ -150,7 +153,7 @@ def cell_output(cell) -> str:
 def gradescope_results(root: Path, lab: str, student: str, outcome: grading.Outcome, seconds: float) -> dict:
     """results.json for one graded (or refused) submission."""
     if not outcome.ok:
-        return {"score": 0.0, "execution_time": round(seconds),
+        return {"score": 0.0, "execution_time": round(seconds), **AS_TEXT,
                 "output": f"Your notebook could not be graded: {outcome.message}"}
     auto, written = grading.graded_cells(root, lab)
     scores = grading.cell_scores(root, lab)[student]
@@ -163,7 +166,7 @@ def gradescope_results(root: Path, lab: str, student: str, outcome: grading.Outc
     notes.append(f"Written answers ({', '.join(name for name, _ in written)}: {sum(p for _, p in written):g} "
                  "points) are graded by hand and are not in this score." if written else "")
     return {"score": float(sum(t["score"] for t in tests)), "execution_time": round(seconds),
-            "output": "\n".join(note for note in notes if note), "visibility": "visible",
+            "output": "\n".join(note for note in notes if note), **AS_TEXT, "visibility": "visible",
             "stdout_visibility": "hidden", "tests": tests}
 
 

@@ -43,10 +43,13 @@ c.Spawner.environment = {"PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "AU
 
 
 def per_role(spawner):
-    """Instructors open the course root (the formgrader grades there); students open their HOME
-    with the student configuration: the Assignments tab and Validate, no instructor tools."""
+    """Instructors open the course root (the formgrader grades there) with the instructor
+    configuration (the formgrader's pages with a content security policy, its Autograde button
+    on the course's sandboxed grader); students open their HOME with the student configuration:
+    the Assignments tab and Validate, no instructor tools, a private Submit."""
     if spawner.user.name in INSTRUCTORS:
         spawner.notebook_dir = COURSE
+        spawner.environment["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter" / "instructor")
     else:
         spawner.environment["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter" / "student")
 
