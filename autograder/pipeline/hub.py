@@ -3,10 +3,21 @@ students as Unix accounts, nbgrader's exchange, the instructor's course in their
 
 Run as root (a hub starts each user's server as that user). Accounts it creates are marked in
 their GECOS field; `--remove` deletes exactly those.
+
+What students must not read is closed to them (`lock_down`): the HOMEs it creates are private,
+the instructor's course is theirs alone, the hub's database and cookie secret are root's, and of
+this repository a student reaches only what their server runs (the venv, the kit, the student
+configuration, the release, the hub's folder) and the documentation. The rest (the solutions in
+source/, the grader's hidden probes in autograder/, examples/, .git, ...) is readable by the
+course's staff group, which the instructor joins. What it changed in the repository, and the
+group if it created it, are recorded in the hub's folder, and `--remove` undoes them.
 """
 
+import grp
+import json
 import os
 import pwd
+import secrets
 import shutil
 import stat
 import subprocess
@@ -17,6 +28,9 @@ from . import notebooks
 from .notebooks import ROOT
 
 ACCOUNT_MARK = "autograd-labs hub account"
+STAFF_GROUP = "autograd-labs-staff"  # reads all of this repository: the instructor, TAs
+FOR_STUDENTS = {".venv", "course", "jupyter", "release", "README.md", "docs"}  # of the repository's top level
+RECORD = "hub-changes.json"  # in the hub's folder: what `remove` undoes
 CONFIG = ROOT / "jupyter" / "hub" / "jupyterhub_config.py"
 PROXY_PACKAGE = "configurable-http-proxy@4.6.3"
 
@@ -131,7 +145,162 @@ def prepare(state: Path, instructor: str, students: list[str], password: str, la
         print("made reachable by every user (o+x):", ", ".join(map(str, opened)))
     homes_of = {name: ensure_account(name, homes, password) for name in [instructor, *students]}
     course = instructor_course(homes_of[instructor], instructor, labs)
+    remember(state, lock_down(instructor, homes_of, course, state))
+    report("readable by root alone (0600)", private_hub_files(state))
     return environment(state, course, instructor, students)
+
+
+def lock_down(instructor: str, homes_of: dict[str, Path], course: Path, state: Path) -> dict:
+    """Close to students what they must not read, printing each change: the HOMEs of the accounts
+    this module made (0700; others are only warned about), the instructor's course (0700), and
+    the repository's top level but FOR_STUDENTS and the hub's folder `state` (no access for other
+    users, read for STAFF_GROUP, which the instructor joins). Returns what `unlock` undoes."""
+    report("made private (0700)", private_homes(homes_of) + owner_only(course))
+    created = ensure_group(STAFF_GROUP)
+    if created:
+        print(f"created group {STAFF_GROUP}")
+    if join(instructor, STAFF_GROUP):
+        print(f"added {instructor} to group {STAFF_GROUP}")
+    modes = restrict_repository(STAFF_GROUP, FOR_STUDENTS | top_level_entry(state))
+    report(f"in {ROOT}, no access for other users, read for group {STAFF_GROUP}",
+           [Path(path).name for path, _, _ in modes])
+    return {"created_group": created, "modes": modes}
+
+
+def unlock(changes: dict) -> None:
+    """Undo `lock_down`'s changes to the repository, and delete the group if it created it
+    (the HOMEs and the course go with the accounts)."""
+    for path, gid, mode in reversed(changes["modes"]):
+        if os.path.lexists(path):
+            os.chown(path, -1, gid, follow_symlinks=False)
+            os.chmod(path, mode)
+    report(f"in {ROOT}, access as before", [Path(path).name for path, _, _ in changes["modes"]])
+    if changes["created_group"] and group_exists(STAFF_GROUP):
+        subprocess.run(["groupdel", STAFF_GROUP], check=True)
+        print(f"deleted group {STAFF_GROUP}")
+
+
+def remove(state: Path, names: list[str]) -> None:
+    """Undo `make hub`: delete the accounts among `names` it created, give the repository its
+    modes back and delete the group it created."""
+    print("removed accounts:", ", ".join(remove_accounts(names)) or "none")
+    unlock(recorded(state))
+    (state / RECORD).unlink(missing_ok=True)
+
+
+def remember(state: Path, changes: dict) -> None:
+    """Add `changes` to the record in the hub's folder that `remove` undoes (newest last)."""
+    record = recorded(state)
+    record["created_group"] = record["created_group"] or changes["created_group"]
+    record["modes"] += changes["modes"]
+    (state / RECORD).write_text(json.dumps(record, indent=1) + "\n")
+
+
+def recorded(state: Path) -> dict:
+    path = state / RECORD
+    return json.loads(path.read_text()) if path.exists() else {"created_group": False, "modes": []}
+
+
+def report(what: str, changed: list) -> None:
+    if changed:
+        print(f"{what}: {', '.join(map(str, changed))}")
+
+
+def private_homes(homes_of: dict[str, Path]) -> list[Path]:
+    """Make the HOMEs of the accounts this module created 0700; warn about any other account's
+    HOME that other users can read or enter, and leave it as it is. Returns the HOMEs changed."""
+    changed = []
+    for name, home in homes_of.items():
+        if not home.stat().st_mode & 0o077:
+            continue
+        if ours(name):
+            changed += owner_only(home)
+        else:
+            print(f"warning: other users can read {name}'s HOME, {home}; make hub did not create {name}, "
+                  "so it leaves the folder as it is", file=sys.stderr)
+    return changed
+
+
+def owner_only(folder: Path) -> list[Path]:
+    """Make `folder` 0700; returns it if that changed its mode."""
+    if stat.S_IMODE(folder.stat().st_mode) == 0o700:
+        return []
+    folder.chmod(0o700)
+    return [folder]
+
+
+def group_exists(name: str) -> bool:
+    try:
+        grp.getgrnam(name)
+        return True
+    except KeyError:
+        return False
+
+
+def ensure_group(name: str) -> bool:
+    """The group `name`, created if missing; True if this call created it."""
+    if group_exists(name):
+        return False
+    subprocess.run(["groupadd", name], check=True)
+    return True
+
+
+def join(user: str, group: str) -> bool:
+    """Add `user` to `group`; True if they were not a member yet."""
+    if user in grp.getgrnam(group).gr_mem:
+        return False
+    subprocess.run(["usermod", "--append", "--groups", group, user], check=True)
+    return True
+
+
+def top_level_entry(path: Path) -> set[str]:
+    """The name of the repository's top-level entry that holds `path`, if `path` is in the repository."""
+    try:
+        return set(path.resolve().relative_to(ROOT).parts[:1])
+    except ValueError:
+        return set()
+
+
+def restrict_repository(group: str, keep: set[str]) -> list[list]:
+    """Every top-level entry of the repository but `keep`: no access for other users; `group`
+    gets the owner's read (and, for a folder, search) rights. Returns [path, gid, mode] of each
+    entry changed, as they were."""
+    gid = grp.getgrnam(group).gr_gid
+    changed = []
+    for entry in sorted(ROOT.iterdir()):
+        if entry.name in keep:
+            continue
+        info = entry.lstat()
+        if stat.S_ISLNK(info.st_mode):
+            print(f"warning: {entry} is a link; make hub leaves it and what it points to as they are",
+                  file=sys.stderr)
+            continue
+        mode = stat.S_IMODE(info.st_mode)
+        closed = (mode & ~0o007) | ((mode & 0o500) >> 3)
+        if (info.st_gid, mode) != (gid, closed):
+            changed.append([str(entry), info.st_gid, mode])
+            os.chown(entry, -1, gid)
+            os.chmod(entry, closed)
+    return changed
+
+
+def private_hub_files(state: Path) -> list[Path]:
+    """The hub's database and cookie secret, for root alone (0600): made before JupyterHub first
+    writes them (an empty database, which it fills; a new secret), so they are never readable by
+    others. Returns those made or changed."""
+    first_contents = {"jupyterhub.sqlite": "", "jupyterhub_cookie_secret": secrets.token_hex(32) + "\n"}
+    changed = []
+    for name, content in first_contents.items():
+        path = state / name
+        if not path.exists():
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            os.write(descriptor, content.encode())
+            os.close(descriptor)
+            changed.append(path)
+        elif stat.S_IMODE(path.stat().st_mode) != 0o600:
+            path.chmod(0o600)
+            changed.append(path)
+    return changed
 
 
 def serve(env: dict, port: int) -> None:

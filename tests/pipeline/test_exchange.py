@@ -4,14 +4,21 @@ answers → submit → collect → our grader → release_feedback → fetch_fee
 
 The students are named after two of Lab 4's examples (`ada` answers everything right,
 `sigmoid_slip` takes σ′ of the sigmoid's input), so each one's numbers are those the example's
-answers were worked on, and each must get exactly the example's expected scores."""
+answers were worked on, and each must get exactly the example's expected scores. A third, `eve`,
+attacks from her own account: she hands in a folder named for ada, and links the instructor's
+solution notebook into her own hand-in. The permissions are `make hub`'s (`hub.lock_down`)."""
 
+import grp
+import html
 import json
 import os
+import pwd
+import re
 import secrets
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -22,6 +29,7 @@ import nbformat
 import pytest
 
 from autograder.pipeline import examples, grading
+from autograder.pipeline.hub import lock_down, unlock
 from browser import browser, screenshot
 from unix_users import accounts, as_user, base_interpreter, reachable_by_everyone, require_root
 
@@ -31,34 +39,44 @@ pytestmark = pytest.mark.slow
 LAB = "lab4"
 COURSE = "autograd-labs"
 INSTRUCTOR = "agl_instructor"
-STUDENTS = ["ada", "sigmoid_slip"]
+STUDENTS = ["ada", "sigmoid_slip"]  # honest
+ATTACKER = "eve"  # hands in for ada and links the solution into her own hand-in; never graded
 
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory):
     """The accounts, a world-writable exchange (mode 1777, as nbgrader asks), the instructor's
-    course in their HOME, released with `python -m autograder release`."""
+    course in their HOME, released with `python -m autograder release`; then `make hub`'s
+    permissions (private HOMEs and course, the repository closed to students), undone afterwards."""
     require_root()
     top = tmp_path_factory.mktemp("hub")
     exchange = top / "exchange"
     exchange.mkdir(mode=0o1777)
     exchange.chmod(0o1777)
     with reachable_by_everyone(base_interpreter(), REPO, top), \
-            accounts([INSTRUCTOR, *STUDENTS], top / "home") as homes:
+            accounts([INSTRUCTOR, *STUDENTS, ATTACKER], top / "home") as homes:
         course = make_course_root(homes[INSTRUCTOR] / "course")
         shutil.copytree(REPO / "release", course / "release")
         subprocess.run([sys.executable, "-m", "autograder", "--root", str(course), "release", "--lab", LAB],
                        check=True, capture_output=True)
         subprocess.run(["chown", "-R", f"{INSTRUCTOR}:", str(course)], check=True)
-        yield {"exchange": exchange, "homes": homes, "course": course}
+        changes = lock_down(INSTRUCTOR, homes, course, top)
+        try:
+            yield {"exchange": exchange, "homes": homes, "course": course}
+        finally:
+            unlock(changes)
 
 
 def run(hub, user: str, *args: str, cwd=None, check: bool = True) -> subprocess.CompletedProcess:
     """`args` as `user`, in the course (instructor) or their HOME (students). Every user finds the
-    exchange as a hub's users would: in their nbgrader configuration (here, by environment)."""
+    exchange as a hub's users would: in their nbgrader configuration (here, by environment);
+    students have the student configuration, as `per_role` in jupyterhub_config.py gives them."""
     home = hub["homes"][user]
+    env = {"AUTOGRAD_LABS_EXCHANGE": str(hub["exchange"])}
+    if user != INSTRUCTOR:
+        env["JUPYTER_CONFIG_PATH"] = str(REPO / "jupyter" / "student")
     return as_user(user, home, list(args), cwd or (hub["course"] if user == INSTRUCTOR else home),
-                   env={"AUTOGRAD_LABS_EXCHANGE": str(hub["exchange"])}, check=check)
+                   env=env, check=check)
 
 
 def student_nbgrader(hub, student: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -84,12 +102,53 @@ def round_trip(hub, tmp_path_factory):
         filled.chmod(0o644)
         run(hub, student, "cp", str(filled), str(fetched))
         log[f"submit {student}"] = student_nbgrader(hub, student, "submit", LAB)
+    attack(hub, staged)
     log["collect"] = run(hub, INSTRUCTOR, "nbgrader", "collect", LAB)
     log["grade"] = run(hub, INSTRUCTOR, "python", "-m", "autograder", "grade", "--lab", LAB, "--jobs", "2")
     log["release_feedback"] = run(hub, INSTRUCTOR, "nbgrader", "release_feedback", LAB)
-    for student in STUDENTS:
-        log[f"fetch_feedback {student}"] = student_nbgrader(hub, student, "fetch_feedback", LAB)
+    for student in [*STUDENTS, ATTACKER]:
+        log[f"fetch_feedback {student}"] = student_nbgrader(hub, student, "fetch_feedback", LAB,
+                                                            check=student != ATTACKER)
     return log
+
+
+def attack(hub, staged: Path) -> None:
+    """eve, after ada has submitted: a folder in inbound named for ada, newer than ada's, with the
+    blank release in it (and the two files nbgrader's submit adds); then her own hand-in,
+    submitted as usual, with its notebook replaced by a link to the instructor's solution
+    notebook, and a hard link to that notebook beside it (made here by root: Linux's
+    protected_hardlinks stops a student making one to a file she cannot write)."""
+    student_nbgrader(hub, ATTACKER, "fetch_assignment", LAB)
+    student_nbgrader(hub, ATTACKER, "submit", LAB)
+    forgery = staged / "forgery"
+    forgery.mkdir(mode=0o755)
+    shutil.copy(REPO / "release" / LAB / f"{LAB}.ipynb", forgery / f"{LAB}.ipynb")
+    (forgery / "timestamp.txt").write_text(FORGED_TIME)
+    (forgery / "submission_secret.txt").write_text(secrets.token_hex(64))
+    for path in forgery.iterdir():
+        path.chmod(0o644)
+    run(hub, ATTACKER, "cp", "-r", str(forgery), str(inbox(hub) / f"ada+{LAB}+{FORGED_TIME}+forged"))
+    own = own_hand_in(hub, ATTACKER)  # her submit printed its name
+    run(hub, ATTACKER, "ln", "-sf", str(solution(hub)), str(own / f"{LAB}.ipynb"))
+    os.link(solution(hub), own / "answers.ipynb")
+
+
+FORGED_TIME = "2099-01-01 00:00:00.000000 UTC"  # newer than anything handed in
+
+
+def inbox(hub) -> Path:
+    return hub["exchange"] / COURSE / "inbound"
+
+
+def own_hand_in(hub, student: str) -> Path:
+    """The folder `student` handed in (not the one eve forged in ada's name)."""
+    (folder,) = [p for p in inbox(hub).glob(f"{student}+{LAB}+*") if p.owner() == student]
+    return folder
+
+
+def solution(hub) -> Path:
+    """The instructor's solution notebook (built from source/ by the release)."""
+    return hub["course"] / "source" / LAB / f"{LAB}.ipynb"
 
 
 def test_students_see_and_fetch_the_release_as_their_own_files(hub, round_trip):
@@ -106,14 +165,15 @@ def test_a_student_can_neither_find_anothers_submission_nor_change_the_release(h
     inbound, outbound = (hub["exchange"] / COURSE / box for box in ("inbound", "outbound"))
     listing = run(hub, "sigmoid_slip", "ls", str(inbound), check=False)
     assert listing.returncode != 0 and "Permission denied" in listing.stderr, listing
-    (ada_submission,) = [p for p in inbound.iterdir() if p.name.startswith("ada+")]
-    assert len(ada_submission.name.rsplit("+", 1)[1]) >= 12, ada_submission.name
+    assert len(own_hand_in(hub, "ada").name.rsplit("+", 1)[1]) >= 12, own_hand_in(hub, "ada").name
     tamper = run(hub, "sigmoid_slip", "cp", "/dev/null", str(outbound / LAB / f"{LAB}.ipynb"), check=False)
     assert tamper.returncode != 0 and "Permission denied" in tamper.stderr, tamper
 
 
 def test_collected_submissions_get_exactly_their_examples_scores(hub, round_trip):
-    assert f"graded {len(STUDENTS)} of {len(STUDENTS)} submission(s)" in round_trip["grade"].stdout
+    """ada and sigmoid_slip are graded on their own work; eve's hand-in arrives without its
+    notebook (a link), so hers is not graded."""
+    assert f"graded {len(STUDENTS)} of {len(STUDENTS) + 1} submission(s)" in round_trip["grade"].stdout
     scores = grading.cell_scores(hub["course"], LAB)
     for student in STUDENTS:
         assert (hub["course"] / "submitted" / student / LAB / f"{LAB}.ipynb").owner() == INSTRUCTOR
@@ -141,6 +201,76 @@ def test_feedback_keeps_the_submission_secret_nbgrader_releases_it_by(hub, round
     assert released.count(".html") == len(STUDENTS), released
 
 
+def denied(hub, user: str, *args: str) -> None:
+    attempt = run(hub, user, *args, check=False)
+    assert attempt.returncode != 0 and "Permission denied" in attempt.stderr, (args, attempt.stdout, attempt.stderr)
+
+
+def test_a_student_reads_nothing_of_the_instructors_classmates_or_the_graders(hub, round_trip):
+    """As `make hub` lays it out: the instructor's course (solutions, gradebook, hidden tests),
+    a classmate's HOME and hand-in (by its exact name), and the repository's solutions and grader
+    are closed to a student; the kit and the student configuration stay open."""
+    course, ada, handed_in = hub["course"], hub["homes"]["ada"], own_hand_in(hub, "ada")
+    for args in (["ls", course], ["cat", course / "gradebook.db"], ["cat", solution(hub)],
+                 ["ls", ada], ["cat", ada / LAB / f"{LAB}.ipynb"], ["ls", handed_in],
+                 ["cat", handed_in / f"{LAB}.ipynb"], ["cp", "/dev/null", handed_in / f"{LAB}.ipynb"],
+                 ["cat", REPO / "source" / LAB / f"{LAB}.py"], ["ls", REPO / "autograder"],
+                 ["cat", REPO / "examples" / f"{LAB}.toml"], ["python", "-c", "import autograder.labs.lab4"]):
+        denied(hub, ATTACKER, *map(str, args))
+    run(hub, ATTACKER, "python", "-c", "import course.lab4")
+    run(hub, ATTACKER, "cat", str(REPO / "jupyter" / "student" / "nbgrader_config.py"))
+
+
+def test_a_hand_in_is_readable_by_its_student_and_the_instructor_only(hub, round_trip):
+    instructors_group = pwd.getpwnam(INSTRUCTOR).pw_gid
+    for student in STUDENTS:
+        handed_in = own_hand_in(hub, student)
+        for path in [handed_in, *handed_in.rglob("*")]:
+            info = path.lstat()
+            assert (info.st_uid, info.st_gid) == (pwd.getpwnam(student).pw_uid, instructors_group), path
+            assert not info.st_mode & 0o007, f"{path}: mode {info.st_mode:o}"
+
+
+def test_a_folder_handed_in_for_a_classmate_is_refused_and_named(hub, round_trip):
+    """Her own work is what ada is graded on (her scores: the test above)."""
+    forged = inbox(hub) / f"ada+{LAB}+{FORGED_TIME}+forged"
+    assert f"Refused {forged}: it is owned by {ATTACKER}, not by ada" in round_trip["collect"].stderr
+    collected = hub["course"] / "submitted" / "ada" / LAB
+    assert (collected / "timestamp.txt").read_text() == (own_hand_in(hub, "ada") / "timestamp.txt").read_text()
+
+
+def test_links_in_a_hand_in_are_not_collected_and_no_solution_reaches_feedback(hub, round_trip):
+    own = own_hand_in(hub, ATTACKER)
+    log = round_trip["collect"].stderr
+    assert f"Skipped {own / f'{LAB}.ipynb'}: a link (links are never followed)" in log
+    assert f"Skipped {own / 'answers.ipynb'}: owned by {INSTRUCTOR}, not by the submission's owner {ATTACKER}" in log
+    collected = hub["course"] / "submitted" / ATTACKER / LAB
+    assert sorted(p.name for p in collected.iterdir()) == ["submission_secret.txt", "timestamp.txt"]
+    solutions = solution_lines(hub)
+    seen = [hub["course"] / step / ATTACKER for step in ("submitted", "autograded", "feedback")]
+    seen.append(hub["homes"][ATTACKER] / LAB / "feedback")
+    for path in [p for folder in seen for p in folder.rglob("*") if p.is_file()]:
+        leaked = [line for line in solutions if line in readable_text(path)]
+        assert not leaked, (path, leaked[:3])
+
+
+def solution_lines(hub) -> set[str]:
+    """The lines of the instructor's solution notebook that the released notebook lacks (its
+    solutions and hidden tests), leaving out short ones that could appear anywhere."""
+    def lines(path):
+        return {line.strip() for cell in nbformat.read(path, as_version=4).cells for line in cell.source.splitlines()}
+    lines_of_release = lines(hub["course"] / "release" / LAB / f"{LAB}.ipynb")
+    return {line for line in lines(solution(hub)) - lines_of_release if len(line) > 20}
+
+
+def readable_text(path: Path) -> str:
+    """What a person reading `path` sees: a notebook's cells, a page's text, else the file."""
+    if path.suffix == ".ipynb":
+        return "\n".join(cell.source for cell in nbformat.read(path, as_version=4).cells)
+    text = path.read_text(errors="replace")
+    return html.unescape(re.sub(r"<[^>]+>", "", text)) if path.suffix == ".html" else text
+
+
 # The same term on a JupyterHub (`make hub`), driven in a browser: a student logs in, fetches
 # Lab 4 from the Assignments tab, works, validates and submits; the instructor releases, collects
 # and scores a written answer in the formgrader, and feedback goes back the same way.
@@ -164,7 +294,7 @@ def hub_server(tmp_path_factory):
     log = (state.parent / "hub.log").open("w")
     command = ["make", "--no-print-directory", "hub", f"HUB_STATE={state}", f"HUB_PORT={port}", f"LAB={LAB}",
                f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}", f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
-    remove = ["make", "--no-print-directory", "hub-remove", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
+    remove = ["make", "--no-print-directory", "hub-remove", f"HUB_STATE={state}", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
               f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
     subprocess.run(remove, cwd=REPO, capture_output=True)  # accounts left by a run that was killed
     with reachable_by_everyone(base_interpreter(), REPO, state):
@@ -259,6 +389,21 @@ def cell(page, grade_id: str):
     return notebook(page).locator(".jp-Notebook .jp-Cell").nth(index)
 
 
+def test_hub_keeps_its_secrets_to_root_and_the_solutions_to_the_staff(hub_server):
+    """What `make hub` closed: the hub's database and cookie secret are root's alone, each HOME
+    and the instructor's course their owner's, the repository's solutions and grader the staff
+    group's."""
+    for name in ("jupyterhub.sqlite", "jupyterhub_cookie_secret"):
+        info = (hub_server["state"] / name).stat()
+        assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (0, 0o600), name
+    for folder in [Path(pwd_home(user)) for user in (HUB_INSTRUCTOR, HUB_STUDENT, HOSTILE)] + [hub_server["course"]]:
+        assert stat.S_IMODE(folder.stat().st_mode) == 0o700, folder
+    for name in ("source", "autograder", "examples", ".git"):
+        info = (REPO / name).stat()
+        assert grp.getgrgid(info.st_gid).gr_name == "autograd-labs-staff" and not info.st_mode & 0o007, name
+    assert HUB_INSTRUCTOR in grp.getgrnam("autograd-labs-staff").gr_mem
+
+
 def test_hub_instructor_releases_lab4_from_the_formgrader(instructor, hub_server):
     page = formgrader(instructor, hub_server)
     click_and_confirm(page, LAB, "release", f"Successfully released '{LAB}'.")
@@ -281,7 +426,6 @@ def test_hub_student_has_no_instructor_tools_and_fetches_lab4(student, hub_serve
 
 
 def pwd_home(user: str) -> str:
-    import pwd
     return pwd.getpwnam(user).pw_dir
 
 
@@ -342,7 +486,7 @@ def test_hub_student_sees_a_visible_check_fail_then_pass(student, hub_server):
 
 def save(page) -> None:
     page.keyboard.press("Control+s")
-    page.wait_for_function("!document.querySelector('.lm-TabBar-tab.jp-mod-current').classList.contains('jp-mod-dirty')")
+    page.wait_for_function("() => !document.querySelector('.lm-TabBar-tab.jp-mod-current').classList.contains('jp-mod-dirty')")
 
 
 def validate(page, verdict: str) -> str:
@@ -387,7 +531,8 @@ def click_and_confirm(page, row_text: str, column: str, success: str) -> str:
 
 def test_hub_student_can_also_fetch_and_submit_from_a_terminal(hub_server):
     """A hub terminal has what the student's server has: the hub's environment and the student
-    configuration, which names the course and the exchange."""
+    configuration, which names the course and the exchange. From it, mallory also puts a folder
+    named for grace in inbound (the formgrader's Collect refuses it, below)."""
     home = Path(pwd_home(HOSTILE))
     env = {"AUTOGRAD_LABS_EXCHANGE": str(hub_server["state"] / "exchange"),
            "JUPYTER_CONFIG_PATH": str(REPO / "jupyter" / "student")}
@@ -400,12 +545,25 @@ def test_hub_student_can_also_fetch_and_submit_from_a_terminal(hub_server):
     as_user(HOSTILE, home, ["cp", str(staged), str(fetched)], cwd=home)
     submitted = as_user(HOSTILE, home, ["nbgrader", "submit", LAB], cwd=home, env=env)
     assert f"Submitted as: {COURSE} {LAB}" in submitted.stderr, submitted.stderr
+    # the hand-in for grace: the blank lab, newer than hers
+    forgery = hub_server["state"] / "forgery"
+    forgery.mkdir(mode=0o755)
+    shutil.copy(REPO / "release" / LAB / f"{LAB}.ipynb", forgery / f"{LAB}.ipynb")
+    (forgery / f"{LAB}.ipynb").chmod(0o644)
+    as_user(HOSTILE, home, ["cp", "-r", str(forgery), str(forged_for_grace(hub_server))], cwd=home)
+
+
+def forged_for_grace(hub_server) -> Path:
+    return hub_server["state"] / "exchange" / COURSE / "inbound" / f"{HUB_STUDENT}+{LAB}+2099-01-01 00:00:00 UTC+x"
 
 
 def test_hub_instructor_collects_in_the_formgrader(instructor, hub_server):
+    """mallory's hand-in for grace is refused, and the dialog says so (grace's own is graded
+    below, with her example's scores)."""
     page = formgrader(instructor, hub_server)
-    click_and_confirm(page, LAB, "collect", f"Successfully collected submissions of '{LAB}'")
+    log = click_and_confirm(page, LAB, "collect", f"Successfully collected submissions of '{LAB}'")
     screenshot(page, "hub-09-collected")
+    assert f"Refused {forged_for_grace(hub_server)}: it is owned by {HOSTILE}, not by {HUB_STUDENT}" in log, log
     assert (hub_server["course"] / "submitted" / HUB_STUDENT / LAB / f"{LAB}.ipynb").owner() == HUB_INSTRUCTOR
 
 
@@ -430,8 +588,9 @@ def open_submission(page, hub_server, student: str):
     with Gradebook(f"sqlite:///{hub_server['course'] / 'gradebook.db'}") as gb:
         submission = gb.find_submission_notebook(LAB, LAB, student).id
     formgrader(page, hub_server, f"submissions/{submission}/")
-    # the grades and comments arrive after the page; a field typed in before would be overwritten
-    page.wait_for_function("window.formgrader && formgrader.grades && formgrader.grades.loaded"
+    # the grades and comments arrive after the page; a field typed in before would be overwritten. (The
+    # probes are functions: the page's content security policy forbids evaluating strings.)
+    page.wait_for_function("() => window.formgrader && formgrader.grades && formgrader.grades.loaded"
                            " && formgrader.comments && formgrader.comments.loaded")
     return page
 
@@ -451,7 +610,7 @@ def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgra
     page.press("input.score#q_dead_relu", "Tab")
     page.fill("textarea#q_dead_relu-comment", COMMENT)
     page.press("textarea#q_dead_relu-comment", "Tab")
-    page.wait_for_function("document.querySelector('textarea#q_dead_relu-comment').value.length > 0")
+    page.wait_for_function("() => document.querySelector('textarea#q_dead_relu-comment').value.length > 0")
     for _ in range(60):  # the formgrader saves each field as it loses focus
         if written(hub_server, "q_dead_relu") == (2, False, COMMENT):
             break
@@ -481,7 +640,7 @@ def test_hub_formgrader_says_why_a_check_that_passed_in_the_notebook_scores_0(in
     reason.scroll_into_view_if_needed()
     screenshot(page, "hub-12-formgrader-overturned-check")
     assert "  - `m1` = 1 is not right. m1 = x1 · w1." in reason.inner_text()  # one problem a line
-    empty_boxes = page.evaluate("[...document.querySelectorAll('.output_area')]"
+    empty_boxes = page.evaluate("() => [...document.querySelectorAll('.output_area')]"
                                 ".filter(e => !e.innerText.trim() && !e.querySelector('img, svg')).length")
     assert empty_boxes == 0
 
