@@ -9,6 +9,8 @@ and cost nobody else anything. docs/THREATS.md lists the threats and points here
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 
 import nbformat
@@ -31,7 +33,7 @@ ONLY_TASK1 = {**TASK1, **dict.fromkeys(TASK2, 0)}
 CELL_SECONDS, NOTEBOOK_SECONDS = 10, 60
 
 HOSTILE = '''
-import os, socket, sqlite3, subprocess, sys
+import json, os, socket, sqlite3, subprocess, sys
 ROOT, REPO = {root!r}, {repo!r}
 attempts = {{}}
 def attempt(name, action):
@@ -64,8 +66,79 @@ attempt("link_to_a_device", lambda: os.symlink("/dev/zero", "zero"))  # beside i
 attempt("link_in_a_folder", lambda: (os.mkdir("sub"), os.symlink("/dev/zero", "sub/zero")))
 attempt("named_pipe", lambda: os.mkfifo("pipe"))
 attempt("loot_beside_the_notebook", lambda: open("loot.txt", "w").write("for the feedback folder"))
+def notebooks_beside():  # 30 notebooks whose formula answers each take the formula sandbox's full 5 s
+    slow = "def {{}}(*args):\\n    import time\\n    time.sleep(60)\\n"
+    cells = [{{"cell_type": "code", "execution_count": None, "outputs": [], "source": slow.format(name),
+              "metadata": {{"nbgrader": {{"solution": True, "grade": False, "locked": False, "grade_id": answer,
+                                         "schema_version": 3}}}}}}
+             for answer, name in (("t1_formula_answer", "loss_and_gradient"), ("t2_formula_answer", "gradients"))]
+    for i in range(30):
+        json.dump({{"cells": cells, "metadata": {{}}, "nbformat": 4, "nbformat_minor": 4}}, open(f"extra{{i}}.ipynb", "w"))
+attempt("notebooks_beside", notebooks_beside)
 print("ATTEMPTS", sorted(attempts.items()))
 '''
+
+# A kernel that tries to end its classmates' grading early: for 6 s it writes the warm service's
+# "unit finished" reply to every pipe and Unix socket it holds or can find by name. It runs three
+# times (after the imports, before Task 2, at the end), so it overlaps whichever units run beside
+# it; the first time it also lists its descriptors.
+FORGER = r'''
+import json, os, socket, stat, time
+FORGED = [json.dumps({"status": 0}).encode() + b"\n", json.dumps({"status": 0, "secret": ""}).encode() + b"\n"]
+
+
+def descriptors():
+    """The kinds of this kernel's open descriptors (pipe, socket, anon_inode, file), sorted."""
+    kinds = []
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            target = os.readlink(f"/proc/self/fd/{name}")
+        except OSError:
+            continue  # the listing's own descriptor, closed already
+        kinds.append(target.split(":", 1)[0] if target.split(":", 1)[0] in ("pipe", "socket", "anon_inode") else "file")
+    return sorted(kinds)
+
+
+def forge_everywhere():
+    """Write a forged 'unit finished' reply to every pipe and Unix socket this kernel holds, and to
+    every Unix socket it can find by name."""
+    written = 0
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            mode = os.fstat(fd).st_mode
+        except OSError:
+            continue
+        try:
+            if stat.S_ISSOCK(mode):
+                with socket.socket(fileno=os.dup(fd)) as peer:
+                    if peer.family == socket.AF_UNIX:
+                        for message in FORGED:
+                            written += peer.send(message, socket.MSG_DONTWAIT)
+            elif stat.S_ISFIFO(mode) and fd > 2:
+                os.set_blocking(fd, False)
+                for message in FORGED:
+                    written += os.write(fd, message)
+        except OSError:
+            pass
+    for line in open("/proc/net/unix").read().splitlines()[1:]:
+        path = line.split()[-1] if len(line.split()) > 7 else ""
+        if path:
+            try:
+                with socket.socket(socket.AF_UNIX) as peer:
+                    peer.settimeout(0.2)
+                    peer.connect(path.replace("@", "\0", 1) if path.startswith("@") else path)
+                    for message in FORGED:
+                        written += peer.send(message)
+            except OSError:
+                pass
+    return written
+
+
+'''
+LIST_DESCRIPTORS = 'print("DESCRIPTORS", json.dumps(descriptors()))\n'
+FORGE_FOR_6_S = ("end = time.monotonic() + 6\nwritten = 0\nwhile time.monotonic() < end:\n"
+                 "    written += forge_everywhere()\n    time.sleep(0.05)\nprint('FORGED', written)\n")
 
 # What each faulty submission adds before Task 2 ("midway") or after everything ("at_end").
 FAULTS = {
@@ -85,7 +158,7 @@ FAULTS = {
 RELEASE = nbformat.read(REPO / "release" / "lab4" / "lab4.ipynb", as_version=4)
 MIDWAY = [c.id for c in RELEASE.cells].index("t2_forward_answer") + 1  # the fault cell's number, inserted there
 AT_END = len(RELEASE.cells) + 1
-EXPECTED = {"grace": FULL, "ada": FULL, "exit_at_end": FULL, "exit_midway": ONLY_TASK1, "segfault": ONLY_TASK1,
+EXPECTED = {"grace": FULL, "ada": FULL, "forger": FULL, "exit_at_end": FULL, "exit_midway": ONLY_TASK1, "segfault": ONLY_TASK1,
             "memory_hog": FULL, "fork_bomb": FULL, "endless_loop": FULL, "stubborn_loop": ONLY_TASK1,
             "slow_cells": ONLY_TASK1, "huge_output": FULL, "big_file": FULL}
 REFUSED = {  # student: what the grading report must say
@@ -137,6 +210,12 @@ def graded(tmp_path_factory):
     hostile = nbformat.v4.new_code_cell(HOSTILE.format(root=str(root), repo=str(REPO)))
     ada.cells.insert([c.id for c in ada.cells].index("t1_forward_answer") + 1, hostile)
     submit(root, "ada", ada)
+    forger = filled("forger")
+    first_code = next(i for i, c in enumerate(forger.cells) if c.cell_type == "code")
+    for at in (len(forger.cells), before_task2, first_code + 1):  # from the end, so the indices hold
+        listing = LIST_DESCRIPTORS if at == first_code + 1 else ""
+        forger.cells.insert(at, nbformat.v4.new_code_cell(FORGER + listing + FORGE_FOR_6_S))
+    submit(root, "forger", forger)
     for student, extra in FAULTS.items():
         submit(root, student, filled(student, extra))
     submit(root, "eve smith", filled("eve"))
@@ -229,10 +308,39 @@ def test_hostile_code_reached_nothing_outside_its_folder(graded):
     assert attempts["network"] in ("OSError", "TimeoutError", "ConnectionError")
     assert attempts["forge_grades"] == "done"  # its own unit's gradebook: a throwaway nobody trusts
     assert {attempts[name] for name in ("link_to_a_device", "link_in_a_folder", "named_pipe",
-                                        "loot_beside_the_notebook")} == {"done"}
+                                        "loot_beside_the_notebook", "notebooks_beside")} == {"done"}
 
 
 def test_feedback_shows_no_hidden_test_code(graded):
     root, _, _ = graded
     for html in (root / "feedback").glob("*/lab4/lab4.html"):
         assert "HIDDEN TESTS" not in html.read_text(), html
+
+
+def printed(root, student: str, marker: str) -> list[str]:
+    """What `student`'s graded notebook printed after `marker`, one entry per cell that printed it."""
+    nb = nbformat.read(Layout(root).notebook("autograded", "lab4", student), as_version=4)
+    return [line.split(marker, 1)[1].strip() for c in nb.cells if c.cell_type == "code"
+            for o in c.get("outputs", []) for line in o.get("text", "").splitlines() if line.startswith(marker)]
+
+
+def test_forged_replies_on_every_descriptor_change_no_classmates_grade(graded):
+    """The forger wrote its fake 'finished' replies (three times 6 s, while the class was graded
+    two at a time); every classmate still got exactly its marks (the table test checks them all)."""
+    root, out, _ = graded
+    assert [int(n) > 0 for n in printed(root, "forger", "FORGED")] == [True] * 3
+    scores = grading.cell_scores(root, "lab4")
+    for student, expected in EXPECTED.items():
+        assert {k: scores[student][k] for k in expected} == expected, student
+    assert "NOT GRADED" not in "".join(line for line in out.splitlines() if any(s in line for s in EXPECTED))
+
+
+def test_a_kernel_holds_the_same_descriptors_beside_other_units_as_alone(graded):
+    """No descriptor of another unit (its connection to the grader, its pipes) reaches a kernel:
+    the forger's kernel, listed while other units ran, holds exactly what it holds graded alone."""
+    root, _, _ = graded
+    (beside,) = printed(root, "forger", "DESCRIPTORS")
+    alone = subprocess.run([sys.executable, "-m", "autograder", "--root", str(root), "grade", "--lab", "lab4",
+                            "--student", "forger", "--jobs", "1"], capture_output=True, text=True, timeout=600)
+    assert "graded 1 of 1 submission(s)" in alone.stdout, alone.stdout[-2000:] + alone.stderr[-2000:]
+    assert json.loads(beside) == json.loads(printed(root, "forger", "DESCRIPTORS")[0])
