@@ -11,6 +11,7 @@ value of each call as a list of floats, or the error that stopped it.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -57,7 +58,7 @@ os._exit(0)  # nothing the cell left behind (atexit, threads) writes after the r
 
 def base_python() -> str:
     """The interpreter this environment was made from (a venv's own has the same stdlib)."""
-    return getattr(sys, "_base_executable", None) or sys.executable
+    return os.path.realpath(getattr(sys, "_base_executable", None) or sys.executable)  # a sandbox mounts real paths
 
 
 def command() -> list[str]:

@@ -44,6 +44,11 @@ FOLDER_FILES = 20_000
 LOG_TAIL = 20_000
 
 
+# This environment's Python by its real path: the sandbox mounts the environment where it really
+# is, so a venv reached through a link must be run from there (its own `python` link kept).
+PYTHON = Path(os.path.realpath(Path(sys.executable).parent)) / Path(sys.executable).name
+
+
 def kit_folder() -> Path:
     return Path(course.__file__).resolve().parent
 
@@ -101,7 +106,7 @@ def give_folder(folder: Path, uid: int) -> None:
 
 def unit_environment(folder: Path, env: dict[str, str]) -> dict[str, str]:
     """The whole environment of a unit's processes: `env` and what every unit has."""
-    return {"HOME": str(folder), "TMPDIR": str(folder), "PATH": f"{Path(sys.executable).parent}:/usr/bin",
+    return {"HOME": str(folder), "TMPDIR": str(folder), "PATH": f"{PYTHON.parent}:/usr/bin",
             # The kit the grader imported, wherever the environment's own install points.
             "PYTHONPATH": str(kit_folder().parent), **env}
 
@@ -178,7 +183,7 @@ def unavailable() -> str | None:
              "'the grader is in reach'; pathlib.Path('written').write_text('ok')")
     with tempfile.TemporaryDirectory() as folder, unit_user() as uid:
         give_folder(Path(folder), uid)
-        proc = subprocess.run(wrap([sys.executable, "-c", check], Path(folder), {}, uid), capture_output=True,
+        proc = subprocess.run(wrap([str(PYTHON), "-c", check], Path(folder), {}, uid), capture_output=True,
                               text=True, timeout=60)
     if proc.returncode != 0:
         return f"bubblewrap cannot start a sandbox here: {(proc.stderr or proc.stdout).strip()[-300:]}"
@@ -235,11 +240,15 @@ def tail(log) -> str:
     return log.read().decode(errors="replace")
 
 
+RUNNING: set[subprocess.Popen] = set()  # every sandbox of this process still running (`end_all`)
+
+
 def watched_run(cmd: list[str], folder: Path, seconds: float, env: dict | None = None) -> Finished:
     """Run `cmd` in `folder`; stop it (and all it started) past `seconds` or when the folder holds too much."""
     with tempfile.TemporaryFile() as log:  # a file, not a pipe: a chatty command cannot fill memory
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        RUNNING.add(proc)
 
         def wait(timeout):
             try:
@@ -248,6 +257,7 @@ def watched_run(cmd: list[str], folder: Path, seconds: float, env: dict | None =
                 return None
 
         status, stopped = watch(wait, lambda: end(proc), folder, seconds)
+        RUNNING.discard(proc)
         return Finished(status, tail(log), stopped)
 
 
@@ -258,6 +268,13 @@ def end(proc: subprocess.Popen) -> None:
     except ProcessLookupError:
         pass
     proc.wait()
+    RUNNING.discard(proc)
+
+
+def end_all() -> None:
+    """End every sandbox this process started that still runs (grading was stopped)."""
+    for proc in list(RUNNING):
+        end(proc)
 
 
 def first_pid(info_fd: int) -> int | None:
@@ -284,6 +301,7 @@ def hold(folder: Path, env: dict[str, str], uid: int) -> tuple[subprocess.Popen,
                                 pass_fds=[write], start_new_session=True)
     finally:
         os.close(write)
+    RUNNING.add(proc)
     first = first_pid(read)
     if proc.stdout.readline() != b"ready\n" or first is None:
         end(proc)
