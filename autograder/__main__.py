@@ -2,11 +2,15 @@
 
 import argparse
 import os
+import sqlite3
 import sys
 from contextlib import nullcontext
 from pathlib import Path
 
-from .pipeline import bundle, cluster, examples, exports, grading, hub, notebooks, report, sandbox
+import sqlalchemy.exc
+
+from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, notebooks, report, runs,
+                       sandbox, saving)
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -18,6 +22,9 @@ def build(args, root: Path) -> int:
 
 
 def release(args, root: Path) -> int:
+    if problem := gradebook_guard.problem(root):
+        print(f"Not releasing: {problem}", file=sys.stderr)
+        return 2
     for lab in args.labs:
         if not args.force and notebooks.up_to_date(lab, root):
             print(f"{Layout(root).notebook('release', lab).relative_to(root)}: up to date with its source")
@@ -45,6 +52,11 @@ def write_examples(args, root: Path) -> int:
 
 
 def grade(args, root: Path) -> int:
+    """0: every submission graded and saved; 1: some were not (each says why); 2: nothing graded;
+    130: stopped by Ctrl-C or SIGTERM (every grade saved so far is whole)."""
+    if problem := gradebook_guard.problem(root):
+        print(f"Not grading: {problem}", file=sys.stderr)
+        return 2
     layout = Layout(root)
     unreleased = [lab for lab in args.labs if layout.students("submitted", lab) and not layout.has_assignment(lab)]
     if unreleased:
@@ -61,23 +73,77 @@ def grade(args, root: Path) -> int:
         print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
     settings = grading.Settings(not args.no_sandbox, args.notebook_timeout,
                                 threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), warm=not args.no_warm_service)
-    failed = 0
-    with cluster.dask_executor(args.scheduler, args.jobs) if args.dask else nullcontext() as executor:
-        results = grading.grade_class(root, args.labs, args.jobs, settings, executor=executor,
-                                      students=set(args.students) if args.students else None)
+    runs.stop_on_sigterm()
+    stopped, unread, unwritten = False, [], None
+    try:
+        with runs.course_run(root) as run:
+            gradebook_guard.backup(root)
+            try:
+                with cluster.dask_executor(args.scheduler, args.jobs) if args.dask else nullcontext() as executor:
+                    results = grading.grade_class(root, args.labs, args.jobs, settings, executor=executor,
+                                                  students=set(args.students) if args.students else None, run=run)
+            except grading.Stopped as stop:
+                results, stopped = stop.outcomes, True
+            try:
+                unread = exports.write_class_exports(root, notebooks.labs(root))
+                gradebook_guard.backup(root)
+            except Exception as error:  # the grades are saved; only their copies could not be written
+                unwritten = saving.cause(error)
+    except runs.Busy as busy:
+        print(f"Not grading: {busy}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # before any unit was graded, or while the exports were written
+        print("Grading was stopped; every grade saved is whole. Grade again to finish (python -m autograder "
+              "recover rewrites the exports).", file=sys.stderr)
+        return 130
+    except (OSError, sqlite3.Error, sqlalchemy.exc.SQLAlchemyError) as error:
+        # before any unit was graded: the lock, the scratch folder, the backup, the lab gradebooks
+        print(f"Not grading: {saving.cause(error)}. Nothing was changed.", file=sys.stderr)
+        return 2
     for lab, outcomes in results.items():
-        failed += sum(not o.ok for o in outcomes)
-        if any(o.ok for o in outcomes):
-            grading.generate_feedback_and_export(root, lab, args.students)
-        print(grading.format_table(root, lab, outcomes))
-        if any(o.ok for o in outcomes):
-            print(report.class_report(root, lab))
-    canvas = root / "grades-canvas.csv"
-    unread = exports.write_canvas_csv(root, notebooks.labs(root), canvas)
-    print(f"feedback: {root / 'feedback'}   grades CSV: {root / 'grades.csv'}   Canvas import: {canvas}"
+        try:
+            print(grading.format_table(root, lab, outcomes))
+            if any(o.ok for o in outcomes):
+                print(report.class_report(root, lab))
+        except Exception as error:  # the gradebook gone again, a full disk: the grades are saved
+            print(f"{lab}: the table and report could not be made: {saving.cause(error)}", file=sys.stderr)
+    print(f"feedback: {root / 'feedback'}   grades CSV: {root / exports.GRADES_CSV}   Canvas import: "
+          f"{root / exports.CANVAS_CSV}"
           + (f" ({len(unread)} submission(s) with written answers not read yet, counted as 0)" if unread else ""))
+    failed = sum(not o.ok for outcomes in results.values() for o in outcomes)
+    if unwritten:
+        print(f"{exports.GRADES_CSV}, {exports.CANVAS_CSV} or the gradebook's backup not written: {unwritten}. The "
+              "previous files are kept; every grade is in the gradebook (python -m autograder recover writes them).",
+              file=sys.stderr)
+    if stopped:
+        print(f"Grading was stopped: {failed} submission(s) not graded; every grade saved is whole. Grade again "
+              "to finish.", file=sys.stderr)
+        return 130
     if failed:
-        print(f"{failed} submission(s) could not be graded; see NOT GRADED above.", file=sys.stderr)
+        print(f"{failed} submission(s) could not be graded or saved; see NOT GRADED above (their earlier grades, "
+              "if any, are kept).", file=sys.stderr)
+    return 1 if failed or unwritten else 0
+
+
+def recover(args, root: Path) -> int:
+    """Settle what a killed run left half-done, and rewrite the grade exports."""
+    try:
+        with runs.course_run(root):
+            exports.write_class_exports(root, notebooks.labs(root))
+    except runs.Busy as busy:
+        print(f"Not recovering: {busy}", file=sys.stderr)
+        return 2
+    print(f"{root}: every save settled; {exports.GRADES_CSV} and {exports.CANVAS_CSV} rewritten from the gradebook")
+    return 0
+
+
+def restore_gradebook(args, root: Path) -> int:
+    try:
+        with runs.course_run(root):
+            print(gradebook_guard.restore(root, args.source))
+    except (runs.Busy, ValueError) as error:
+        print(f"Not restoring: {error}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -139,6 +205,8 @@ COMMANDS = {
     "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),
     "hub": (local_hub, "as root: a local JupyterHub with an instructor, students and nbgrader's exchange"),
     "gradescope-run": (gradescope_run, "on Gradescope (run_autograder): grade /autograder/submission"),
+    "recover": (recover, "settle the saves a killed grading run left half-done; rewrite the grade CSVs"),
+    "restore-gradebook": (restore_gradebook, "put a backup of the SQLite gradebook in place (the newest, or --from)"),
 }
 
 
@@ -172,6 +240,8 @@ def main(argv=None) -> int:
                                       help="grade on Dask: a LocalCluster of --jobs worker processes, or --scheduler's")
     sub.choices["grade"].add_argument("--scheduler", metavar="ADDRESS",
                                       help="a running Dask scheduler (tcp://host:8786); implies --dask")
+    sub.choices["restore-gradebook"].add_argument("--from", dest="source", type=Path,
+                                                   help="the backup to restore (default: the newest in .gradebook-backups/)")
     sub.choices["release"].add_argument("--force", action="store_true",
                                         help="release even a lab whose inputs have not changed since its last release")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))

@@ -26,9 +26,10 @@ from pathlib import Path
 
 import nbformat
 from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.plugins.export import CsvExportPlugin
 
-from . import grading, intake, notebooks, sandbox
-from .layout import Layout
+from . import grading, intake, notebooks, sandbox, saving
+from .layout import Layout, whole_file
 from .nbgrader_cmd import run_nbgrader
 
 CANVAS_COLUMNS = ["Student", "ID", "SIS User ID", "SIS Login ID", "Section"]
@@ -85,12 +86,28 @@ def write_canvas_csv(root: Path, labs: list[str], path: Path) -> list[str]:
                 if sub.needs_manual_grade:
                     unread.append(f"{student.id} {lab}: written answers not read yet, counted as 0")
             rows.append(row)
-    with path.open("w", newline="") as out:
+    with whole_file(path) as partial, partial.open("w", newline="") as out:
         writer = csv.writer(out)
         writer.writerow(CANVAS_COLUMNS + [f"Autograd Labs {lab}" for lab, _ in columns])
         writer.writerow(["Points Possible", "", "", "", ""] + [f"{points:g}" for _, points in columns])
         writer.writerows(rows)
     return unread
+
+
+GRADES_CSV, CANVAS_CSV = "grades.csv", "grades-canvas.csv"
+
+
+def write_class_exports(root: Path, labs: list[str]) -> list[str]:
+    """nbgrader's grades.csv (its own CSV export, in this process) and the Canvas CSV, each from
+    the gradebook and each replaced whole (a failure leaves the previous file); a database busy
+    with the formgrader is waited for. Returns the unread written answers (`write_canvas_csv`)."""
+    def grades_csv():
+        with whole_file(root / GRADES_CSV) as partial, Gradebook(Layout(root).db_url) as gb:
+            CsvExportPlugin(to=str(partial)).export(gb)
+
+    patience = saving.Patience()
+    patience.run(grades_csv, log=lambda line: None)
+    return patience.run(lambda: write_canvas_csv(root, labs, root / CANVAS_CSV), log=lambda line: None)
 
 
 UNSANDBOXED_FLAG = "grade-without-sandbox"  # in the zip: the instructor chose to grade without bubblewrap

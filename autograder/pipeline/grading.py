@@ -8,11 +8,12 @@ the lab and no student. Nothing the sandbox wrote
 is trusted as it is: the scores are worked out here from the executed notebook's test cells
 (known from the course's own gradebook), the answers each test cell published are verified
 again in this process (which never runs student code), and the timestamp is the submission's.
-Only then is the result moved into the course, by the grading thread alone (one writer): the
-lab's notebooks by rename, the scores by a single database transaction. A broken, hung or
-hostile submission, or a crash halfway through the class, therefore leaves every grade already
-saved as it was, and running the grader again is always safe. Units are independent, so they
-run in parallel (`--jobs`, threads or Dask workers: `cluster.py`).
+Only then is the result saved into the course, by the grading thread alone (one writer), whole
+or not at all: notebooks, gradebook rows and feedback (`saving.py`). One run holds the course at
+a time (`runs.py`). A broken, hung or hostile submission, or a crash halfway through the class,
+therefore leaves every grade already saved as it was, and running the grader again is always
+safe. Units are independent, so they run in parallel (`--jobs`, threads or Dask workers:
+`cluster.py`).
 """
 
 import json
@@ -28,20 +29,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
-from nbgrader.api import (Comment, Grade, Gradebook, MissingEntry, Student, SubmittedAssignment,
-                          SubmittedNotebook)
+from nbgrader.api import Gradebook
 from nbgrader.utils import compute_checksum, determine_grade, is_grade, is_solution
 
 from .. import verification
 from ..labs import load
 from course.formulas import TIME_LIMIT as FORMULA_SECONDS
 from course.identity import STUDENT_ENV
-from . import intake, outputs, sandbox, service
+from . import intake, outputs, runs, sandbox, saving, service
 from .autograde_unit import FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
 from .layout import Layout
-from .nbgrader_cmd import environment, run_nbgrader
+from .nbgrader_cmd import environment
 
-SCRATCH = ".grading"
 # The notebook's cells together (each lab's solution runs in under 10 s, imports included);
 # past it, the rest is not run and scores 0.
 NOTEBOOK_TIMEOUT_S = 120
@@ -131,9 +130,9 @@ def read_result(notebooks: list[Path], tests: dict[tuple[str, str], float], time
     return {"timestamp": timestamp, "grades": grades, "comments": comments}
 
 
-def lab_template(root: Path, lab: str) -> Path:
-    """Where grade_lab keeps the lab's gradebook (`lab_gradebook`) that each unit starts from."""
-    return root / SCRATCH / f"{lab}-gradebook.db"
+def lab_template(scratch: Path, lab: str) -> Path:
+    """Where a run keeps the lab's gradebook (`lab_gradebook`) that each of its units starts from."""
+    return scratch / f"{lab}-gradebook.db"
 
 
 def lab_gradebook(root: Path, lab: str, path: Path) -> Path:
@@ -158,62 +157,6 @@ def lab_gradebook(root: Path, lab: str, path: Path) -> Path:
                     gb.add_source_cell(cell.name, nb.name, lab, cell_type=cell.cell_type, locked=cell.locked,
                                        source=cell.source, checksum=cell.checksum)
     return path
-
-
-def save_result(gb: Gradebook, lab: str, student: str, result: dict) -> None:
-    """Write one submission's autograder scores into the open gradebook `gb` in one transaction.
-
-    Manual scores and comments a grader already entered are kept, and so is their graded state;
-    as nbgrader does, a cell with a manual score is flagged for review when its auto score changes.
-    """
-    db = gb.db
-    try:
-        if db.get(Student, student) is None:
-            db.add(Student(id=student))
-        assignment = gb.find_assignment(lab)
-        try:
-            sub = gb.find_submission(lab, student)
-        except MissingEntry:
-            with db.no_autoflush:  # build the whole submission before SQLAlchemy flushes any of it
-                sub = SubmittedAssignment(assignment=assignment, student_id=student)
-                for notebook in assignment.notebooks:
-                    nb = SubmittedNotebook(notebook=notebook, assignment=sub)
-                    for cell in notebook.grade_cells + notebook.task_cells:
-                        Grade(cell=cell, notebook=nb)
-                    for cell in notebook.solution_cells + notebook.task_cells:
-                        Comment(cell=cell, notebook=nb)
-                db.add(sub)
-        sub.timestamp = result["timestamp"]
-        for nb in sub.notebooks:
-            for grade in nb.grades:
-                before, grade.auto_score = grade.auto_score, result["grades"].get((nb.name, grade.name))
-                if grade.manual_score is None:
-                    grade.needs_manual_grade = grade.auto_score is None
-                elif grade.auto_score != before:  # a grader's score over an auto score that moved
-                    grade.needs_manual_grade = True
-            for comment in nb.comments:
-                comment.auto_comment = result["comments"].get((nb.name, comment.name))
-        db.commit()
-    except Exception:
-        db.rollback()
-        raise
-
-
-def replace_dir(files: dict[str, bytes], final: Path) -> None:
-    """Make `final` hold exactly `files` ({name: content}), replacing what was there, without a
-    moment of half-written files."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staged = final.with_name(f".{final.name}.new")
-    old = final.with_name(f".{final.name}.old")
-    for leftover in (staged, old):
-        shutil.rmtree(leftover, ignore_errors=True)
-    staged.mkdir()
-    for name, content in files.items():
-        (staged / name).write_bytes(content)
-    if final.exists():
-        final.rename(old)
-    staged.rename(final)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def returned_files(folder: Path, names: list[str]) -> dict[str, bytes]:
@@ -252,21 +195,22 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
         return service.shared().run(scratch, uid, env, args, seconds)
     # Not root: a fork cannot join all of bubblewrap's user-namespace sandbox (the kernel refuses
     # its cgroup namespace), so the unit starts afresh inside, as bubblewrap's own command.
-    command = sandbox.wrap([sys.executable, sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
+    command = sandbox.wrap([str(sandbox.PYTHON), sandbox.UNIT_PROGRAM_INSIDE, *args], scratch, env, uid)
     return sandbox.watched_run(command, scratch, seconds)
 
 
 def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: dict[tuple[str, str], float],
-                     settings: Settings = Settings()) -> tuple[Outcome, dict | None]:
-    """Autograde one submission inside `scratch`; return its outcome and result, nothing saved.
-    `tests`: the lab's autograder test cells and their points (`test_cells`). Intake, the
-    sandbox and verification share one deadline; past it, the unit is not graded (`timed_out`)."""
+                     template: Path, settings: Settings = Settings()) -> tuple[Outcome, dict | None]:
+    """Autograde one submission inside `scratch`, from the lab's gradebook `template`; return
+    its outcome and result, nothing saved. `tests`: the lab's autograder test cells and their
+    points (`test_cells`). Intake, the sandbox and verification share one deadline; past it, the
+    unit is not graded (`timed_out`)."""
     start = time.monotonic()
     problem = intake.precheck(root, lab, student)
     if problem:
         return Outcome(student, lab, False, problem), None
     course, private = Layout(root), Layout(scratch)
-    shutil.copy2(lab_template(root, lab), private.gradebook)
+    shutil.copy2(template, private.gradebook)
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
@@ -279,6 +223,9 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
         why = f"{OUT_OF_TIME} ({run.stopped})" if out_of_time else f"grading was stopped: {run.stopped}"
         return Outcome(student, lab, False, why, timed_out=out_of_time), None
     if run.returncode != 0 or not graded.is_dir():
+        if saving.NO_SPACE in run.log:
+            return Outcome(student, lab, False, f"not graded: no space left on the disk of {root}; free some and "
+                           "grade again"), None
         errors = [line for line in run.log.splitlines() if "ERROR" in line]
         return Outcome(student, lab, False, "nbgrader could not grade it: "
                        + (errors[-1] if errors else f"exit status {run.returncode}")), None
@@ -338,13 +285,18 @@ def fault_note(notebooks: list[Path]) -> str:
 
 
 def grade_unit(root: Path, lab: str, student: str, tests: dict[tuple[str, str], float],
-               settings: Settings) -> tuple[Outcome, dict | None, dict]:
-    """One unit of work, run by a worker: grade in a private scratch course, which is then
-    removed; nothing is saved. Returns the outcome, the result and the files to save."""
+               settings: Settings, run_scratch: Path) -> tuple[Outcome, dict | None, dict]:
+    """One unit of work, run by a worker: grade in a private scratch course inside the run's
+    scratch folder, which is then removed; nothing is saved. Returns the outcome, the result and
+    the files to save."""
     load(lab)  # on this worker too: the grader's lab module before any student code runs
-    scratch = Path(tempfile.mkdtemp(prefix=f"{student}-{lab}-", dir=root / SCRATCH))
     try:
-        outcome, result = grade_submission(root, lab, student, scratch, tests, settings)
+        scratch = Path(tempfile.mkdtemp(prefix=f"{student}-{lab}-", dir=run_scratch))
+    except OSError as exc:
+        return Outcome(student, lab, False, f"not graded: {saving.cause(exc)}"), None, {}
+    try:
+        outcome, result = grade_submission(root, lab, student, scratch, tests, lab_template(run_scratch, lab),
+                                           settings)
         if result is None:
             return outcome, None, {}
         kept = [f"{name}.ipynb" for name in intake.lab_notebooks(root, lab)] + ["timestamp.txt"]
@@ -353,59 +305,78 @@ def grade_unit(root: Path, lab: str, student: str, tests: dict[tuple[str, str], 
         # autograded/, as stock autograde leaves it), taken from the submission, not the sandbox.
         files |= returned_files(Layout(root).folder("submitted", lab, student), [SUBMISSION_SECRET])
         return outcome, result, files
-    except Exception as exc:  # a bug or a full disk must not stop the class
-        return Outcome(student, lab, False, f"{type(exc).__name__}: {exc}"), None, {}
+    except Exception as exc:  # a bug, a full disk, a sandbox that cannot start: never the class's end
+        return Outcome(student, lab, False, f"not graded: {saving.cause(exc)}"), None, {}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def save_unit(root: Path, gb: Gradebook, outcome: Outcome, result: dict, files: dict[str, bytes]) -> Outcome:
-    """Put one graded unit's notebooks into the course, then its scores into the open gradebook
-    `gb` in one transaction. Only the grading process's one writer calls this."""
-    try:
-        replace_dir(files, Layout(root).folder("autograded", outcome.lab, outcome.student))
-        save_result(gb, outcome.lab, outcome.student, result)
-        return outcome
-    except Exception as exc:
-        return Outcome(outcome.student, outcome.lab, False, f"not saved: {type(exc).__name__}: {exc}")
+class Stopped(KeyboardInterrupt):
+    """Grading stopped by Ctrl-C or SIGTERM, once every grade saved so far was saved whole;
+    `outcomes` says what was graded and what was not."""
+
+    def __init__(self, outcomes: dict[str, list["Outcome"]]):
+        super().__init__("grading was stopped")
+        self.outcomes = outcomes
+
+
+STOPPED = "not graded: grading was stopped (Ctrl-C or SIGTERM) before it was saved; grade again"
 
 
 def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=print,
-                executor: Executor | None = None, students: set[str] | None = None) -> dict[str, list[Outcome]]:
+                executor: Executor | None = None, students: set[str] | None = None,
+                run: runs.Run | None = None) -> dict[str, list[Outcome]]:
     """Grade every submission of `labs` (of `students` only, if given), `jobs` units at a time
-    across all labs (or on `executor`, e.g. a Dask cluster's). Workers only grade; this thread
-    alone writes the course (one writer), saving each result as it comes. A unit whose worker
-    failed is reported, never half-saved. A unit that hit a time limit beside the others is
-    graded again alone at the end, and only that second result counts: a busy machine costs
-    time, never points."""
+    across all labs (or on `executor`, e.g. a Dask cluster's), in `run` (else in a run of its
+    own: the course's lock, see `runs`). Workers only grade; this thread alone writes the course
+    (one writer), saving each result whole as it comes (`saving`). A unit whose worker failed is
+    reported, never half-saved. A unit that hit a time limit beside the others is graded again
+    alone at the end, and only that second result counts: a busy machine costs time, never
+    points. Ctrl-C or SIGTERM stops the units running and raises Stopped, every saved grade whole."""
+    if run is None:
+        with runs.course_run(root) as own:
+            return grade_class(root, labs, jobs, settings, log, executor, students, own)
     layout = Layout(root)
-    units = [(lab, student) for lab in labs for student in layout.students("submitted", lab)
-             if students is None or student in students]
+    candidates = [(lab, student) for lab in labs for student in layout.students("submitted", lab)
+                  if students is None or student in students]
     outcomes = {lab: [] for lab in labs}
+    patience = saving.Patience()  # one budget for the run: a database restart is waited out, once
+    clashes = intake.case_clashes([student for _, student in candidates],
+                                  patience.run(lambda: known_students(layout), log))
+    units = [unit for unit in candidates if unit[1] not in clashes]
     for lab in labs:
-        if not any(unit_lab == lab for unit_lab, _ in units):
+        if not any(unit_lab == lab for unit_lab, _ in candidates):
             log(f"{lab}: no submissions under submitted/*/{lab}/")
+    report = Progress(len(candidates), log)
+    for lab, student in candidates:
+        if student in clashes:
+            report.add(Outcome(student, lab, False, clashes[student]))
+            outcomes[lab].append(report.done[-1])
     if not units:
+        report.summary()
         return outcomes
     if executor is None and settings.sandboxed and settings.warm and sandbox.as_root():
         service.start()  # warms up while the lab gradebooks are built
-    (root / SCRATCH).mkdir(exist_ok=True)
     graded_labs = sorted({lab for lab, _ in units})
     for lab in graded_labs:
         load(lab)  # the grader's lab module, imported before any student code runs
-    templates = [lab_gradebook(root, lab, lab_template(root, lab)) for lab in graded_labs]
-    tests = {lab: test_cells(layout.db_url, lab) for lab in graded_labs}
-    report = Progress(len(units), log)
-    try:
-        with executor or ThreadPoolExecutor(max_workers=jobs) as pool, Gradebook(layout.db_url) as gb:
-            def record(outcome: Outcome, result: dict | None, files: dict) -> None:
-                if result is not None:
-                    outcome = save_unit(root, gb, outcome, result, files)
-                report.add(outcome)
-                outcomes[outcome.lab].append(outcome)
+        patience.run(lambda: lab_gradebook(root, lab, lab_template(run.scratch, lab)), log)
+    tests = patience.run(lambda: {lab: test_cells(layout.db_url, lab) for lab in graded_labs}, log)
+    saved = set()
+    with executor or ThreadPoolExecutor(max_workers=jobs) as pool, \
+            patience.run(lambda: Gradebook(layout.db_url), log) as gb:
+        def record(outcome: Outcome, result: dict | None, files: dict) -> None:
+            if result is not None:
+                outcome = saving.save_unit(run, gb, outcome, result, files, patience, log)
+            saved.add((outcome.lab, outcome.student))
+            outcomes[outcome.lab].append(outcome)
+            report.add(outcome)
 
-            futures = {pool.submit(grade_unit, root, lab, student, tests[lab], settings): (lab, student)
-                       for lab, student in units}
+        def grade(lab: str, student: str):
+            return pool.submit(grade_unit, root, lab, student, tests[lab], settings, run.scratch)
+
+        try:
+            futures = {grade(lab, student): (lab, student) for lab, student in units}
             again = []
             for future in as_completed(futures):
                 outcome, result, files = unit_result(future, *futures[future])
@@ -415,13 +386,30 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
                 else:
                     record(outcome, result, files)
             for lab, student in again:  # one at a time: nothing else of ours runs meanwhile
-                future = pool.submit(grade_unit, root, lab, student, tests[lab], settings)
-                record(*graded_alone(*unit_result(future, lab, student)))
-    finally:
-        for template in templates:
-            template.unlink(missing_ok=True)
+                record(*graded_alone(*unit_result(grade(lab, student), lab, student)))
+        except KeyboardInterrupt:
+            stop(pool)
+            for lab, student in units:
+                if (lab, student) not in saved:
+                    record(Outcome(student, lab, False, STOPPED), None, {})
+            report.summary()
+            raise Stopped({lab: sorted(found, key=lambda o: o.student) for lab, found in outcomes.items()}) from None
     report.summary()
     return {lab: sorted(found, key=lambda o: o.student) for lab, found in outcomes.items()}
+
+
+def stop(pool: Executor) -> None:
+    """No unit starts any more, and the running ones end now (their sandboxes with them)."""
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except TypeError:  # an executor without cancel_futures (Dask's)
+        pool.shutdown(wait=False)
+    sandbox.end_all()
+
+
+def known_students(layout: Layout) -> list[str]:
+    with Gradebook(layout.db_url) as gb:
+        return [student.id for student in gb.students]
 
 
 def unit_result(future, lab: str, student: str) -> tuple[Outcome, dict | None, dict]:
@@ -497,13 +485,6 @@ class Progress:
             reasons.setdefault(outcome.message, []).append(f"{outcome.lab} {outcome.student}")
         for reason, units in reasons.items():
             self.log(f"not graded ({len(units)}): {reason}: {', '.join(units)}")
-
-
-def generate_feedback_and_export(root: Path, lab: str, students: list[str] | None = None) -> None:
-    """nbgrader's own feedback HTML (of `students`, or everyone's) and CSV export, from the saved results."""
-    for only in students or [None]:
-        run_nbgrader("generate_feedback", lab, "--force", *(["--student", only] if only else []), root=root)
-    run_nbgrader("export", "--to", str(root / "grades.csv"), root=root)
 
 
 def cell_scores(root: Path, lab: str) -> dict[str, dict[str, float | None]]:

@@ -3,8 +3,9 @@
 Refused, each with a reason the instructor can pass on: a student id that is not a plain name,
 a link anywhere (student folder, lab folder, notebook), a notebook that is not a regular file,
 a folder or notebook over the size limits, a notebook with far more cells than a lab has, one
-that is not a notebook, and the notebook of another lab. Nothing here follows a link or opens
-anything but a regular file of bounded size.
+that is not a notebook, the notebook of another lab, and one whose test cells lost their nbgrader
+metadata. Ids that differ only in letter case are not graded either (`case_clashes`). Nothing
+here follows a link or opens anything but a regular file of bounded size.
 """
 
 import os
@@ -83,4 +84,35 @@ def notebook_problem(path: Path, root: Path, lab: str) -> str | None:
     owner = nb.metadata.get("autograd_labs", {}).get("lab")
     if owner is not None and owner != lab:
         return f"{shown} is the notebook of {owner}, not {lab}: ask the student to resubmit"
+    lost = lost_metadata(nb, Layout(root).notebook("release", lab))
+    if lost:
+        return (f"{shown} has lost the nbgrader metadata of {len(lost)} test cell(s) ({', '.join(lost[:4])}"
+                f"{', ...' if len(lost) > 4 else ''}): the notebook was likely rebuilt or copied cell by cell, so "
+                "its tests cannot be told apart; ask the student to paste their answers into a freshly fetched copy")
     return None
+
+
+def lost_metadata(nb, release: Path) -> list[str]:
+    """The grade ids of the release's test cells that are in `nb` by their code but without
+    their nbgrader metadata (a test cell a student deleted is not lost: it scores 0, and says so)."""
+    if not release.is_file():
+        return []
+    ids = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
+    bare = {c.source.strip() for c in nb.cells if c.cell_type == "code" and "nbgrader" not in c.get("metadata", {})}
+    return [c.metadata.nbgrader["grade_id"] for c in nbformat.read(release, as_version=4).cells
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")
+            and not c.metadata.nbgrader.get("solution") and c.metadata.nbgrader["grade_id"] not in ids
+            and c.source.strip() in bare]
+
+
+def case_clashes(submitted: list[str], known: list[str]) -> dict[str, str]:
+    """{id: why it is not graded} for the submitted ids that differ only in letter case from
+    another id, submitted or already in the gradebook: Canvas and most rosters take them for one
+    student, so neither is graded until a folder is renamed."""
+    ids = set(submitted) | set(known)
+    groups = {}
+    for student in ids:
+        groups.setdefault(student.casefold(), set()).add(student)
+    return {student: (f"not graded: the ids {', '.join(sorted(groups[student.casefold()]))} differ only in letter "
+                      "case, which Canvas and most rosters take for one student; rename the folder that is wrong")
+            for student in set(submitted) if len(groups[student.casefold()]) > 1}

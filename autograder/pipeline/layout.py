@@ -1,6 +1,7 @@
 """Where things live in a course root, through nbgrader's own CourseDirectory."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
@@ -51,3 +52,15 @@ class Layout:
     def gradebook(self) -> Path:
         """nbgrader's SQLite gradebook file in the root (the one a scratch course always uses)."""
         return Path(self.directory.db_url.removeprefix("sqlite:///"))
+
+
+@contextmanager
+def whole_file(path: Path):
+    """A temporary path beside `path` to write to; on success it replaces `path` in one rename,
+    so a failure (a full disk, a kill) leaves the previous file, never a half-written one."""
+    temporary = path.with_name(f".{path.name}.partial-{os.getpid()}")
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)

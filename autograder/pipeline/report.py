@@ -21,7 +21,7 @@ from nbgrader.utils import is_grade, is_solution
 from .. import verification
 from ..labs import load
 from . import grading
-from .layout import Layout
+from .layout import Layout, whole_file
 
 TOP = 5  # mistakes listed per cell
 
@@ -66,7 +66,8 @@ def class_report(root: Path, lab: str, top: int = TOP) -> str:
     ax.set(xlabel=f"autograded points (of {possible:g})", ylabel="students",
            title=f"{lab}: {len(totals)} graded submission(s)")
     fig.tight_layout()
-    fig.savefig(png, dpi=100)
+    with whole_file(png) as partial:
+        fig.savefig(partial, dpi=100, format="png")
     plt.close(fig)
 
     counts = {name: Counter() for name, _ in auto}
@@ -88,5 +89,6 @@ def class_report(root: Path, lab: str, top: int = TOP) -> str:
     if len(lines) == 2:
         lines.append("  none: every graded cell got its points")
     text = "\n".join(lines)
-    (out / f"{lab}.txt").write_text(text + "\n")
+    with whole_file(out / f"{lab}.txt") as partial:
+        partial.write_text(text + "\n")
     return text

@@ -20,7 +20,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from . import sandbox
+from . import runs, sandbox
 from .nbgrader_cmd import environment
 
 ZYGOTE = Path(__file__).with_name("zygote.py")
@@ -31,7 +31,8 @@ class WarmService:
     """A running zygote.py, ready to grade units in their sandboxes."""
 
     def __init__(self):
-        self.folder = tempfile.mkdtemp(prefix="autograd-labs-service-")  # 0700: only this user connects
+        self.folder = tempfile.mkdtemp(prefix=runs.SERVICE_PREFIX)  # 0700: only this user connects
+        Path(self.folder, runs.SERVICE_OWNER).write_text(str(os.getpid()))  # a later run clears it once we are gone
         self.socket = os.path.join(self.folder, "socket")
         env = {"PATH": environment()["PATH"], "OMP_NUM_THREADS": "1",
                "PYTHONPATH": str(sandbox.kit_folder().parent),

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import examples, grading
+from autograder.pipeline import examples, runs
 
 from conftest import REPO, make_course_root
 from test_pipeline import LAB, auto_scores, make
@@ -37,7 +37,9 @@ def test_bad_submissions_are_reported_and_lose_nothing(tmp_path):
     crasher = examples.fill(release, {"t1_forward_answer": "import os\nos._exit(1)"})
     write_submission(root, "crasher", nb=crasher)
 
-    out = make("autograde", root).stdout
+    proc = make("autograde", root, succeeds=False)  # some submissions could not be graded: it says so
+    out = proc.stdout
+    assert "3 submission(s) could not be graded or saved" in proc.stderr
     assert "broken: NOT GRADED" in out and "not a readable notebook" in out
     assert "other_lab: NOT GRADED" in out and "notebook of lab1, not lab4" in out
     scores = auto_scores(root)
@@ -51,14 +53,15 @@ def test_bad_submissions_are_reported_and_lose_nothing(tmp_path):
         gb.find_grade("q_dead_relu", LAB, LAB, "ada").manual_score = 1.5
         gb.db.commit()
     write_submission(root, "ada", text="not a notebook")
-    out = make("autograde", root).stdout
+    out = make("autograde", root, succeeds=False).stdout
     assert "earlier grades kept" in out
     assert auto_scores(root)["ada"] == full
 
     # Grading again is safe: same scores, the manual grade kept.
     write_submission(root, "ada", nb=ada)
-    make("autograde", root)
+    make("autograde", root, succeeds=False)  # broken, empty_folder and other_lab are still there
     assert auto_scores(root)["ada"] == full
     with Gradebook(f"sqlite:///{root / 'gradebook.db'}") as gb:
         assert gb.find_grade("q_dead_relu", LAB, LAB, "ada").manual_score == 1.5
-    assert not list((root / grading.SCRATCH).iterdir())
+    assert {p.name for p in (root / runs.SCRATCH).iterdir()} == {runs.LOCK, runs.JOURNAL}  # no scratch left
+    assert not list((root / runs.SCRATCH / runs.JOURNAL).iterdir())  # every save settled

@@ -104,7 +104,8 @@ def round_trip(hub, tmp_path_factory):
         log[f"submit {student}"] = student_nbgrader(hub, student, "submit", LAB)
     attack(hub, staged)
     log["collect"] = run(hub, INSTRUCTOR, "nbgrader", "collect", LAB)
-    log["grade"] = run(hub, INSTRUCTOR, "python", "-m", "autograder", "grade", "--lab", LAB, "--jobs", "2")
+    log["grade"] = run(hub, INSTRUCTOR, "python", "-m", "autograder", "grade", "--lab", LAB, "--jobs", "2",
+                       check=False)  # eve's hand-in has no notebook: not graded, so the grader exits 1
     log["release_feedback"] = run(hub, INSTRUCTOR, "nbgrader", "release_feedback", LAB)
     for student in [*STUDENTS, ATTACKER]:
         log[f"fetch_feedback {student}"] = student_nbgrader(hub, student, "fetch_feedback", LAB,
@@ -174,6 +175,7 @@ def test_collected_submissions_get_exactly_their_examples_scores(hub, round_trip
     """ada and sigmoid_slip are graded on their own work; eve's hand-in arrives without its
     notebook (a link), so hers is not graded."""
     assert f"graded {len(STUDENTS)} of {len(STUDENTS) + 1} submission(s)" in round_trip["grade"].stdout
+    assert round_trip["grade"].returncode == 1 and "1 submission(s) could not be graded" in round_trip["grade"].stderr
     scores = grading.cell_scores(hub["course"], LAB)
     for student in STUDENTS:
         assert (hub["course"] / "submitted" / student / LAB / f"{LAB}.ipynb").owner() == INSTRUCTOR

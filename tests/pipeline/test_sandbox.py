@@ -234,7 +234,7 @@ def graded(tmp_path_factory):
     submit(root, "huge_notebook", huge)
 
     start = time.monotonic()
-    out = make("autograde", root, NOTEBOOK_TIMEOUT=str(NOTEBOOK_SECONDS)).stdout
+    out = make("autograde", root, succeeds=False, NOTEBOOK_TIMEOUT=str(NOTEBOOK_SECONDS)).stdout  # REFUSED
     seconds = time.monotonic() - start
     time.sleep(6)  # longer than the process the hostile notebook tried to leave behind would sleep
     return root, out, seconds

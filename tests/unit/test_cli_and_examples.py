@@ -11,7 +11,7 @@ from conftest import REPO
 
 def test_every_command_is_listed_and_build_succeeds(capsys):
     assert set(COMMANDS) == {"build", "release", "validate", "examples", "grade", "table", "report", "student-bundle",
-                             "gradescope", "gradescope-run", "hub"}
+                             "gradescope", "gradescope-run", "hub", "recover", "restore-gradebook"}
     assert main(["build", "--lab", "lab4"]) == 0
     assert capsys.readouterr().out.strip() == "source/lab4/lab4.ipynb"
 
