@@ -9,7 +9,7 @@ import pytest
 from nbgrader.api import Gradebook
 from nbgrader.utils import compute_checksum
 
-from autograder.pipeline import grading, intake, notebooks
+from autograder.pipeline import grading, intake, notebooks, saving
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO
@@ -149,7 +149,7 @@ def result(t1, timestamp=None):
 
 def save(url, student, t1):
     with Gradebook(url) as gb:
-        grading.save_result(gb, "lab9", student, result(t1))
+        saving.save_result(gb, "lab9", student, result(t1))
 
 
 def grades(url, student="ada"):
@@ -262,3 +262,33 @@ def test_make_lab_never_takes_the_login_name_for_the_student_id(student):
         assert "AUTOGRAD_LABS_STUDENT=ada jupyter lab" in dry_run
     else:
         assert "AUTOGRAD_LABS_STUDENT" not in dry_run and "make lab STUDENT=<your id>" in dry_run
+
+
+def test_a_database_that_cannot_be_reached_is_waited_for_and_one_that_refuses_is_not(tmp_path):
+    """Patience tries a transaction again only while the database is out of reach (a refused
+    connection, a dropped one), within one budget for the run; a refused write fails at once."""
+    import sqlalchemy
+
+    unreachable = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'missing' / 'gradebook.db'}")
+    tries, waited = [], []
+    patience = saving.Patience(waits=[0, 0])
+    with pytest.raises(sqlalchemy.exc.OperationalError):
+        patience.run(lambda: tries.append(1) or unreachable.connect(), log=waited.append)
+    assert len(tries) == 3 and len(waited) == 2 and "trying again" in waited[0]
+    with pytest.raises(sqlalchemy.exc.OperationalError):  # the budget is spent: tried once
+        patience.run(lambda: tries.append(1) or unreachable.connect(), log=waited.append)
+    assert len(tries) == 4
+
+    engine = sqlalchemy.create_engine(f"sqlite:///{tmp_path / 'gradebook.db'}")
+    with engine.begin() as db:
+        db.execute(sqlalchemy.text("CREATE TABLE grade (id INTEGER PRIMARY KEY)"))
+        db.execute(sqlalchemy.text("INSERT INTO grade VALUES (1)"))
+
+    def duplicate():
+        tries.append(1)
+        with engine.begin() as db:
+            db.execute(sqlalchemy.text("INSERT INTO grade VALUES (1)"))
+
+    with pytest.raises(sqlalchemy.exc.IntegrityError):
+        saving.Patience(waits=[0, 0]).run(duplicate, log=waited.append)
+    assert len(tries) == 5
