@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -78,6 +78,12 @@ autograde: release ## Grade every submission in submitted/, sandboxed, on all co
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades
 	python -m autograder --root $(ROOT) examples
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
+
+recover: setup ## Settle the saves a killed grading run left half-done and rewrite the grade CSVs (docs/RELIABILITY.md)
+	python -m autograder --root $(ROOT) recover
+
+restore-gradebook: setup ## Put the newest backup of gradebook.db in place (FROM=.gradebook-backups/<file> for another)
+	python -m autograder --root $(ROOT) restore-gradebook $(if $(FROM),--from $(FROM))
 
 report: setup ## Per lab, from the gradebook: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes
 	python -m autograder --root $(ROOT) report
