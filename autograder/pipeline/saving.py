@@ -273,7 +273,7 @@ def cause(error: Exception) -> str:
     if isinstance(error, sqlalchemy.exc.DBAPIError):
         return f"the gradebook could not be written ({str(error.orig).strip()[:200]}); grade again when it can"
     first = next((line for line in text.splitlines() if line.strip()), "")
-    return f"{type(error).__name__}: {first[:300]}"
+    return first[:300] if isinstance(error, feedback.RenderFailed) else f"{type(error).__name__}: {first[:300]}"
 
 
 def write_entry(root: Path, entry: dict) -> None:

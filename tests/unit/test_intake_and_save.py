@@ -9,7 +9,7 @@ import pytest
 from nbgrader.api import Gradebook
 from nbgrader.utils import compute_checksum
 
-from autograder.pipeline import grading, intake, notebooks, saving
+from autograder.pipeline import feedback, grading, intake, notebooks, saving
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO
@@ -292,3 +292,21 @@ def test_a_database_that_cannot_be_reached_is_waited_for_and_one_that_refuses_is
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         saving.Patience(waits=[0, 0]).run(duplicate, log=waited.append)
     assert len(tries) == 5
+
+
+def test_a_feedback_page_that_cannot_be_written_says_why(gradebook, tmp_path):
+    """nbgrader logs a failed page's traceback and raises only 'see above': the save's message
+    must carry the cause itself (seen: a full disk reported as an unexplained NbGraderException)."""
+    save(gradebook, "ada", 2.0)
+    shutil.copy2(REPO / "nbgrader_config.py", tmp_path / "nbgrader_config.py")
+    graded = tmp_path / "staged" / "autograded" / "ada" / "lab9"
+    graded.mkdir(parents=True)
+    nbformat.write(nbformat.v4.new_notebook(), graded / "lab9.ipynb")
+    blocked = tmp_path / "staged" / "feedback"
+    blocked.write_text("a file where the feedback folder should be")
+    with pytest.raises(feedback.RenderFailed) as failure:
+        feedback.render(tmp_path, "lab9", "ada", graded.parents[1], blocked)
+    assert str(failure.value).startswith("feedback page not written: ") and "Error" in str(failure.value)
+    assert saving.cause(failure.value) == str(failure.value)
+    assert saving.cause(feedback.RenderFailed("feedback page not written: OSError: [Errno 28] No space left on "
+                                              "device")).startswith("no space left on the disk")
