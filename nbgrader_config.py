@@ -9,7 +9,8 @@ from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from nbgrader.utils import compute_checksum, is_grade, is_solution
 from traitlets import Bool
 
-COURSE_MIME_PREFIX = "application/vnd.autograd-labs."  # the kit's answers and the grader's formula verdicts
+from course.protocol import COURSE_MIME_PREFIX
+
 OWN_ERRORS = ("CheckFailed", "RecheckFailed")  # the kit's and the grader's: their message, no code
 NOT_GRADED_YET = ("**Not graded yet.** Your instructor has not read this answer; until they do, it counts 0 "
                   "in the score below.")

@@ -15,15 +15,12 @@ import nbformat
 from nbgrader.utils import is_grade, is_solution
 
 from course.answers import Explained
-from course.checks import ANSWERS_MIME, FORMULA_RULE, MATCHES
+from course.checks import FORMULA_RULE, MATCHES
+from course.protocol import ANSWERS_MIME, CELL_TIMEOUT, FAULT_CELL_ID, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
-from .pipeline.autograde_unit import CELL_TIMEOUT, FAULT_CELL_ID
-
-from .labs import HANDED_OVER, load
+from .labs import HANDED_OVER, FormulaRunner, load
 
 
-SUMMARY_CELL_ID = "autograde-summary"
-FORMULA_VERDICT_MIME = "application/vnd.autograd-labs.formula-verdict+json"  # invisible, like the answers
 KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdicts (course.answers.Explained)
 NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
 STOPPED = {CELL_TIMEOUT: "ran over its time limit and was stopped",
@@ -44,13 +41,13 @@ def answer_sources(nb) -> dict[str, str]:
             if c.cell_type == "code" and is_solution(c) and "grade_id" in c.metadata.get("nbgrader", {})}
 
 
-def audit(notebooks: list[Path], lab: str, student: str, result: dict, classmates=(), tests: dict | None = None,
-          sandboxed: bool = True) -> list[str]:
+def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formulas: FormulaRunner,
+          classmates=(), tests: dict | None = None) -> list[str]:
     """In the lab's executed `notebooks` (no other: a kernel may leave any number beside them),
     zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
     answers are right for one of `classmates` (the other students of the lab). Every formula is
-    run once, from its answer cell's code (in a sandbox unless `sandboxed` is False), and its
+    run once, from its answer cell's code, by `run_formulas` (the pipeline's runs it in a sandbox), and its
     verdict kept in the test cell (`FORMULA_VERDICT_MIME`). With `tests`
     ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`).
 
@@ -61,7 +58,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict, classmate
     notes = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        formula_verdicts = checks.verify_formulas(answer_sources(nb), student, sandboxed)
+        formula_verdicts = checks.verify_formulas(answer_sources(nb), student, run_formulas)
         changed = False
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):

@@ -33,8 +33,8 @@ from typing import Callable
 from . import formulas
 from .answers import Expected, Explained, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
+from .protocol import ANSWERS_MIME
 
-ANSWERS_MIME = "application/vnd.autograd-labs.answers+json"
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 
 
@@ -325,7 +325,7 @@ class LabKit:
         if hidden is not None:
             print(f"✔ {name}: ran on {len(probes)} more inputs; the grader checks the results.")
             return
-        problems = [problem for probe, got, want in zip(probes, outputs, visible["outputs"])
+        problems = [problem for probe, got, want in zip(probes, outputs, visible["outputs"], strict=True)
                     if (problem := output_problem(spec.takes[0], probe, got, want["right"], want["mistakes"],
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success)
@@ -347,7 +347,8 @@ class LabKit:
         if "error" in result:
             raise CheckFailed(f"{result['error']}.\n{FORMULA_RULE}")
         self._publish("formula", name, result["values"])
-        problems = [problem for probe, got, want in zip(visible["probes"], result["values"], visible["outputs"])
+        runs = zip(visible["probes"], result["values"], visible["outputs"], strict=True)
+        problems = [problem for probe, got, want in runs
                     if (problem := output_problem(spec.function, probe, got, want["right"], want["mistakes"],
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success + " The grader also tries it on inputs you have not seen.")

@@ -14,6 +14,7 @@ import torch
 
 import course.checks
 from autograder.labs import load
+from autograder.pipeline import sandbox
 from course.identity import STUDENT_ENV
 
 REPO = Path(__file__).resolve().parent.parent
@@ -92,7 +93,7 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True,
     finally:
         course.checks.publish = original
     student = course.identity.student_id()[0]
-    return error, load(lab).verify_cell(grade_id, published, student, answers)
+    return error, load(lab).verify_cell(grade_id, published, student, answers, sandbox.run_formulas)
 
 
 def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None:
@@ -124,12 +125,12 @@ def assert_formula_slips_are_far_and_distinct(check, reference, slips) -> None:
         right = reference(*probe)
         for why, wrong in slips(*probe).items():
             gaps.setdefault(why, []).append(max(abs(a - b) / (FUNCTION_RTOL * abs(b) + FUNCTION_ATOL)
-                                                for a, b in zip(wrong, right)))
+                                                for a, b in zip(wrong, right, strict=True)))
             outputs.setdefault(why, []).extend(wrong)
     assert all(max(g) >= 10 for g in gaps.values()), gaps
     for a in outputs:
         for b in outputs:
-            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b])), (a, b)
+            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b], strict=True)), (a, b)
 
 
 # The files that take minutes go first, longest first (`make test PYTEST_ARGS=--durations=40`):

@@ -31,7 +31,7 @@ matplotlib.use("Agg")
 
 import course.checks  # noqa: E402
 from autograder.labs import load  # noqa: E402
-from autograder.pipeline import notebooks  # noqa: E402
+from autograder.pipeline import notebooks, sandbox  # noqa: E402
 from course.identity import STUDENT_ENV  # noqa: E402
 from conftest import run_cell  # noqa: E402
 from mutate import sites  # noqa: E402
@@ -104,7 +104,8 @@ def _first_failure(lab: str, checks, namespace: dict, cells: list) -> str | None
             finally:
                 signal.alarm(0)
         if grading.get("grade") and not grading.get("solution") and payloads:
-            if checks.verify_cell(grading["grade_id"], payloads, os.environ[STUDENT_ENV], answers):
+            if checks.verify_cell(grading["grade_id"], payloads, os.environ[STUDENT_ENV], answers,
+                                  sandbox.run_formulas):
                 return grading["grade_id"]
     return None
 

@@ -7,24 +7,22 @@ verifier. From those declarations come the verification of every graded cell
 (`Lab.verify_cell`) and the kit's data of expected visible outputs (`Lab.kit_data`).
 
 A formula check (`lab.formula`) is decided from the notebook's answer cell itself: its code is
-run in a sandbox with Python's standard library only (`run_formulas`), on the visible and the
-hidden probes.
+run on the visible and the hidden probes by the `FormulaRunner` the caller hands in (the
+pipeline's: a sandbox with Python's standard library only, `sandbox.run_formulas`).
 
-May import: torch, the student kit (`course`), the sandbox. Imported by: the grader (`autograder.verification`,
+May import: torch, the student kit (`course`). Imported by: the grader (`autograder.verification`,
 the pipeline, the CLI) and the tests; never by a student notebook.
 """
 
 import importlib
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Callable
 
-from course import formulas
 from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, diagnose_all, hand_values, matches, numbers_used
 from course.checks import FORMULA_RULE, LabKit, output_problem, sealed
 
-from ..pipeline import sandbox
+# Runs formula jobs (`course.formulas.evaluate`'s input) and returns their results.
+FormulaRunner = Callable[[list[dict]], list[dict]]
 
 
 @dataclass
@@ -152,11 +150,11 @@ class Lab:
             return reference(probe), {why: mistake(probe) for why, mistake in mistakes.items()}
 
         def default_verify(data: dict, student: str) -> list[str]:
-            return [problem for probe, got in zip(data["probes"], data["outputs"])
+            return [problem for probe, got in zip(data["probes"], data["outputs"], strict=True)
                     if (problem := output_problem(takes, probe, got, *outputs(probe), hint, rtol, atol))]
         self._kit_functions[name] = lambda: {
             "probes": visible, "rtol": rtol, "atol": atol, "hint": hint,
-            "outputs": [dict(zip(("right", "mistakes"), outputs(p))) for p in visible]}
+            "outputs": [dict(zip(("right", "mistakes"), outputs(p), strict=True)) for p in visible]}
         return self._add(Check(grade_id, "function", name, verify or default_verify, list(visible), list(hidden)))
 
     def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list, hidden: list,
@@ -172,10 +170,11 @@ class Lab:
 
         def verify(data: dict, student: str) -> list[str]:
             runs = [(probe, got, reference(probe), {why: m(probe) for why, m in mistakes.items()})
-                    for probe, got in zip(data["probes"], data["outputs"])]
+                    for probe, got in zip(data["probes"], data["outputs"], strict=True)]
             wrong = [run for run in runs if not matches(run[1], run[2], rtol, atol)]
             # The mistake that explains every wrong output is named on each of them.
-            everywhere = [why for why in mistakes if all(matches(got, slips[why], rtol, atol) for _, got, _, slips in wrong)]
+            everywhere = [why for why in mistakes
+                          if all(matches(got, slips[why], rtol, atol) for _, got, _, slips in wrong)]
             return [output_problem(function, probe, got, right, {why: slips[why] for why in [*everywhere, *slips]},
                                    hint, rtol, atol) for probe, got, right, slips in wrong]
         self._kit_functions[name] = lambda: {
@@ -185,15 +184,17 @@ class Lab:
         return self._add(Check(grade_id, "formula", name, verify, list(visible), list(hidden), answer_cell))
 
     def verify_cell(self, grade_id: str, payloads: list, student: str, answers: dict | None = None,
-                    sandboxed: bool = True) -> list[str]:
+                    run_formulas: FormulaRunner | None = None) -> list[str]:
         """Why a test cell's published data does not hold up (empty when it does). `answers`:
-        the notebook's answer cells' code by grade id (a formula check needs its own; it runs
-        in a sandbox unless `sandboxed` is False)."""
+        the notebook's answer cells' code by grade id (a formula check needs its own, and
+        `run_formulas` to run it)."""
         check = self.checks.get(grade_id)
         if check is None:
             return [f"{grade_id} is not a check of {self.name}"]
         if check.kind == "formula":  # decided by the answer cell's code alone, whatever the kernel published
-            return self.verify_formulas(answers or {}, student, sandboxed, only={grade_id})[grade_id]
+            if run_formulas is None:
+                raise TypeError(f"{grade_id} is a formula check: verifying it needs run_formulas")
+            return self.verify_formulas(answers or {}, student, run_formulas, only={grade_id})[grade_id]
         found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
         wanted = sorted((check.kind, check.name, hidden) for hidden in check.expected_payloads())
         if found != wanted or any(p.get("lab") != self.name for p in payloads):
@@ -206,18 +207,17 @@ class Lab:
                 problems.append(f"unreadable answer data ({type(exc).__name__}: {exc})")
         return problems
 
-    def verify_formulas(self, answers: dict, student: str, sandboxed: bool = True,
+    def verify_formulas(self, answers: dict, student: str, run_formulas: FormulaRunner,
                         only: set | None = None) -> dict[str, list[str]]:
         """{grade id: problems} of every formula check (or those in `only`), each answer cell's code
-        from `answers` ({answer cell's grade id: code}), all run in one sandbox (or, when
-        `sandboxed` is False, one stdlib-only interpreter)."""
+        from `answers` ({answer cell's grade id: code}), all run by one call of `run_formulas`."""
         checks = [c for c in self.checks.values() if c.kind == "formula" and (only is None or c.grade_id in only)]
         verdicts = {c.grade_id: [f"the answer cell {c.answer_cell} is not in the notebook"] for c in checks}
         present = [c for c in checks if c.answer_cell in answers]
         jobs = [{"source": answers[c.answer_cell],
                  "calls": [[self.kit.formulas[c.name].function, p] for p in c.visible + c.hidden]} for c in present]
-        results = (run_formulas(jobs) if sandboxed else formulas.evaluate(jobs)) if jobs else []
-        for check, result in zip(present, results):
+        results = run_formulas(jobs) if jobs else []
+        for check, result in zip(present, results, strict=True):
             verdicts[check.grade_id] = ([f"{result['error']}. {FORMULA_RULE}"] if "error" in result else
                                         check.verify({"probes": check.visible + check.hidden,
                                                       "outputs": result["values"]}, student))
@@ -240,13 +240,6 @@ class Lab:
         tables = {name: {key: sealed(self.name, name, key, truth(key)) for key in self.kit.tables[name].all_keys}
                   for name, truth in self._kit_tables.items()}
         return {"functions": functions, "tables": tables}
-
-
-def run_formulas(jobs: list[dict], seconds: float = formulas.TIME_LIMIT) -> list[dict]:
-    """`course.formulas.evaluate` in a sandbox that holds Python's standard library and nothing else."""
-    with tempfile.TemporaryDirectory() as folder, sandbox.unit_user() as uid:
-        sandbox.give_folder(Path(folder), uid)
-        return formulas.evaluate(jobs, sandbox.stdlib_only_prefix(Path(folder), uid), seconds)
 
 
 def load(lab: str) -> Lab:

@@ -5,8 +5,8 @@ Run as `python autograde_unit.py LIMITS autograde LAB --student ID ...` (no sand
 the JSON of `Limits`),
 or called as `main(argv, forked_kernels=True)` by the warm service (`zygote.py`) in a process
 that has joined the unit's sandbox, where kernels are forks of that process. In the sandbox this
-file is mounted alone, read-only: it imports nbgrader and nbclient, nothing of the course or the
-grader. It differs from stock nbgrader in two ways. It writes no scores (the
+file is mounted alone, read-only: it imports nbgrader and nbclient, of the course only the shared
+names (`course.protocol`), nothing of the grader. It differs from stock nbgrader in two ways. It writes no scores (the
 grader works them out outside the sandbox, from the executed notebook). And its execution goes
 on past faults:
 - a kernel that dies (`os._exit`, a segfault, a signal) ends the run at that cell;
@@ -49,6 +49,8 @@ from nbgrader.preprocessors import AssignLatePenalties, Execute, SaveAutoGrades
 from nbgrader.utils import is_grade, is_solution
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Application, Config
+
+from course.protocol import CELL_TIMEOUT, FAULT_CELL_ID, TIME_LIMITS_KEY
 
 # nbgrader asks `alembic heads` (a new process, about 0.3 s) for its schema version every time it
 # opens a gradebook; the answer cannot change while a process runs.
@@ -158,9 +160,6 @@ def reuse_gradebook_work() -> Gradebooks:
 # importing what a kernel needs, and nothing of nbgrader yet.
 kernel_baseline: tuple[frozenset[str], list] | None = None
 
-FAULT_CELL_ID = "autograde-fault"
-CELL_TIMEOUT = "CellTimeoutError"  # the error of a cell stopped at its time limit (nbgrader's name)
-TIME_LIMITS_KEY = "autograd_labs_time_limits"  # notebook metadata: [{"cell": N, "seconds": S}] per limit hit
 
 
 def source_digest(source: str) -> str:
@@ -296,7 +295,8 @@ def running() -> list[int]:
 def bounded(output):
     """The output, with long text cut and oversized rich data dropped, so the notebook stays small."""
     if "text" in output and len(output.text) > MAX_TEXT:
-        output.text = output.text[:MAX_TEXT] + f"\n[... {len(output.text) - MAX_TEXT} more characters cut by the grader]"
+        cut = len(output.text) - MAX_TEXT
+        output.text = output.text[:MAX_TEXT] + f"\n[... {cut} more characters cut by the grader]"
     for mime, value in list(output.get("data", {}).items()):
         if len(value if isinstance(value, str) else str(value)) > MAX_DATA:
             del output.data[mime]

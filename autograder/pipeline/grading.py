@@ -34,10 +34,12 @@ from nbgrader.utils import compute_checksum, determine_grade, is_grade, is_solut
 
 from .. import verification
 from ..labs import load
+from course import formulas
 from course.formulas import TIME_LIMIT as FORMULA_SECONDS
 from course.identity import STUDENT_ENV
+from course.protocol import FAULT_CELL_ID, TIME_LIMITS_KEY
 from . import intake, outputs, runs, sandbox, saving, service
-from .autograde_unit import FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
+from .autograde_unit import source_digest
 from .layout import Layout
 from .nbgrader_cmd import environment
 
@@ -239,8 +241,9 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
                        "the answers)", timed_out=True), None
     timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
     result = read_result(notebooks, tests, timestamp)
-    overrides = verification.audit(notebooks, lab, student, result, course.students("submitted", lab), tests,
-                                   settings.sandboxed)
+    run_formulas = sandbox.run_formulas if settings.sandboxed else formulas.evaluate
+    overrides = verification.audit(notebooks, lab, student, result, run_formulas,
+                                   course.students("submitted", lab), tests)
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
                    fault=fault_note(notebooks), timed_out=limits_hit), result
 
@@ -261,7 +264,7 @@ def returned_problem(notebooks: list[Path]) -> str | None:
 
 def keep_as_data(notebooks: list[Path]) -> bool:
     """Make every output of the executed notebooks inert (`outputs.as_data`), in place; whether
-    any of them hit a time limit (`autograde_unit.TIME_LIMITS_KEY`)."""
+    any of them hit a time limit (`TIME_LIMITS_KEY`)."""
     limits_hit = False
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
@@ -360,7 +363,7 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
     graded_labs = sorted({lab for lab, _ in units})
     for lab in graded_labs:
         load(lab)  # the grader's lab module, imported before any student code runs
-        patience.run(lambda: lab_gradebook(root, lab, lab_template(run.scratch, lab)), log)
+        patience.run(lambda lab=lab: lab_gradebook(root, lab, lab_template(run.scratch, lab)), log)
     tests = patience.run(lambda: {lab: test_cells(layout.db_url, lab) for lab in graded_labs}, log)
     saved = set()
     with executor or ThreadPoolExecutor(max_workers=jobs) as pool, \
@@ -513,7 +516,7 @@ def format_table(root: Path, lab: str, outcomes: list[Outcome]) -> str:
     manual_points = sum(m for _, m in manual)
     widths = [max(len(n), 5) for n, _ in auto]
     name_width = max([len(s) for s in scores] + [len(o.student) for o in outcomes] + [7])
-    head = (f"{'student':<{name_width}}  " + "  ".join(f"{n:>{w}}" for (n, _), w in zip(auto, widths))
+    head = (f"{'student':<{name_width}}  " + "  ".join(f"{n:>{w}}" for (n, _), w in zip(auto, widths, strict=True))
             + f"  {'auto':>9}  written")
     lines = [f"{lab}: points per autograded cell", head, "-" * len(head)]
     failures = {o.student: o.message for o in outcomes if not o.ok}
@@ -523,9 +526,9 @@ def format_table(root: Path, lab: str, outcomes: list[Outcome]) -> str:
             continue
         got = [scores[student].get(n) for n, _ in auto]
         written = [scores[student].get(n) for n, _ in manual]
-        to_read = sum(m for (_, m), v in zip(manual, written) if v is None)
+        to_read = sum(m for (_, m), v in zip(manual, written, strict=True) if v is None)
         line = (f"{student:<{name_width}}  "
-                + "  ".join(f"{'?' if v is None else f'{v:g}':>{w}}" for v, w in zip(got, widths))
+                + "  ".join(f"{'?' if v is None else f'{v:g}':>{w}}" for v, w in zip(got, widths, strict=True))
                 + f"  {sum(v or 0 for v in got):>4g}/{sum(m for _, m in auto):<4g}"
                 + (f"  {to_read:g} pts to read" if to_read else f"  {sum(written):g}/{manual_points:g}"))
         if student in failures:

@@ -4,8 +4,8 @@ the browser of whoever reads it.
 A graded notebook is read by people: the instructor in the formgrader (on their own server, with
 their own session), the student in the feedback page, Gradescope's results page. `as_data(nb)`
 keeps of each output only what a browser cannot run: plain text, PNG and JPEG images, the
-course's own JSON (`COURSE_DATA`: the answers a check hands over, the grader's verdicts), and HTML
-and SVG after bleach has removed scripts, event handlers, frames, forms, styles and every
+course's own JSON (`COURSE_MIME_PREFIX`: the answers a check hands over, the grader's verdicts),
+and HTML and SVG after bleach has removed scripts, event handlers, frames, forms, styles and every
 reference to anything outside the page. Every other type (JavaScript, widgets, Markdown, LaTeX,
 PDF, anything unknown) is dropped, and the output says so. Raw cells are cleaned the same way.
 
@@ -22,7 +22,8 @@ from bleach.css_sanitizer import ALLOWED_SVG_PROPERTIES, CSSSanitizer
 from jinja2 import pass_context
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
-COURSE_DATA = "application/vnd.autograd-labs."  # the kit's answers and the grader's verdicts (JSON)
+from course.protocol import COURSE_MIME_PREFIX
+
 KEPT = {"text/plain", "image/png", "image/jpeg"}
 OUTPUT_TYPES = {"stream", "error", "display_data", "execute_result"}
 DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|svg\+xml);base64,[A-Za-z0-9+/=\s]*\Z")
@@ -91,7 +92,7 @@ def output_as_data(output) -> list[str]:
         return []
     dropped = []
     for kind in list(data):
-        if kind in KEPT or kind.startswith(COURSE_DATA):
+        if kind in KEPT or kind.startswith(COURSE_MIME_PREFIX):
             continue
         if kind == "text/html":
             data[kind] = clean_html(text(data[kind]))

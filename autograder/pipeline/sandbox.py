@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import course
+from course import formulas
 
 BWRAP = "bwrap"
 UNIT_PROGRAM = Path(__file__).with_name("autograde_unit.py")
@@ -307,3 +308,11 @@ def hold(folder: Path, env: dict[str, str], uid: int) -> tuple[subprocess.Popen,
         end(proc)
         raise RuntimeError(f"bubblewrap could not set up the sandbox: {proc.stderr.read().decode()[-300:]}")
     return proc, first
+
+
+def run_formulas(jobs: list[dict], seconds: float = formulas.TIME_LIMIT) -> list[dict]:
+    """`course.formulas.evaluate` in a sandbox that holds Python's standard library and nothing
+    else (the grader's `FormulaRunner`, see `autograder.labs`)."""
+    with tempfile.TemporaryDirectory() as folder, unit_user() as uid:
+        give_folder(Path(folder), uid)
+        return formulas.evaluate(jobs, stdlib_only_prefix(Path(folder), uid), seconds)

@@ -24,7 +24,7 @@ from nbgrader.api import Gradebook
 
 from autograder.pipeline import examples, grading
 from autograder.pipeline.layout import Layout
-from autograder.verification import SUMMARY_CELL_ID
+from course.protocol import SUMMARY_CELL_ID
 from browser import browser, screenshot
 
 from conftest import REPO, make_course_root

@@ -15,7 +15,7 @@ import nbformat
 import pytest
 
 from autograder.pipeline import examples, grading, notebooks, report
-from course.checks import ANSWERS_MIME
+from course.protocol import ANSWERS_MIME
 
 from conftest import REPO, make_course_root
 

@@ -5,11 +5,10 @@ import sys
 
 import pytest
 
-from autograder.labs import run_formulas
 from autograder.pipeline import sandbox
 from course import formulas
 
-RUNNERS = {"kit": formulas.evaluate, "grader": run_formulas}
+RUNNERS = {"kit": formulas.evaluate, "grader": sandbox.run_formulas}
 
 
 def one(runner: str, source: str, *calls) -> dict:

@@ -4,7 +4,9 @@ import nbformat
 
 from autograder import verification
 from autograder.labs import load
-from course.checks import ANSWERS_MIME
+from autograder.pipeline import sandbox
+from course import formulas
+from course.protocol import ANSWERS_MIME, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
 from conftest import REPO
 
@@ -27,9 +29,9 @@ def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4", sources: dict | 
     return folder
 
 
-def audited(folder, lab: str, *args, **kwargs):
+def audited(folder, lab: str, student: str, result: dict, *args, run_formulas=sandbox.run_formulas):
     """`verification.audit` of the lab's notebook in `folder`, as the grader calls it."""
-    return verification.audit([folder / f"{lab}.ipynb"], lab, *args, **kwargs)
+    return verification.audit([folder / f"{lab}.ipynb"], lab, student, result, run_formulas, *args)
 
 
 RIGHT = {"lab": "lab4", "kind": "values", "name": "yhat s loss", "hidden": False,
@@ -140,7 +142,7 @@ def test_feedback_and_the_formgrader_draw_no_empty_box_for_the_courses_data_outp
     assert "DropInvisibleOutputs" in [p.__name__ for p in config.GenerateFeedback.preprocessors]
     cell = nbformat.v4.new_code_cell("check.values(globals(), 'loss')", outputs=[
         answers_output(values_payload("t1_forward", "ada")),
-        nbformat.v4.new_output("display_data", data={verification.FORMULA_VERDICT_MIME: {"problems": []},
+        nbformat.v4.new_output("display_data", data={FORMULA_VERDICT_MIME: {"problems": []},
                                                      "text/plain": ""}),
         nbformat.v4.new_output("stream", name="stdout", text="✔ loss is right.\n")])
     page, _ = HTMLExporter(config=config).from_notebook_node(nbformat.v4.new_notebook(cells=[cell]))
@@ -158,7 +160,7 @@ def test_the_graded_notebook_starts_with_the_score_the_numbers_and_what_cost_poi
     result = {"grades": {("lab4", "t2_forward"): 2.0, ("lab4", "t2_gradients"): 0.0, ("lab4", "t2_local"): 0.0}}
     assert audited(folder, "lab4", "ada", result, ["ada"], tests) == []
     first = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0]
-    assert first.id == verification.SUMMARY_CELL_ID and first.cell_type == "markdown"
+    assert first.id == SUMMARY_CELL_ID and first.cell_type == "markdown"
     text = first.source
     assert text.startswith("**Autograded: 2 of 7 points.**")
     assert lab4.show_numbers(lab4.student_numbers("ada"))[0].removeprefix("Your numbers: ") in text
@@ -211,5 +213,5 @@ def test_without_the_sandbox_a_formula_still_runs_with_the_standard_library_only
     folder = graded_notebook(tmp_path, {"t2_formula": []},
                              sources={"t2_formula_answer": "import torch\n" + SLIPPED_FORMULA})
     result = {"grades": {("lab4", "t2_formula"): 3.0}}
-    (note,) = audited(folder, "lab4", "ada", result, sandboxed=False)
+    (note,) = audited(folder, "lab4", "ada", result, run_formulas=formulas.evaluate)
     assert result["grades"] == {("lab4", "t2_formula"): 0.0} and "No module named 'torch'" in note
