@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast bench mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast lint check bench mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -102,13 +102,20 @@ test-tools: ## As root, install what some tests need when missing: chromium, npm
 	if [ "$$(id -u)" = 0 ] && [ -n "$${missing// }" ]; then \
 	  apt-get install -y -qq $$missing >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null); fi
 
-test: setup test-tools ## Run the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL)
+test: lint test-tools ## Run lint and the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL)
 	python -m pytest -n $(JOBS) --dist loadfile -m "not overload" $(PYTEST_ARGS)
 	@# The tests that load every core on purpose run alone, after the rest (5: none selected by PYTEST_ARGS).
 	python -m pytest -m overload $(PYTEST_ARGS) || [ $$? = 5 ]
 
 test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)
 	python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
+
+lint: setup ## ruff, and the import contracts of docs/ARCHITECTURE.md (lint-imports)
+	ruff check --no-cache .
+	lint-imports --no-cache
+
+check: lint ## lint, then the unit tests that run no notebook: what to run after a change (under a minute)
+	python -m pytest -q -n $(JOBS) -m "not slow" tests/unit $(PYTEST_ARGS)
 
 N ?= 10
 bench: setup ## Grade N generated submissions per lab with stock nbgrader, ours and raw nbclient; print speeds

@@ -71,8 +71,9 @@ def grade(args, root: Path) -> int:
         return 2
     else:
         print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
-    settings = grading.Settings(not args.no_sandbox, args.notebook_timeout,
-                                threads=max(1, (os.cpu_count() or 1) // max(1, args.jobs)), warm=not args.no_warm_service)
+    threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
+    settings = grading.Settings(not args.no_sandbox, args.notebook_timeout, threads=threads,
+                                warm=not args.no_warm_service)
     runs.stop_on_sigterm()
     stopped, unread, unwritten = False, [], None
     try:
@@ -187,7 +188,8 @@ def local_hub(args, root: Path) -> int:
         return 2
     env = hub.prepare(args.state.resolve(), args.instructor, students, password, args.labs)
     print(f"JupyterHub on http://127.0.0.1:{args.port}/ : instructor {args.instructor}, students "
-          f"{', '.join(students)}, password from HUB_PASSWORD; the instructor's course is {env['AUTOGRAD_LABS_COURSE']}",
+          f"{', '.join(students)}, password from HUB_PASSWORD; "
+          f"the instructor's course is {env['AUTOGRAD_LABS_COURSE']}",
           flush=True)
     hub.serve(env, args.port)
     return 0
@@ -240,8 +242,8 @@ def main(argv=None) -> int:
                                       help="grade on Dask: a LocalCluster of --jobs worker processes, or --scheduler's")
     sub.choices["grade"].add_argument("--scheduler", metavar="ADDRESS",
                                       help="a running Dask scheduler (tcp://host:8786); implies --dask")
-    sub.choices["restore-gradebook"].add_argument("--from", dest="source", type=Path,
-                                                   help="the backup to restore (default: the newest in .gradebook-backups/)")
+    sub.choices["restore-gradebook"].add_argument(
+        "--from", dest="source", type=Path, help="the backup to restore (default: the newest in .gradebook-backups/)")
     sub.choices["release"].add_argument("--force", action="store_true",
                                         help="release even a lab whose inputs have not changed since its last release")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))

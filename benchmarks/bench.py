@@ -200,7 +200,8 @@ def main() -> int:
         print(f"{count} submissions ({args.per_lab} per lab: {', '.join(sorted(set(kinds.values())))}), "
               f"{os.cpu_count()} CPU cores, ours with {args.jobs} jobs")
         timeout = PyFileConfigLoader("nbgrader_config.py", path=str(REPO)).load_config().Execute.timeout
-        ours_name = "ours" + " on Dask" * args.dask + " with " + (args.db_url.split(":")[0] if args.db_url else "SQLite")
+        database = args.db_url.split(":")[0] if args.db_url else "SQLite"
+        ours_name = "ours" + " on Dask" * args.dask + " with " + database
 
         def ours_run(name: str) -> tuple[float, dict]:
             """Ours on a fresh copy of the course: (seconds, its scores)."""
@@ -247,7 +248,7 @@ def main() -> int:
                   f"{our_scores[(lab, student, cell)]} then {scores_after.get((lab, student, cell))}")
         print("\nstudent code per lab (a solved submission, import cell excluded, alone on one thread):")
         for lab in labs:
-            solved = next(s for (l, s), k in kinds.items() if l == lab and k == "correct")
+            solved = next(s for (name, s), k in kinds.items() if name == lab and k == "correct")
             total, slowest = student_code_seconds(Path(scratch) / "ours-before", lab, solved)
             print(f"  {lab}: {total:.2f} s, slowest cell {slowest:.2f} s (the per-cell limit: {timeout} s)")
         return 1 if unexpected or again else 0

@@ -13,7 +13,6 @@ from numbers import Real
 
 import torch
 
-from .identity import ANONYMOUS
 
 # A value worked out by hand and rounded to 4 significant digits is within 5e-4 relative of
 # the truth; rounding intermediate values can double that.
@@ -93,7 +92,7 @@ def close(answer: float, reference: float, rtol: float = HAND_RTOL, atol: float 
 
 def lists_close(a: list[float], b: list[float], rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
     """Same length and every pair close."""
-    return len(a) == len(b) and all(close(p, q, rtol, atol) for p, q in zip(a, b))
+    return len(a) == len(b) and all(close(p, q, rtol, atol) for p, q in zip(a, b, strict=True))
 
 
 def matches(got, want, rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
@@ -106,7 +105,7 @@ def matches(got, want, rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL)
             matches(got[k], want[k], rtol, atol) for k in want)
     if isinstance(want, list):
         return isinstance(got, list) and len(got) == len(want) and all(
-            matches(g, w, rtol, atol) for g, w in zip(got, want))
+            matches(g, w, rtol, atol) for g, w in zip(got, want, strict=True))
     if isinstance(want, (str, bool)) or want is None:
         return type(got) is type(want) and got == want
     return (isinstance(got, (int, float)) and not isinstance(got, bool) and math.isfinite(got)
@@ -195,7 +194,7 @@ def numbers_used(answers: dict, expected: list[Expected], others: list[tuple[str
     """The description of the first of `others` (answers on other numbers) on which every wrong
     answer is right; None when no answer is wrong or no such numbers explain them."""
     for description, elsewhere in others:
-        wrong = [(e, o) for e, o in zip(expected, elsewhere) if not e.matches(answers[e.name], e.value)]
+        wrong = [(e, o) for e, o in zip(expected, elsewhere, strict=True) if not e.matches(answers[e.name], e.value)]
         if wrong and all(o.matches(answers[e.name], o.value) for e, o in wrong):
             return description
     return None

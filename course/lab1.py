@@ -106,7 +106,7 @@ def run_descent(fns: dict, probe: dict) -> dict[str, list[float]]:
     result = fns["gradient_descent"](**probe)
     if not isinstance(result, (tuple, list)) or len(result) != 3:
         raise WrongType("gradient_descent should return three lists: (As, Bs, losses).")
-    return {k: as_floats(k, v) for k, v in zip(("As", "Bs", "losses"), result)}
+    return {k: as_floats(k, v) for k, v in zip(("As", "Bs", "losses"), result, strict=True)}
 
 
 def run_factor(fns: dict, lr: float) -> float:

@@ -80,7 +80,8 @@ def composite_answers(x: float, y: float, z: float) -> dict[str, list[Expected]]
 
     return {
         "forward": [
-            exp("a", "a = 2x."), exp("b", "b = sin(y), y in radians.", {"took y in degrees": math.sin(math.radians(y))}),
+            exp("a", "a = 2x."),
+            exp("b", "b = sin(y), y in radians.", {"took y in degrees": math.sin(math.radians(y))}),
             exp("c", "c = a / b."), exp("d", "d = 1 + z · c."),
             exp("e", "e = ln(d), the natural logarithm.", {"used log base 10": math.log10(r["d"])}),
             exp("f", "f = tanh(e)."),

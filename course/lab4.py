@@ -230,7 +230,7 @@ def run_manual_backward(fns: dict, probe: list) -> dict[str, list]:
         result = _pair(fns["manual_backward"](**backward_inputs(*probe)),
                        "manual_backward should return two tensors: (dW1, dw2).")
     outputs = {}
-    for name, value in zip(("dW1", "dw2"), result):
+    for name, value in zip(("dW1", "dw2"), result, strict=True):
         if not isinstance(value, torch.Tensor):
             raise WrongType(f"`{name}` should be a tensor, not {type(value).__name__}.")
         outputs[name] = value.detach().to("cpu", F64).tolist()
@@ -287,6 +287,7 @@ check = LabKit(
                                        "every coordinate is the centred difference."),
     },
     formulas={
-        "loss_and_gradient": Formula("loss_and_gradient", "the loss and dloss/dw match autograd on the visible inputs."),
+        "loss_and_gradient": Formula("loss_and_gradient",
+                                     "the loss and dloss/dw match autograd on the visible inputs."),
         "gradients": Formula("gradients", "dloss/dw1 and dloss/dw2 match autograd on the visible inputs."),
     })

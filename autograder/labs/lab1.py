@@ -6,6 +6,8 @@ by hand is checked on the kit's values for the student's numbers (course.lab1.an
 training loop, the shrink factor and the regimes are checked here, on probes the grader holds.
 """
 
+from itertools import pairwise
+
 import torch
 
 from course import lab1 as kit
@@ -51,7 +53,7 @@ def descent_reference(A: float, B: float, target: float, lr: float, epochs: int,
 def distances(lr: float, epochs: int = 8) -> list[float]:
     """u = A + B − 10 before each of `epochs` updates from A = B = 0, by autograd."""
     run = descent_reference(0.0, 0.0, 10.0, lr, epochs)
-    return [-10.0] + [a + b - 10.0 for a, b in zip(run["As"], run["Bs"])]
+    return [-10.0] + [a + b - 10.0 for a, b in zip(run["As"], run["Bs"], strict=True)]
 
 
 def measured_factor(lr: float) -> float:
@@ -70,8 +72,8 @@ def regime(lr: float) -> str:
     u = distances(lr)
     if abs(u[1]) <= 1e-9 * abs(u[0]):
         return "one step"
-    shrinking = all(abs(b) < abs(a) for a, b in zip(u, u[1:]))
-    same_sign = all(a * b > 0 for a, b in zip(u, u[1:]))
+    shrinking = all(abs(b) < abs(a) for a, b in pairwise(u))
+    same_sign = all(a * b > 0 for a, b in pairwise(u))
     if not shrinking:
         return "diverging"
     return "monotone" if same_sign else "oscillating"
@@ -81,7 +83,7 @@ def regime(lr: float) -> str:
 
 def verify_descent(data: dict, student: str) -> list[str]:
     problems = []
-    for args, run in zip(data["probes"], data["outputs"]):
+    for args, run in zip(data["probes"], data["outputs"], strict=True):
         call = describe_call("gradient_descent", args)
         ref = descent_reference(**args)
         if any(len(run[k]) != args["epochs"] for k in ("As", "Bs", "losses")):
@@ -112,7 +114,7 @@ def verify_factor(data: dict, student: str) -> list[str]:
     if lists_close(got, [1 - 2 * lr for lr in lrs]):
         return ["shrink_factor gives 1 − 2·lr: that is how u moves if only A changes, but A and B both "
                 "move by lr · 2u each, so u moves by twice that."]
-    wrong = ", ".join(f"{lr:g}" for lr, a, b in zip(lrs, got, right) if not close(a, b, 1e-4, 1e-6))
+    wrong = ", ".join(f"{lr:g}" for lr, a, b in zip(lrs, got, right, strict=True) if not close(a, b, 1e-4, 1e-6))
     return [f"shrink_factor is wrong at lr = {wrong}. Write u after one update in terms of u before it."]
 
 
@@ -120,7 +122,8 @@ def verify_regimes(data: list, student: str) -> list[str]:
     rates = [kit.rate_key(lr) for lr in kit.student_numbers(student)["rates"]]
     return kit.check.tables["predictions"].problems(
         "predictions", {kit.rate_key(k): v for k, v in data}, rates, lambda key, said: regime(float(key)) == said,
-        verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {signed(measured_factor(lr))} per update, so")
+        verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {signed(measured_factor(lr))} "
+                           "per update, so")
 
 
 # ---------------------------------------------------------------- the step as a formula
@@ -157,7 +160,8 @@ LAB.formula(
     hint="u = A + B − target first; then the loss, the two gradients by the chain rule, and one step of each "
          "parameter against its gradient.")
 LAB.function(
-    "t2_descent", "gradient_descent", visible=[dict(A=0, B=0, target=10, lr=0.01, epochs=101, zero_grad=True)],  # ints, as the lab calls it
+    "t2_descent", "gradient_descent",
+    visible=[dict(A=0, B=0, target=10, lr=0.01, epochs=101, zero_grad=True)],  # ints, as the lab calls it
     hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
             dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)],
     reference=lambda p: descent_reference(**p),

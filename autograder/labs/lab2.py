@@ -110,7 +110,7 @@ def none_listing_names(tensor: torch.Tensor) -> list[str]:
 
 def verify_walk(data: dict, student: str) -> list[str]:
     problems = []
-    for text, got in zip(data["probes"], data["outputs"]):
+    for text, got in zip(data["probes"], data["outputs"], strict=True):
         out = kit.expression(text)
         right = graph_names(out)
         if got == right:
@@ -142,7 +142,9 @@ def f_gradients_slips(x: float, y: float, z: float) -> dict[str, list[float]]:
     e = math.log(d)
     f = math.tanh(e)
 
-    def chain(dtanh=1 - f * f, dlog=1 / d, da_dx=2.0, dc_db=-a / b ** 2, db_dy=math.cos(y)):
+    cos_y = math.cos(y)
+
+    def chain(dtanh=1 - f * f, dlog=1 / d, da_dx=2.0, dc_db=-a / b ** 2, db_dy=cos_y):
         df_dc = dtanh * dlog * z
         return [df_dc / b * da_dx, df_dc * dc_db * db_dy, dtanh * dlog * c]
 

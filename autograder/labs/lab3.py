@@ -172,18 +172,19 @@ def verify_traps(data: list, student: str) -> list[str]:
 
 def verify_micro_batches(data: dict, student: str) -> list[str]:
     problems = []
-    for probe, got in zip(data["probes"], data["outputs"]):
+    for probe, got in zip(data["probes"], data["outputs"], strict=True):
         parts = probe["k"]
         ref = full_batch_gradients(probe["samples"], probe["seed"])
         label = f"accumulate_gradients with {parts} micro-batches of {probe['samples'] // parts}"
         if len(got) != len(ref):
             problems.append(f"{label}: returned {len(got)} gradients, expected one per parameter ({len(ref)}).")
             continue
-        errors = [relative_error(g, r) for g, r in zip(got, ref)]
+        errors = [relative_error(g, r) for g, r in zip(got, ref, strict=True)]
         if max(errors) <= MAX_REL_ERROR:
             continue
-        if max(relative_error(torch.tensor(g) / parts, r) for g, r in zip(got, ref)) <= MAX_REL_ERROR:
-            problems.append(f"{label}: the gradients are {parts} times too large; scale each micro-batch loss by 1/{parts}.")
+        if max(relative_error(torch.tensor(g) / parts, r) for g, r in zip(got, ref, strict=True)) <= MAX_REL_ERROR:
+            problems.append(f"{label}: the gradients are {parts} times too large; "
+                            f"scale each micro-batch loss by 1/{parts}.")
         else:
             problems.append(f"{label}: differs from the full-batch gradient (relative error {max(errors):.1e}). "
                             "Did you clear the stale gradients first?")
@@ -192,7 +193,7 @@ def verify_micro_batches(data: dict, student: str) -> list[str]:
 
 def verify_layer(data: dict, student: str) -> list[str]:
     problems = []
-    for probe, got in zip(data["probes"], data["outputs"]):
+    for probe, got in zip(data["probes"], data["outputs"], strict=True):
         ref = layer_reference(probe["samples"], probe["seed"])
         if torch.tensor(got).shape != ref.shape:
             problems.append(f"first_layer_grad should have the shape of model[0].weight, {tuple(ref.shape)}.")

@@ -144,7 +144,7 @@ NUMERICAL_MISTAKES = {
 
 def verify_check_result(data: dict, student: str) -> list[str]:
     problems = []
-    for (x, y, w), (loss, grad) in zip(data["probes"], data["outputs"]):
+    for (x, y, w), (loss, grad) in zip(data["probes"], data["outputs"], strict=True):
         ref = kit.task1_values(x, y, w)
         if not close(loss, ref["loss"], FUNCTION_RTOL, 1e-9):
             problems.append(f"check_result({x:g}, {y:g}, {w:g}) returned loss {loss:.6g}: "
@@ -158,7 +158,7 @@ def verify_check_result(data: dict, student: str) -> list[str]:
 
 def verify_train(data: dict, student: str) -> list[str]:
     problems = []
-    for args, run in zip(data["probes"], data["outputs"]):
+    for args, run in zip(data["probes"], data["outputs"], strict=True):
         call = "train(" + ", ".join(f"{k}={v:g}" for k, v in args.items()) + ")"
         ref = train_reference(**args)
         if len(run["ws"]) != args["steps"] or len(run["losses"]) != args["steps"]:
@@ -191,13 +191,17 @@ def activation_slips(xs: list[float]) -> dict[str, dict[str, list[float]]]:
 
 def verify_activation_grads(data: dict, student: str) -> list[str]:
     problems = []
-    for xs, got in zip(data["probes"], data["outputs"]):
+    for xs, got in zip(data["probes"], data["outputs"], strict=True):
         refs, slips = activation_references(xs), activation_slips(xs)
         for name in ("relu_grad", "sigmoid_grad"):
             if lists_close(got[name], refs[name]):
                 continue
+            if len(got[name]) != len(xs):
+                problems.append(f"`{name}` gave {len(got[name])} values for {len(xs)} inputs: one per input.")
+                continue
             named = [why for why, wrong in slips[name].items() if lists_close(got[name], wrong)]
-            where = [x for x, a, b in zip(xs, got[name], refs[name]) if not close(a, b, FUNCTION_RTOL, 1e-6)]
+            where = [x for x, a, b in zip(xs, got[name], refs[name], strict=True)
+                     if not close(a, b, FUNCTION_RTOL, 1e-6)]
             problems.append(f"`{name}` is wrong at x = {', '.join(f'{x:g}' for x in where)}"
                             + (f": it {named[0]}." if named else "."))
     return problems
@@ -205,7 +209,7 @@ def verify_activation_grads(data: dict, student: str) -> list[str]:
 
 def verify_manual_backward(data: dict, student: str) -> list[str]:
     problems = []
-    for (features, hidden, seed), got in zip(data["probes"], data["outputs"]):
+    for (features, hidden, seed), got in zip(data["probes"], data["outputs"], strict=True):
         inputs = kit.backward_inputs(features, hidden, seed)
         ref = backward_reference(**inputs)
         label = f"manual_backward on x of size {features} with {hidden} hidden units"
@@ -262,7 +266,8 @@ LAB.formula(
     hidden=[[1.5, 0.8, -0.6, 0.9], [3.1, 0.45, 0.35, 0.05], [0.6, 1.9, -1.7, 0.6], [2.0, -0.4, 0.9, 0.2],
             [-1.2, 0.7, 1.3, 0.9], [2.0, 0.0, 1.1, 0.3], [0.9, 0.5, 1.4, 0.2]],
     reference=lambda p: [kit.task2_values(*p)[k] for k in ("dloss_dw1", "dloss_dw2")],
-    mistakes={why: (lambda p, why=why: task2_formula_slips(*p)[why]) for why in task2_formula_slips(1.0, 1.0, 1.0, 0.0)},
+    mistakes={why: (lambda p, why=why: task2_formula_slips(*p)[why])
+              for why in task2_formula_slips(1.0, 1.0, 1.0, 0.0)},
     hint="Run the forward pass inside the function, then multiply 2b's local derivatives along each weight's "
          "path; the ReLU's slope depends on the sign of m1.")
 LAB.function(
@@ -285,9 +290,11 @@ LAB.function(
     hint="Run the forward pass, keep m1, r, m2 and ŷ, then chain the local derivatives from the loss back.")
 # (problem, h): h large enough that a one-sided difference is visibly off.
 LAB.function(
-    "t3_numerical_gradient", "numerical_gradient", visible=[["bowl", 0.01]], hidden=[["wave", 0.01], ["network", 0.001]],
+    "t3_numerical_gradient", "numerical_gradient",
+    visible=[["bowl", 0.01]], hidden=[["wave", 0.01], ["network", 0.001]],
     reference=lambda p: centred_difference(*p),
-    mistakes={why: (lambda p, switch=switch: centred_difference(*p, **switch)) for why, switch in NUMERICAL_MISTAKES.items()},
+    mistakes={why: (lambda p, switch=switch: centred_difference(*p, **switch))
+              for why, switch in NUMERICAL_MISTAKES.items()},
     rtol=1e-7, atol=1e-10,
     hint="For each i: copy x, add h to coordinate i for one copy and subtract it for the other, and take "
          "(f(up) − f(down)) / (2h).")

@@ -60,7 +60,7 @@ def verify_model(data: dict, student: str) -> list[str]:
 def verify_train(data: dict, student: str) -> list[str]:
     problems = []
     close = lambda a, b: lists_close(a, b, TRAIN_RTOL, TRAIN_ATOL)  # noqa: E731
-    for probe, got in zip(data["probes"], data["outputs"]):
+    for probe, got in zip(data["probes"], data["outputs"], strict=True):
         name, lr, steps, zero_grad = probe["optimizer"], probe["lr"], probe["steps"], probe["zero_grad"]
         call = f"train with {name}(lr={lr:g}), {steps} steps, zero_grad={zero_grad}"
         ref = train_reference(**probe)
@@ -125,10 +125,10 @@ def cross_entropy_slips(z0, z1, z2, target) -> dict[str, list[float]]:
 
     p = softmax(z)
     onehot = [float(i == target) for i in range(3)]
-    right = [p_i - t_i for p_i, t_i in zip(p, onehot)]
+    right = [p_i - t_i for p_i, t_i in zip(p, onehot, strict=True)]
     twice = softmax(p)  # softmax applied to probabilities: the gradient goes back through the first softmax
-    upstream = [q_i - t_i for q_i, t_i in zip(twice, onehot)]
-    through = [p[i] * (upstream[i] - sum(p_j * u_j for p_j, u_j in zip(p, upstream))) for i in range(3)]
+    upstream = [q_i - t_i for q_i, t_i in zip(twice, onehot, strict=True)]
+    through = [p[i] * (upstream[i] - sum(p_j * u_j for p_j, u_j in zip(p, upstream, strict=True))) for i in range(3)]
     log_sum = math.log(sum(math.exp(u) for u in z))
     return {"forgot to subtract the one-hot target": [log_sum - z[target], *p],
             "applied softmax before the cross-entropy, which applies it again":

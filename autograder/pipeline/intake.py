@@ -71,7 +71,8 @@ def notebook_problem(path: Path, root: Path, lab: str) -> str | None:
     shown = path.relative_to(root)
     info = path.lstat()
     if not stat.S_ISREG(info.st_mode):
-        return f"{shown} is {'a link' if stat.S_ISLNK(info.st_mode) else 'not a regular file'}: submit the notebook itself"
+        what = "a link" if stat.S_ISLNK(info.st_mode) else "not a regular file"
+        return f"{shown} is {what}: submit the notebook itself"
     if info.st_size > MAX_NOTEBOOK_BYTES:
         return (f"{shown} is {info.st_size / 2**20:.0f} MB, over the limit of {MAX_NOTEBOOK_BYTES >> 20} MB: "
                 "clear the outputs (Edit → Clear Outputs of All Cells) and submit again")

@@ -34,7 +34,7 @@ def agree(a, b) -> bool:
     if isinstance(a, dict) and isinstance(b, dict):
         return a.keys() == b.keys() and all(agree(a[k], b[k]) for k in a)
     if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(agree(x, y) for x, y in zip(a, b))
+        return len(a) == len(b) and all(agree(x, y) for x, y in zip(a, b, strict=True))
     return type(a) is type(b) and a == b
 
 

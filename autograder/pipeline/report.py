@@ -37,7 +37,8 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
         for cell in nbformat.read(path, as_version=4).cells:
             if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) \
                     and cell.metadata.nbgrader["grade_id"] in lost:
-                found[cell.metadata.nbgrader["grade_id"]] = verification.cell_mistakes(cell, checks, student, classmates)
+                grade_id = cell.metadata.nbgrader["grade_id"]
+                found[grade_id] = verification.cell_mistakes(cell, checks, student, classmates)
     return found
 
 

@@ -158,7 +158,8 @@ def save_result(gb: Gradebook, lab: str, student: str, result: dict, changed_ans
             for grade in nb.grades:
                 before, grade.auto_score = grade.auto_score, result["grades"].get((nb.name, grade.name))
                 if grade.manual_score is not None and (nb.name, grade.name) in changed_answers:
-                    previous = f"Previous answer scored {grade.manual_score:g} of {grade.max_score:g}; the answer changed."
+                    previous = (f"Previous answer scored {grade.manual_score:g} of {grade.max_score:g}; "
+                                "the answer changed.")
                     comment = comments.get(grade.name)
                     if comment is not None:
                         comment.manual_comment = "\n\n".join(filter(None, [previous, comment.manual_comment]))
@@ -245,7 +246,8 @@ def save_unit(run: runs.Run, gb: Gradebook, outcome, result: dict, files: dict[s
             forget(run.root, entry)
             return failed(outcome, str(error) if isinstance(error, OlderSubmission) else f"not saved: {cause(error)}")
         try:
-            feedback.render(run.root, lab, student, Path(entry["stage"]) / "autograded", Path(entry["stage"]) / "feedback")
+            stage = Path(entry["stage"])
+            feedback.render(run.root, lab, student, stage / "autograded", stage / "feedback")
             go_live(entry, live)
         except Exception as error:
             try:

@@ -6,13 +6,14 @@ Run as `python zygote.py SOCKET` (by `service.py`, never by hand). It prints `re
 then takes one request per connection on the Unix socket SOCKET, as two lines: the JSON
     {"holder": PID, "uid": UID, "folder": PATH, "env": {...}, "argv": [...], "log": PATH}
 and then the unit's secret, which the service reads only after it has forked the unit (so no
-unit ever holds it) and returns with the reply. HOLDER is a process that bubblewrap started in the unit's sandbox (`sandbox.hold`): the fork
-enters that sandbox's namespaces (its mounts, process tree, network, IPC, host name, cgroups),
-so it sees exactly what a command bubblewrap started there would see. Joining needs root
-(`grading.run_autograde` uses the service only then): in the user-namespace sandbox bubblewrap
-makes for anyone else, the kernel refuses a joiner its cgroup namespace. A second fork becomes a member of the sandbox's process tree, takes the same limits and
-user as `sandbox.wrap` gives (no capabilities, no new privileges), and runs
-`autograde_unit.main(argv)`, whose kernels are forks of it in turn. The reply is the exit
+unit ever holds it) and returns with the reply. HOLDER is a process that bubblewrap started in
+the unit's sandbox (`sandbox.hold`): the fork enters that sandbox's namespaces (its mounts,
+process tree, network, IPC, host name, cgroups), so it sees exactly what a command bubblewrap
+started there would see. Joining needs root (`grading.run_autograde` uses the service only
+then): in the user-namespace sandbox bubblewrap makes for anyone else, the kernel refuses a
+joiner its cgroup namespace. A second fork becomes a member of the sandbox's process tree,
+takes the same limits and user as `sandbox.wrap` gives (no capabilities, no new privileges),
+and runs `autograde_unit.main(argv)`, whose kernels are forks of it in turn. The reply is the exit
 status and the secret, {"status": N, "secret": S}, when that process ends. Before it joins the
 sandbox, a unit closes every descriptor but its log and /dev/null: it holds no connection to
 the grader and none of another unit's, so nothing it writes can pass for a reply.
@@ -151,7 +152,7 @@ def warm_gradebook(autograde_unit) -> None:
         finally:
             warnings.filters[:] = filters
             warnings._filters_mutated()
-            for logger, level in zip(quiet, levels):
+            for logger, level in zip(quiet, levels, strict=True):
                 logger.setLevel(level)
             gradebooks.forget()
 
@@ -201,7 +202,8 @@ def formatted_once(structured_traceback):
         settings = {name: value for name, value in vars(self).items() if name != "tb"}
         if last:
             (old_key, old_numbers, old_settings), lines = last.pop()
-            if all(a is b for a, b in zip(old_key, key)) and old_numbers == numbers and old_settings == settings:
+            same = all(a is b for a, b in zip(old_key, key, strict=True))
+            if same and old_numbers == numbers and old_settings == settings:
                 self.tb = etb[0] if isinstance(etb, tuple) else etb  # as the formatter records it
                 return list(lines)
         lines = structured_traceback(self, etype, evalue, etb, tb_offset, context)

@@ -94,7 +94,7 @@ def descent(A, B, target, lr, epochs, zero_grad=True, reset=True, sign=-1.0):
         if zero_grad and reset:
             A.grad = None
             B.grad = None
-        for lst, v in zip(out, (A, B, loss)):
+        for lst, v in zip(out, (A, B, loss), strict=True):
             lst.append(v.item())
     return out
 
@@ -208,7 +208,7 @@ def test_kit_data_matches_the_grader():
 def test_the_learning_rate_explorers_closed_form_is_what_autograd_does(lr):
     """notebooks/learning_rate_explorer.py draws u_k = −10 · (1 − 4·lr)^k instead of running descent."""
     run = lab1.descent_reference(0.0, 0.0, 10.0, lr, 12)
-    for k, (a, b) in enumerate(zip(run["As"], run["Bs"]), start=1):
+    for k, (a, b) in enumerate(zip(run["As"], run["Bs"], strict=True), start=1):
         assert a + b == pytest.approx(10 - 10 * (1 - 4 * lr) ** k, rel=1e-9, abs=1e-9)
 
 

@@ -43,7 +43,7 @@ def test_composite_reference_is_the_gradcheck_verified_gradient(device, student)
 
     assert torch.autograd.gradcheck(f, leaves) and torch.autograd.gradgradcheck(f, leaves)
     grads = torch.autograd.grad(f(*leaves), leaves)
-    for name, grad in zip(("df_dx", "df_dy", "df_dz"), grads):
+    for name, grad in zip(("df_dx", "df_dy", "df_dz"), grads, strict=True):
         assert ref[name] == pytest.approx(grad.item(), rel=1e-12), name
     assert abs(ref["f"]) <= 0.85
 

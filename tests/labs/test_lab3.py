@@ -49,10 +49,10 @@ def test_full_batch_gradient_is_the_gradcheck_verified_gradient(device):
     params = tuple(p.detach().clone().requires_grad_() for p in model.parameters())
 
     def loss(*params):
-        return nn.functional.mse_loss(torch.func.functional_call(model, dict(zip(names, params)), (X,)), y)
+        return nn.functional.mse_loss(torch.func.functional_call(model, dict(zip(names, params, strict=True)), (X,)), y)
 
     assert torch.autograd.gradcheck(loss, params)  # central differences in float64 agree with autograd
-    for ref, grad in zip(lab3.full_batch_gradients(8, 0), torch.autograd.grad(loss(*params), params)):
+    for ref, grad in zip(lab3.full_batch_gradients(8, 0), torch.autograd.grad(loss(*params), params), strict=True):
         assert relative_error(ref, grad) < 1e-12
 
 
@@ -115,7 +115,7 @@ def micro(scale=True, clear=True):
     def accumulate_gradients(model, X, y, k):
         if clear:
             model.zero_grad()
-        for xb, yb in zip(X.chunk(k), y.chunk(k)):
+        for xb, yb in zip(X.chunk(k), y.chunk(k), strict=True):
             (nn.functional.mse_loss(model(xb), yb) / (k if scale else 1)).backward()
         return [p.grad.clone() for p in model.parameters()]
     return accumulate_gradients
@@ -178,7 +178,7 @@ def test_the_observe_cells_expressions_behave_as_the_lab_says(text, works):
     assert not set(kit.EXPRESSIONS) & {text}
     x = torch.tensor([0.5, -1.0, 2.0], requires_grad=True)
     y = torch.tensor([1.0, 2.0, 3.0])
-    out = eval(text)
+    out = eval(text, {"torch": torch}, {"x": x, "y": y})
     out.backward()
     if works:
         out.backward()

@@ -102,7 +102,7 @@ def test_stated_sigmoid_slip_numbers():
 def test_activation_references_match_closed_forms(device):
     xs = [x for probe in ACTIVATION_PROBES for x in probe]
     refs = grader.activation_references(xs)
-    for x, r, s in zip(xs, refs["relu_grad"], refs["sigmoid_grad"]):
+    for x, r, s in zip(xs, refs["relu_grad"], refs["sigmoid_grad"], strict=True):
         assert r == (1.0 if x > 0 else 0.0)  # PyTorch's slope at exactly 0 is 0
         assert s == pytest.approx(sigmoid(x) * (1 - sigmoid(x)), rel=1e-12)  # σ' = σ(1 − σ)
 
@@ -316,7 +316,7 @@ def test_on_each_input_a_wrong_output_has_one_name(grade_id):
     m1 = 0 exactly, letting the gradient through the ReLU everywhere also gives it slope 1 there."""
     check = FORMULA_CHECKS[grade_id]
     slips = grader.task1_formula_slips if grade_id == "t1_formula" else grader.task2_formula_slips
-    same = lambda u, v: all(close(a, b, FUNCTION_RTOL, FUNCTION_ATOL) for a, b in zip(u, v))  # noqa: E731
+    same = lambda u, v: all(close(a, b, FUNCTION_RTOL, FUNCTION_ATOL) for a, b in zip(u, v, strict=True))  # noqa: E731
     for probe in check.visible + check.hidden:
         outputs = slips(*probe)
         for a in outputs:

@@ -49,7 +49,7 @@ def test_training_numbers_stated_by_the_lab():
         optimizer.zero_grad()
         nn.functional.mse_loss(model(X).squeeze(1), y).backward()
         optimizer.step()
-    weight, bias = (p.detach() - p0 for p, p0 in zip(model[0].parameters(), start))
+    weight, bias = (p.detach() - p0 for p, p0 in zip(model[0].parameters(), start, strict=True))
     assert weight[1].abs().sum() + bias[1].abs() == 0
     assert weight[0].abs().sum() + bias[0].abs() > 0.1
     assert (model[:2](X) > 0).sum(0).tolist() == [1, 0]
@@ -95,7 +95,7 @@ def test_without_zero_grad_every_seed_reaches_nan_within_1000_steps():
 def test_notebook_models_match_the_graders_seeded_models():
     torch.manual_seed(3)
     model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
-    assert all(torch.equal(a, b.cpu()) for a, b in zip(model.parameters(), kit.seeded_model(3).parameters()))
+    assert all(torch.equal(a, b.cpu()) for a, b in zip(model.parameters(), kit.seeded_model(3).parameters(), strict=True))
 
 
 @pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
@@ -290,7 +290,7 @@ def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id)
 def test_the_formula_inputs_show_what_the_students_numbers_hide():
     """Every student's b is −1, 0 or 1 and x is an integer; the grader's inputs have b ∉ {0, ±1}
     in every probe and an x of ±1 in none; every logit triple is distinct, every target is used."""
-    for w, b, x1, y1, x2, y2, lr in lab5.LAB.checks["t3_sgd_formula"].hidden:
+    for _w, b, x1, _y1, x2, _y2, _lr in lab5.LAB.checks["t3_sgd_formula"].hidden:
         assert b not in (0.0, 1.0, -1.0) and abs(x1) != 1 and abs(x2) != 1
     probes = lab5.LAB.checks["t4_ce_formula"].hidden
     assert all(len({z0, z1, z2}) == 3 for z0, z1, z2, _ in probes) and {t for *_, t in probes} == {0, 1, 2}

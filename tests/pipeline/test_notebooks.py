@@ -65,7 +65,7 @@ def own_graded_values(lab: str, student: str) -> dict[str, float]:
     for name, expected in mine.items():
         flat = expected.value if isinstance(expected.value, list) else [expected.value]
         theirs = other[name].value if isinstance(other[name].value, list) else [other[name].value]
-        for i, (value, their) in enumerate(zip(flat, theirs)):
+        for i, (value, their) in enumerate(zip(flat, theirs, strict=True)):
             if value != their and (2 * value) % 1 and value not in given:  # integers and halves turn up anywhere
                 values[f"{name}[{i}]" if len(flat) > 1 else name] = value
     return values

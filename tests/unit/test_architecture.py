@@ -3,7 +3,9 @@ check is declared once."""
 
 import ast
 import json
+import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -130,3 +132,40 @@ def test_the_kit_has_no_pipeline():
     text = "\n".join(p.read_text() for p in (REPO / "course").rglob("*.py"))
     for word in ("nbgrader", "gradebook", "sqlite", "autograder"):
         assert not re.search(rf"^\s*(import|from)\s+\S*{word}", text, re.M | re.I), word
+
+
+LINT_IMPORTS = REPO / ".venv" / "bin" / "lint-imports"
+UPWARD_IMPORTS = {  # a module, and an import that breaks one of pyproject.toml's contracts
+    "autograder/labs/__init__.py": "from ..pipeline import sandbox",  # a layer reaching up
+    "autograder/verification.py": "from .pipeline.autograde_unit import source_digest",
+    "course/checks.py": "import nbgrader",  # the kit reaching the grader's tools
+    "course/protocol.py": "import autograder.labs",
+    "autograder/pipeline/autograde_unit.py": "from autograder.pipeline import layout",  # mounted alone
+}
+
+
+def lint_imports(root) -> subprocess.CompletedProcess:
+    """`lint-imports` with the repository's contracts, on the packages in `root`."""
+    return subprocess.run([str(LINT_IMPORTS), str(REPO / "pyproject.toml"), "--no-cache"],
+                          cwd=root, env={"PATH": os.environ["PATH"], "PYTHONPATH": str(root)},
+                          capture_output=True, text=True)
+
+
+@pytest.fixture
+def packages(tmp_path):
+    """A copy of the grader and the kit, to break."""
+    for package in ("autograder", "course"):
+        shutil.copytree(REPO / package, tmp_path / package, ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path
+
+
+def test_the_import_contracts_hold_and_each_upward_import_breaks_one(packages):
+    kept = lint_imports(packages)
+    assert kept.returncode == 0 and "3 kept, 0 broken" in kept.stdout, kept.stdout + kept.stderr
+    for module, line in UPWARD_IMPORTS.items():
+        path = packages / module
+        text = path.read_text()
+        path.write_text(f"{text}\n{line}\n")
+        broken = lint_imports(packages)
+        path.write_text(text)
+        assert broken.returncode == 1 and "0 broken" not in broken.stdout, (module, broken.stdout + broken.stderr)

@@ -13,9 +13,9 @@ from autograder.pipeline.service import Reply
 
 ATTACKER = "http://attacker.invalid/x"
 VECTORS = [
-    "<script>alert(1)</script>", f"<img src=x onerror=alert(1)>", "<svg onload=alert(1)>",
+    "<script>alert(1)</script>", "<img src=x onerror=alert(1)>", "<svg onload=alert(1)>",
     "<iframe srcdoc='<script>alert(1)</script>'></iframe>", "<a href='javascript:alert(1)'>a</a>",
-    f"<form action='{ATTACKER}'><button>b</button></form>", f"<img src='{ATTACKER}'>", f"<img src='/files/x.png'>",
+    f"<form action='{ATTACKER}'><button>b</button></form>", f"<img src='{ATTACKER}'>", "<img src='/files/x.png'>",
     f"<style>@import url('{ATTACKER}')</style>", f"<link rel=stylesheet href='{ATTACKER}'>",
     f"<object data='{ATTACKER}'></object>", f"<embed src='{ATTACKER}'>", f"<base href='{ATTACKER}'>",
     f"<meta http-equiv=refresh content='0;url={ATTACKER}'>", "<details open ontoggle=alert(1)>",

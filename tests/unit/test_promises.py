@@ -49,7 +49,7 @@ def test_every_named_mistake_is_ten_tolerances_from_the_right_answer_for_every_s
                 continue
             if isinstance(expected.value, list):
                 for slip, wrong in expected.slips.items():
-                    assert any(far_apart(a, b) for a, b in zip(wrong, expected.value)), (student, expected.name, slip)
+                    assert any(far_apart(a, b) for a, b in zip(wrong, expected.value, strict=True)), (student, expected.name, slip)
                 continue
             for slip, wrong in expected.slips.items():
                 assert far_apart(wrong, expected.value), (lab, student, expected.name, slip)
