@@ -4,6 +4,7 @@ student ada or student3, or is listed: as equivalent (it cannot change a grade),
 import pytest
 
 import mutate_solutions
+from autograder.pipeline import notebooks
 
 pytestmark = pytest.mark.slow
 SURVIVING = mutate_solutions.REPO / "tests" / "surviving_solution_mutants.txt"
@@ -13,7 +14,7 @@ def listed(path) -> set[str]:
     return {line.split("#")[0].strip() for line in path.read_text().splitlines() if line.strip() and line[0] != "#"}
 
 
-@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4", "lab5"])
+@pytest.mark.parametrize("lab", notebooks.labs())
 def test_every_solution_mutant_loses_points_or_is_listed(monkeypatch, lab):
     monkeypatch.delenv("NBGRADER_EXECUTION", raising=False)
     alive, ran = mutate_solutions.survivors(lab)

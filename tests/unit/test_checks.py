@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from autograder.labs import lab4 as grader
+from autograder.pipeline import notebooks
 from course import identity
 from course import lab4 as kit
 from course.answers import Unanswered, diagnose_all
@@ -290,7 +291,7 @@ def test_hidden_outputs_are_checked_on_the_graders_probes_not_the_notebooks():
     assert problems and "train(x=2, y=3" in problems[0]
 
 
-@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4", "lab5"])
+@pytest.mark.parametrize("lab", notebooks.labs())
 @pytest.mark.parametrize("student", ["ada", "zoë", "student7"])
 def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
     import importlib
@@ -309,7 +310,7 @@ def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
     assert [d for d, _ in check.other_answers(identity.ANONYMOUS, names)] == [d for d, _ in others[1:]]
 
 
-@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4", "lab5"])
+@pytest.mark.parametrize("lab", notebooks.labs())
 @pytest.mark.parametrize("student", ["ada", "zoë", identity.ANONYMOUS])
 def test_answers_worked_on_the_labs_worked_example_are_named_as_such(lab, student):
     """Values copied from the lab's prose or observe cells, which use the worked example's numbers."""
