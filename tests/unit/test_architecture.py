@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -169,3 +170,23 @@ def test_the_import_contracts_hold_and_each_upward_import_breaks_one(packages):
         broken = lint_imports(packages)
         path.write_text(text)
         assert broken.returncode == 1 and "0 broken" not in broken.stdout, (module, broken.stdout + broken.stderr)
+
+
+def test_a_release_is_stale_when_any_file_it_was_made_from_changes(tmp_path):
+    """`make release` skips a lab whose digest is unchanged: the digest must cover the source, the
+    config, every kit module, every lab declaration and the releasing code, and move with each."""
+    (tmp_path / "source" / "lab1").mkdir(parents=True)
+    copies = [shutil.copy2(REPO / "source" / "lab1" / "lab1.py", tmp_path / "source" / "lab1"),
+              shutil.copy2(REPO / "nbgrader_config.py", tmp_path)]
+    inputs = set(notebooks.release_inputs("lab1", tmp_path))
+    code = {*(REPO / "course").glob("*.py"), *(REPO / "autograder" / "labs").glob("*.py"),
+            REPO / "autograder" / "pipeline" / "notebooks.py", REPO / "autograder" / "pipeline" / "kitdata.py"}
+    assert inputs == {p.resolve() for p in code} | {tmp_path / "source" / "lab1" / "lab1.py", tmp_path / "nbgrader_config.py"}
+    before = notebooks.release_digest("lab1", tmp_path)
+    for copy in map(Path, copies):
+        text = copy.read_bytes()
+        copy.write_bytes(text + b"\n")
+        assert notebooks.release_digest("lab1", tmp_path) != before, copy
+        copy.write_bytes(text)
+    assert notebooks.release_digest("lab1", tmp_path) == before
+    assert not notebooks.up_to_date("lab1", tmp_path)  # never released in this root

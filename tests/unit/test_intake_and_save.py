@@ -310,3 +310,19 @@ def test_a_feedback_page_that_cannot_be_written_says_why(gradebook, tmp_path):
     assert saving.cause(failure.value) == str(failure.value)
     assert saving.cause(feedback.RenderFailed("feedback page not written: OSError: [Errno 28] No space left on "
                                               "device")).startswith("no space left on the disk")
+
+
+def test_each_unit_starts_from_a_gradebook_of_its_lab_with_no_student_in_it(gradebook, tmp_path):
+    """What goes into the sandbox: the lab's notebooks and cells, built afresh (no deleted rows of
+    other students in free pages), one file per lab in the run's scratch folder."""
+    save(gradebook, "ada", 2.0)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    template = grading.lab_template(scratch, "lab9")
+    assert template.parent == scratch and template != grading.lab_template(scratch, "lab8")
+    assert grading.lab_gradebook(tmp_path, "lab9", template) == template
+    with Gradebook(f"sqlite:///{template}") as gb:
+        (notebook,) = gb.find_assignment("lab9").notebooks
+        assert {c.name: c.max_score for c in notebook.grade_cells} == {"t1": 2, "q1": 3}
+        assert [c.name for c in notebook.solution_cells] == ["q1"] and gb.students == []
+    assert b"ada" not in template.read_bytes()
