@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy.exc
 
 from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, notebooks, report, runs,
-                       sandbox, saving)
+                       sandbox, saving, submission, terminal)
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -72,7 +72,7 @@ def grade(args, root: Path) -> int:
     else:
         print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
     threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
-    settings = grading.Settings(not args.no_sandbox, args.notebook_timeout, threads=threads,
+    settings = submission.Settings(not args.no_sandbox, args.notebook_timeout, threads=threads,
                                 warm=not args.no_warm_service)
     runs.stop_on_sigterm()
     stopped, unread, unwritten = False, [], None
@@ -103,7 +103,7 @@ def grade(args, root: Path) -> int:
         return 2
     for lab, outcomes in results.items():
         try:
-            print(grading.format_table(root, lab, outcomes))
+            print(terminal.format_table(root, lab, outcomes))
             if any(o.ok for o in outcomes):
                 print(report.class_report(root, lab))
         except Exception as error:  # the gradebook gone again, a full disk: the grades are saved
@@ -150,7 +150,7 @@ def restore_gradebook(args, root: Path) -> int:
 
 def table(args, root: Path) -> int:
     for lab in args.labs:
-        print(grading.format_table(root, lab, []))
+        print(terminal.format_table(root, lab, []))
     return 0
 
 
@@ -236,7 +236,7 @@ def main(argv=None) -> int:
     sub.choices["grade"].add_argument("--no-warm-service", action="store_true",
                                       help="start every unit as a new interpreter, as graded by a user other than "
                                            "root (slower; to tell a bug of the warm service from stock behaviour)")
-    sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=grading.NOTEBOOK_TIMEOUT_S,
+    sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=submission.NOTEBOOK_TIMEOUT_S,
                                       help="seconds a notebook may run; cells after that are not run and score 0")
     sub.choices["grade"].add_argument("--dask", action="store_true",
                                       help="grade on Dask: a LocalCluster of --jobs worker processes, or --scheduler's")

@@ -38,7 +38,7 @@ from traitlets.config.loader import PyFileConfigLoader
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from autograder.pipeline import cluster, grading, notebooks, service  # noqa: E402
+from autograder.pipeline import cluster, gradebooks, grading, notebooks, service, submission  # noqa: E402
 from autograder.pipeline.layout import DB_URL_ENV, Layout  # noqa: E402
 from autograder.pipeline.nbgrader_cmd import environment, run_nbgrader  # noqa: E402
 from course.identity import STUDENT_ENV  # noqa: E402
@@ -90,7 +90,7 @@ def scores(root: Path, labs: list[str]) -> dict[tuple[str, str, str], float | No
     """{(lab, student, test cell): auto score} from a course's gradebook."""
     out = {}
     for lab in labs:
-        tests = {name for name, _ in grading.graded_cells(root, lab)[0]}
+        tests = {name for name, _ in gradebooks.graded_cells(root, lab)[0]}
         with Gradebook(Layout(root).db_url) as gb:
             for sub in gb.find_assignment(lab).submissions:
                 out.update({(lab, sub.student.id, g.name): g.auto_score
@@ -110,7 +110,8 @@ def run_ours(root: Path, labs: list[str], jobs: int, dask: bool) -> float:
     start = time.monotonic()
     try:
         with cluster.dask_executor(None, jobs) if dask else nullcontext() as executor:
-            grading.grade_class(root, labs, jobs, grading.Settings(threads=1), log=lambda line: None, executor=executor)
+            grading.grade_class(root, labs, jobs, submission.Settings(threads=1), log=lambda line: None,
+                                executor=executor)
         return time.monotonic() - start
     finally:
         service.stop()

@@ -28,7 +28,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins.export import CsvExportPlugin
 
-from . import grading, intake, notebooks, sandbox, saving
+from . import gradebooks, grading, intake, notebooks, sandbox, saving, submission
 from .layout import Layout, whole_file
 from .nbgrader_cmd import run_nbgrader
 
@@ -147,9 +147,9 @@ def build_gradescope(root: Path, lab: str, dest: Path, unsandboxed: bool = False
     return dest
 
 
-def submitted_notebook(submission: Path, lab: str) -> Path | None:
+def submitted_notebook(uploaded: Path, lab: str) -> Path | None:
     """The notebook to grade: `<lab>.ipynb` if uploaded, else the only notebook uploaded."""
-    notebooks = sorted(p for p in submission.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+    notebooks = sorted(p for p in uploaded.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
     named = [p for p in notebooks if p.name == f"{lab}.ipynb"]
     return named[0] if named else notebooks[0] if len(notebooks) == 1 else None
 
@@ -167,13 +167,13 @@ def cell_output(cell) -> str:
     return text if len(text) <= MAX_OUTPUT else text[:MAX_OUTPUT] + " [...]"
 
 
-def gradescope_results(root: Path, lab: str, student: str, outcome: grading.Outcome, seconds: float) -> dict:
+def gradescope_results(root: Path, lab: str, student: str, outcome: submission.Outcome, seconds: float) -> dict:
     """results.json for one graded (or refused) submission."""
     if not outcome.ok:
         return {"score": 0.0, "execution_time": round(seconds), **AS_TEXT,
                 "output": f"Your notebook could not be graded: {outcome.message}"}
-    auto, written = grading.graded_cells(root, lab)
-    scores = grading.cell_scores(root, lab)[student]
+    auto, written = gradebooks.graded_cells(root, lab)
+    scores = gradebooks.cell_scores(root, lab)[student]
     graded = nbformat.read(Layout(root).notebook("autograded", lab, student), as_version=4)
     cells = {c.metadata["nbgrader"]["grade_id"]: c for c in graded.cells if "nbgrader" in c.get("metadata", {})}
     tests = [{"name": name, "number": str(number), "score": scores.get(name) or 0.0, "max_score": points,
@@ -187,16 +187,16 @@ def gradescope_results(root: Path, lab: str, student: str, outcome: grading.Outc
             "stdout_visibility": "hidden", "tests": tests}
 
 
-def grade_one(root: Path, lab: str, student: str) -> grading.Outcome:
+def grade_one(root: Path, lab: str, student: str) -> submission.Outcome:
     """Grade the one submission in `root`, in the sandbox; without it only if the zip says so."""
     problem = sandbox.unavailable()
     if problem and not (root / UNSANDBOXED_FLAG).is_file():
         print(f"Not grading: {problem}. Build the autograder with --unsandboxed to grade without it.")
-        return grading.Outcome(student, lab, False, "the grader's sandbox cannot run on this Gradescope "
+        return submission.Outcome(student, lab, False, "the grader's sandbox cannot run on this Gradescope "
                                "image; your instructor has been told (see the autograder output)")
     print("sandbox:", f"OFF ({problem}); only Gradescope's container separates this submission" if problem
           else "bubblewrap")
-    (outcome,) = grading.grade_class(root, [lab], 1, grading.Settings(sandboxed=problem is None))[lab]
+    (outcome,) = grading.grade_class(root, [lab], 1, submission.Settings(sandboxed=problem is None))[lab]
     return outcome
 
 
@@ -209,9 +209,10 @@ def run_gradescope(base: Path, root: Path) -> dict:
     student = str(users[0].get("email", "")).strip()
     notebook = submitted_notebook(base / "submission", lab)
     if notebook is None:
-        outcome = grading.Outcome(student, lab, False, f"upload one notebook, named {lab}.ipynb")
+        outcome = submission.Outcome(student, lab, False, f"upload one notebook, named {lab}.ipynb")
     elif not intake.STUDENT_ID.fullmatch(student):
-        outcome = grading.Outcome(student, lab, False, f"the account's email {student!r} is not an id the grader takes")
+        why = f"the account's email {student!r} is not an id the grader takes"
+        outcome = submission.Outcome(student, lab, False, why)
     else:
         target = Layout(root).notebook("submitted", lab, student)
         shutil.rmtree(target.parent, ignore_errors=True)

@@ -20,7 +20,7 @@ from nbgrader.utils import is_grade, is_solution
 
 from .. import verification
 from ..labs import load
-from . import grading
+from . import gradebooks
 from .layout import Layout, whole_file
 
 TOP = 5  # mistakes listed per cell
@@ -50,8 +50,8 @@ def class_report(root: Path, lab: str, top: int = TOP) -> str:
     from matplotlib import pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    scores = grading.cell_scores(root, lab)
-    auto, _ = grading.graded_cells(root, lab)
+    scores = gradebooks.cell_scores(root, lab)
+    auto, _ = gradebooks.graded_cells(root, lab)
     possible = sum(points for _, points in auto)
     totals = {s: sum(cells.get(name) or 0 for name, _ in auto) for s, cells in scores.items()}
     out = folder(root)

@@ -9,7 +9,7 @@ and then the unit's secret, which the service reads only after it has forked the
 unit ever holds it) and returns with the reply. HOLDER is a process that bubblewrap started in
 the unit's sandbox (`sandbox.hold`): the fork enters that sandbox's namespaces (its mounts,
 process tree, network, IPC, host name, cgroups), so it sees exactly what a command bubblewrap
-started there would see. Joining needs root (`grading.run_autograde` uses the service only
+started there would see. Joining needs root (`submission.run_autograde` uses the service only
 then): in the user-namespace sandbox bubblewrap makes for anyone else, the kernel refuses a
 joiner its cgroup namespace. A second fork becomes a member of the sandbox's process tree,
 takes the same limits and user as `sandbox.wrap` gives (no capabilities, no new privileges),

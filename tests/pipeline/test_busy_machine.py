@@ -13,7 +13,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from autograder.pipeline import examples, grading, notebooks
+from autograder.pipeline import examples, gradebooks, notebooks, submission
 
 from conftest import make_course_root
 
@@ -54,7 +54,7 @@ def expected_scores(labs: list[str], students: set[str] | None = None) -> dict:
 
 
 def graded_scores(root, wanted: dict) -> dict:
-    tables = {lab: grading.cell_scores(root, lab) for lab in {lab for lab, _ in wanted}}
+    tables = {lab: gradebooks.cell_scores(root, lab) for lab in {lab for lab, _ in wanted}}
     return {(lab, student): {name: tables[lab].get(student, {}).get(name) for name in expected}
             for (lab, student), expected in wanted.items()}
 
@@ -68,7 +68,7 @@ def test_the_example_class_graded_on_a_busy_machine_gets_the_quiet_runs_scores(c
     print(f"graded the example class with {BUSY_PER_CORE} busy loops per core in {seconds:.0f} s")
     wanted = expected_scores(labs)
     assert graded_scores(course, wanted) == wanted
-    assert "NOT GRADED" not in out and grading.OUT_OF_TIME not in out, out[-3000:]
+    assert "NOT GRADED" not in out and submission.OUT_OF_TIME not in out, out[-3000:]
 
 
 # The door as it was found: Lab 4, two units at a time, each a new interpreter, on a machine so busy

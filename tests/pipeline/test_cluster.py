@@ -13,7 +13,7 @@ import pytest
 from distributed import Client, LocalCluster
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import examples, grading
+from autograder.pipeline import examples, gradebooks, grading, submission
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO, make_course_root
@@ -60,14 +60,14 @@ def test_a_worker_killed_mid_unit_loses_nothing(course):
                       memory_limit=0) as cluster, Client(cluster) as client:
         killer = threading.Thread(target=kill_a_busy_worker, args=(client, client.run(os.getpid), killed))
         killer.start()
-        outcomes = grading.grade_class(course, [LAB], 2, grading.Settings(threads=1), log=lambda line: None,
+        outcomes = grading.grade_class(course, [LAB], 2, submission.Settings(threads=1), log=lambda line: None,
                                        executor=client.get_executor(pure=False))[LAB]
         killer.join()
     assert killed, "no worker was busy long enough to be killed"
     assert [o.student for o in outcomes if not o.ok] == []
-    autograded = {name for name, _ in grading.graded_cells(course, LAB)[0]}
+    autograded = {name for name, _ in gradebooks.graded_cells(course, LAB)[0]}
     scores = {s: {k: v for k, v in cells.items() if k in autograded}
-              for s, cells in grading.cell_scores(course, LAB).items()}
+              for s, cells in gradebooks.cell_scores(course, LAB).items()}
     assert scores == expected
     with Gradebook(Layout(course).db_url) as gb:  # one submission per student: nothing saved twice
         assert sorted(s.student.id for s in gb.find_assignment(LAB).submissions) == sorted(expected)

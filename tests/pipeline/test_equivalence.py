@@ -9,7 +9,7 @@ import sys
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import examples, grading
+from autograder.pipeline import examples, gradebooks, grading, submission
 from autograder.pipeline.layout import Layout
 from autograder.pipeline.nbgrader_cmd import run_nbgrader
 
@@ -21,7 +21,7 @@ LABS = ["lab2", "lab5"]  # all of Lab 2's and Lab 5's examples: right, wrong, bl
 
 def scores_by_cell(root, lab):
     """{(student, cell): auto score} of the lab's autograded test cells."""
-    tests = {name for name, _ in grading.graded_cells(root, lab)[0]}
+    tests = {name for name, _ in gradebooks.graded_cells(root, lab)[0]}
     with Gradebook(Layout(root).db_url) as gb:
         return {(sub.student.id, g.name): g.auto_score for sub in gb.find_assignment(lab).submissions
                 for nb in sub.notebooks for g in nb.grades if g.name in tests}
@@ -38,7 +38,7 @@ def both(tmp_path_factory):
     shutil.copytree(ours, stock)
     for lab in LABS:
         run_nbgrader("autograde", lab, "--force", f"--CourseDirectory.root={stock}", root=stock)
-    outcomes = grading.grade_class(ours, LABS, 2, grading.Settings(threads=1), log=lambda line: None)
+    outcomes = grading.grade_class(ours, LABS, 2, submission.Settings(threads=1), log=lambda line: None)
     return ours, stock, outcomes
 
 

@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.pipeline import examples, grading
+from autograder.pipeline import examples, gradebooks
 from autograder.pipeline.hub import lock_down, unlock
 from browser import browser, screenshot
 from unix_users import accounts, as_user, base_interpreter, reachable_by_everyone, require_root
@@ -176,7 +176,7 @@ def test_collected_submissions_get_exactly_their_examples_scores(hub, round_trip
     notebook (a link), so hers is not graded."""
     assert f"graded {len(STUDENTS)} of {len(STUDENTS) + 1} submission(s)" in round_trip["grade"].stdout
     assert round_trip["grade"].returncode == 1 and "1 submission(s) could not be graded" in round_trip["grade"].stderr
-    scores = grading.cell_scores(hub["course"], LAB)
+    scores = gradebooks.cell_scores(hub["course"], LAB)
     for student in STUDENTS:
         assert (hub["course"] / "submitted" / student / LAB / f"{LAB}.ipynb").owner() == INSTRUCTOR
         assert scores[student] == {**scores[student], **examples.load(LAB)[student]["expected"]}, student
@@ -604,7 +604,7 @@ def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgra
     graded = grade_as_instructor(hub_server)
     assert "graded 2 of 2 submission(s)" in graded.stdout, graded.stdout
     for student in (HUB_STUDENT, HOSTILE):
-        scores = grading.cell_scores(hub_server["course"], LAB)[student]
+        scores = gradebooks.cell_scores(hub_server["course"], LAB)[student]
         assert scores == {**scores, **examples.load(LAB)[student]["expected"]}, student
     assert written(hub_server, "q_dead_relu") == (None, True, None)
     page = open_submission(instructor, hub_server, HUB_STUDENT)

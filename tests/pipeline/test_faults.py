@@ -21,7 +21,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import examples, gradebook_guard, grading, runs
+from autograder.pipeline import examples, gradebooks, gradebook_guard, runs, submission
 from autograder.pipeline.layout import DB_URL_ENV, Layout
 
 from conftest import REPO, make_course_root
@@ -68,8 +68,8 @@ def course(released, tmp_path):
 
 
 def auto_scores(root) -> dict:
-    autograded = {name for name, _ in grading.graded_cells(root, LAB)[0]}
-    return {s: {k: v for k, v in cells.items() if k in autograded} for s, cells in grading.cell_scores(root, LAB).items()}
+    autograded = {name for name, _ in gradebooks.graded_cells(root, LAB)[0]}
+    return {s: {k: v for k, v in cells.items() if k in autograded} for s, cells in gradebooks.cell_scores(root, LAB).items()}
 
 
 def assert_whole(root) -> dict:
@@ -77,7 +77,7 @@ def assert_whole(root) -> dict:
     its feedback page and both CSVs say the same total, and no save is left half-done. Returns
     the autograded scores."""
     layout = Layout(root)
-    tests = grading.test_cells(layout.db_url, LAB)
+    tests = gradebooks.test_cells(layout.db_url, LAB)
     scores = auto_scores(root)
     assert set(layout.students("autograded", LAB)) == set(scores)
     with Gradebook(layout.db_url) as gb:
@@ -88,7 +88,7 @@ def assert_whole(root) -> dict:
               if row["Student"] != "Points Possible"}
     for student, cells in scores.items():
         notebook = layout.notebook("autograded", LAB, student)
-        from_notebook = grading.read_result([notebook], tests, None)["grades"]
+        from_notebook = submission.read_result([notebook], tests, None)["grades"]
         assert {name: from_notebook[(LAB, name)] for _, name in tests} == cells, student
         total, possible = sum(cells.values()), sum(tests.values())
         page = (root / "feedback" / student / LAB / f"{LAB}.html").read_text()

@@ -22,7 +22,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from autograder.pipeline import examples, grading
+from autograder.pipeline import examples, gradebooks
 from autograder.pipeline.layout import Layout
 from course.protocol import SUMMARY_CELL_ID
 from browser import browser, screenshot
@@ -241,7 +241,7 @@ def test_the_formgraders_autograde_button_runs_the_sandboxed_grader(course, form
     log = dialog.inner_text()
     screenshot(page, "formgrader-autograde-button")
     assert "sandbox: bubblewrap" in log and "graded 1 of 1 submission(s)" in log, log
-    scores = grading.cell_scores(course, LAB)["grace"]
+    scores = gradebooks.cell_scores(course, LAB)["grace"]
     assert scores == {**scores, **examples.load(LAB)["grace"]["expected"]}
     graded = nbformat.read(Layout(course).notebook("autograded", LAB, "grace"), as_version=4)
     assert graded.cells[0].get("id") == SUMMARY_CELL_ID  # only our grader writes the summary

@@ -14,7 +14,7 @@ import urllib.request
 import nbformat
 import pytest
 
-from autograder.pipeline import examples, grading, notebooks, report
+from autograder.pipeline import examples, gradebooks, notebooks, report
 from course.protocol import ANSWERS_MIME
 
 from conftest import REPO, make_course_root
@@ -34,9 +34,9 @@ def make(target: str, root, succeeds: bool = True, **env) -> subprocess.Complete
 
 
 def auto_scores(root, lab: str = LAB) -> dict[str, dict[str, float]]:
-    autograded = {name for name, _ in grading.graded_cells(root, lab)[0]}
+    autograded = {name for name, _ in gradebooks.graded_cells(root, lab)[0]}
     return {s: {k: v for k, v in cells.items() if k in autograded}
-            for s, cells in grading.cell_scores(root, lab).items()}
+            for s, cells in gradebooks.cell_scores(root, lab).items()}
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_the_canvas_csv_has_canvas_columns_points_possible_and_each_examples_tot
     assert possible[0] == "Points Possible"
     by_login = {row[3]: row for row in students}
     for column, lab in enumerate(LABS, start=5):
-        auto, written = grading.graded_cells(root, lab)
+        auto, written = gradebooks.graded_cells(root, lab)
         assert float(possible[column]) == sum(p for _, p in auto + written)
         for student, example in examples.load(lab).items():
             # No written answer is read yet: the total is the autograded cells' expected points.

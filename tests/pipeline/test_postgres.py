@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autograder.pipeline import examples, grading, notebooks
+from autograder.pipeline import examples, gradebooks, notebooks
 from autograder.pipeline.layout import DB_URL_ENV
 
 from conftest import REPO, make_course_root
@@ -53,7 +53,7 @@ def test_the_examples_graded_on_dask_into_postgresql_get_their_expected_scores(t
     assert not (root / "gradebook.db").exists()  # every grade went to PostgreSQL
     monkeypatch.setenv(DB_URL_ENV, postgres_url)
     for lab in notebooks.labs():
-        autograded = {name for name, _ in grading.graded_cells(root, lab)[0]}
+        autograded = {name for name, _ in gradebooks.graded_cells(root, lab)[0]}
         scores = {s: {k: v for k, v in cells.items() if k in autograded}
-                  for s, cells in grading.cell_scores(root, lab).items()}
+                  for s, cells in gradebooks.cell_scores(root, lab).items()}
         assert scores == {s: e["expected"] for s, e in examples.load(lab).items()}, lab

@@ -18,7 +18,7 @@ import pytest
 from nbgrader.api import Gradebook
 
 import course.lab4
-from autograder.pipeline import examples, grading, intake, sandbox
+from autograder.pipeline import examples, gradebooks, intake, sandbox
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO, make_course_root
@@ -247,7 +247,7 @@ def test_the_report_says_the_sandbox_was_on(graded):
 
 def test_every_submission_gets_exactly_the_marks_of_what_ran_right(graded):
     root, _, _ = graded
-    scores = grading.cell_scores(root, "lab4")
+    scores = gradebooks.cell_scores(root, "lab4")
     auto = {s: {k: v for k, v in cells.items() if k in FULL} for s, cells in scores.items()}
     assert auto == EXPECTED
     with Gradebook(Layout(root).db_url) as gb:
@@ -329,7 +329,7 @@ def test_forged_replies_on_every_descriptor_change_no_classmates_grade(graded):
     two at a time); every classmate still got exactly its marks (the table test checks them all)."""
     root, out, _ = graded
     assert [int(n) > 0 for n in printed(root, "forger", "FORGED")] == [True] * 3
-    scores = grading.cell_scores(root, "lab4")
+    scores = gradebooks.cell_scores(root, "lab4")
     for student, expected in EXPECTED.items():
         assert {k: scores[student][k] for k in expected} == expected, student
     assert "NOT GRADED" not in "".join(line for line in out.splitlines() if any(s in line for s in EXPECTED))

@@ -7,7 +7,7 @@ import re
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder.pipeline import autograde_unit, grading, intake, sandbox
+from autograder.pipeline import autograde_unit, grading, intake, sandbox, submission
 from course import formulas
 
 from conftest import REPO
@@ -18,12 +18,12 @@ MB = 2**20
 # (document, a pattern whose group is the number the document states, the code's number)
 CLAIMS = [
     ("README.md", r"A cell of the student's may\s+run (\d+) s \(`c\.Execute\.timeout`", COURSE_CONFIG.Execute.timeout),
-    ("README.md", r"instructor's own code, unchanged \(imports, plots\),\s+(\d+) s", grading.INSTRUCTOR_CELL_S),
-    ("README.md", r"and a notebook (\d+) s\s+\(`NOTEBOOK_TIMEOUT=`\)", grading.NOTEBOOK_TIMEOUT_S),
+    ("README.md", r"instructor's own code, unchanged \(imports, plots\),\s+(\d+) s", submission.INSTRUCTOR_CELL_S),
+    ("README.md", r"and a notebook (\d+) s\s+\(`NOTEBOOK_TIMEOUT=`\)", submission.NOTEBOOK_TIMEOUT_S),
     ("README.md", r"\(`JOBS=`, default: (three) per core\)", grading.default_jobs() // (os.cpu_count() or 1)),
     ("docs/THREATS.md", r"`c\.Execute\.timeout`, (\d+) s\)", COURSE_CONFIG.Execute.timeout),
-    ("docs/THREATS.md", r"`--notebook-timeout` \((\d+) s\)", grading.NOTEBOOK_TIMEOUT_S),
-    ("docs/THREATS.md", r"one wall-clock limit \(notebook \+ (\d+) s\)", grading.STARTUP_AND_SAVE_S),
+    ("docs/THREATS.md", r"`--notebook-timeout` \((\d+) s\)", submission.NOTEBOOK_TIMEOUT_S),
+    ("docs/THREATS.md", r"one wall-clock limit \(notebook \+ (\d+) s\)", submission.STARTUP_AND_SAVE_S),
     ("docs/THREATS.md", r"`RLIMIT_NPROC` \((\d+)\)", sandbox.LIMITS["nproc"]),
     ("docs/THREATS.md", r"`RLIMIT_DATA` \((\d+) GiB\)", sandbox.LIMITS["data"] // 2**30),
     ("docs/THREATS.md", r"`RLIMIT_FSIZE` \((\d+) MiB\)", sandbox.LIMITS["fsize"] // MB),

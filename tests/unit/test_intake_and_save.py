@@ -9,7 +9,7 @@ import pytest
 from nbgrader.api import Gradebook
 from nbgrader.utils import compute_checksum
 
-from autograder.pipeline import feedback, grading, intake, notebooks, saving
+from autograder.pipeline import feedback, gradebooks, intake, notebooks, saving, submission, terminal
 from autograder.pipeline.layout import Layout
 
 from conftest import REPO
@@ -120,7 +120,7 @@ def executed_test_cell(*outputs, points=2.0):
 def test_scores_are_worked_out_from_the_executed_test_cells(tmp_path, outputs, metadata_points, score):
     nb = nbformat.v4.new_notebook(cells=[executed_test_cell(*outputs, points=metadata_points)])
     nbformat.write(nb, tmp_path / "lab9.ipynb")
-    result = grading.read_result([tmp_path / "lab9.ipynb"], {("lab9", "t1"): 2.0, ("lab9", "t2"): 1.0}, None)
+    result = submission.read_result([tmp_path / "lab9.ipynb"], {("lab9", "t1"): 2.0, ("lab9", "t2"): 1.0}, None)
     assert result["grades"] == {("lab9", "t1"): score, ("lab9", "t2"): 0.0}  # t2 deleted: 0
 
 
@@ -216,8 +216,8 @@ def test_the_grade_table_shows_scores_what_is_left_to_read_and_what_was_not_grad
         written = gb.find_grade("q1", "lab9", "lab9", "bob")
         written.manual_score, written.needs_manual_grade = 2.5, False
         gb.db.commit()
-    outcomes = [grading.Outcome("bob", "lab9", False, "no lab9.ipynb"), grading.Outcome("cy", "lab9", False, "empty")]
-    assert grading.format_table(root, "lab9", outcomes).splitlines() == [
+    outcomes = [submission.Outcome("bob", "lab9", False, "no lab9.ipynb"), submission.Outcome("cy", "lab9", False, "empty")]
+    assert terminal.format_table(root, "lab9", outcomes).splitlines() == [
         "lab9: points per autograded cell",
         "student     t1       auto  written",
         "----------------------------------",
@@ -244,7 +244,7 @@ def test_an_untouched_written_answer_is_commented_no_response(tmp_path):
         cell.metadata["nbgrader"]["checksum"] = compute_checksum(cell)  # as released
     answered.source = "Because backward adds."
     nbformat.write(nbformat.v4.new_notebook(cells=[untouched, answered]), tmp_path / "lab9.ipynb")
-    result = grading.read_result([tmp_path / "lab9.ipynb"], {}, None)
+    result = submission.read_result([tmp_path / "lab9.ipynb"], {}, None)
     assert result["comments"] == {("lab9", "q1"): "No response.", ("lab9", "q2"): None}
 
 
@@ -318,9 +318,9 @@ def test_each_unit_starts_from_a_gradebook_of_its_lab_with_no_student_in_it(grad
     save(gradebook, "ada", 2.0)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
-    template = grading.lab_template(scratch, "lab9")
-    assert template.parent == scratch and template != grading.lab_template(scratch, "lab8")
-    assert grading.lab_gradebook(tmp_path, "lab9", template) == template
+    template = gradebooks.lab_template(scratch, "lab9")
+    assert template.parent == scratch and template != gradebooks.lab_template(scratch, "lab8")
+    assert gradebooks.lab_gradebook(tmp_path, "lab9", template) == template
     with Gradebook(f"sqlite:///{template}") as gb:
         (notebook,) = gb.find_assignment("lab9").notebooks
         assert {c.name: c.max_score for c in notebook.grade_cells} == {"t1": 2, "q1": 3}

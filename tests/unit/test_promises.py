@@ -77,6 +77,7 @@ def lab4_rounded_answers(x1, w1, w2, y):
             "dloss_dw2": significant(dloss_ds * dyhat_dm2 * r), "dloss_dw1": significant(dloss_ds * dyhat_dm2 * w2 * x1)}
 
 
+@pytest.mark.slow  # a sweep or a subprocess: `make test` runs it, `make check` does not
 def test_rounding_every_intermediate_to_4_digits_passes_lab4_for_every_student():
     from course import lab4
 
@@ -118,6 +119,7 @@ def lab5_rounded_answers(logits, target, **_):
             **{f"ce_grad_{i}": significant(p[i] - (i == target)) for i in range(3)}}
 
 
+@pytest.mark.slow  # a sweep or a subprocess: `make test` runs it, `make check` does not
 @pytest.mark.parametrize("lab, rounded", [("lab2", lab2_rounded_answers), ("lab5", lab5_rounded_answers)])
 def test_rounding_every_intermediate_to_4_digits_passes_for_every_student(lab, rounded):
     kit = importlib.import_module(f"course.{lab}")

@@ -54,6 +54,7 @@ def test_inside_the_sandbox_there_is_the_kit_and_the_folder_and_nothing_else(tmp
     assert (tmp_path / "written.txt").read_text() == "from inside"
 
 
+@pytest.mark.slow  # a sweep or a subprocess: `make test` runs it, `make check` does not
 def test_nothing_started_inside_outlives_the_sandbox(tmp_path):
     leave = ("import subprocess, sys; subprocess.Popen([sys.executable, '-c', "
              "'import time; time.sleep(3); open(\"late.txt\", \"w\").write(\"x\")'], start_new_session=True)")
@@ -99,6 +100,7 @@ def test_memory_and_file_size_are_limited(tmp_path):
     assert proc.returncode != 0 and (tmp_path / "big").stat().st_size <= sandbox.LIMITS["fsize"]
 
 
+@pytest.mark.slow  # a sweep or a subprocess: `make test` runs it, `make check` does not
 @pytest.mark.parametrize("code, seconds, why", [
     ("import time; time.sleep(60)", 3, "it ran over 3 s"),
     ("import os\nfor i in range(10**6): open(f'f{i}', 'w').close()", 300, f"it made over {sandbox.FOLDER_FILES} files"),

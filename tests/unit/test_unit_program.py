@@ -5,6 +5,8 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
+
 from autograder.pipeline import sandbox
 
 OPENS = textwrap.dedent("""
@@ -49,6 +51,7 @@ def opens(tmp_path, patched: bool) -> tuple[list[int], str]:
     return [int(n) for n in counts.strip("[]").split(",")], found
 
 
+@pytest.mark.slow  # a sweep or a subprocess: `make test` runs it, `make check` does not
 def test_each_gradebook_is_made_as_nbgrader_makes_it_and_its_tables_are_checked_once(tmp_path):
     stock, stock_found = opens(tmp_path / "stock", patched=False)
     ours, our_found = opens(tmp_path / "ours", patched=True)
@@ -59,6 +62,7 @@ def test_each_gradebook_is_made_as_nbgrader_makes_it_and_its_tables_are_checked_
     assert all(ours[i] < stock[i] / 4 for i in later), (ours, stock)
 
 
+@pytest.mark.slow  # a sweep or a subprocess: `make test` runs it, `make check` does not
 def test_the_warm_service_compiles_the_statements_a_unit_runs(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
