@@ -1,27 +1,10 @@
-"""Shared fixtures: the repo root, the devices to test on, scratch course roots, and test cells
-run as the notebook runs them (kit in the "kernel", verdict from the grader)."""
+"""The fixtures every test can ask for (the device to test on, a student at work) and the order in
+which the long files run. Shared functions are in helpers.py."""
 
-import ast
-import linecache
-import os
-import shutil
-import sys
-from pathlib import Path
-
-import jupytext
 import pytest
-import torch
 
-import course.checks
-from autograder.labs import load
-from autograder.pipeline import sandbox
 from course.identity import STUDENT_ENV
-
-REPO = Path(__file__).resolve().parent.parent
-# nbgrader's gradebook runs `alembic` from PATH: this environment's tools come first, as in make.
-os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
+from helpers import DEVICES
 
 
 @pytest.fixture(params=DEVICES)
@@ -39,105 +22,11 @@ def student(monkeypatch):
     return "ada"
 
 
-def make_course_root(dest: Path) -> Path:
-    """A scratch nbgrader course with this repo's sources, config and examples."""
-    for name in ("source", "examples"):
-        shutil.copytree(REPO / name, dest / name, ignore=shutil.ignore_patterns("*.ipynb", "__pycache__"))
-    shutil.copy2(REPO / "nbgrader_config.py", dest / "nbgrader_config.py")
-    return dest
-
-
-def cell_source(lab: str, grade_id: str, hidden: bool = True) -> str:
-    """The code of a test cell in the lab's source notebook, with or without its hidden part."""
-    nb = jupytext.read(REPO / "source" / lab / f"{lab}.py")
-    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
-    source = cell.source
-    if not hidden:
-        source = source.split(HIDDEN[0])[0]
-    return source.replace(HIDDEN[0], "").replace(HIDDEN[1], "")
-
-
-def hidden_probes(lab: str, grade_id: str) -> list:
-    """The `hidden=[...]` probes written in a test cell's hidden part (literal data and dict())."""
-    cell = cell_source(lab, grade_id)
-    hidden_part = cell[len(cell_source(lab, grade_id, hidden=False)):]
-    (probes,) = [eval(compile(ast.Expression(k.value), "<cell>", "eval"), {"__builtins__": {"dict": dict}})
-                 for node in ast.walk(ast.parse(hidden_part)) if isinstance(node, ast.Call)
-                 for k in node.keywords if k.arg == "hidden"]
-    return probes
-
-
-def run_cell(source: str, namespace: dict, name: str) -> None:
-    """Run code as a notebook cell: like IPython, keep its source in linecache under the
-    filename its functions carry (the kit's formula check reads the cell back from there)."""
-    filename = f"<cell {name}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
-    exec(compile(source, filename, "exec"), namespace)
-
-
-def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True, answers: dict | None = None):
-    """Run a test cell as the kernel would, then verify what it published as the grader would
-    (`answers`: the notebook's answer cells' code, for a formula check).
-
-    Returns (the exception the cell raised in the kernel or None, the grader's problems).
-    """
-    published = []
-    original = course.checks.publish
-    course.checks.publish = published.append
-    kit = __import__(f"course.{lab}", fromlist=["check"])
-    error = None
-    try:
-        exec(cell_source(lab, grade_id, hidden), {**namespace, "check": kit.check})
-    except Exception as exc:  # the cell fails in the kernel: nbgrader scores it 0
-        error = exc
-    finally:
-        course.checks.publish = original
-    student = course.identity.student_id()[0]
-    return error, load(lab).verify_cell(grade_id, published, student, answers, sandbox.run_formulas)
-
-
-def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None:
-    """Each slip in `by_hand` ({(answer name, words of its name): value worked out in the test})
-    is in the answers with that value, and the answers name no other slip (except `ignore`)."""
-    for (name, words), value in by_hand.items():
-        (slip,) = [wrong for why, wrong in answers[name].slips.items() if words in why]
-        assert slip == pytest.approx(value, rel=1e-12, abs=1e-15), (name, words)
-    for name, expected in answers.items():
-        named = {why for why in expected.slips if ignore not in why}
-        assert named == {why for why in expected.slips for (n, words) in by_hand if n == name and words in why}, name
-
-
-def graded_formula(lab: str, grade_id: str, source: str):
-    """A formula answer cell run as the notebook runs it, then its test cell:
-    (the kernel's error or None, the grader's problems from the cell's code)."""
-    namespace = {}
-    run_cell(source, namespace, grade_id)
-    return run_test_cell(lab, grade_id, namespace, answers={load(lab).checks[grade_id].answer_cell: source})
-
-
-def assert_formula_slips_are_far_and_distinct(check, reference, slips) -> None:
-    """Test the test: every slip of a formula check differs from `reference(*probe)` by at least 10
-    tolerances on some hidden input, and no two slips agree on every hidden input (each gets its own name)."""
-    from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, close
-
-    gaps, outputs = {}, {}
-    for probe in check.hidden:
-        right = reference(*probe)
-        for why, wrong in slips(*probe).items():
-            gaps.setdefault(why, []).append(max(abs(a - b) / (FUNCTION_RTOL * abs(b) + FUNCTION_ATOL)
-                                                for a, b in zip(wrong, right, strict=True)))
-            outputs.setdefault(why, []).extend(wrong)
-    assert all(max(g) >= 10 for g in gaps.values()), gaps
-    for a in outputs:
-        for b in outputs:
-            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b], strict=True)), (a, b)
-
-
 # The files that take minutes go first, longest first (`make test PYTEST_ARGS=--durations=40`):
 # pytest-xdist (`--dist loadfile`) hands each worker one file at a time in this order, so the
 # two workers finish together, not one waiting on the other's last long file.
 LONGEST_FIRST = [f"tests/pipeline/test_{name}.py" for name in
-                 ("exchange", "equivalence", "sandbox", "pipeline", "postgres", "cluster", "bad_submissions",
+                 ("faults", "exchange", "equivalence", "sandbox", "pipeline", "postgres", "cluster", "bad_submissions",
                   "student_bundle")]
 
 

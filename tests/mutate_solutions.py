@@ -33,7 +33,7 @@ import course.checks  # noqa: E402
 from autograder.labs import load  # noqa: E402
 from autograder.pipeline import notebooks, sandbox  # noqa: E402
 from course.identity import STUDENT_ENV  # noqa: E402
-from conftest import run_cell  # noqa: E402
+from helpers import run_cell  # noqa: E402
 from mutate import sites  # noqa: E402
 
 EQUIVALENT = REPO / "tests" / "equivalent_solution_mutants.txt"

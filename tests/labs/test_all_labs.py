@@ -17,7 +17,7 @@ from autograder.labs import load
 from autograder.pipeline import notebooks
 from course.device import DEVICE_ENV, grading_device
 
-from conftest import REPO, run_cell, run_test_cell
+from helpers import REPO, run_cell, run_test_cell
 
 matplotlib.use("Agg")
 LABS = notebooks.labs()

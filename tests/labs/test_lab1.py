@@ -14,7 +14,7 @@ from course import lab1 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed, report, sealed
 
-from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
 
 
 def test_step_reference_matches_the_chain_rule(device):

@@ -15,7 +15,7 @@ from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.graphs import draw_graph, graph_layers
 
-from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
 
 matplotlib.use("Agg")
 

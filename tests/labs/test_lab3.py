@@ -9,7 +9,7 @@ from course import identity
 from course import lab3 as kit
 from course.answers import relative_error
 from course.checks import CheckFailed
-from conftest import run_test_cell
+from helpers import run_test_cell
 
 
 def test_accumulation_numbers_stated_by_the_lab(device):
@@ -165,7 +165,7 @@ def test_task1_values_and_named_slips_are_the_closed_forms(student):
 
 
 def test_the_lab_states_the_graders_tolerance_for_micro_batch_gradients():
-    from conftest import REPO
+    from helpers import REPO
 
     source = (REPO / "source" / "lab3" / "lab3.py").read_text()
     assert lab3.MAX_REL_ERROR == 1e-6 and "by relative error, at most 1e-6" in source

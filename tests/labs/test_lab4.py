@@ -18,7 +18,7 @@ from course import lab4 as kit
 from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, relative_error
 from course.checks import FORMULA_RULE
 
-from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, run_cell, run_test_cell
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, run_cell, run_test_cell
 
 ACTIVATION_PROBES = grader.LAB.checks["t2_activation_grads"].visible + grader.LAB.checks["t2_activation_grads"].hidden
 BACKWARD_PROBES = grader.LAB.checks["t2_manual_backward"].visible + grader.LAB.checks["t2_manual_backward"].hidden

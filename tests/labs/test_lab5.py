@@ -12,7 +12,7 @@ from course import lab5 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.data import thermometer
-from conftest import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, hidden_probes, run_test_cell
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, hidden_probes, run_test_cell
 
 
 def sgd_losses(seed, steps, optimizer="SGD", zero_grad=True, lr=1e-3):

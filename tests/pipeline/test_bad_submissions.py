@@ -8,7 +8,7 @@ from nbgrader.api import Gradebook
 
 from autograder.pipeline import examples, runs
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 from test_pipeline import LAB, auto_scores, make
 
 pytestmark = pytest.mark.slow

@@ -15,7 +15,7 @@ import pytest
 
 from autograder.pipeline import examples, gradebooks, notebooks, submission
 
-from conftest import make_course_root
+from helpers import make_course_root
 
 pytestmark = [pytest.mark.slow, pytest.mark.overload]
 BUSY_PER_CORE = 4

@@ -16,7 +16,7 @@ from nbgrader.api import Gradebook
 from autograder.pipeline import examples, gradebooks, grading, submission
 from autograder.pipeline.layout import Layout
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 
 pytestmark = pytest.mark.slow
 LAB = "lab2"

@@ -13,7 +13,7 @@ from autograder.pipeline import examples, gradebooks, grading, submission
 from autograder.pipeline.layout import Layout
 from autograder.pipeline.nbgrader_cmd import run_nbgrader
 
-from conftest import make_course_root
+from helpers import make_course_root
 
 pytestmark = pytest.mark.slow
 LABS = ["lab2", "lab5"]  # all of Lab 2's and Lab 5's examples: right, wrong, blank, tampering

@@ -33,7 +33,7 @@ from autograder.pipeline.hub import lock_down, unlock
 from browser import browser, screenshot
 from unix_users import accounts, as_user, base_interpreter, reachable_by_everyone, require_root
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 
 pytestmark = pytest.mark.slow
 LAB = "lab4"

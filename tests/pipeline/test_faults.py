@@ -24,7 +24,7 @@ from nbgrader.api import Gradebook
 from autograder.pipeline import examples, gradebooks, gradebook_guard, runs, submission
 from autograder.pipeline.layout import DB_URL_ENV, Layout
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 
 pytestmark = pytest.mark.slow
 LAB = "lab4"

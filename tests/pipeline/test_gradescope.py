@@ -13,7 +13,7 @@ import pytest
 
 from autograder.pipeline import examples, exports, notebooks
 
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 LAB = "lab2"

@@ -27,7 +27,7 @@ from autograder.pipeline.layout import Layout
 from course.protocol import SUMMARY_CELL_ID
 from browser import browser, screenshot
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 
 pytestmark = pytest.mark.slow
 LAB = "lab4"

@@ -16,7 +16,7 @@ import pytest
 
 from autograder.pipeline import examples
 
-from conftest import REPO
+from helpers import REPO
 
 pytestmark = pytest.mark.slow
 TOKEN = "autograd-labs-test"

@@ -10,7 +10,7 @@ import pytest
 from autograder.pipeline import notebooks
 from course.answers import Unanswered
 
-from conftest import REPO
+from helpers import REPO
 
 LABS = notebooks.labs()
 NUMBER = re.compile(r"[-+]?\d*\.?\d+(?:[eE][-+]?\d+)?")

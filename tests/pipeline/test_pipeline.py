@@ -17,7 +17,7 @@ import pytest
 from autograder.pipeline import examples, gradebooks, notebooks, report
 from course.protocol import ANSWERS_MIME
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 
 pytestmark = pytest.mark.slow
 LAB = "lab4"  # the lab the bad-input test uses

@@ -12,7 +12,7 @@ import pytest
 from autograder.pipeline import examples, gradebooks, notebooks
 from autograder.pipeline.layout import DB_URL_ENV
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 
 pytestmark = pytest.mark.slow
 SERVERS = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"))

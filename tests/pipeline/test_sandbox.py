@@ -21,7 +21,7 @@ import course.lab4
 from autograder.pipeline import examples, gradebooks, intake, sandbox
 from autograder.pipeline.layout import Layout
 
-from conftest import REPO, make_course_root
+from helpers import REPO, make_course_root
 from test_pipeline import make
 
 pytestmark = pytest.mark.slow

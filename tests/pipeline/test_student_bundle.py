@@ -17,7 +17,7 @@ import pytest
 from autograder.pipeline.examples import fill
 from autograder.pipeline import bundle, notebooks
 
-from conftest import REPO
+from helpers import REPO
 
 TEXT = (".py", ".md", ".json", ".txt", ".toml", ".yml", ".ipynb")
 

@@ -16,7 +16,7 @@ import pytest
 from autograder.labs import load
 from autograder.pipeline import kitdata, notebooks
 
-from conftest import REPO, hidden_probes
+from helpers import REPO, hidden_probes
 
 LABS = notebooks.labs()
 

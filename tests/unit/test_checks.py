@@ -13,7 +13,7 @@ from course import lab4 as kit
 from course.answers import Unanswered, diagnose_all
 from course.checks import CheckFailed
 
-from conftest import run_test_cell
+from helpers import run_test_cell
 
 STUDENTS = [f"student{i}" for i in range(60)] + ["ada", "zoë", "a.b-c"]
 

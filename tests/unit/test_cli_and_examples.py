@@ -6,7 +6,7 @@ import pytest
 from autograder.__main__ import COMMANDS, main
 from autograder.pipeline import examples, notebooks
 
-from conftest import REPO
+from helpers import REPO
 
 
 def test_every_command_is_listed_and_build_succeeds(capsys):

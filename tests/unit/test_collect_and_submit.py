@@ -17,7 +17,7 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder.pipeline.exchange import SafeCollect
 
-from conftest import REPO
+from helpers import REPO
 
 # The students' Submit, as their nbgrader loads it: from the student configuration.
 PrivateSubmit = PyFileConfigLoader("nbgrader_config.py", str(REPO / "jupyter" / "student")).load_config(

@@ -10,7 +10,7 @@ from traitlets.config.loader import PyFileConfigLoader
 from autograder.pipeline import autograde_unit, grading, intake, sandbox, submission
 from course import formulas
 
-from conftest import REPO
+from helpers import REPO
 
 COURSE_CONFIG = PyFileConfigLoader("nbgrader_config.py", str(REPO)).load_config()
 MB = 2**20

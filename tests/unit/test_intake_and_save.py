@@ -12,7 +12,7 @@ from nbgrader.utils import compute_checksum
 from autograder.pipeline import feedback, gradebooks, intake, notebooks, saving, submission, terminal
 from autograder.pipeline.layout import Layout
 
-from conftest import REPO
+from helpers import REPO
 
 LABS = notebooks.labs()
 

@@ -11,7 +11,7 @@ import pytest
 from autograder.pipeline import notebooks
 from course.answers import Expected, diagnose_all
 
-from conftest import REPO
+from helpers import REPO
 
 README = (REPO / "README.md").read_text()
 IDS = [f"student{i}" for i in range(150)] + ["ada", "zoë", "a.b-c", "anonymous"]

@@ -9,7 +9,7 @@ import pytest
 
 from autograder.pipeline import sandbox
 
-from conftest import REPO
+from helpers import REPO
 
 PROBE = r'''
 import importlib.util, json, os, socket

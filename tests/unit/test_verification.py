@@ -8,7 +8,7 @@ from autograder.pipeline import sandbox
 from course import formulas
 from course.protocol import ANSWERS_MIME, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
-from conftest import REPO
+from helpers import REPO
 
 
 def answers_output(payload: dict):
