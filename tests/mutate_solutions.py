@@ -135,7 +135,7 @@ def survivors(lab: str) -> tuple[list[SolutionMutant], int]:
     previous = signal.signal(signal.SIGALRM, out_of_time)
     student_before = os.environ.get(STUDENT_ENV)
     try:
-        nb = nbformat.read(notebooks.build(lab), as_version=4)  # from source/<lab>/<lab>.py
+        nb = notebooks.instructor_notebook(lab)  # from source/<lab>/<lab>.py
         equivalent = listed_equivalent()
         alive = [m for m in mutants(lab, nb) if m.identity not in equivalent]
         ran = len(alive)

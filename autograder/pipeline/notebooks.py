@@ -50,8 +50,8 @@ def write_if_changed(nb: nbformat.NotebookNode, path: Path) -> bool:
     return True
 
 
-def build(lab: str, root: Path = ROOT) -> Path:
-    """source/<lab>/<lab>.py → source/<lab>/<lab>.ipynb (outputs empty, ids stable)."""
+def instructor_notebook(lab: str, root: Path = ROOT) -> nbformat.NotebookNode:
+    """The instructor notebook of source/<lab>/<lab>.py (outputs empty, ids stable), checked."""
     text_path = Layout(root).folder("source", lab) / f"{lab}.py"
     nb = stable_ids(jupytext.read(text_path))
     nb.metadata.pop("jupytext", None)
@@ -59,8 +59,13 @@ def build(lab: str, root: Path = ROOT) -> Path:
     problems = metadata_problems(nb)
     if problems:
         raise ValueError(f"{text_path}:\n" + "\n".join(problems))
-    out = text_path.with_suffix(".ipynb")
-    write_if_changed(nb, out)
+    return nb
+
+
+def build(lab: str, root: Path = ROOT) -> Path:
+    """source/<lab>/<lab>.py → source/<lab>/<lab>.ipynb (`instructor_notebook`)."""
+    out = Layout(root).folder("source", lab) / f"{lab}.ipynb"
+    write_if_changed(instructor_notebook(lab, root), out)
     return out
 
 

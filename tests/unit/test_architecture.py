@@ -101,7 +101,7 @@ def test_each_check_id_is_written_once_in_the_grader_and_once_in_its_notebook(la
 
 @pytest.mark.parametrize("lab", LABS)
 def test_every_test_cell_has_a_declared_check_and_every_check_a_cell(lab):
-    nb = nbformat.reads(notebooks.build(lab).read_text(), as_version=4)
+    nb = notebooks.instructor_notebook(lab)
     cells = {c.metadata.nbgrader["grade_id"] for c in nb.cells if c.cell_type == "code"
              and c.metadata.get("nbgrader", {}).get("grade") and not c.metadata.nbgrader.get("solution")}
     assert cells == set(load(lab).checks)

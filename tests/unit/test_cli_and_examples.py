@@ -6,14 +6,16 @@ import pytest
 from autograder.__main__ import COMMANDS, main
 from autograder.pipeline import examples, notebooks
 
-from helpers import REPO
+from helpers import REPO, make_course_root
 
 
-def test_every_command_is_listed_and_build_succeeds(capsys):
+def test_every_command_is_listed_and_build_succeeds(capsys, tmp_path):
     assert set(COMMANDS) == {"build", "release", "validate", "examples", "grade", "table", "report", "student-bundle",
                              "gradescope", "gradescope-run", "hub", "recover", "restore-gradebook"}
-    assert main(["build", "--lab", "lab4"]) == 0
+    course = make_course_root(tmp_path)
+    assert main(["--root", str(course), "build", "--lab", "lab4"]) == 0
     assert capsys.readouterr().out.strip() == "source/lab4/lab4.ipynb"
+    assert nbformat.read(course / "source" / "lab4" / "lab4.ipynb", as_version=4) == notebooks.instructor_notebook("lab4")
 
 
 def test_an_example_answer_for_a_cell_that_does_not_exist_is_refused():

@@ -159,10 +159,8 @@ def test_numbers_on_a_students_own_values_carry_at_most_a_third_of_the_points(la
     a third of a lab's autograded points; the README states each lab's share."""
     from autograder.labs import load
 
-    import nbformat
-
     checks = load(lab)
-    nb = nbformat.read(notebooks.build(lab), as_version=4)
+    nb = notebooks.instructor_notebook(lab)
     points = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in nb.cells
               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
     own = sum(points[grade_id] for grade_id, check in checks.checks.items() if check.kind == "values"
