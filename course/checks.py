@@ -330,7 +330,6 @@ class LabKit:
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success)
 
-
     def formula(self, namespace: dict, name: str) -> None:
         """Run the cell that defines the student's formula as the grader will (a fresh interpreter,
         standard library only) on the visible probes, and check what it returns."""

@@ -57,7 +57,6 @@ from course.protocol import CELL_TIMEOUT, FAULT_CELL_ID, TIME_LIMITS_KEY
 api.get_alembic_version = functools.cache(api.get_alembic_version)
 
 
-
 class Gradebooks:
     """How nbgrader reaches its gradebook in this program: one SQLAlchemy engine for every SQLite
     database (connecting to the one asked for last; a unit has one), instead of a new engine per
@@ -161,10 +160,11 @@ def reuse_gradebook_work() -> Gradebooks:
 kernel_baseline: tuple[frozenset[str], list] | None = None
 
 
-
 def source_digest(source: str) -> str:
     """How the grader names an instructor's cell to this program (the SHA-256 of its code)."""
     return hashlib.sha256(source.encode()).hexdigest()
+
+
 MAX_TEXT = 100_000  # characters of one text output kept; the rest is cut, with a note
 MAX_DATA = 2 * 2**20  # characters of one rich output (a plot, published answers); larger ones are dropped
 

@@ -7,6 +7,7 @@ from nbgrader.api import Gradebook
 
 from .layout import Layout
 
+
 def test_cells(db_url: str, lab: str) -> dict[tuple[str, str], float]:
     """{(notebook, cell): points} of every autograder test cell of a lab, from the course's gradebook."""
     with Gradebook(db_url) as gb:

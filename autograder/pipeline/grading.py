@@ -22,6 +22,7 @@ from .layout import Layout
 from .submission import Outcome, Settings, grade_unit
 from .terminal import Progress
 
+
 def default_jobs() -> int:
     """Three units per core: while one waits (its kernel starting, answering, shutting down),
     the others keep the core busy (measured on 2 cores: 91% busy with two per core, 96% with

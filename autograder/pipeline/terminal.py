@@ -7,6 +7,7 @@ from pathlib import Path
 from .gradebooks import cell_scores, graded_cells
 from .submission import Outcome
 
+
 class Progress:
     """What grading has done so far: a bar redrawn in place on a terminal, plain lines otherwise
     (CI, a log file); every unit's problems in full; a summary at the end."""
