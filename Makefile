@@ -10,10 +10,10 @@ export PATH := $(VENV)/bin:$(PATH)
 STUDENT ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PYTEST_ARGS ?=
-# Grading options: NO_SANDBOX=1, NOTEBOOK_TIMEOUT=S, NO_WARM_SERVICE=1, DASK=1 (a local Dask cluster of JOBS workers),
+# Grading options: NO_SANDBOX=1, NOTEBOOK_TIMEOUT=S, FAST=0 (no speed-ups: stock nbgrader per unit), DASK=1 (a local Dask cluster of JOBS workers),
 # SCHEDULER=tcp://host:8786 (a running Dask cluster), DB_URL=postgresql://... (the gradebook).
 GRADE_ARGS = $(if $(filter command line environment,$(origin JOBS)),--jobs $(JOBS)) $(if $(NO_SANDBOX),--no-sandbox) $(if $(NOTEBOOK_TIMEOUT),--notebook-timeout $(NOTEBOOK_TIMEOUT)) \
-	$(if $(DASK),--dask) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(NO_WARM_SERVICE),--no-warm-service)
+	$(if $(DASK),--dask) $(if $(SCHEDULER),--scheduler $(SCHEDULER)) $(if $(filter 0,$(FAST)),--stock)
 ifdef DB_URL
 export AUTOGRAD_LABS_DB_URL := $(DB_URL)
 endif
@@ -72,7 +72,7 @@ hub: setup ## As root: a local JupyterHub; HUB_INSTRUCTOR, HUB_STUDENTS as Unix 
 hub-remove: setup ## Undo `make hub`: its Unix accounts and group, the repository's modes (HUB_INSTRUCTOR=, HUB_STUDENTS=, HUB_STATE= as given to make hub)
 	python -m autograder hub --remove --state $(HUB_STATE) $(HUB_ACCOUNTS)
 
-autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 NO_WARM_SERVICE=1 DASK=1 SCHEDULER= DB_URL=)
+autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 FAST=0 DASK=1 SCHEDULER= DB_URL=)
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)
 
 demo: release ## The main job: release, autograde the bundled example submissions, print the grades

@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy.exc
 
 from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, notebooks, report, runs,
-                       sandbox, saving, submission, terminal)
+                       sandbox, saving, speedups, submission, terminal)
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -73,7 +73,8 @@ def grade(args, root: Path) -> int:
         print("sandbox: bubblewrap (no network, the submission's folder only, unprivileged)")
     threads = max(1, (os.cpu_count() or 1) // max(1, args.jobs))
     settings = submission.Settings(not args.no_sandbox, args.notebook_timeout, threads=threads,
-                                warm=not args.no_warm_service)
+                                fast=not args.stock)
+    print(speed_ups(settings.fast))
     runs.stop_on_sigterm()
     stopped, unread, unwritten = False, [], None
     try:
@@ -124,6 +125,17 @@ def grade(args, root: Path) -> int:
         print(f"{failed} submission(s) could not be graded or saved; see NOT GRADED above (their earlier grades, "
               "if any, are kept).", file=sys.stderr)
     return 1 if failed or unwritten else 0
+
+
+def speed_ups(fast: bool) -> str:
+    """What grading does faster than stock nbgrader, and what it leaves stock here (a library at a
+    version a speed-up was not tested with)."""
+    if not fast:
+        return "speed-ups: OFF (--stock, FAST=0): every unit is stock nbgrader autograde in a new interpreter"
+    left_out = {name: why for name, why in speedups.status().items() if why}
+    return (f"speed-ups: {len(speedups.PATCHES) - len(left_out)} of {len(speedups.PATCHES)} patches of private "
+            "APIs" + (", units forked by the warm service" if sandbox.as_root() else "")
+            + "".join(f"\n  left stock: {name}: {why}" for name, why in left_out.items()))
 
 
 def recover(args, root: Path) -> int:
@@ -233,9 +245,10 @@ def main(argv=None) -> int:
                                       help="grade only this student's submissions (repeatable; default: all)")
     sub.choices["grade"].add_argument("--no-sandbox", action="store_true",
                                       help="run student code without bubblewrap (it then sees the whole course)")
-    sub.choices["grade"].add_argument("--no-warm-service", action="store_true",
-                                      help="start every unit as a new interpreter, as graded by a user other than "
-                                           "root (slower; to tell a bug of the warm service from stock behaviour)")
+    sub.choices["grade"].add_argument("--stock", action="store_true",
+                                      help="no speed-ups: no warm service, no patch of nbgrader's or IPython's "
+                                           "private parts; every unit is stock nbgrader autograde in a new "
+                                           "interpreter (slower; to tell a bug of a speed-up from one of the grader)")
     sub.choices["grade"].add_argument("--notebook-timeout", type=int, default=submission.NOTEBOOK_TIMEOUT_S,
                                       help="seconds a notebook may run; cells after that are not run and score 0")
     sub.choices["grade"].add_argument("--dask", action="store_true",

@@ -74,7 +74,7 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
     if not units:
         report.summary()
         return outcomes
-    if executor is None and settings.sandboxed and settings.warm and sandbox.as_root():
+    if executor is None and settings.sandboxed and settings.fast and sandbox.as_root():
         service.start()  # warms up while the lab gradebooks are built
     graded_labs = sorted({lab for lab, _ in units})
     for lab in graded_labs:

@@ -34,6 +34,9 @@ from course import formulas
 BWRAP = "bwrap"
 UNIT_PROGRAM = Path(__file__).with_name("autograde_unit.py")
 UNIT_PROGRAM_INSIDE = "/opt/autograd-labs/autograde_unit.py"
+# The grading program and the one module it imports beside it, each mounted alone, read-only.
+PROGRAM_FILES = [(UNIT_PROGRAM, Path(UNIT_PROGRAM_INSIDE)),
+                 (UNIT_PROGRAM.with_name("speedups.py"), Path(UNIT_PROGRAM_INSIDE).with_name("speedups.py"))]
 SANDBOX_UID = 61000  # the first user id a unit may lease when grading as root
 LEASES = Path(tempfile.gettempdir(), "autograd-labs-sandbox-uids")  # one lock file per leased id
 # Per process (prlimit): processes and threads of the unit's user, data memory, size of any one
@@ -123,7 +126,7 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
     with only `env` set (and, with `info_fd`, the sandbox's process id written there as JSON).
     `stdlib_only`: of Python, only the base interpreter is mounted (no venv, no kit, no unit program)."""
     readonly = [Path(sys.base_prefix).resolve()] if stdlib_only else readonly_paths()
-    programs = [] if stdlib_only else [(UNIT_PROGRAM, Path(UNIT_PROGRAM_INSIDE))]
+    programs = [] if stdlib_only else PROGRAM_FILES
     if uid >= 0:  # root: mount as root, then drop to the unit's own user before anything runs
         args = [BWRAP, "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
                 "--cap-drop", "ALL", "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]

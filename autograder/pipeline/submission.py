@@ -27,12 +27,11 @@ from nbgrader.utils import compute_checksum, determine_grade, is_grade, is_solut
 from course import formulas
 from course.formulas import TIME_LIMIT as FORMULA_SECONDS
 from course.identity import STUDENT_ENV
-from course.protocol import FAULT_CELL_ID, TIME_LIMITS_KEY
+from course.protocol import FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
 
 from .. import verification
 from ..labs import load
 from . import intake, outputs, sandbox, saving, service
-from .autograde_unit import source_digest
 from .gradebooks import lab_template
 from .layout import Layout
 from .nbgrader_cmd import environment
@@ -56,7 +55,7 @@ class Settings:
     notebook_seconds: int = NOTEBOOK_TIMEOUT_S
     threads: int = 1
     instructor_cell_seconds: int = INSTRUCTOR_CELL_S
-    warm: bool = True  # as root, units are forks of the warm service; else each starts a new interpreter
+    fast: bool = True  # the speed-ups (`speedups.py`), and, as root, units forked by the warm service
 
     @property
     def unit_seconds(self) -> int:
@@ -137,14 +136,14 @@ def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
     """Our nbgrader autograde (`autograde_unit.py`) of one submission in a scratch course, in the sandbox."""
     env = {STUDENT_ENV: student, "OMP_NUM_THREADS": str(settings.threads)}
     limits = {"notebook_seconds": settings.notebook_seconds, "instructor_cells": instructor_cells(root, lab),
-              "instructor_cell_seconds": settings.instructor_cell_seconds}
+              "instructor_cell_seconds": settings.instructor_cell_seconds, "fast": settings.fast}
     args = [json.dumps(limits), "autograde", lab, "--student", student, "--force", f"--CourseDirectory.root={scratch}"]
     shutil.copy2(root / "nbgrader_config.py", scratch / "nbgrader_config.py")
     if not settings.sandboxed:
         return sandbox.watched_run([sys.executable, str(sandbox.UNIT_PROGRAM), *args], scratch,
                                    seconds, environment(env))
     sandbox.give_folder(scratch, uid)
-    if sandbox.as_root() and settings.warm:
+    if sandbox.as_root() and settings.fast:
         return service.shared().run(scratch, uid, env, args, seconds)
     # Not root: a fork cannot join all of bubblewrap's user-namespace sandbox (the kernel refuses
     # its cgroup namespace), so the unit starts afresh inside, as bubblewrap's own command.

@@ -24,10 +24,8 @@ in one interpreter.
 """
 
 import ctypes
-import functools
 import gc
 import importlib
-import inspect
 import json
 import os
 import pkgutil
@@ -39,6 +37,8 @@ import sys
 import tempfile
 import threading
 import warnings
+
+import speedups
 
 SANDBOX_PROGRAM_DIR = "/opt/autograd-labs"  # where `sandbox.wrap` mounts autograde_unit.py
 NAMESPACES = ["cgroup", "ipc", "uts", "net", "pid", "mnt"]  # in nsenter's order
@@ -54,12 +54,14 @@ def warm_up() -> None:
     filters at that point are what each kernel fork keeps (`autograde_unit.as_new_kernel`)."""
     warm_kernel()
     kernel_baseline = (frozenset(sys.modules), list(warnings.filters))
+    speedups.kernel_baseline = kernel_baseline
     import autograde_unit  # nbgrader, nbclient, jupyter_client
-    autograde_unit.kernel_baseline = kernel_baseline
-    autograde_unit.api.get_alembic_version()  # asked once, remembered by every fork
+    speedups.apply("unit")
+    from nbgrader import api
+    api.get_alembic_version()  # asked once, remembered by every fork
     warm_gradebook(autograde_unit)
     from nbgrader.nbgraderformat import MetadataValidator
-    autograde_unit.schema_validator(json.dumps(MetadataValidator().schema, sort_keys=True))
+    speedups.schema_validator(json.dumps(MetadataValidator().schema, sort_keys=True))
     warm_notebook_validators()
     from jupyter_client.provisioning import KernelProvisionerFactory
     KernelProvisionerFactory.instance()  # reads every installed package's entry points (~10 ms)
@@ -98,19 +100,15 @@ def warm_kernel() -> None:
     import course  # the kit, as the sandbox mounts it (PYTHONPATH)
     for lab in pkgutil.iter_modules(course.__path__):
         importlib.import_module(f"course.{lab.name}")
-    import stack_data.core
-    from IPython.core import ultratb
-    stack_data.core._pygmented_with_ranges = traceback_highlighter()
+    speedups.apply("warm")  # before the kernels' modules are counted: their patches stay
     warm_tracebacks()
-    ultratb.AutoFormattedTB.structured_traceback = formatted_once(ultratb.AutoFormattedTB.structured_traceback)
-    inspect.getmodule = remembering_misses(inspect.getmodule)
 
 
 def warm_gradebook(autograde_unit) -> None:
     """Release a one-cell assignment and grade a submission of it with nbgrader's own converters
     (every step of the unit program but Execute), in a folder removed afterwards: the SQL
     statements nbgrader's gradebook runs, and the ORM's loaders behind them, are compiled here
-    once instead of once per unit (`autograde_unit.Gradebooks`)."""
+    once instead of once per unit (`speedups.Gradebooks`)."""
     import logging
 
     import nbformat
@@ -119,7 +117,6 @@ def warm_gradebook(autograde_unit) -> None:
     from nbgrader.preprocessors import Execute
     from traitlets.config import Config
 
-    gradebooks = autograde_unit.reuse_gradebook_work()
     code = nbformat.v4.new_code_cell("### BEGIN SOLUTION\nanswer = 1\n### END SOLUTION", metadata={"nbgrader": {
         "grade": False, "solution": True, "locked": False, "task": False, "grade_id": "answer", "schema_version": 3}})
     test = nbformat.v4.new_code_cell("assert answer == 1", metadata={"nbgrader": {
@@ -154,91 +151,8 @@ def warm_gradebook(autograde_unit) -> None:
             warnings._filters_mutated()
             for logger, level in zip(quiet, levels, strict=True):
                 logger.setLevel(level)
-            gradebooks.forget()
-
-
-def traceback_highlighter():
-    """stack_data's `_pygmented_with_ranges` (how IPython colours each frame of a traceback), the
-    same output, with one lexer class: stack_data defines a new subclass on every call, and
-    pygments compiles a lexer class's rules the first time it is used (~4 ms of every traceback a
-    kernel formats, twice per error: once shown, once kept in its history)."""
-    import pygments
-    from pygments.lexers import get_lexer_by_name
-
-    class RangeLexer(type(get_lexer_by_name("python3"))):
-        ranges = ()  # (start, end) character offsets of the node being executed
-
-        def get_tokens(self, text):
-            length = 0
-            for ttype, value in super().get_tokens(text):
-                if any(start <= length < end for start, end in self.ranges):
-                    ttype = ttype.ExecutingNode
-                length += len(value)
-                yield ttype, value
-
-    def pygmented_with_ranges(formatter, code, ranges):
-        lexer = RangeLexer(stripnl=False)
-        lexer.ranges = ranges
-        try:
-            highlighted = pygments.highlight(code, lexer, formatter)
-        except Exception:  # as stack_data does: plain code rather than no traceback
-            highlighted = code
-        return highlighted.splitlines()
-
-    return pygmented_with_ranges
-
-
-def formatted_once(structured_traceback):
-    """IPython's `AutoFormattedTB.structured_traceback`, which a kernel calls twice for each error:
-    once to show it, then again, with the same exception and settings, to keep it in its history
-    (~40 % of what a wrong answer costs). The second of two such calls in a row gets a copy of the
-    first one's lines; a call with any other exception, frame, offset or setting formats afresh."""
-    last = []  # at most one (key, settings, lines), taken by the next call
-
-    @functools.wraps(structured_traceback)
-    def format_once(self, etype, evalue, etb=None, tb_offset=None, context=5):
-        key = (self, etype, evalue, etb)
-        numbers = (self.tb_offset if tb_offset is None else tb_offset, context)
-        settings = {name: value for name, value in vars(self).items() if name != "tb"}
-        if last:
-            (old_key, old_numbers, old_settings), lines = last.pop()
-            same = all(a is b for a, b in zip(old_key, key, strict=True))
-            if same and old_numbers == numbers and old_settings == settings:
-                self.tb = etb[0] if isinstance(etb, tuple) else etb  # as the formatter records it
-                return list(lines)
-        lines = structured_traceback(self, etype, evalue, etb, tb_offset, context)
-        last.append(((key, numbers, settings), list(lines)))
-        return lines
-
-    return format_once
-
-
-def remembering_misses(getmodule):
-    """`inspect.getmodule`, which for a frame of a notebook cell (a file of no module) scans all
-    ~1,500 loaded modules on every call, about ten calls per error IPython formats (~1 ms each).
-    Such a miss is remembered, and the scan skipped, while the loaded modules stay the same: the
-    same number, the same last name (an import adds its name at the end of `sys.modules`).
-    Anything that can have a module of its own (`__module__`, `__name__`, a module) is passed on."""
-    misses = {}  # absolute file -> (number of modules, last module name) when the scan missed it
-
-    @functools.wraps(getmodule)
-    def remembering(object, _filename=None):
-        if inspect.ismodule(object) or hasattr(object, "__module__") or hasattr(object, "__name__"):
-            return getmodule(object, _filename)
-        try:
-            file = inspect.getabsfile(object, _filename)
-        except (TypeError, FileNotFoundError):
-            return None  # as getmodule answers
-        loaded = (len(sys.modules), next(reversed(sys.modules)))
-        known = file in inspect.modulesbyfile or (_filename is not None and _filename in inspect.modulesbyfile)
-        if not known and misses.get(file) == loaded:
-            return None
-        module = getmodule(object, _filename)
-        if module is None and file not in inspect.modulesbyfile:
-            misses[file] = loaded
-        return module
-
-    return remembering
+            if speedups.gradebooks is not None:
+                speedups.gradebooks.forget()
 
 
 def warm_notebook_validators() -> None:
@@ -349,7 +263,7 @@ def run_unit(request: dict) -> int:
     sys.argv = [os.path.join(SANDBOX_PROGRAM_DIR, "autograde_unit.py"), *request["argv"]]
     sys.path[0] = SANDBOX_PROGRAM_DIR
     try:
-        autograde_unit.main(request["argv"], forked_kernels=True)
+        autograde_unit.main(request["argv"])
         return 0
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1

@@ -83,7 +83,7 @@ def test_lab4_graded_without_the_warm_service_on_a_busy_machine_gets_the_quiet_r
     with open(course / "nbgrader_config.py", "a") as config:
         config.write(f"\nc.Execute.timeout = {CELL_SECONDS}\n")
     with every_core_busy():
-        out = python_autograder(course, "grade", "--lab", "lab4", "--no-warm-service", "--jobs", "2",
+        out = python_autograder(course, "grade", "--lab", "lab4", "--stock", "--jobs", "2",
                                 *[arg for student in sorted(COLD) for arg in ("--student", student)]).stdout
     wanted = expected_scores(["lab4"], COLD)
     assert graded_scores(course, wanted) == wanted

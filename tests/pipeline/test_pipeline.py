@@ -66,6 +66,16 @@ def test_examples_get_exactly_their_expected_scores(demo, lab):
     assert auto_scores(root, lab) == expected
 
 
+def test_the_example_class_grades_the_same_with_every_speed_up_off(demo, tmp_path):
+    root, out = demo
+    stock = make_course_root(tmp_path)
+    stock_out = make("demo", stock, FAST="0").stdout
+    assert "speed-ups: OFF" in stock_out and "speed-ups: OFF" not in out and "patches of private APIs" in out
+    for lab in LABS:
+        ours = gradebooks.cell_scores(root, lab)
+        assert gradebooks.cell_scores(stock, lab) == ours and len(ours) == len(examples.load(lab)), lab
+
+
 @pytest.mark.parametrize("lab", LABS)
 def test_feedback_names_each_mistake(demo, lab):
     root, _ = demo

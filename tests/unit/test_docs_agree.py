@@ -7,10 +7,10 @@ import re
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder.pipeline import autograde_unit, grading, intake, sandbox, submission
+from autograder.pipeline import grading, intake, sandbox, submission
 from course import formulas
 
-from helpers import REPO
+from helpers import REPO, unit_program
 
 COURSE_CONFIG = PyFileConfigLoader("nbgrader_config.py", str(REPO)).load_config()
 MB = 2**20
@@ -29,8 +29,8 @@ CLAIMS = [
     ("docs/THREATS.md", r"`RLIMIT_FSIZE` \((\d+) MiB\)", sandbox.LIMITS["fsize"] // MB),
     ("docs/THREATS.md", r"past (\d+) MB or [\d,]+ files", sandbox.FOLDER_BYTES // MB),
     ("docs/THREATS.md", r"past \d+ MB or ([\d,]+) files", sandbox.FOLDER_FILES),
-    ("docs/THREATS.md", r"cut at ([\d,]+) characters", autograde_unit.MAX_TEXT),
-    ("docs/THREATS.md", r"each rich output over (\d+) MB dropped", autograde_unit.MAX_DATA // MB),
+    ("docs/THREATS.md", r"cut at ([\d,]+) characters", unit_program().MAX_TEXT),
+    ("docs/THREATS.md", r"each rich output over (\d+) MB dropped", unit_program().MAX_DATA // MB),
     ("docs/THREATS.md", r"an executed notebook over (\d+) MB is not taken", intake.MAX_NOTEBOOK_BYTES // MB),
     ("docs/THREATS.md", r"of bounded size \(a notebook (\d+) MB", intake.MAX_NOTEBOOK_BYTES // MB),
     ("docs/THREATS.md", r"a hand-in (\d+) MB in all\)", intake.MAX_FOLDER_BYTES // MB),

@@ -1,4 +1,4 @@
-"""The unit program's gradebook shortcuts (`autograde_unit.Gradebooks`): the same gradebook,
+"""The unit program's gradebook shortcuts (`speedups.Gradebooks`): the same gradebook,
 fewer queries, and one engine whose compiled statements serve every database it is pointed at."""
 
 import subprocess
@@ -12,13 +12,13 @@ from autograder.pipeline import sandbox
 OPENS = textwrap.dedent("""
     import sys
     sys.path.insert(0, {folder!r})
-    import autograde_unit
+    import speedups
     from nbgrader import api
     from sqlalchemy import event
     from sqlalchemy.engine import Engine
     if {patched}:
-        autograde_unit.reuse_gradebook_work()
-        autograde_unit.reuse_gradebook_work()  # a second call changes nothing
+        speedups.apply("unit")
+        speedups.apply("unit")  # a second call changes nothing
     statements = []
     event.listen(Engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
     counts, found = [], []
@@ -67,10 +67,12 @@ def test_the_warm_service_compiles_the_statements_a_unit_runs(tmp_path):
     script = textwrap.dedent(f"""
         import sys, time
         sys.path.insert(0, {str(sandbox.UNIT_PROGRAM.parent)!r})
-        import autograde_unit, zygote
-        autograde_unit.api.get_alembic_version()
+        import autograde_unit, speedups, zygote
+        from nbgrader import api
+        speedups.apply("unit")
+        api.get_alembic_version()
         zygote.warm_gradebook(autograde_unit)
-        gradebooks = autograde_unit.gradebooks
+        gradebooks = speedups.gradebooks
         assert gradebooks.url is None and gradebooks.engine.pool.checkedout() == 0  # nothing open to fork
         compiled = len(gradebooks.engine._compiled_cache)
         zygote.warm_gradebook(autograde_unit)  # what a unit does, on another database

@@ -1,10 +1,10 @@
-"""The warm service's speed-ups inside a kernel change nothing a student or the grader sees."""
+"""The warm service's speed-ups inside a kernel (`speedups`, group "warm") change nothing a student or the grader sees."""
 
 import stack_data.core
 from IPython.core import ultratb
 from IPython.utils.PyColorize import theme_table
 
-from autograder.pipeline import zygote
+from autograder.pipeline import speedups
 
 
 def nested(depth: int):
@@ -40,7 +40,7 @@ def tracebacks() -> list[str]:
 
 def test_the_shared_traceback_lexer_colours_every_frame_as_stack_data_does(monkeypatch):
     stock = tracebacks()
-    monkeypatch.setattr(stack_data.core, "_pygmented_with_ranges", zygote.traceback_highlighter())
+    monkeypatch.setattr(stack_data.core, "_pygmented_with_ranges", speedups.traceback_highlighter())
     ours = tracebacks()
     assert len(ours) == len(stock) > 4
     assert ours == stock
@@ -63,7 +63,7 @@ def shell_errors(monkeypatch, patched: bool) -> list[tuple[str, str]]:
         return original(*args, **kwargs)
 
     monkeypatch.setattr(ultratb.AutoFormattedTB, "structured_traceback",
-                        zygote.formatted_once(counted) if patched else counted)
+                        speedups.formatted_once(counted) if patched else counted)
     shell, pairs = InteractiveShell.instance(), []
     try:
         for cell in ("def f(n):\n    return [1, 2][n]\nf(3)", "1 / 0", "%xmode Plain", "undefined_name",
@@ -95,7 +95,7 @@ def test_a_second_call_with_anything_different_is_formatted_afresh():
         calls.append((tb_offset, context, self.mode))
         return [f"{etype.__name__} {tb_offset} {context} {self.mode}"]
 
-    once = zygote.formatted_once(fake)
+    once = speedups.formatted_once(fake)
     formatter = ultratb.AutoFormattedTB(mode="Context", tb_offset=1)
     error = ValueError("x")
     assert once(formatter, ValueError, error, None) == once(formatter, ValueError, error, None, tb_offset=1)
@@ -121,7 +121,7 @@ def test_a_module_lookup_that_missed_is_remembered_until_the_modules_change(tmp_
         scans.append(object)
         return original(object, _filename)
 
-    lookup = zygote.remembering_misses(counted)
+    lookup = speedups.remembering_misses(counted)
     cell = compile("x = 1", str(tmp_path / "cell.py"), "exec")  # a notebook cell's code: no module
     assert lookup(cell) is None and lookup(cell) is None and len(scans) == 1
     frame = sys._getframe()
@@ -137,5 +137,31 @@ def test_tracebacks_read_the_same_with_remembered_misses(monkeypatch):
     import inspect
 
     stock = shell_errors(monkeypatch, patched=False)[0]
-    monkeypatch.setattr(inspect, "getmodule", zygote.remembering_misses(inspect.getmodule))
+    monkeypatch.setattr(inspect, "getmodule", speedups.remembering_misses(inspect.getmodule))
     assert shell_errors(monkeypatch, patched=False)[0] == stock
+
+
+def test_every_speed_up_is_installed_with_the_libraries_pinned_here():
+    assert speedups.status() == {patch.name: None for patch in speedups.PATCHES}
+    assert {patch.group for patch in speedups.PATCHES} == {"unit", "warm"}
+
+
+def test_a_library_at_a_version_a_speed_up_was_not_tested_with_is_left_stock(monkeypatch):
+    installed = []
+    patches = [speedups.Patch("nbgrader.tested", "unit", {"nbgrader": ("0.9", "0.10")}, lambda: installed.append(1)),
+               speedups.Patch("nbgrader.newer", "unit", {"nbgrader": ("0.8", "0.9.6")}, lambda: installed.append(2)),
+               speedups.Patch("absent", "unit", {"no-such-distribution": ("1", "2")}, lambda: installed.append(3)),
+               speedups.Patch("warm.only", "warm", {"python": ("3", "4")}, lambda: installed.append(4))]
+    monkeypatch.setattr(speedups, "PATCHES", patches)
+    monkeypatch.setattr(speedups, "installed", set())
+    speedups.apply("unit")
+    speedups.apply("unit")  # once per process
+    assert installed == [1]
+    assert speedups.status() == {"nbgrader.tested": None, "warm.only": None,
+                                 "nbgrader.newer": "nbgrader 0.9.6 (tested from 0.8 to before 0.9.6)",
+                                 "absent": "no-such-distribution is not installed"}
+
+
+def test_versions_compare_as_numbers():
+    assert speedups.as_numbers("0.10.1") > speedups.as_numbers("0.9.6") > speedups.as_numbers("0.9")
+    assert speedups.as_numbers("2.13.0+cpu") == (2, 13, 0) and speedups.as_numbers("9.18.1") < (10,)
