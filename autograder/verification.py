@@ -15,10 +15,9 @@ import nbformat
 from nbgrader.utils import is_grade, is_solution
 
 from course.answers import Explained
-from course.checks import FORMULA_RULE, MATCHES
 from course.protocol import ANSWERS_MIME, CELL_TIMEOUT, FAULT_CELL_ID, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
-from .labs import HANDED_OVER, FormulaRunner, load
+from .labs import FormulaCheck, FormulaRunner, Kind, Problem, load
 
 
 KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdicts (course.answers.Explained)
@@ -58,7 +57,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formu
     notes = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        formula_verdicts = checks.verify_formulas(answer_sources(nb), student, run_formulas)
+        formula_verdicts = checks.verify_formulas(answer_sources(nb), run_formulas)
         changed = False
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
@@ -66,16 +65,16 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formu
             grade_id = cell.metadata.nbgrader["grade_id"]
             key = (path.stem, grade_id)
             check = checks.checks.get(grade_id)
-            if check is not None and check.kind == "formula":
+            if isinstance(check, FormulaCheck):
                 problems = formula_verdicts[grade_id]
-                cell.outputs.append(nbformat.v4.new_output(
-                    "display_data", data={FORMULA_VERDICT_MIME: {"problems": problems}, "text/plain": ""}))
+                cell.outputs.append(nbformat.v4.new_output("display_data", data={
+                    FORMULA_VERDICT_MIME: {"problems": [p.to_json() for p in problems]}, "text/plain": ""}))
                 changed = True
                 if not result["grades"].get(key):
                     continue
             elif not result["grades"].get(key):
-                changed |= add_table_verdict(cell, checks, grade_id, student)
-                owner = checks.numbers_owner(grade_id, published(cell), student, classmates)
+                changed |= add_verdict(cell, check, student)
+                owner = check.numbers_owner(published(cell), student, classmates) if check else None
                 if owner is not None:
                     cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=COPIED))
                     notes.append(f"{grade_id}: the answers are right for {owner}'s numbers, not {student}'s")
@@ -86,12 +85,12 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formu
             if problems:
                 result["grades"][key] = 0.0
                 reason = RecheckFailed("Passed in the notebook, but not when the grader verified the answers "
-                                       "again:\n" + "\n".join(f"  - {problem}" for problem in problems))
+                                       "again:\n" + "\n".join(f"  - {problem.text}" for problem in problems))
                 # The traceback is what notebooks, the formgrader and feedback show of an error: the
                 # reason, wrapped as the kit's own failures are, not nothing.
                 cell.outputs.append(nbformat.v4.new_output(
                     "error", ename="RecheckFailed", evalue=str(reason), traceback=reason._render_traceback_()))
-                notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0]}")
+                notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0].text}")
                 changed = True
         if tests is not None:
             add_summary(nb, path.stem, checks, student, result, tests, classmates)
@@ -102,34 +101,15 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formu
     return notes
 
 
-def formula_mistakes(problems: list[str]) -> list[str]:
-    """A formula check's problems in words without the inputs: the named slips, or why it did not run."""
-    found = []
-    for problem in problems:
-        if "raised NotImplementedError" in problem:
-            words = "not answered (the function still raises NotImplementedError)"
-        elif MATCHES in problem:
-            words = problem.split(MATCHES, 1)[1].rstrip(".")
-        elif FORMULA_RULE in problem:
-            words = problem.removesuffix(FORMULA_RULE).strip().rstrip(".")
-        else:
-            words = "wrong, no known mistake"
-        found += [words] * (words not in found)
-    return found
-
-
-def add_table_verdict(cell, checks, grade_id: str, student: str) -> bool:
-    """For a failed prediction table: append, as output, which entries are wrong and why."""
+def add_verdict(cell, check, student: str) -> bool:
+    """For a failed cell: append, as output, what the grader says beyond the kit (for a
+    prediction table, which entries are wrong and why)."""
     payloads = published(cell)
-    check = checks.checks.get(grade_id)
-    if check is None or check.kind != "table" or not payloads:
-        return False
-    problems = checks.verify_cell(grade_id, payloads, student)
-    if problems:
-        cell.outputs.append(nbformat.v4.new_output(
-            "stream", name="stdout", text="The grader's verdict, entry by entry:\n"
-            + "".join(f"  - {problem}\n" for problem in problems)))
-    return bool(problems)
+    lines = check.verdict_lines(payloads, student) if check is not None and payloads else []
+    if lines:
+        text = "".join(f"{line}\n" for line in lines)
+        cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
+    return bool(lines)
 
 
 def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
@@ -137,7 +117,8 @@ def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
     verdicts = [out["data"][FORMULA_VERDICT_MIME]["problems"] for out in (cell or {}).get("outputs", [])
                 if out.get("output_type") == "display_data" and FORMULA_VERDICT_MIME in out.get("data", {})]
     if verdicts:  # a formula: the verdict the audit recorded
-        return formula_mistakes(verdicts[-1]) or ["failed in the notebook, though the grader found the formula right"]
+        words = [Problem.from_json(problem).in_words for problem in verdicts[-1]]
+        return list(dict.fromkeys(words)) or ["failed in the notebook, though the grader found the formula right"]
     payloads = published(cell) if cell is not None else []
     stopped = [out for out in (cell or {}).get("outputs", [])
                if out.get("output_type") == "error" and out.get("ename") in (CELL_TIMEOUT, "NotRun")]
@@ -145,10 +126,14 @@ def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
         return [STOPPED[stopped[-1]["ename"]]]
     if not payloads:
         return [NOT_ANSWERED]
-    found = checks.mistakes(cell.metadata.nbgrader["grade_id"], payloads, student, classmates)
-    if found and found[0].startswith(HANDED_OVER):  # the visible check failed before the hidden ones ran
-        found = kit_verdict(cell) or found
-    return found or ["lost its points, for no reason the grader can name"]
+    grade_id = cell.metadata.nbgrader["grade_id"]
+    check = checks.checks.get(grade_id)
+    if check is None:
+        return [f"{grade_id} is not a check of {checks.name}"]
+    found = check.mistakes(payloads, student, classmates)
+    if found and found[0].kind is Kind.MISSING:  # the visible check failed before the hidden ones ran
+        return kit_verdict(cell) or [problem.text for problem in found]
+    return [problem.text for problem in found] or ["lost its points, for no reason the grader can name"]
 
 
 class RecheckFailed(Explained):

@@ -28,7 +28,7 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 from . import formulas
 from .answers import Expected, Explained, Unanswered, WrongType, diagnose_all, hand_values, matches
@@ -136,6 +136,9 @@ def output_problem(name: str, probe, got, right, mistakes: dict, hint: str, rtol
             else f"{call} does not give what autograd gives. {hint}")
 
 
+VALUES = "values"  # the kind of check of numbers worked out by hand (`LabKit.values`)
+
+
 @dataclass
 class Function:
     """A graded function: the names it is defined under, and how one probe runs it.
@@ -145,6 +148,7 @@ class Function:
     the result has the wrong form.
     """
 
+    kind: ClassVar[str] = "function"
     takes: tuple[str, ...]
     run: Callable
     success: str
@@ -155,6 +159,7 @@ class Formula:
     """A graded derivation: one function of the inputs, written with `math` only, called on each
     probe's arguments; it returns a number or a tuple of numbers."""
 
+    kind: ClassVar[str] = "formula"
     function: str
     success: str
 
@@ -177,6 +182,7 @@ def cell_source(fn) -> str | None:
 class Table:
     """A dict of predictions: its possible keys, the values allowed, the keys a student needs."""
 
+    kind: ClassVar[str] = "table"
     all_keys: tuple[str, ...]
     choices: tuple
     chosen: Callable[[dict], list[str]] | None = None
@@ -192,12 +198,6 @@ class Table:
         """What is wrong with the table's keys (empty when they are the ones needed)."""
         return [] if sorted(given) == sorted(needed) else [f"`{name}` needs exactly these keys: {needed}."]
 
-    def problems(self, name: str, given: dict, needed: list[str], holds: Callable) -> list[str]:
-        """The grader's verdict, for the feedback: every wrong prediction named. `given` is
-        {key: value}; `holds(key, value)` tells whether a prediction is what PyTorch does."""
-        return self.check_keys(name, given, needed) or [
-            self.wrong(key, given[key]) for key in needed if not holds(key, given[key])]
-
     def tally(self, name: str, given: dict, needed: list[str], holds: Callable) -> list[str]:
         """What the notebook says before grading: how many predictions are right, not which
         (naming them would answer the table by trial and error)."""
@@ -208,7 +208,7 @@ class Table:
             "what PyTorch does."] * bool(wrong)
 
     def wrong(self, key: str, given) -> str:
-        """What the kit says of a wrong prediction: with two choices the right one is the other."""
+        """How the grader's verdict names a wrong prediction: with two choices the right one is the other."""
         if len(self.choices) == 2:
             (other,) = [c for c in self.choices if c != given]
             return f"{key}: {self.describe(other)}, not {self.describe(given)}."
@@ -284,7 +284,7 @@ class LabKit:
         if missing:
             raise Unanswered("Define " + ", ".join(f"`{n}`" for n in missing) + " in the answer cell above and run it.")
         data = hand_values(namespace, names, expected)
-        self._publish("values", " ".join(names), data)
+        self._publish(VALUES, " ".join(names), data)
         report(", ".join(names), diagnose_all(data, [expected[n] for n in names], student,
                                               self.other_answers(student, names)),
                f"all {len(names)} values are right.")
@@ -303,7 +303,7 @@ class LabKit:
             if isinstance(value, bool) is not isinstance(spec.choices[0], bool) or value not in spec.choices:
                 raise WrongType(f"{name}[{key!r}] = {value!r}: use one of {', '.join(map(repr, spec.choices))}.")
             pairs.append([spec.key(key), value])
-        self._publish("table", name, pairs)
+        self._publish(spec.kind, name, pairs)
         truth = self.expected["tables"][name]
         needed = spec.keys(self.numbers(student_id()[0]))
         problems = spec.tally(name, dict(pairs), needed,
@@ -321,7 +321,7 @@ class LabKit:
         for probe in probes:
             with shielded(), explained(spec.takes[0], probe):
                 outputs.append(spec.run(functions, probe))
-        self._publish("function", name, outputs, hidden=hidden is not None)
+        self._publish(spec.kind, name, outputs, hidden=hidden is not None)
         if hidden is not None:
             print(f"✔ {name}: ran on {len(probes)} more inputs; the grader checks the results.")
             return
@@ -341,11 +341,11 @@ class LabKit:
             raise WrongType(f"`{spec.function}` was not defined with `def` in a notebook cell. {FORMULA_RULE}")
         visible = self.expected["functions"][name]
         (result,) = formulas.evaluate([{"source": source, "calls": [[spec.function, p] for p in visible["probes"]]}])
-        if "error" in result and "raised NotImplementedError" in result["error"]:
+        if result.get("unanswered"):
             raise Unanswered(f"Write `{spec.function}` in the answer cell above and run it.")
         if "error" in result:
             raise CheckFailed(f"{result['error']}.\n{FORMULA_RULE}")
-        self._publish("formula", name, result["values"])
+        self._publish(spec.kind, name, result["values"])
         runs = zip(visible["probes"], result["values"], visible["outputs"], strict=True)
         problems = [problem for probe, got, want in runs
                     if (problem := output_problem(spec.function, probe, got, want["right"], want["mistakes"],

@@ -31,12 +31,16 @@ def numbers(value):
         return [float(v) for v in value]
     raise TypeError(f"returned {type(value).__name__} {value!r:.60}; return a number or a tuple of numbers")
 
+def failed(why, exc):
+    unanswered = isinstance(exc, NotImplementedError)  # as the released answer cell raises
+    return {"error": why, "unanswered": True} if unanswered else {"error": why}
+
 def run(job):
     namespace = {"__name__": "formulas"}
     try:
         exec(compile(job["source"], "<your formula cell>", "exec"), namespace)
     except BaseException as exc:
-        return {"error": f"the cell itself raised {type(exc).__name__}: {exc}"}
+        return failed(f"the cell itself raised {type(exc).__name__}: {exc}", exc)
     values = []
     for name, args in job["calls"]:
         fn = namespace.get(name)
@@ -46,7 +50,7 @@ def run(job):
             values.append(numbers(fn(*args)))
         except BaseException as exc:
             call = name + "(" + ", ".join(map(repr, args)) + ")"
-            return {"error": f"{call} raised {type(exc).__name__}: {exc}"}
+            return failed(f"{call} raised {type(exc).__name__}: {exc}", exc)
     return {"values": values}
 
 results = [run(job) for job in jobs]
@@ -69,7 +73,8 @@ def command() -> list[str]:
 def evaluate(jobs: list[dict], prefix: list[str] = (), seconds: float = TIME_LIMIT) -> list[dict]:
     """Run each job ({"source": cell code, "calls": [[function name, [args...]], ...]}) in one
     fresh stdlib-only interpreter (started through `prefix`, e.g. a sandbox); per job, its
-    {"values": [[floats] per call]} or {"error": why}."""
+    {"values": [[floats] per call]} or {"error": why} ("unanswered": true where a call raised
+    NotImplementedError, as the released answer cell does)."""
     try:
         proc = subprocess.run([*prefix, *command()], input=json.dumps(jobs), capture_output=True, text=True,
                               timeout=seconds)

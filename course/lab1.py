@@ -133,14 +133,6 @@ class RegimeTable(Table):
         return [f"{name} needs an entry for each of your learning rates; missing {', '.join(missing)} "
                 f"(your rates: {', '.join(needed)})."] if missing else []
 
-    def problems(self, name: str, given: dict, needed: list[str], holds, verdict=None) -> list[str]:
-        """As Table.problems; `verdict(lr)`, where given, says what really happens (the grader's)."""
-        return self.check_keys(name, given, needed) or [
-            f"lr = {key}: you predicted {given[key]!r}, "
-            + (verdict(float(key)) if verdict else "which is not what happens")
-            + ": each update multiplies u by 1 − 4·lr."
-            for key in needed if not holds(key, given[key])]
-
 
 # The numbers of the lab's worked example (Task 1's text: the start A = B = 0 with target 10):
 # answers worked on them instead of the student's own are named as such.

@@ -10,13 +10,12 @@ import shutil
 import sys
 from pathlib import Path
 
-import jupytext
 import pytest
 import torch
 
 import course.checks
 from autograder.labs import load
-from autograder.pipeline import sandbox
+from autograder.pipeline import notebooks, sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 # nbgrader's gradebook runs `alembic` from PATH: this environment's tools come first, as in make.
@@ -43,9 +42,9 @@ def make_course_root(dest: Path) -> Path:
 
 
 def cell_source(lab: str, grade_id: str, hidden: bool = True) -> str:
-    """The code of a test cell in the lab's source notebook, with or without its hidden part."""
-    nb = jupytext.read(REPO / "source" / lab / f"{lab}.py")
-    (cell,) = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
+    """The code of a test cell in the lab's instructor notebook, with or without its hidden part."""
+    (cell,) = [c for c in notebooks.instructor_notebook(lab).cells
+               if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id]
     source = cell.source
     if not hidden:
         source = source.split(HIDDEN[0])[0]
@@ -70,6 +69,11 @@ def run_cell(source: str, namespace: dict, name: str) -> None:
     exec(compile(source, filename, "exec"), namespace)
 
 
+def texts(problems) -> list[str]:
+    """What the student reads of the grader's problems."""
+    return [problem.text for problem in problems]
+
+
 def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True, answers: dict | None = None):
     """Run a test cell as the kernel would, then verify what it published as the grader would
     (`answers`: the notebook's answer cells' code, for a formula check).
@@ -88,7 +92,7 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True,
     finally:
         course.checks.publish = original
     student = course.identity.student_id()[0]
-    return error, load(lab).verify_cell(grade_id, published, student, answers, sandbox.run_formulas)
+    return error, texts(load(lab).verify_cell(grade_id, published, student, answers, sandbox.run_formulas))
 
 
 def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None:

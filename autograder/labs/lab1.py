@@ -11,11 +11,10 @@ from itertools import pairwise
 import torch
 
 from course import lab1 as kit
-from course.answers import close, lists_close
-from course.checks import describe_call
+from course.answers import lists_close
 from course.device import grading_device
 
-from . import Lab
+from . import Lab, Mistake
 
 F64 = torch.float64
 LAB = Lab(kit.check)
@@ -79,53 +78,6 @@ def regime(lr: float) -> str:
     return "monotone" if same_sign else "oscillating"
 
 
-# ---------------------------------------------------------------- verify: plain data in, problems out
-
-def verify_descent(data: dict, student: str) -> list[str]:
-    problems = []
-    for args, run in zip(data["probes"], data["outputs"], strict=True):
-        call = describe_call("gradient_descent", args)
-        ref = descent_reference(**args)
-        if any(len(run[k]) != args["epochs"] for k in ("As", "Bs", "losses")):
-            problems.append(f"{call} should return three lists of {args['epochs']} values, one per epoch.")
-            continue
-        if all(lists_close(run[k], ref[k]) for k in ("As", "Bs", "losses")):
-            continue
-        if lists_close(run["As"], descent_reference(**{**args, "zero_grad": not args["zero_grad"]})["As"]):
-            problems.append(f"{call}: the gradients were " + (
-                "never reset, so every step adds the new gradient to all the old ones; reset A.grad and B.grad "
-                "after each update" if args["zero_grad"] else
-                "reset although zero_grad=False; skip the reset when zero_grad is False") + ".")
-        elif lists_close(run["As"], descent_reference(**args, direction=+1.0)["As"]):
-            problems.append(f"{call}: A and B move up the gradient; subtract lr · grad.")
-        elif lists_close(run["As"], ref["As"]):
-            problems.append(f"{call}: A and B are right but losses[k] should be the loss computed before update k.")
-        else:
-            problems.append(f"{call}: As[k], Bs[k] should be A and B after update k, "
-                            "and losses[k] the loss computed just before it.")
-    return problems
-
-
-def verify_factor(data: dict, student: str) -> list[str]:
-    lrs, got = data["probes"], data["outputs"]
-    right = [measured_factor(lr) for lr in lrs]
-    if lists_close(got, right):
-        return []
-    if lists_close(got, [1 - 2 * lr for lr in lrs]):
-        return ["shrink_factor gives 1 − 2·lr: that is how u moves if only A changes, but A and B both "
-                "move by lr · 2u each, so u moves by twice that."]
-    wrong = ", ".join(f"{lr:g}" for lr, a, b in zip(lrs, got, right, strict=True) if not close(a, b, 1e-4, 1e-6))
-    return [f"shrink_factor is wrong at lr = {wrong}. Write u after one update in terms of u before it."]
-
-
-def verify_regimes(data: list, student: str) -> list[str]:
-    rates = [kit.rate_key(lr) for lr in kit.student_numbers(student)["rates"]]
-    return kit.check.tables["predictions"].problems(
-        "predictions", {kit.rate_key(k): v for k, v in data}, rates, lambda key, said: regime(float(key)) == said,
-        verdict=lambda lr: f"but it is {regime(lr)!r}: u is multiplied by 1 − 4·lr = {signed(measured_factor(lr))} "
-                           "per update, so")
-
-
 # ---------------------------------------------------------------- the step as a formula
 
 def one_step_reference(A, B, target, lr) -> list[float]:
@@ -156,7 +108,7 @@ LAB.formula(
     visible=[[0.0, 0.0, 10.0, 0.01], [2.5, -1.0, 4.0, 0.1]],
     hidden=[[1.5, 2.0, -3.0, 0.05], [-0.7, 0.4, 6.5, 0.2], [3.0, 3.5, 2.0, 0.15]],
     reference=lambda p: one_step_reference(*p),
-    mistakes={why: (lambda p, why=why: one_step_slips(*p)[why]) for why in one_step_slips(1.0, 2.0, 0.0, 0.1)},
+    mistakes=[Mistake(why, lambda p, why=why: one_step_slips(*p)[why]) for why in one_step_slips(1.0, 2.0, 0.0, 0.1)],
     hint="u = A + B − target first; then the loss, the two gradients by the chain rule, and one step of each "
          "parameter against its gradient.")
 LAB.function(
@@ -165,18 +117,24 @@ LAB.function(
     hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
             dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)],
     reference=lambda p: descent_reference(**p),
-    mistakes={"never reset A.grad and B.grad, so every step adds the new gradient to all the old ones":
-              lambda p: descent_reference(**{**p, "zero_grad": False}),
-              "moved A and B up the gradient instead of down (subtract lr · grad)":
-              lambda p: descent_reference(**p, direction=+1.0)},
-    verify=verify_descent,
+    form=lambda p, got, right: (f"should return three lists of {p['epochs']} values, one per epoch."
+                                if any(len(got[k]) != p["epochs"] for k in right) else None),
+    mistakes=[Mistake("never reset A.grad and B.grad, so every step adds the new gradient to all the old ones",
+                      lambda p: descent_reference(**{**p, "zero_grad": False}) if p["zero_grad"] else None),
+              Mistake("reset the gradients although zero_grad=False (skip the reset when zero_grad is False)",
+                      lambda p: None if p["zero_grad"] else descent_reference(**{**p, "zero_grad": True})),
+              Mistake("moved A and B up the gradient instead of down (subtract lr · grad)",
+                      lambda p: descent_reference(**p, direction=+1.0)),
+              Mistake("recorded each loss after its update (losses[k] is the loss computed just before update k)",
+                      shows=lambda p, got, right: all(lists_close(got[k], right[k]) for k in ("As", "Bs")))],
     hint="As[k], Bs[k] should be A and B after update k, and losses[k] the loss computed just before it; "
          "each update is A ← A − lr · dloss/dA (and the same for B), with the gradient from autograd.")
 LAB.function(
     "t3_factor", "shrink_factor", visible=[0.01, 0.1, 0.3, 0.6], hidden=[0.05, 0.45, 0.7],
     reference=measured_factor,
-    mistakes={"took 1 − 2·lr, how u moves if only A changes (A and B both move by lr · 2u, so u moves twice "
-              "as far)": lambda lr: 1 - 2 * lr},
-    verify=verify_factor,
+    mistakes=[Mistake("took 1 − 2·lr, how u moves if only A changes (A and B both move by lr · 2u, so u moves "
+                      "twice as far)", lambda lr: 1 - 2 * lr)],
     hint="Write u after one update in terms of u before it.")
-LAB.table("t3_regimes", "predictions", truth=lambda key: regime(float(key)), verify=verify_regimes)
+LAB.table("t3_regimes", "predictions", truth=lambda key: regime(float(key)),
+          explain=lambda key, said: f"lr = {key}: you predicted {said!r}, but it is {regime(float(key))!r}: each "
+                                    f"update multiplies u by 1 − 4·lr = {signed(measured_factor(float(key)))}.")

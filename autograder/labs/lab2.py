@@ -13,7 +13,7 @@ import torch
 
 from course import lab2 as kit
 
-from . import Lab
+from . import Lab, Mistake
 
 LAB = Lab(kit.check)
 
@@ -108,25 +108,6 @@ def none_listing_names(tensor: torch.Tensor) -> list[str]:
     return names
 
 
-def verify_walk(data: dict, student: str) -> list[str]:
-    problems = []
-    for text, got in zip(data["probes"], data["outputs"], strict=True):
-        out = kit.expression(text)
-        right = graph_names(out)
-        if got == right:
-            continue
-        if got == breadth_first_names(out):
-            why = "that is breadth-first order; go deep first: visit a node, then each of its next_functions in turn"
-        elif set(got) == set(right) and len(got) > len(right):
-            why = "a node reached twice (a tensor used twice) was listed twice; remember which nodes you visited"
-        elif "NoneType" in got:
-            why = "next_functions holds None for inputs that need no gradient; skip those"
-        else:
-            why = f"expected {len(right)} nodes starting with {right[:3]}"
-        problems.append(f"graph_walk on {text}: got {got[:6]}{'…' if len(got) > 6 else ''}: {why}.")
-    return problems
-
-
 # ---------------------------------------------------------------- the formula's reference and slips
 
 def f_gradients_reference(x: float, y: float, z: float) -> list[float]:
@@ -167,13 +148,16 @@ LAB.function(
     hidden=["(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()) * s + k * b).sum()",
             "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()"],
     reference=lambda text: graph_names(kit.expression(text)),
-    mistakes={"walked the graph breadth first (go deep first: a node, then each of its next_functions in turn)":
-              lambda text: breadth_first_names(kit.expression(text)),
-              "listed a node twice when two paths reach it (remember which nodes you visited)":
-              lambda text: repeating_names(kit.expression(text)),
-              "listed the None entries of next_functions (skip those: they are inputs that need no gradient)":
-              lambda text: none_listing_names(kit.expression(text))},
-    verify=verify_walk,
+    mistakes=[Mistake("walked the graph breadth first (go deep first: a node, then each of its next_functions in "
+                      "turn)", lambda text: breadth_first_names(kit.expression(text))),
+              Mistake("listed a node twice when two paths reach it (remember which nodes you visited)",
+                      lambda text: repeating_names(kit.expression(text)),
+                      shows=lambda text, got, right: set(got) == set(right) and len(got) > len(right)),
+              Mistake("listed the None entries of next_functions (skip those: they are inputs that need no gradient)",
+                      lambda text: none_listing_names(kit.expression(text)),
+                      shows=lambda text, got, right: "NoneType" in got)],
+    detail=lambda text, got, right: f"got {got[:6]}{'…' if len(got) > 6 else ''}, expected {len(right)} nodes "
+                                    f"starting with {right[:3]}",
     hint="Start at t.grad_fn and go depth first: a node, then each entry of its next_functions in turn; "
          "skip None and list every node once.")
 LAB.values("t4_forward", "a", "b", "c", "d", "e", "f")
@@ -184,7 +168,7 @@ LAB.formula(
     visible=[[0.25, 0.3, 0.4], [1.0, 1.2, 0.7]],
     hidden=[[0.7, 1.1, 1.3], [-0.4, 2.8, 0.3], [1.6, 0.35, 0.45], [0.3, 4.0, -0.8]],
     reference=lambda p: f_gradients_reference(*p),
-    mistakes={why: (lambda p, why=why: f_gradients_slips(*p)[why]) for why in f_gradients_slips(1.0, 1.0, 1.0)},
+    mistakes=[Mistake(why, lambda p, why=why: f_gradients_slips(*p)[why]) for why in f_gradients_slips(1.0, 1.0, 1.0)],
     hint="Compute a, b, c, d and f inside the function, then multiply the local derivatives along each "
          "input's path, from f back to it.")
 LAB.values("t4_fan_out", "dg_dx")

@@ -16,7 +16,7 @@ from course import lab3 as kit
 from course.answers import relative_error
 from course.device import grading_device
 
-from . import Lab
+from . import Lab, Mistake
 
 F64 = torch.float64
 MAX_REL_ERROR = 1e-6
@@ -85,31 +85,17 @@ def _plain(tensors: list[torch.Tensor]) -> list:
     return [t.detach().to("cpu", F64).tolist() for t in tensors]
 
 
-# ---------------------------------------------------------------- verifiers with more to say than "matches"
-
-def verify_retain(data: list, student: str) -> list[str]:
-    expected = kit.student_numbers(student)["expressions"]
-    given = {str(k): v for k, v in data}
-    if sorted(given) != sorted(expected):
-        return [f"needs_retain should have exactly your expressions as keys: {expected}."]
-    problems = []
-    for expression in expected:
-        truth = needs_retain_graph(expression)
-        if given[expression] != truth:
-            problems.append(f"{expression}: a second backward {'fails' if truth else 'works'} without "
-                            "retain_graph. Ask what its backward needs: "
-                            + ("it saved a tensor from the forward pass, and backward frees saved tensors."
-                               if truth else "nothing was saved, so there is nothing to free."))
-    return problems
+def retain_lesson(expression: str, said: bool) -> str:
+    """Why a second backward through `expression` fails or works, for a wrong prediction."""
+    truth = needs_retain_graph(expression)
+    return (f"{expression}: a second backward {'fails' if truth else 'works'} without retain_graph. Ask what its "
+            "backward needs: " + ("it saved a tensor from the forward pass, and backward frees saved tensors."
+                                  if truth else "nothing was saved, so there is nothing to free."))
 
 
-def verify_clearing(data: list, student: str) -> list[str]:
-    given = {str(k): v for k, v in data}
-    if sorted(given) != sorted(kit.CLEARING):
-        return [f"after_clear should have exactly these keys: {list(kit.CLEARING)}."]
-    return [f"after {method}, .grad is {after_clearing(method)}, not {given[method]}"
-            + (" (zero_grad sets gradients to None by default)" if method == "optimizer.zero_grad()" else "") + "."
-            for method in kit.CLEARING if given[method] != after_clearing(method)]
+def clearing_lesson(method: str, said: str) -> str:
+    return (f"after {method}, .grad is {after_clearing(method)}, not {said}"
+            + (" (zero_grad sets gradients to None by default)" if method == "optimizer.zero_grad()" else "") + ".")
 
 
 def raises(action) -> bool:
@@ -162,69 +148,43 @@ TRAP_LESSONS = {
 }
 
 
-def verify_traps(data: list, student: str) -> list[str]:
-    given = {str(k): v for k, v in data}
-    if sorted(given) != sorted(kit.TRAPS):
-        return [f"traps should have exactly these keys: {list(kit.TRAPS)}."]
-    return [f"{trap}: {TRAP_TRUTHS[trap]()}, not {given[trap]}: {TRAP_LESSONS[trap]}."
-            for trap in kit.TRAPS if given[trap] != TRAP_TRUTHS[trap]()]
-
-
-def verify_micro_batches(data: dict, student: str) -> list[str]:
-    problems = []
-    for probe, got in zip(data["probes"], data["outputs"], strict=True):
-        parts = probe["k"]
-        ref = full_batch_gradients(probe["samples"], probe["seed"])
-        label = f"accumulate_gradients with {parts} micro-batches of {probe['samples'] // parts}"
-        if len(got) != len(ref):
-            problems.append(f"{label}: returned {len(got)} gradients, expected one per parameter ({len(ref)}).")
-            continue
-        errors = [relative_error(g, r) for g, r in zip(got, ref, strict=True)]
-        if max(errors) <= MAX_REL_ERROR:
-            continue
-        if max(relative_error(torch.tensor(g) / parts, r) for g, r in zip(got, ref, strict=True)) <= MAX_REL_ERROR:
-            problems.append(f"{label}: the gradients are {parts} times too large; "
-                            f"scale each micro-batch loss by 1/{parts}.")
-        else:
-            problems.append(f"{label}: differs from the full-batch gradient (relative error {max(errors):.1e}). "
-                            "Did you clear the stale gradients first?")
-    return problems
-
-
-def verify_layer(data: dict, student: str) -> list[str]:
-    problems = []
-    for probe, got in zip(data["probes"], data["outputs"], strict=True):
-        ref = layer_reference(probe["samples"], probe["seed"])
-        if torch.tensor(got).shape != ref.shape:
-            problems.append(f"first_layer_grad should have the shape of model[0].weight, {tuple(ref.shape)}.")
-        elif relative_error(got, ref) > MAX_REL_ERROR:
-            problems.append("first_layer_grad is not model[0].weight.grad after one backward of the MSE loss.")
-    return problems
+def close_gradients(got: list, right: list) -> bool:
+    """Every gradient within MAX_REL_ERROR of autograd's (relative to its size)."""
+    return all(relative_error(g, r) <= MAX_REL_ERROR for g, r in zip(got, right, strict=True))
 
 
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_accumulation", "grad_once", "grad_twice")
-LAB.table("t2_retain", "needs_retain", truth=needs_retain_graph, verify=verify_retain)
-LAB.table("t3_clearing", "after_clear", truth=after_clearing, verify=verify_clearing)
-LAB.table("t6_traps", "traps", truth=lambda trap: TRAP_TRUTHS[trap](), verify=verify_traps)
+LAB.table("t2_retain", "needs_retain", truth=needs_retain_graph, explain=retain_lesson)
+LAB.table("t3_clearing", "after_clear", truth=after_clearing, explain=clearing_lesson)
+LAB.table("t6_traps", "traps", truth=lambda trap: TRAP_TRUTHS[trap](),
+          explain=lambda trap, said: f"{trap}: {TRAP_TRUTHS[trap]()}, not {said}: {TRAP_LESSONS[trap]}.")
 # samples, micro-batches k, seed of kit.problem_data
 LAB.function(
     "t4_micro_batches", "accumulate_gradients", visible=[{"samples": 8, "k": 2, "seed": 0}],
     hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2}],
     reference=lambda p: _plain(full_batch_gradients(p["samples"], p["seed"])),
-    mistakes={"did not scale each micro-batch loss by 1/k, so the gradients are k times too large":
-              lambda p: _plain([g * p["k"] for g in full_batch_gradients(p["samples"], p["seed"])]),
-              "did not clear the stale gradients first (each .grad held old values)":
-              lambda p: _plain([g + kit.STALE_GRAD for g in full_batch_gradients(p["samples"], p["seed"])])},
-    verify=verify_micro_batches, rtol=2 * MAX_REL_ERROR, atol=1e-9,
+    form=lambda p, got, right: (f"returned {len(got)} gradients, expected one per parameter ({len(right)})."
+                                if len(got) != len(right) else None),
+    same=close_gradients,
+    mistakes=[Mistake("did not scale each micro-batch loss by 1/k, so the gradients are k times too large",
+                      lambda p: _plain([g * p["k"] for g in full_batch_gradients(p["samples"], p["seed"])])),
+              Mistake("did not clear the stale gradients first (each .grad held old values)",
+                      lambda p: _plain([g + kit.STALE_GRAD for g in full_batch_gradients(p["samples"], p["seed"])]))],
+    detail=lambda p, got, right: "differs from the full-batch gradient (relative error "
+                                 f"{max(relative_error(g, r) for g, r in zip(got, right, strict=True)):.1e})",
+    rtol=2 * MAX_REL_ERROR, atol=1e-9,
     hint="Clear the stale gradients first, then backpropagate each micro-batch's MSE scaled by 1/k.")
 LAB.function(
     "t5_layer_grad", "first_layer_grad", visible=[{"samples": 6, "seed": 0}],
     hidden=[{"samples": 6, "seed": 1}, {"samples": 6, "seed": 2}],
     reference=lambda p: layer_reference(p["samples"], p["seed"]).tolist(),
-    mistakes={"returned the weight model[0].weight, not model[0].weight.grad":
-              lambda p: kit.problem_data(p["samples"], p["seed"])[0][0].weight.tolist()},
-    verify=verify_layer, rtol=2 * MAX_REL_ERROR, atol=1e-9,
+    form=lambda p, got, right: (f"should have the shape of model[0].weight, {tuple(torch.tensor(right).shape)}."
+                                if torch.tensor(got).shape != torch.tensor(right).shape else None),
+    same=lambda got, right: relative_error(got, right) <= MAX_REL_ERROR,
+    mistakes=[Mistake("returned the weight model[0].weight, not model[0].weight.grad",
+                      lambda p: kit.problem_data(p["samples"], p["seed"])[0][0].weight.tolist())],
+    rtol=2 * MAX_REL_ERROR, atol=1e-9,
     hint="Clear the old gradients, backpropagate the MSE of model(X) against y once, "
          "and return model[0].weight.grad (not model[0].weight).")

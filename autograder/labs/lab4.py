@@ -14,7 +14,7 @@ from course import lab4 as kit
 from course.answers import FUNCTION_RTOL, close, lists_close, relative_error
 from course.device import grading_device
 
-from . import Lab
+from . import Lab, Mistake
 
 F64 = torch.float64
 BACKWARD_MAX_REL_ERROR = 1e-5
@@ -140,46 +140,6 @@ NUMERICAL_MISTAKES = {
     "moved every coordinate at once (nudge one coordinate at a time)": dict(all_at_once=True)}
 
 
-# ---------------------------------------------------------------- verifiers with more to say than "matches"
-
-def verify_check_result(data: dict, student: str) -> list[str]:
-    problems = []
-    for (x, y, w), (loss, grad) in zip(data["probes"], data["outputs"], strict=True):
-        ref = kit.task1_values(x, y, w)
-        if not close(loss, ref["loss"], FUNCTION_RTOL, 1e-9):
-            problems.append(f"check_result({x:g}, {y:g}, {w:g}) returned loss {loss:.6g}: "
-                            "build ŷ = x·w, s = ŷ − y, loss = s² with tensors.")
-        if not close(grad, ref["dloss_dw"], FUNCTION_RTOL, 1e-9):
-            why = " (the sign is flipped)" if close(-grad, ref["dloss_dw"], FUNCTION_RTOL, 1e-9) else ""
-            problems.append(f"check_result({x:g}, {y:g}, {w:g}) returned gradient {grad:.6g}{why}: "
-                            "make w a tensor with requires_grad=True, call loss.backward() and read w.grad.")
-    return problems
-
-
-def verify_train(data: dict, student: str) -> list[str]:
-    problems = []
-    for args, run in zip(data["probes"], data["outputs"], strict=True):
-        call = "train(" + ", ".join(f"{k}={v:g}" for k, v in args.items()) + ")"
-        ref = train_reference(**args)
-        if len(run["ws"]) != args["steps"] or len(run["losses"]) != args["steps"]:
-            problems.append(f"{call} should return {args['steps']} values of w and of the loss, "
-                            f"one per step; got {len(run['ws'])} and {len(run['losses'])}.")
-            continue
-        if lists_close(run["ws"], ref["ws"]) and lists_close(run["losses"], ref["losses"]):
-            continue
-        if lists_close(run["ws"], train_reference(**args, zero_grad=False)["ws"]):
-            problems.append(f"{call}: w.grad is never reset, so each step adds the new gradient to "
-                            "all the old ones. Zero it (w.grad.zero_()) after every update.")
-        elif lists_close(run["ws"], train_reference(**args, direction=+1.0)["ws"]):
-            problems.append(f"{call}: w moves up the gradient, so the loss grows. Subtract lr · w.grad.")
-        elif close(run["ws"][0], args["w"]) and not close(run["losses"][0], ref["losses"][0], FUNCTION_RTOL, 1e-6):
-            problems.append(f"{call}: losses[k] should be the loss computed with ws[k], at the start of step k.")
-        else:
-            problems.append(f"{call}: ws[k] should be w at the start of step k (ws[0] = {args['w']:g}), "
-                            "then w ← w − lr · dloss/dw with the gradient from autograd.")
-    return problems
-
-
 def activation_slips(xs: list[float]) -> dict[str, dict[str, list[float]]]:
     t = torch.tensor(xs, dtype=F64)
     return {"relu_grad": {"returned ReLU(x) instead of its slope": torch.relu(t).tolist(),
@@ -189,44 +149,28 @@ def activation_slips(xs: list[float]) -> dict[str, dict[str, list[float]]]:
                              "returned σ(x) instead of its derivative": torch.sigmoid(t).tolist()}}
 
 
-def verify_activation_grads(data: dict, student: str) -> list[str]:
-    problems = []
-    for xs, got in zip(data["probes"], data["outputs"], strict=True):
-        refs, slips = activation_references(xs), activation_slips(xs)
-        for name in ("relu_grad", "sigmoid_grad"):
-            if lists_close(got[name], refs[name]):
-                continue
-            if len(got[name]) != len(xs):
-                problems.append(f"`{name}` gave {len(got[name])} values for {len(xs)} inputs: one per input.")
-                continue
-            named = [why for why, wrong in slips[name].items() if lists_close(got[name], wrong)]
-            where = [x for x, a, b in zip(xs, got[name], refs[name], strict=True)
-                     if not close(a, b, FUNCTION_RTOL, 1e-6)]
-            problems.append(f"`{name}` is wrong at x = {', '.join(f'{x:g}' for x in where)}"
-                            + (f": it {named[0]}." if named else "."))
-    return problems
+def backward_errors(got: dict, right: dict) -> dict[str, float]:
+    """The relative error of each gradient of manual_backward against autograd's."""
+    return {name: relative_error(got[name], right[name]) for name in ("dW1", "dw2")}
 
 
-def verify_manual_backward(data: dict, student: str) -> list[str]:
-    problems = []
-    for (features, hidden, seed), got in zip(data["probes"], data["outputs"], strict=True):
-        inputs = kit.backward_inputs(features, hidden, seed)
-        ref = backward_reference(**inputs)
-        label = f"manual_backward on x of size {features} with {hidden} hidden units"
-        bad = {}
-        for name in ("dW1", "dw2"):
-            if torch.tensor(got[name]).shape != ref[name].shape:
-                bad[name] = f"`{name}` should have shape {tuple(ref[name].shape)}"
-            elif (err := relative_error(got[name], ref[name])) > BACKWARD_MAX_REL_ERROR:
-                bad[name] = f"`{name}` differs from autograd (relative error {err:.1e})"
-        if not bad:
-            continue
-        named = [why for why, wrong in backward_slips(**inputs).items()
-                 if all(torch.tensor(got[k]).shape == wrong[k].shape
-                        and relative_error(got[k], wrong[k]) <= BACKWARD_MAX_REL_ERROR for k in wrong)]
-        problems.append(f"{label}: " + "; ".join(bad.values())
-                        + (f". It matches what you get if you {named[0]}." if named else "."))
-    return problems
+def shape_problem(got: dict, right: dict) -> str | None:
+    wrong = [f"`{name}` should have shape {tuple(torch.tensor(right[name]).shape)}" for name in ("dW1", "dw2")
+             if torch.tensor(got[name]).shape != torch.tensor(right[name]).shape]
+    return "; ".join(wrong) + "." if wrong else None
+
+
+def slope_slip(got: dict, right: dict, name: str, slip: list[float]) -> bool:
+    """Whether the slope `name` is wrong, and as `slip` is (whatever the other slope is)."""
+    return not lists_close(got[name], right[name]) and lists_close(got[name], slip)
+
+
+def wrong_at(xs: list[float], got: dict, right: dict) -> str:
+    """Where each activation's slope is wrong."""
+    return "; ".join(f"`{name}` is wrong at x = " + ", ".join(f"{x:g}" for x, a, b in zip(xs, got[name], right[name],
+                                                                                        strict=True)
+                                                          if not close(a, b, FUNCTION_RTOL, 1e-6))
+                     for name in right if not lists_close(got[name], right[name]))
 
 
 # ---------------------------------------------------------------- the checks, one declaration each
@@ -236,24 +180,32 @@ LAB.values("t1_backward", "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
 LAB.function(
     "t1_check_result", "check_result", visible=[[4.0, 1.0, 0.5]], hidden=[[2.0, 3.0, 0.25], [-1.5, 0.5, 2.0]],
     reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
-    mistakes={"flipped the sign of the gradient": lambda p: [kit.task1_values(*p)["loss"],
-                                                             -kit.task1_values(*p)["dloss_dw"]]},
-    verify=verify_check_result,
+    mistakes=[Mistake("flipped the sign of the gradient", lambda p: [kit.task1_values(*p)["loss"],
+                                                                     -kit.task1_values(*p)["dloss_dw"]])],
+    detail=lambda p, got, right: (f"returned loss {got[0]:.6g}: build ŷ = x·w, s = ŷ − y, loss = s² with tensors"
+                                  if not close(got[0], right[0], FUNCTION_RTOL, 1e-9)
+                                  else f"returned gradient {got[1]:.6g}, which is not autograd's dloss/dw"),
     hint="Make w a tensor with requires_grad=True, build the loss, call loss.backward() and read w.grad.")
 LAB.formula(
     "t1_formula", "loss_and_gradient", answer_cell="t1_formula_answer",
     visible=[[4.0, 1.0, 0.5], [3.0, 2.0, 0.25]], hidden=[[3.0, -2.0, 0.7], [-1.5, 0.5, 1.8], [0.5, 2.0, -1.2]],
     reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
-    mistakes={why: (lambda p, why=why: task1_formula_slips(*p)[why]) for why in task1_formula_slips(1.0, 2.0, 3.0)},
+    mistakes=[Mistake(why, lambda p, why=why: task1_formula_slips(*p)[why])
+              for why in task1_formula_slips(1.0, 2.0, 3.0)],
     hint="Compute ŷ and s from the inputs inside the function, then multiply the three local derivatives of 1b.")
 LAB.function(
     "t1_train", "train", visible=[dict(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)],
     hidden=[dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)],
     reference=lambda p: train_reference(**p),
-    mistakes={"never reset w.grad, so each step adds the new gradient to all the old ones":
-              lambda p: train_reference(**p, zero_grad=False),
-              "moved w up the gradient instead of down": lambda p: train_reference(**p, direction=+1.0)},
-    verify=verify_train,
+    form=lambda p, got, right: (f"should return {p['steps']} values of w and of the loss, one per step; got "
+                                f"{len(got['ws'])} and {len(got['losses'])}."
+                                if len(got["ws"]) != p["steps"] or len(got["losses"]) != p["steps"] else None),
+    mistakes=[Mistake("never reset w.grad, so each step adds the new gradient to all the old ones",
+                      lambda p: train_reference(**p, zero_grad=False)),
+              Mistake("moved w up the gradient instead of down", lambda p: train_reference(**p, direction=+1.0)),
+              Mistake("recorded each loss at another moment (losses[k] is the loss computed with ws[k], at the "
+                      "start of step k)", shows=lambda p, got, right: close(got["ws"][0], p["w"])
+                      and lists_close(got["ws"], right["ws"]))],
     hint="ws[k] is w at the start of step k, losses[k] the loss computed with it; then w ← w − lr · dloss/dw.")
 LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
@@ -266,35 +218,44 @@ LAB.formula(
     hidden=[[1.5, 0.8, -0.6, 0.9], [3.1, 0.45, 0.35, 0.05], [0.6, 1.9, -1.7, 0.6], [2.0, -0.4, 0.9, 0.2],
             [-1.2, 0.7, 1.3, 0.9], [2.0, 0.0, 1.1, 0.3], [0.9, 0.5, 1.4, 0.2]],
     reference=lambda p: [kit.task2_values(*p)[k] for k in ("dloss_dw1", "dloss_dw2")],
-    mistakes={why: (lambda p, why=why: task2_formula_slips(*p)[why])
-              for why in task2_formula_slips(1.0, 1.0, 1.0, 0.0)},
+    mistakes=[Mistake(why, lambda p, why=why: task2_formula_slips(*p)[why])
+              for why in task2_formula_slips(1.0, 1.0, 1.0, 0.0)],
     hint="Run the forward pass inside the function, then multiply 2b's local derivatives along each weight's "
          "path; the ReLU's slope depends on the sign of m1.")
 LAB.function(
     "t2_activation_grads", "activation_grads",
     visible=[[-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0]], hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]],
     reference=activation_references,
-    mistakes={f"{why} (in {name})": (lambda p, name=name, why=why: {**activation_references(p),
-                                                                     name: activation_slips(p)[name][why]})
-              for name in ("relu_grad", "sigmoid_grad") for why in activation_slips([0.0])[name]},
-    verify=verify_activation_grads,
+    form=lambda xs, got, right: "; ".join(f"`{name}` gave {len(got[name])} values for {len(xs)} inputs: one per input"
+                                          for name in right if len(got[name]) != len(xs)) or None,
+    mistakes=[Mistake(f"{why} (in {name})",
+                      lambda p, name=name, why=why: {**activation_references(p), name: activation_slips(p)[name][why]},
+                      shows=lambda p, got, right, name=name, why=why: slope_slip(got, right, name,
+                                                                                 activation_slips(p)[name][why]))
+              for name in ("relu_grad", "sigmoid_grad") for why in activation_slips([0.0])[name]],
+    detail=wrong_at,
     hint="ReLU'(z) is 1 where z > 0, else 0; σ'(z) = σ(z)·(1 − σ(z)).")
 # (features, hidden units, seed): seeds chosen so the ReLUs are partly on, partly off.
 LAB.function(
     "t2_manual_backward", "manual_backward", visible=[[3, 4, 1], [2, 3, 1]], hidden=[[5, 6, 2], [1, 1, 2]],
     reference=lambda p: _plain(backward_reference(**kit.backward_inputs(*p))),
-    mistakes={why: (lambda p, why=why: _plain(backward_slips(**kit.backward_inputs(*p))[why]))
+    form=lambda p, got, right: shape_problem(got, right),
+    same=lambda got, right: max(backward_errors(got, right).values()) <= BACKWARD_MAX_REL_ERROR,
+    mistakes=[Mistake(why, lambda p, why=why: _plain(backward_slips(**kit.backward_inputs(*p))[why]))
               for why in ("used m2·(1 − m2) for the sigmoid's derivative", "forgot the factor 2 from the square",
-                          "let the gradient through the ReLU where m1 ≤ 0")},
-    verify=verify_manual_backward, rtol=2 * BACKWARD_MAX_REL_ERROR, atol=1e-8,
+                          "let the gradient through the ReLU where m1 ≤ 0")],
+    detail=lambda p, got, right: "; ".join(f"`{name}` differs from autograd (relative error {err:.1e})"
+                                           for name, err in backward_errors(got, right).items()
+                                           if err > BACKWARD_MAX_REL_ERROR),
+    rtol=2 * BACKWARD_MAX_REL_ERROR, atol=1e-8,
     hint="Run the forward pass, keep m1, r, m2 and ŷ, then chain the local derivatives from the loss back.")
 # (problem, h): h large enough that a one-sided difference is visibly off.
 LAB.function(
     "t3_numerical_gradient", "numerical_gradient",
     visible=[["bowl", 0.01]], hidden=[["wave", 0.01], ["network", 0.001]],
     reference=lambda p: centred_difference(*p),
-    mistakes={why: (lambda p, switch=switch: centred_difference(*p, **switch))
-              for why, switch in NUMERICAL_MISTAKES.items()},
+    mistakes=[Mistake(why, lambda p, switch=switch: centred_difference(*p, **switch))
+              for why, switch in NUMERICAL_MISTAKES.items()],
     rtol=1e-7, atol=1e-10,
     hint="For each i: copy x, add h to coordinate i for one copy and subtract it for the other, and take "
          "(f(up) − f(down)) / (2h).")

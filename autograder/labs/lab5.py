@@ -12,9 +12,8 @@ import torch
 from torch import nn
 
 from course import lab5 as kit
-from course.answers import lists_close
 
-from . import Lab
+from . import Lab, Mistake
 
 LAB = Lab(kit.check)
 
@@ -48,39 +47,6 @@ def train_reference(optimizer: str, lr: float, steps: int, zero_grad: bool, seed
         opt.step()
         losses.append(loss.item())
     return losses
-
-
-# ---------------------------------------------------------------- verifiers with more to say than "matches"
-
-def verify_model(data: dict, student: str) -> list[str]:
-    return [f"make_model() has the layers {layers}; expected Linear(2, 2) → ReLU → Linear(2, 1)."
-            for layers in data["outputs"] if layers != ARCHITECTURE]
-
-
-def verify_train(data: dict, student: str) -> list[str]:
-    problems = []
-    close = lambda a, b: lists_close(a, b, TRAIN_RTOL, TRAIN_ATOL)  # noqa: E731
-    for probe, got in zip(data["probes"], data["outputs"], strict=True):
-        name, lr, steps, zero_grad = probe["optimizer"], probe["lr"], probe["steps"], probe["zero_grad"]
-        call = f"train with {name}(lr={lr:g}), {steps} steps, zero_grad={zero_grad}"
-        ref = train_reference(**probe)
-        if close(got, ref):
-            continue
-        if len(got) != steps:
-            problems.append(f"{call}: return one loss per step ({steps}), got {len(got)}.")
-        elif close(got, train_reference(**{**probe, "zero_grad": not zero_grad})):
-            problems.append(f"{call}: " + ("the gradients are never cleared" if zero_grad else
-                                           "the gradients are cleared although zero_grad=False") + ".")
-        elif close(got, train_reference(**probe, zero_after_backward=True)):
-            problems.append(f"{call}: zero_grad() runs after backward(), so step() sees zero gradients and "
-                            "nothing is learned. Clear the gradients before backward().")
-        elif close(got, train_reference(**probe, squeeze=False)):
-            problems.append(f"{call}: model(X) has shape (11, 1) and y (11,), so the loss broadcasts them to "
-                            "(11, 11) and compares every prediction with every target. Squeeze the output.")
-        else:
-            problems.append(f"{call}: the losses differ from the reference loop (first loss {got[0]:.6g}, "
-                            f"expected {ref[0]:.6g}).")
-    return problems
 
 
 # ---------------------------------------------------------------- the formulas' references and slips
@@ -142,23 +108,29 @@ def cross_entropy_slips(z0, z1, z2, target) -> dict[str, list[float]]:
 
 LAB.function(
     "t1_model", "make_model", visible=[[]], hidden=[],
-    reference=lambda p: ARCHITECTURE, verify=verify_model,
+    reference=lambda p: ARCHITECTURE, detail=lambda p, got, right: f"has the layers {got}",
     hint="Expected Linear(2, 2) → ReLU → Linear(2, 1).")
 LAB.function(
     "t2_train", "train", visible=[dict(optimizer="SGD", lr=1e-3, steps=50, zero_grad=True, seed=0)],
     hidden=[dict(optimizer="SGD", lr=1e-3, steps=30, zero_grad=False, seed=0),
             dict(optimizer="Adam", lr=0.05, steps=40, zero_grad=True, seed=2)],
     reference=lambda p: train_reference(**p),
-    mistakes={"never called optimizer.zero_grad(): the gradients are never cleared, so each step adds "
-              "the new gradient to all the old ones":
-              lambda p: train_reference(**{**p, "zero_grad": False}),
-              "called zero_grad() between backward() and step(): zero_grad() runs after backward(), so "
-              "step() sees zero gradients and nothing is learned. Clear the gradients before backward()":
-              lambda p: train_reference(**p, zero_after_backward=True),
-              "compared model(X), of shape (11, 1), with y, of shape (11,): the loss broadcasts them to "
-              "(11, 11) and compares every prediction with every target. Squeeze the output":
-              lambda p: train_reference(**p, squeeze=False)},
-    verify=verify_train, rtol=TRAIN_RTOL, atol=TRAIN_ATOL,
+    form=lambda p, got, right: f"return one loss per step ({p['steps']}), got {len(got)}." if len(got) != p["steps"]
+    else None,
+    mistakes=[Mistake("never called optimizer.zero_grad(): the gradients are never cleared, so each step adds "
+                      "the new gradient to all the old ones",
+                      lambda p: train_reference(**{**p, "zero_grad": False}) if p["zero_grad"] else None),
+              Mistake("cleared the gradients although zero_grad=False",
+                      lambda p: None if p["zero_grad"] else train_reference(**{**p, "zero_grad": True})),
+              Mistake("called zero_grad() between backward() and step(): zero_grad() runs after backward(), so "
+                      "step() sees zero gradients and nothing is learned. Clear the gradients before backward()",
+                      lambda p: train_reference(**p, zero_after_backward=True)),
+              Mistake("compared model(X), of shape (11, 1), with y, of shape (11,): the loss broadcasts them to "
+                      "(11, 11) and compares every prediction with every target. Squeeze the output",
+                      lambda p: train_reference(**p, squeeze=False))],
+    detail=lambda p, got, right: f"the losses differ from the reference loop (first loss {got[0]:.6g}, expected "
+                                 f"{right[0]:.6g})",
+    rtol=TRAIN_RTOL, atol=TRAIN_ATOL,
     hint="Each step: optimizer.zero_grad() (when zero_grad is true), the MSE of model(X).squeeze(1) "
          "against y, backward(), step(); return the loss of every step.")
 LAB.values("t3_sgd_step", "mse", "dmse_dw", "dmse_db", "w_next")
@@ -169,7 +141,8 @@ LAB.formula(
     hidden=[[0.7, -0.4, 1.5, 2.0, -2.5, 0.3, 0.1], [-1.2, 0.9, 3.0, -1.0, 0.5, 2.5, 0.05],
             [2.0, 1.5, -0.8, 0.6, 1.7, -2.2, 0.2]],
     reference=lambda p: sgd_step_reference(*p),
-    mistakes={why: (lambda p, why=why: sgd_step_slips(*p)[why]) for why in sgd_step_slips(1, 1, 2, 0, 3, 1, 0.1)},
+    mistakes=[Mistake(why, lambda p, why=why: sgd_step_slips(*p)[why])
+              for why in sgd_step_slips(1, 1, 2, 0, 3, 1, 0.1)],
     hint="Residuals r = w·x + b − y first; average the squares and the gradients of both; then step "
          "each parameter against its gradient.")
 LAB.values("t4_cross_entropy", "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
@@ -179,6 +152,7 @@ LAB.formula(
     visible=[[1.0, 2.0, 0.5, 1], [-1.0, 0.5, 0.2, 0]],
     hidden=[[0.3, -1.2, 2.1, 0], [1.7, 0.4, -0.6, 2], [-0.5, 2.4, 0.9, 1], [3.0, 2.9, -2.0, 2]],
     reference=lambda p: cross_entropy_reference(*p),
-    mistakes={why: (lambda p, why=why: cross_entropy_slips(*p)[why]) for why in cross_entropy_slips(0.0, 1.0, 2.0, 0)},
+    mistakes=[Mistake(why, lambda p, why=why: cross_entropy_slips(*p)[why])
+              for why in cross_entropy_slips(0.0, 1.0, 2.0, 0)],
     hint="The loss is −z_target plus the natural log of the sum of exponentials; each gradient is the "
          "softmax probability minus 1 at the target.")

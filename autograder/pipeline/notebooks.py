@@ -2,7 +2,9 @@
 
 Each lab's single source of truth is source/<lab>/<lab>.py, a jupytext percent file with
 nbgrader metadata in the cell headers. `build` turns it into source/<lab>/<lab>.ipynb with
-stable cell ids, so that regenerating the release gives byte-identical notebooks.
+stable cell ids, so that regenerating the release gives byte-identical notebooks. A hidden test
+names its probes `GRADER_PROBES`: the build writes in the hidden probes the lab's declaration
+holds (`autograder/labs/<lab>.py`), so they are written once.
 """
 
 import hashlib
@@ -16,6 +18,7 @@ import nbformat
 
 import course.checks
 
+from ..labs import load
 from . import kitdata
 from .layout import Layout
 from .nbgrader_cmd import run_nbgrader
@@ -24,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION")
 HIDDEN_MARKERS = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 GRADE_ID = re.compile(r"^[a-z][a-z0-9_]*$")
+GRADER_PROBES = "GRADER_PROBES"  # in a hidden test of the source: the check's hidden probes, written in by `build`
 
 
 def labs(root: Path = ROOT) -> list[str]:
@@ -56,10 +60,23 @@ def instructor_notebook(lab: str, root: Path = ROOT) -> nbformat.NotebookNode:
     nb = stable_ids(jupytext.read(text_path))
     nb.metadata.pop("jupytext", None)
     nb.metadata["autograd_labs"] = {"lab": lab}
+    write_in_hidden_probes(nb, lab)
     problems = metadata_problems(nb)
     if problems:
         raise ValueError(f"{text_path}:\n" + "\n".join(problems))
     return nb
+
+
+def write_in_hidden_probes(nb: nbformat.NotebookNode, lab: str) -> None:
+    """Replace `GRADER_PROBES` in each test cell by its check's hidden probes (their repr)."""
+    checks = load(lab).checks
+    for cell in nb.cells:
+        if GRADER_PROBES not in cell.source:
+            continue
+        check = checks.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
+        if check is None or not check.hidden:
+            raise ValueError(f"{lab}: {GRADER_PROBES} in a cell whose check declares no hidden probes")
+        cell.source = cell.source.replace(GRADER_PROBES, repr(check.hidden))
 
 
 def build(lab: str, root: Path = ROOT) -> Path:

@@ -140,9 +140,7 @@ def gradient_descent(A, B, target, lr, epochs, zero_grad=True):
 # %% nbgrader={"grade": true, "grade_id": "t2_descent", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "gradient_descent")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "gradient_descent",
-               hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
-                       dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)])
+check.function(globals(), "gradient_descent", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -181,7 +179,7 @@ def shrink_factor(lr):
 # %% nbgrader={"grade": true, "grade_id": "t3_factor", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "shrink_factor")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "shrink_factor", hidden=[0.05, 0.45, 0.7])
+check.function(globals(), "shrink_factor", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]

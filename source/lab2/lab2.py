@@ -164,9 +164,7 @@ def graph_walk(t):
 # %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "graph_walk")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "graph_walk", hidden=[
-    "(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()) * s + k * b).sum()",
-    "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()"])
+check.function(globals(), "graph_walk", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -179,7 +179,7 @@ def accumulate_gradients(model, X, y, k):
 # %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "accumulate_gradients")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "accumulate_gradients", hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2}])
+check.function(globals(), "accumulate_gradients", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -234,7 +234,7 @@ def first_layer_grad(model, X, y):
 # %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "first_layer_grad")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "first_layer_grad", hidden=[{"samples": 6, "seed": 1}, {"samples": 6, "seed": 2}])
+check.function(globals(), "first_layer_grad", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]

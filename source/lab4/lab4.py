@@ -151,7 +151,7 @@ def check_result(x, y, w):
 # %% nbgrader={"grade": true, "grade_id": "t1_check_result", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "check_result")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "check_result", hidden=[[2.0, 3.0, 0.25], [-1.5, 0.5, 2.0]])
+check.function(globals(), "check_result", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -198,7 +198,7 @@ def train(x, y, w, lr, steps):
 # %% nbgrader={"grade": true, "grade_id": "t1_train", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "train")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "train", hidden=[dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)])
+check.function(globals(), "train", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %%
@@ -394,7 +394,7 @@ def sigmoid_grad(z):
 # %% nbgrader={"grade": true, "grade_id": "t2_activation_grads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "activation_grads")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "activation_grads", hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]])
+check.function(globals(), "activation_grads", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -436,7 +436,7 @@ def manual_backward(x, W1, w2, y):
 # %% nbgrader={"grade": true, "grade_id": "t2_manual_backward", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "manual_backward")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "manual_backward", hidden=[[5, 6, 2], [1, 1, 2]])
+check.function(globals(), "manual_backward", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]
@@ -475,7 +475,7 @@ def numerical_gradient(f, x, h):
 # %% nbgrader={"grade": true, "grade_id": "t3_numerical_gradient", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "numerical_gradient")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "numerical_gradient", hidden=[["wave", 0.01], ["network", 0.001]])
+check.function(globals(), "numerical_gradient", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]

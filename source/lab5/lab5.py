@@ -117,8 +117,7 @@ def train(model, X, y, optimizer, steps, zero_grad=True):
 # %% nbgrader={"grade": true, "grade_id": "t2_train", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "train")
 ### BEGIN HIDDEN TESTS
-check.function(globals(), "train", hidden=[dict(optimizer="SGD", lr=1e-3, steps=30, zero_grad=False, seed=0),
-                                         dict(optimizer="Adam", lr=0.05, steps=40, zero_grad=True, seed=2)])
+check.function(globals(), "train", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
 
 # %% [markdown]

@@ -14,7 +14,7 @@ from course import lab1 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed, report, sealed
 
-from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, texts
 
 
 def test_step_reference_matches_the_chain_rule(device):
@@ -109,7 +109,7 @@ def graded(grade_id: str, namespace: dict) -> list[str]:
         for hidden in [None] + ([check.hidden] if check.hidden else []):
             with contextlib.suppress(CheckFailed):
                 kit.check.function(namespace, check.name, hidden=hidden)
-    return lab1.LAB.verify_cell(grade_id, payloads, "ada")
+    return [problem.text for problem in lab1.LAB.verify_cell(grade_id, payloads, "ada")]
 
 
 def verdict(grade_id: str, namespace: dict, hidden: bool) -> None:
@@ -183,12 +183,12 @@ def test_regimes_check(ada):
 def test_regimes_grader_verdict(ada):
     check = lab1.LAB.checks["t3_regimes"]
     right = [[kit.rate_key(lr), lab1.regime(lr)] for lr in ada["rates"]]
-    assert check.verify(right, "ada") == []
+    assert check.verify_data(right, "ada") == []
     lr = next(lr for lr in ada["rates"] if lab1.regime(lr) == "oscillating")
     wrong = [[k, "monotone" if k == kit.rate_key(lr) else v] for k, v in right]
-    (problem,) = check.verify(wrong, "ada")
+    (problem,) = texts(check.verify_data(wrong, "ada"))
     assert f"1 − 4·lr = {1 - 4 * lr:+.2f}" in problem and "but it is 'oscillating'" in problem
-    assert "needs an entry for each of your learning rates" in check.verify(right[1:], "ada")[0]
+    assert "needs an entry for each of your learning rates" in texts(check.verify_data(right[1:], "ada"))[0]
 
 
 def test_a_factor_that_rounds_to_zero_reads_plus_zero():

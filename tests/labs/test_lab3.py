@@ -9,7 +9,7 @@ from course import identity
 from course import lab3 as kit
 from course.answers import relative_error
 from course.checks import CheckFailed
-from helpers import run_test_cell
+from helpers import run_test_cell, texts
 
 
 def test_accumulation_numbers_stated_by_the_lab(device):
@@ -96,11 +96,11 @@ def test_retain_and_clearing_checks(ada):
 def test_grader_table_verdicts(ada):
     """The grader's own verification of the tables, on published pairs."""
     retain, clearing = lab3.LAB.checks["t2_retain"], lab3.LAB.checks["t3_clearing"]
-    assert retain.verify([[e, lab3.needs_retain_graph(e)] for e in ada["expressions"]], "ada") == []
-    assert "nothing to free" in " ".join(retain.verify([[e, True] for e in ada["expressions"]], "ada"))
-    assert "exactly your expressions" in retain.verify([["(x + 2).sum()", False]], "ada")[0]
+    assert retain.verify_data([[e, lab3.needs_retain_graph(e)] for e in ada["expressions"]], "ada") == []
+    assert "nothing to free" in " ".join(texts(retain.verify_data([[e, True] for e in ada["expressions"]], "ada")))
+    assert "needs exactly these keys" in texts(retain.verify_data([["(x + 2).sum()", False]], "ada"))[0]
     wrong = [[m, "zeros" if "zero" in m else "None"] for m in kit.CLEARING]
-    assert "None by default" in clearing.verify(wrong, "ada")[0]
+    assert "None by default" in texts(clearing.verify_data(wrong, "ada"))[0]
 
 
 def grader_problems(grade_id: str, functions: dict, hidden: bool) -> list[str]:
@@ -108,7 +108,7 @@ def grader_problems(grade_id: str, functions: dict, hidden: bool) -> list[str]:
     check = lab3.LAB.checks[grade_id]
     probes = check.hidden if hidden else check.visible
     outputs = [kit.check.functions[check.name].run(functions, p) for p in probes]
-    return check.verify({"probes": probes, "outputs": outputs}, "ada")
+    return texts(check.judge(probes, outputs))
 
 
 def micro(scale=True, clear=True):

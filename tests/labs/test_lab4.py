@@ -386,9 +386,8 @@ def test_each_numerical_gradient_slip_is_named(student, words, body):
     exec("def numerical_gradient(f, x, h):\n" + body, namespace)
     error, _ = run_test_cell("lab4", "t3_numerical_gradient", namespace)
     assert words in str(error)  # named in the notebook, on the visible probe
-    assert all(words in problem for problem in grader.LAB.checks["t3_numerical_gradient"].verify(
-        {"probes": NUMERICAL_PROBES, "outputs": [kit.run_numerical_gradient(namespace, p) for p in NUMERICAL_PROBES]},
-        "ada"))  # and by the grader, on every probe
+    assert all(words in problem.text for problem in grader.LAB.checks["t3_numerical_gradient"].judge(
+        NUMERICAL_PROBES, [kit.run_numerical_gradient(namespace, p) for p in NUMERICAL_PROBES]))  # and by the grader, on every probe
 
 
 def test_a_numerical_gradient_that_changes_x_is_told_so(student):

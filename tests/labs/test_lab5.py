@@ -12,7 +12,7 @@ from course import lab5 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.data import thermometer
-from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, hidden_probes, run_test_cell
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, hidden_probes, run_test_cell, texts
 
 
 def sgd_losses(seed, steps, optimizer="SGD", zero_grad=True, lr=1e-3):
@@ -154,7 +154,7 @@ def on_hidden_probes(train) -> list[str]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the broadcast loop's warning; the kernel's shield prints it
         outputs = [kit.check.functions["train"].run({"train": train}, probe) for probe in check.hidden]
-    return check.verify({"probes": check.hidden, "outputs": outputs}, "ada")
+    return texts(check.judge(check.hidden, outputs))
 
 
 def test_hidden_probes_of_the_notebook_are_the_graders():
@@ -172,7 +172,7 @@ def test_train_check(student, device):
 
 def test_train_check_catches_on_hidden_probes_what_the_visible_probe_cannot(student):
     error, problems = run_test_cell("lab5", "t2_train", {"train": loop(always_zero=True)})
-    assert error is None and any("cleared although zero_grad=False" in p for p in problems), (error, problems)
+    assert error is None and any("cleared the gradients although zero_grad=False" in p for p in problems), (error, problems)
 
 
 def test_model_check(student):
@@ -180,7 +180,7 @@ def test_model_check(student):
     assert run_test_cell("lab5", "t1_model", right) == (None, [])
     error, problems = run_test_cell("lab5", "t1_model", {"make_model": lambda: nn.Sequential(nn.Linear(2, 1))})
     assert isinstance(error, CheckFailed) and "Linear(2, 2) → ReLU → Linear(2, 1)" in str(error)
-    assert problems and "expected Linear" in problems[0]
+    assert problems and "Expected Linear" in problems[0]
     error, _ = run_test_cell("lab5", "t1_model", {"make_model": lambda: "model"})
     assert isinstance(error, AssertionError) and "nn.Module" in str(error)
 

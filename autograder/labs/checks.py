@@ -1,0 +1,306 @@
+"""The four kinds of graded cell, one class each: what a cell hands over, how the grader verifies
+it, its known mistakes and what the kit gets to check the visible part in the notebook.
+
+| class | the kit's side (`course.checks`) | decides on |
+| --- | --- | --- |
+| `ValuesCheck` | `LabKit.values`, `Expected` | numbers worked out by hand, on the student's own numbers |
+| `TableCheck` | `LabKit.table`, `Table` | a dict of predictions, against what PyTorch does now |
+| `FunctionCheck` | `LabKit.function`, `Function` | a function's outputs on the grader's probes |
+| `FormulaCheck` | `LabKit.formula`, `Formula` | a derivation's code, run by the grader with the standard library only |
+
+A verdict is a list of `Problem`s: the sentence the student reads, the known mistake it matches
+(the same words for every student who made it) and its kind. Code decides on the kind and the
+slip, never on the wording.
+"""
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Callable, ClassVar
+
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, Expected, diagnose_all, hand_values, matches, numbers_used
+from course.checks import FORMULA_RULE, MATCHES, VALUES, Formula, Function, LabKit, Table, describe_call, sealed
+
+# Runs formula jobs (`course.formulas.evaluate`'s input) and returns their results.
+FormulaRunner = Callable[[list[dict]], list[dict]]
+
+
+class Kind(StrEnum):
+    """What sort of problem a `Problem` is."""
+
+    WRONG = "wrong"  # an answer is not right
+    FORM = "form"  # an answer has the wrong form (length, shape, keys)
+    MISSING = "missing"  # not the data its check hands over (its visible check failed first, or tampering)
+    UNREADABLE = "unreadable"  # the handed-over data could not be read
+    UNANSWERED = "unanswered"  # a formula still raises NotImplementedError
+    RULE = "rule"  # a formula cell that does not run on its own with the standard library
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a graded cell is not right."""
+
+    text: str  # what the student reads, with the call or the answer it is about
+    slip: str | None = None  # the known mistake it matches, in words without the inputs
+    kind: Kind = Kind.WRONG
+
+    def to_json(self) -> dict:
+        return {"text": self.text, "slip": self.slip, "kind": str(self.kind)}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Problem":
+        return cls(str(data["text"]), data.get("slip"), Kind(data.get("kind", Kind.WRONG)))
+
+    @property
+    def in_words(self) -> str:
+        """The problem as the class report and the summary name it: the same for every student."""
+        if self.kind is Kind.UNANSWERED:
+            return "not answered (the function still raises NotImplementedError)"
+        if self.kind is Kind.RULE:
+            return self.text.removesuffix(FORMULA_RULE).strip().rstrip(".")
+        return self.slip or "wrong, no known mistake"
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A known wrong way to write a graded function. `why` completes "it matches what you get if
+    you ...". `gives(probe)` is the output that mistake gives (None where it gives no wrong one);
+    `shows(probe, got, right)` recognises it where it is no single output, or comes in variants
+    (the grader names those too; the kit, which holds outputs only, does not)."""
+
+    why: str
+    gives: Callable | None = None
+    shows: Callable | None = None
+
+    def found(self, probe, got, right, same: Callable) -> bool:
+        wrong = self.gives(probe) if self.gives else None
+        return (wrong is not None and same(got, wrong)) or bool(self.shows and self.shows(probe, got, right))
+
+
+@dataclass
+class Check:
+    """One graded cell, keyed by the grade id of its test cell."""
+
+    kind: ClassVar[str]  # what the kit publishes with the data (its spec class's `kind`)
+    grade_id: str
+    name: str
+    kit: LabKit
+
+    visible: list = field(default_factory=list, kw_only=True)
+    hidden: list = field(default_factory=list, kw_only=True)
+
+    def payloads_wanted(self) -> list[tuple[str, str, bool]]:
+        """(kind, name, hidden) of each payload the cell must hand over, in order."""
+        return [(self.kind, self.name, False)] + ([(self.kind, self.name, True)] if self.hidden else [])
+
+    def verify(self, payloads: list, student: str) -> list[Problem]:
+        """Why the cell's handed-over data does not hold up (empty when it does)."""
+        found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
+        if found != sorted(self.payloads_wanted()) or any(p.get("lab") != self.kit.lab for p in payloads):
+            return [Problem(f"expected the notebook to hand over {sorted(self.payloads_wanted())}, found {found}",
+                            kind=Kind.MISSING)]
+        problems = []
+        for payload in sorted(payloads, key=lambda p: p["hidden"]):
+            try:
+                problems += self.verify_data(payload["data"], student, payload["hidden"])
+            except Exception as exc:  # malformed data is a failed check, never a crash
+                problems.append(Problem(f"unreadable answer data ({type(exc).__name__}: {exc})", kind=Kind.UNREADABLE))
+        return problems
+
+    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+        raise NotImplementedError
+
+    def mistakes(self, payloads: list, student: str, classmates=()) -> list[Problem]:
+        """What went wrong, for the summary and the class report (`classmates`: the lab's other
+        students, whose numbers a copied answer may be right for)."""
+        return self.verify(payloads, student)
+
+    def verdict_lines(self, payloads: list, student: str) -> list[str]:
+        """What the grader adds to a failed cell's outputs for the feedback (the kit said less)."""
+        return []
+
+    def numbers_owner(self, payloads: list, student: str, classmates) -> str | None:
+        """The classmate whose numbers the cell's answers were worked on, where that is the case."""
+        return None
+
+    def kit_data(self) -> dict | None:
+        """What the kit gets to check the visible part in the notebook (`course/expected/<lab>.json`)."""
+        return None
+
+
+@dataclass
+class ValuesCheck(Check):
+    """Numbers worked out by hand; the kit's `answers` hold their right values and slips."""
+
+    kind: ClassVar[str] = VALUES
+    names: tuple[str, ...] = ()
+    answers_of: Callable[[str], dict[str, Expected]] = None  # a student's expected answers (the lab's cache)
+
+    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+        if sorted(data) != sorted(self.names):
+            return [Problem(f"expected the values {list(self.names)}, found {sorted(data)}", kind=Kind.FORM)]
+        expected = self.answers_of(student)
+        given = hand_values(data, self.names, expected)
+        return [Problem(text) for text in diagnose_all(given, [expected[n] for n in self.names], student,
+                                                         self.kit.other_answers(student, self.names))]
+
+    def numbers_owner(self, payloads: list, student: str, classmates) -> str | None:
+        """The classmate on whose numbers every answer is right while some are wrong on the
+        student's own (work copied), else None."""
+        if len(payloads) != 1:
+            return None
+        own = self.answers_of(student)
+        try:
+            answers = hand_values(payloads[0].get("data"), self.names, own)
+        except (TypeError, ValueError, KeyError, AttributeError):
+            return None
+        if all_right(answers, own, self.names):
+            return None
+        return next((other for other in classmates
+                     if other != student and all_right(answers, self.answers_of(other), self.names)), None)
+
+    def mistakes(self, payloads: list, student: str, classmates=()) -> list[Problem]:
+        """The slip each wrong answer matches, or whose numbers they were worked on."""
+        own = self.answers_of(student)
+        try:
+            answers = hand_values(payloads[0]["data"], self.names, own)
+        except (TypeError, ValueError, KeyError, AttributeError, IndexError):
+            return [Problem("no readable answers", kind=Kind.UNREADABLE)]
+        expected = [own[n] for n in self.names]
+        elsewhere = numbers_used(answers, expected, self.kit.other_answers(student, self.names))
+        if elsewhere is None and self.numbers_owner(payloads, student, classmates):
+            elsewhere = "another student's numbers"
+        if elsewhere:
+            return [Problem(f"worked on {elsewhere}", slip=f"worked on {elsewhere}")]
+        return [Problem(f"`{e.name}`: {slip or 'wrong, no known mistake'}", slip=slip or None) for e in expected
+                if (slip := e.mistake(answers[e.name])) is not None]
+
+
+def all_right(answers: dict, expected: dict[str, Expected], names) -> bool:
+    return all(expected[n].matches(answers[n], expected[n].value) for n in names)
+
+
+@dataclass
+class TableCheck(Check):
+    """A dict of predictions; `truth(key)` is what PyTorch does, observed now. `explain(key,
+    given)`, where given, says more about a wrong prediction than the table's own wording."""
+
+    kind: ClassVar[str] = Table.kind
+    truth: Callable = None
+    explain: Callable | None = None
+
+    @property
+    def spec(self) -> Table:
+        return self.kit.tables[self.name]
+
+    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+        given = {self.spec.key(k): v for k, v in data}
+        needed = self.spec.keys(self.kit.numbers(student))
+        wrong_keys = self.spec.check_keys(self.name, given, needed)
+        if wrong_keys:
+            return [Problem(text, kind=Kind.FORM) for text in wrong_keys]
+        return [Problem(self.explain(key, given[key]) if self.explain else self.spec.wrong(key, given[key]))
+                for key in needed if self.truth(key) != given[key]]
+
+    def verdict_lines(self, payloads: list, student: str) -> list[str]:
+        problems = self.verify(payloads, student) if payloads else []
+        return ["The grader's verdict, entry by entry:", *[f"  - {p.text}" for p in problems]] if problems else []
+
+    def kit_data(self) -> dict:
+        return {key: sealed(self.kit.lab, self.name, key, self.truth(key)) for key in self.spec.all_keys}
+
+
+@dataclass
+class FunctionCheck(Check):
+    """A function the student wrote, run on probes in the kernel; its outputs are compared here
+    with `reference(probe)`, then with each known `Mistake`.
+
+    `form(probe, got, right)` names an output of the wrong form (length, shape), looked at first;
+    `same(got, right)` says whether an output of the right form is right (default: `matches`
+    within rtol, atol); `detail(probe, got, right)` says what is off where no mistake matches
+    (default: "does not give what autograd gives"), followed by the `hint`.
+    """
+
+    kind: ClassVar[str] = Function.kind
+    reference: Callable = None
+    mistakes_known: list[Mistake] = field(default_factory=list)
+    hint: str = ""
+    rtol: float = FUNCTION_RTOL
+    atol: float = FUNCTION_ATOL
+    same: Callable | None = None
+    form: Callable | None = None
+    detail: Callable | None = None
+
+    @property
+    def called(self) -> str:
+        """The name a probe is shown as a call of."""
+        return self.kit.functions[self.name].takes[0]
+
+    def is_right(self, got, right) -> bool:
+        return self.same(got, right) if self.same else matches(got, right, self.rtol, self.atol)
+
+    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+        probes = self.hidden if hidden else self.visible
+        if not isinstance(data, list) or len(data) != len(probes):
+            return [Problem(f"expected {len(probes)} outputs of `{self.name}`, found "
+                            f"{len(data) if isinstance(data, list) else type(data).__name__}", kind=Kind.FORM)]
+        return self.judge(probes, data)
+
+    def judge(self, probes: list, outputs: list) -> list[Problem]:
+        return [problem for probe, got in zip(probes, outputs, strict=True) if (problem := self.judge_one(probe, got))]
+
+    def judge_one(self, probe, got) -> Problem | None:
+        right = self.reference(probe)
+        call = describe_call(self.called, probe)
+        if self.form and (wrong := self.form(probe, got, right)):
+            return Problem(f"{call}: {wrong}", kind=Kind.FORM)
+        if self.is_right(got, right):
+            return None
+        for mistake in self.mistakes_known:
+            if mistake.found(probe, got, right, self.is_right):
+                return Problem(f"{call}: {MATCHES}{mistake.why}.", slip=mistake.why)
+        what = f": {self.detail(probe, got, right)}." if self.detail else " does not give what autograd gives."
+        return Problem(f"{call}{what} {self.hint}")
+
+    def mistake_outputs(self, probe) -> dict:
+        """{why: output} of the known mistakes that are one output on `probe` (the kit's share)."""
+        return {m.why: wrong for m in self.mistakes_known if m.gives and (wrong := m.gives(probe)) is not None}
+
+    def kit_data(self) -> dict:
+        return {"probes": self.visible, "rtol": self.rtol, "atol": self.atol, "hint": self.hint,
+                "outputs": [{"right": self.reference(p), "mistakes": self.mistake_outputs(p)} for p in self.visible]}
+
+
+@dataclass
+class FormulaCheck(FunctionCheck):
+    """A derivation written as a function (`math` only) in the answer cell `answer_cell`, decided by
+    that cell's code alone: the grader runs it with the standard library only, on the visible and
+    the hidden probes, whatever the kernel handed over."""
+
+    kind: ClassVar[str] = Formula.kind
+    answer_cell: str = ""
+
+    @property
+    def called(self) -> str:
+        return self.kit.formulas[self.name].function
+
+    def jobs(self, code: str) -> dict:
+        """The formula runner's job for this check: the answer cell's code, called on every probe."""
+        return {"source": code, "calls": [[self.called, p] for p in self.visible + self.hidden]}
+
+    def judge_run(self, result: dict) -> list[Problem]:
+        """The verdict on one run of the answer cell (`course.formulas.evaluate`'s result)."""
+        if "error" in result:
+            if result.get("unanswered"):
+                return [Problem(f"{result['error']}.", kind=Kind.UNANSWERED)]
+            return [Problem(f"{result['error']}. {FORMULA_RULE}", kind=Kind.RULE)]
+        probes = self.visible + self.hidden
+        problems = self.judge(probes, result["values"])
+        # The mistake that explains every wrong output is named on each of them.
+        wrong = [(p, got, right) for p, got in zip(probes, result["values"], strict=True)
+                 if not self.is_right(got, right := self.reference(p))]
+        everywhere = next((m for m in self.mistakes_known
+                           if all(m.found(p, got, right, self.is_right) for p, got, right in wrong)), None)
+        if everywhere is None:
+            return problems
+        return [Problem(f"{describe_call(self.called, p)}: {MATCHES}{everywhere.why}.", slip=everywhere.why)
+                for p, _, _ in wrong]
