@@ -1,6 +1,7 @@
 """The instructor's command line: `python -m autograder [--root ROOT] COMMAND` (see --help)."""
 
 import argparse
+import importlib
 import os
 import sqlite3
 import sys
@@ -9,8 +10,8 @@ from pathlib import Path
 
 import sqlalchemy.exc
 
-from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, notebooks, report, runs,
-                       sandbox, saving, speedups, submission, terminal)
+from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, newlab, notebooks, report,
+                       runs, sandbox, saving, speedups, submission, terminal)
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -127,6 +128,21 @@ def grade(args, root: Path) -> int:
     return 1 if failed or unwritten else 0
 
 
+def new_lab(args, root: Path) -> int:
+    try:
+        written = newlab.write(args.name, root)
+    except (ValueError, FileExistsError) as error:
+        print(f"Not writing: {error}", file=sys.stderr)
+        return 2
+    for path in written:
+        print(f"wrote {path}")
+    importlib.invalidate_caches()  # the new kit and declarations are imported by the release
+    args.labs, args.force = [args.name], True
+    status = release(args, root)
+    print(f"Next: python -m pytest tests/labs/test_{args.name}.py says what is left to write.")
+    return status
+
+
 def speed_ups(fast: bool) -> str:
     """What grading does faster than stock nbgrader, and what it leaves stock here (a library at a
     version a speed-up was not tested with)."""
@@ -221,6 +237,7 @@ COMMANDS = {
     "gradescope-run": (gradescope_run, "on Gradescope (run_autograder): grade /autograder/submission"),
     "recover": (recover, "settle the saves a killed grading run left half-done; rewrite the grade CSVs"),
     "restore-gradebook": (restore_gradebook, "put a backup of the SQLite gradebook in place (the newest, or --from)"),
+    "new-lab": (new_lab, "write the files of a new lab, a small lab that works, and release it (docs/ARCHITECTURE.md)"),
 }
 
 
@@ -259,6 +276,7 @@ def main(argv=None) -> int:
         "--from", dest="source", type=Path, help="the backup to restore (default: the newest in .gradebook-backups/)")
     sub.choices["release"].add_argument("--force", action="store_true",
                                         help="release even a lab whose inputs have not changed since its last release")
+    sub.choices["new-lab"].add_argument("name", help="the lab's name, e.g. lab6")
     sub.choices["student-bundle"].add_argument("--dest", type=Path, default=Path("dist/student"))
     sub.choices["gradescope"].add_argument("--dest", type=Path, default=Path("dist/gradescope"))
     sub.choices["gradescope"].add_argument("--unsandboxed", action="store_true",

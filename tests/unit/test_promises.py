@@ -168,4 +168,5 @@ def test_numbers_on_a_students_own_values_carry_at_most_a_third_of_the_points(la
                       for a, b in (("ada", "zoë"), ("ada", "grace")) for n in check.name.split()))
     total = sum(points[grade_id] for grade_id in checks.checks)
     assert own * 3 <= total, (own, total)
-    assert f"Lab {lab[-1]}: {own:g} of {total:g}" in (REPO / "README.md").read_text()
+    assert f"Lab {lab[-1]}: {own:g} of {total:g}" in (REPO / "README.md").read_text(), \
+        f"state it in README.md, beside the other labs' shares: Lab {lab[-1]}: {own:g} of {total:g}"
