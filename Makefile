@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast lint check bench mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast lint check bench lock mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -110,8 +110,9 @@ test: lint test-tools ## Run lint and the whole test suite, what CI runs (notebo
 test-fast: setup ## The tests that execute no notebook and run no nbgrader (under 2 minutes)
 	python -m pytest -n $(JOBS) -m "not slow" $(PYTEST_ARGS)
 
-lint: setup ## ruff, and the import contracts of docs/ARCHITECTURE.md (lint-imports)
+lint: setup ## ruff, mypy (strict on the kit's core, the kinds of check, the verification), the import contracts of docs/ARCHITECTURE.md
 	ruff check --no-cache .
+	mypy
 	lint-imports --no-cache
 
 check: lint ## lint, then the unit tests that run no notebook: what to run after a change (under a minute)
@@ -125,6 +126,14 @@ bench: setup ## Grade N generated submissions per lab with stock nbgrader, ours 
 MUTANTS ?= 100
 mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the fast tests' kill rate
 	python tests/mutate.py --sample $(MUTANTS) --jobs $(JOBS)
+
+UV ?= uv==0.13.9
+WHEELS ?= /opt/wheels
+lock: setup ## Resolve pyproject.toml (every extra; torch's CPU wheel from WHEELS) into requirements.lock with uv, keeping its pins where they still fit
+	$(VENV)/bin/python -m pip install --quiet $(UV)
+	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --find-links $(WHEELS) -o requirements.lock --quiet \
+	  --python-version $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())') \
+	  --custom-compile-command "make lock"
 
 mutate-solutions: setup ## Plant single changes in the labs' solution cells; print those no check catches
 	python tests/mutate_solutions.py

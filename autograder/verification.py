@@ -9,7 +9,9 @@ and the notebook says why. A prediction table that failed gets the grader's verd
 entry in its feedback: in the notebook, the kit only says how many entries are right.
 """
 
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, TypeAlias
 
 import nbformat
 from nbgrader.utils import is_grade, is_solution
@@ -17,7 +19,12 @@ from nbgrader.utils import is_grade, is_solution
 from course.answers import Explained
 from course.protocol import ANSWERS_MIME, CELL_TIMEOUT, FAULT_CELL_ID, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
-from .labs import FormulaCheck, FormulaRunner, Kind, Problem, load
+from .labs import Check, FormulaCheck, FormulaRunner, Kind, Lab, Problem, load
+
+# A notebook cell, a notebook, as nbformat reads them (nbformat.NotebookNode: a dict with
+# attribute access; nbformat has no type annotations).
+Cell: TypeAlias = Any
+Notebook: TypeAlias = Any
 
 
 KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdicts (course.answers.Explained)
@@ -28,20 +35,20 @@ COPIED = ("The grader's note: these answers are right for another student's numb
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
 
-def published(cell) -> list[dict]:
+def published(cell: Cell) -> list[dict[str, Any]]:
     """The answer payloads a test cell's outputs carry."""
     return [out["data"][ANSWERS_MIME] for out in cell.get("outputs", [])
             if out.get("output_type") == "display_data" and ANSWERS_MIME in out.get("data", {})]
 
 
-def answer_sources(nb) -> dict[str, str]:
+def answer_sources(nb: Notebook) -> dict[str, str]:
     """The code of each answer cell of a notebook, by grade id (what a formula check runs)."""
     return {c.metadata.nbgrader["grade_id"]: c.source for c in nb.cells
             if c.cell_type == "code" and is_solution(c) and "grade_id" in c.metadata.get("nbgrader", {})}
 
 
-def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formulas: FormulaRunner,
-          classmates=(), tests: dict | None = None) -> list[str]:
+def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any], run_formulas: FormulaRunner,
+          classmates: Iterable[str] = (), tests: dict[tuple[str, str], float] | None = None) -> list[str]:
     """In the lab's executed `notebooks` (no other: a kernel may leave any number beside them),
     zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
@@ -101,7 +108,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict, run_formu
     return notes
 
 
-def add_verdict(cell, check, student: str) -> bool:
+def add_verdict(cell: Cell, check: Check | None, student: str) -> bool:
     """For a failed cell: append, as output, what the grader says beyond the kit (for a
     prediction table, which entries are wrong and why)."""
     payloads = published(cell)
@@ -112,15 +119,17 @@ def add_verdict(cell, check, student: str) -> bool:
     return bool(lines)
 
 
-def cell_mistakes(cell, checks, student: str, classmates=()) -> list[str]:
+def cell_mistakes(cell: Cell | None, checks: Lab, student: str, classmates: Iterable[str] = ()) -> list[str]:
     """What cost a graded test cell its points, in words that are the same for every student."""
-    verdicts = [out["data"][FORMULA_VERDICT_MIME]["problems"] for out in (cell or {}).get("outputs", [])
+    if cell is None:
+        return [NOT_ANSWERED]
+    verdicts = [out["data"][FORMULA_VERDICT_MIME]["problems"] for out in cell.get("outputs", [])
                 if out.get("output_type") == "display_data" and FORMULA_VERDICT_MIME in out.get("data", {})]
     if verdicts:  # a formula: the verdict the audit recorded
         words = [Problem.from_json(problem).in_words for problem in verdicts[-1]]
         return list(dict.fromkeys(words)) or ["failed in the notebook, though the grader found the formula right"]
-    payloads = published(cell) if cell is not None else []
-    stopped = [out for out in (cell or {}).get("outputs", [])
+    payloads = published(cell)
+    stopped = [out for out in cell.get("outputs", [])
                if out.get("output_type") == "error" and out.get("ename") in (CELL_TIMEOUT, "NotRun")]
     if stopped and not payloads:  # not the student's mistake: the grader stopped or never ran the cell
         return [STOPPED[stopped[-1]["ename"]]]
@@ -140,7 +149,7 @@ class RecheckFailed(Explained):
     """An answer the kit's check passed in the kernel and the grader's own verification did not."""
 
 
-def kit_verdict(cell) -> list[str]:
+def kit_verdict(cell: Cell) -> list[str]:
     """The problems the kit's check printed in a cell (its CheckFailed message), one per line."""
     lines = [line.strip().removeprefix("- ") for out in cell.get("outputs", [])
              if out.get("output_type") == "error" and out.get("ename") in KIT_ERRORS
@@ -148,7 +157,8 @@ def kit_verdict(cell) -> list[str]:
     return [line for line in lines if line and not line.startswith("(Your numbers")]
 
 
-def add_summary(nb, notebook: str, checks, student: str, result: dict, tests: dict, classmates=()) -> None:
+def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: dict[str, Any],
+                tests: dict[tuple[str, str], float], classmates: Iterable[str] = ()) -> None:
     """Put first in a graded notebook (after a note that grading stopped early), so first in its
     feedback: the autograded score, the numbers it was graded on, and what cost points, cell by
     cell, as named mistakes. `tests`: {(notebook, test cell): points}."""

@@ -10,6 +10,7 @@ import math
 import textwrap
 from dataclasses import dataclass, field
 from numbers import Real
+from typing import Any
 
 import torch
 
@@ -25,6 +26,10 @@ FUNCTION_ATOL = 1e-6
 # them apart (per-student numbers are drawn until they do).
 SEPARATION = 10.0
 SIGN_SLIP = "flipped the sign"
+# A hand-computed answer: one number, or a list of them.
+Value = float | list[float]
+# Plain data as answers and probes travel: numbers, strings, booleans, lists and dicts of them.
+Plain = Any
 
 
 class Explained(Exception):
@@ -48,7 +53,7 @@ class WrongType(Explained, AssertionError):
     """An answer that cannot be read as the kind of value asked for."""
 
 
-def as_float(name: str, value) -> float:
+def as_float(name: str, value: object) -> float:
     """Coerce one answer to a Python float, or raise with a message that helps."""
     if value is None or value is Ellipsis:
         raise Unanswered(f"`{name}` has no value yet: replace the placeholder with your answer.")
@@ -66,7 +71,7 @@ def as_float(name: str, value) -> float:
     return value
 
 
-def as_floats(name: str, values) -> list[float]:
+def as_floats(name: str, values: object) -> list[float]:
     """A list, tuple or tensor of numbers as a flat list of floats."""
     if isinstance(values, torch.Tensor):
         values = values.detach().to("cpu", torch.float64).reshape(-1).tolist()
@@ -95,7 +100,7 @@ def lists_close(a: list[float], b: list[float], rtol: float = FUNCTION_RTOL, ato
     return len(a) == len(b) and all(close(p, q, rtol, atol) for p, q in zip(a, b, strict=True))
 
 
-def matches(got, want, rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
+def matches(got: Plain, want: Plain, rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL) -> bool:
     """True when plain data `got` has the shape of `want` and every number in it is close.
 
     Dicts need the same keys, lists the same length; strings and booleans must be equal.
@@ -112,11 +117,11 @@ def matches(got, want, rtol: float = FUNCTION_RTOL, atol: float = FUNCTION_ATOL)
             and close(got, want, rtol, atol))
 
 
-def relative_error(a, b) -> float:
+def relative_error(a: Plain, b: Plain) -> float:
     """CS231n-style relative error max|a - b| / max(1e-8, |a| + |b|), elementwise max."""
     a = torch.as_tensor(a, dtype=torch.float64).cpu()
     b = torch.as_tensor(b, dtype=torch.float64).cpu()
-    return ((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max().item()
+    return float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max().item())
 
 
 @dataclass
@@ -128,15 +133,15 @@ class Expected:
     """
 
     name: str
-    value: float | list[float]
+    value: Value
     hint: str
-    slips: dict[str, float | list[float]] = field(default_factory=dict)
+    slips: dict[str, Value] = field(default_factory=dict)
     uses: str = ""
 
-    def matches(self, answer, value) -> bool:
+    def matches(self, answer: Plain, value: Value) -> bool:
         return matches(answer, value, HAND_RTOL, HAND_ATOL)
 
-    def mistake(self, answer) -> str | None:
+    def mistake(self, answer: Plain) -> str | None:
         """None if the answer is right, else the slip it matches, SIGN_SLIP, or "" (none known)."""
         if self.matches(answer, self.value):
             return None
@@ -146,7 +151,7 @@ class Expected:
         negated = [-v for v in self.value] if isinstance(self.value, list) else -self.value
         return SIGN_SLIP if self.matches(answer, negated) else ""
 
-    def diagnose(self, answer) -> str | None:
+    def diagnose(self, answer: Plain) -> str | None:
         """Return None if the answer is right, else a message naming the likely mistake."""
         slip = self.mistake(answer)
         if slip is None:
@@ -161,26 +166,29 @@ class Expected:
     def separated(self) -> bool:
         """True when the right value, its negative and every slip are pairwise far apart,
         so that a rounded answer matches at most one of them and feedback is unambiguous."""
-        values = [self.value, *self.slips.values()]
-        if -self.value not in values:  # a slip may already be the sign error, by name
-            values.append(-self.value)
+        given = [self.value, *self.slips.values()]
+        if any(isinstance(v, list) for v in given):
+            raise TypeError(f"`{self.name}`: separation is worked out for single numbers")
+        values: list[float] = [float(v) for v in given if not isinstance(v, list)]
+        if -values[0] not in values:  # a slip may already be the sign error, by name
+            values.append(-values[0])
         return all(abs(a - b) > SEPARATION * (HAND_RTOL * max(abs(a), abs(b)) + HAND_ATOL)
                    for i, a in enumerate(values) for b in values[i + 1:])
 
 
-def hand_values(found: dict, names, expected: dict) -> dict:
+def hand_values(found: Plain, names: tuple[str, ...] | list[str], expected: dict[str, Expected]) -> dict[str, Value]:
     """The answers `names` in `found` as plain floats, or lists of them where `expected` has a list."""
     return {n: as_floats(n, found[n]) if isinstance(expected[n].value, list) else as_float(n, found[n]) for n in names}
 
 
-def diagnose_all(answers: dict, expected: list[Expected], student: str,
-                 others: list[tuple[str, list[Expected]]] = ()) -> list[str]:
+def diagnose_all(answers: dict[str, Value], expected: list[Expected], student: str,
+                 others: list[tuple[str, list[Expected]]] | None = None) -> list[str]:
     """Messages for every wrong answer, in the order `expected` lists them, then (once) the
     student's numbers they were checked on. `others` holds the same answers on other numbers
     (the practice numbers, the lab's worked example), each with a description: when every wrong
     answer is its value on one of those, a first message says whose numbers they are."""
     problems = [msg for e in expected if (msg := e.diagnose(answers[e.name])) is not None]
-    elsewhere = numbers_used(answers, expected, others)
+    elsewhere = numbers_used(answers, expected, others or [])
     if elsewhere:
         problems.insert(0, f"These are the answers for {elsewhere}, not for yours: your grade uses your "
                            "own numbers (see 'Your numbers' at the top).")
@@ -190,7 +198,8 @@ def diagnose_all(answers: dict, expected: list[Expected], student: str,
     return problems
 
 
-def numbers_used(answers: dict, expected: list[Expected], others: list[tuple[str, list[Expected]]]) -> str | None:
+def numbers_used(answers: dict[str, Value], expected: list[Expected],
+                 others: list[tuple[str, list[Expected]]]) -> str | None:
     """The description of the first of `others` (answers on other numbers) on which every wrong
     answer is right; None when no answer is wrong or no such numbers explain them."""
     for description, elsewhere in others:

@@ -28,10 +28,10 @@ import warnings
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterator
 
 from . import formulas
-from .answers import Expected, Explained, Unanswered, WrongType, diagnose_all, hand_values, matches
+from .answers import Expected, Explained, Plain, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 from .protocol import ANSWERS_MIME
 
@@ -43,7 +43,7 @@ class CheckFailed(Explained, AssertionError):
 
 
 @contextlib.contextmanager
-def shielded():
+def shielded() -> Iterator[None]:
     """Run student code with its warnings and stderr sent to stdout.
 
     nbgrader scores a test cell 0 if anything reaches stderr, so a harmless PyTorch
@@ -66,7 +66,7 @@ EXPLANATIONS = {
 
 
 @contextlib.contextmanager
-def explained(name: str, probe):
+def explained(name: str, probe: Plain) -> Iterator[None]:
     """Run student code; an error with a known cause becomes a CheckFailed that says why."""
     try:
         yield
@@ -77,10 +77,10 @@ def explained(name: str, probe):
         raise CheckFailed(f"{describe_call(name, probe)} raised RuntimeError: {error}\n{why}") from None
 
 
-def take_function(namespace: dict, name: str):
+def take_function(namespace: dict[str, Any], name: str) -> Callable[..., Any]:
     """The student's function called `name`."""
     __tracebackhide__ = True
-    fn = namespace.get(name)
+    fn: object = namespace.get(name)
     if fn is None:
         raise Unanswered(f"Define the function `{name}` in the answer cell above and run it.")
     if not callable(fn):
@@ -88,7 +88,7 @@ def take_function(namespace: dict, name: str):
     return fn
 
 
-def publish(payload: dict) -> None:
+def publish(payload: dict[str, Any]) -> None:
     """Attach plain answer data to the cell's outputs (invisible in the notebook)."""
     try:
         from IPython import get_ipython
@@ -108,9 +108,13 @@ def report(what: str, problems: list[str], success: str) -> None:
     print(f"✔ {what}: {success}")
 
 
-def describe_call(name: str, probe) -> str:
+def shown(value: Plain) -> str:
+    """One argument as a call shows it: 0.5, 'bowl', 3."""
+    return f"{value:g}" if isinstance(value, float) else repr(value) if isinstance(value, str) else str(value)
+
+
+def describe_call(name: str, probe: Plain) -> str:
     """How a probe reads as a call: train(x=4, lr=0.01), f(2, 3), f(0.5), or `walk on <expression>`."""
-    shown = lambda v: f"{v:g}" if isinstance(v, float) else repr(v) if isinstance(v, str) else str(v)  # noqa: E731
     if isinstance(probe, str):
         return f"{name} on {probe}"
     if isinstance(probe, dict):
@@ -125,7 +129,8 @@ def describe_call(name: str, probe) -> str:
 MATCHES = "it matches what you get if you "
 
 
-def output_problem(name: str, probe, got, right, mistakes: dict, hint: str, rtol: float, atol: float) -> str | None:
+def output_problem(name: str, probe: Plain, got: Plain, right: Plain, mistakes: dict[str, Plain], hint: str,
+                   rtol: float, atol: float) -> str | None:
     """What is wrong with a function's output on one probe (None when it matches `right`): the
     known mistake it matches, else the hint."""
     if matches(got, right, rtol, atol):
@@ -150,7 +155,7 @@ class Function:
 
     kind: ClassVar[str] = "function"
     takes: tuple[str, ...]
-    run: Callable
+    run: Callable[[dict[str, Callable[..., Any]], Plain], Plain]
     success: str
 
 
@@ -169,7 +174,7 @@ FORMULA_RULE = ("A formula cell must run on its own with Python's standard libra
                 "with `def`, and use `math` and plain arithmetic only.")
 
 
-def cell_source(fn) -> str | None:
+def cell_source(fn: object) -> str | None:
     """The whole code of the notebook cell that defined `fn` (IPython keeps each cell's code
     in linecache under the filename its functions carry), or None."""
     code = getattr(fn, "__code__", None)
@@ -184,21 +189,22 @@ class Table:
 
     kind: ClassVar[str] = "table"
     all_keys: tuple[str, ...]
-    choices: tuple
-    chosen: Callable[[dict], list[str]] | None = None
-    key: Callable = str
-    describe: Callable = str
+    choices: tuple[Any, ...]
+    chosen: Callable[[dict[str, Any]], list[str]] | None = None
+    key: Callable[[Any], str] = str
+    describe: Callable[[Any], str] = str
     success: str = "every prediction matches PyTorch."
 
-    def keys(self, numbers: dict) -> list[str]:
+    def keys(self, numbers: dict[str, Any]) -> list[str]:
         """The keys this student's table needs (all of them unless the lab chooses per student)."""
         return list(self.chosen(numbers)) if self.chosen else list(self.all_keys)
 
-    def check_keys(self, name: str, given: dict, needed: list[str]) -> list[str]:
+    def check_keys(self, name: str, given: dict[str, Any], needed: list[str]) -> list[str]:
         """What is wrong with the table's keys (empty when they are the ones needed)."""
         return [] if sorted(given) == sorted(needed) else [f"`{name}` needs exactly these keys: {needed}."]
 
-    def tally(self, name: str, given: dict, needed: list[str], holds: Callable) -> list[str]:
+    def tally(self, name: str, given: dict[str, Any], needed: list[str],
+              holds: Callable[[str, Any], bool]) -> list[str]:
         """What the notebook says before grading: how many predictions are right, not which
         (naming them would answer the table by trial and error)."""
         wrong = [key for key in needed if key in given and not holds(key, given[key])]
@@ -207,7 +213,7 @@ class Table:
             "in your feedback once your notebook is graded; until then, test your reasoning against "
             "what PyTorch does."] * bool(wrong)
 
-    def wrong(self, key: str, given) -> str:
+    def wrong(self, key: str, given: Plain) -> str:
         """How the grader's verdict names a wrong prediction: with two choices the right one is the other."""
         if len(self.choices) == 2:
             (other,) = [c for c in self.choices if c != given]
@@ -215,7 +221,7 @@ class Table:
         return f"{key}: you predicted {self.describe(given)}, which is not what happens."
 
 
-def sealed(lab: str, table: str, key: str, value) -> str:
+def sealed(lab: str, table: str, key: str, value: Plain) -> str:
     """A digest standing for "`value` is the truth at `key`": the kit's data can confirm a
     prediction without spelling out the answers of a table."""
     return hashlib.sha256(json.dumps([lab, table, key, value]).encode()).hexdigest()[:16]
@@ -226,22 +232,23 @@ class LabKit:
     """Everything one lab's notebook checks with."""
 
     lab: str
-    numbers: Callable[[str], dict] = lambda student: {}
-    show_numbers: Callable[[dict], list[str]] = lambda numbers: []
-    answers: Callable[[dict], dict[str, Expected]] = lambda numbers: {}
+    numbers: Callable[[str], dict[str, Any]] = lambda student: {}
+    show_numbers: Callable[[dict[str, Any]], list[str]] = lambda numbers: []
+    answers: Callable[[dict[str, Any]], dict[str, Expected]] = lambda numbers: {}
     functions: dict[str, Function] = field(default_factory=dict)
     formulas: dict[str, Formula] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     # The numbers of the lab's own worked example (its prose and observe cells), by name: answers
     # worked on them, instead of the student's, are named as such.
-    example: dict = field(default_factory=dict)
+    example: dict[str, Any] = field(default_factory=dict)
 
     @cached_property
-    def expected(self) -> dict:
+    def expected(self) -> dict[str, Any]:
         """Visible probes, their expected outputs and the truth of every table (data)."""
-        return json.loads((EXPECTED_DIR / f"{self.lab}.json").read_text())
+        data: dict[str, Any] = json.loads((EXPECTED_DIR / f"{self.lab}.json").read_text())
+        return data
 
-    def my_numbers(self) -> dict:
+    def my_numbers(self) -> dict[str, Any]:
         """Show and return this student's numbers."""
         student, source = student_id()
         numbers = self.numbers(student)
@@ -254,7 +261,7 @@ class LabKit:
                   "(restarting the kernel keeps the old setting).")
         return numbers
 
-    def other_answers(self, student: str, names) -> list[tuple[str, list[Expected]]]:
+    def other_answers(self, student: str, names: tuple[str, ...] | list[str]) -> list[tuple[str, list[Expected]]]:
         """The answers `names` on numbers that are not this student's, each with a description:
         the practice numbers (unless they are the student's) and the lab's worked example (its
         numbers in place of the student's, where it has them)."""
@@ -272,10 +279,10 @@ class LabKit:
         """The hand-computed answers this student should give, by name."""
         return self.answers(self.numbers(student))
 
-    def _publish(self, kind: str, name: str, data, hidden: bool = False) -> None:
+    def _publish(self, kind: str, name: str, data: Plain, hidden: bool = False) -> None:
         publish({"lab": self.lab, "kind": kind, "name": name, "hidden": hidden, "data": data})
 
-    def values(self, namespace: dict, *names: str) -> None:
+    def values(self, namespace: dict[str, Any], *names: str) -> None:
         """Check numbers worked out by hand against autograd, on this student's numbers."""
         __tracebackhide__ = True
         student = student_id()[0]
@@ -289,7 +296,7 @@ class LabKit:
                                               self.other_answers(student, names)),
                f"all {len(names)} values are right.")
 
-    def table(self, namespace: dict, name: str) -> None:
+    def table(self, namespace: dict[str, Any], name: str) -> None:
         """Check a dict of predictions against what PyTorch does."""
         __tracebackhide__ = True
         spec = self.tables[name]
@@ -310,7 +317,7 @@ class LabKit:
                               lambda key, value: sealed(self.lab, name, key, value) == truth.get(key))
         report(name, problems, spec.success)
 
-    def function(self, namespace: dict, name: str, hidden: list | None = None) -> None:
+    def function(self, namespace: dict[str, Any], name: str, hidden: list[Plain] | None = None) -> None:
         """Run the student's function on the visible probes (or a hidden test's) and check it."""
         __tracebackhide__ = True
         spec = self.functions[name]
@@ -330,7 +337,7 @@ class LabKit:
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success)
 
-    def formula(self, namespace: dict, name: str) -> None:
+    def formula(self, namespace: dict[str, Any], name: str) -> None:
         """Run the cell that defines the student's formula as the grader will (a fresh interpreter,
         standard library only) on the visible probes, and check what it returns."""
         __tracebackhide__ = True

@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+from typing import Any, Sequence
 
 TIME_LIMIT = 5  # seconds for every job of one evaluation together
 
@@ -70,7 +71,8 @@ def command() -> list[str]:
     return [base_python(), "-I", "-S", "-c", RUNNER]
 
 
-def evaluate(jobs: list[dict], prefix: list[str] = (), seconds: float = TIME_LIMIT) -> list[dict]:
+def evaluate(jobs: list[dict[str, Any]], prefix: Sequence[str] = (),
+             seconds: float = TIME_LIMIT) -> list[dict[str, Any]]:
     """Run each job ({"source": cell code, "calls": [[function name, [args...]], ...]}) in one
     fresh stdlib-only interpreter (started through `prefix`, e.g. a sandbox); per job, its
     {"values": [[floats] per call]} or {"error": why} ("unanswered": true where a call raised

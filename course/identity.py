@@ -15,6 +15,7 @@ disagree, grading stops with an error rather than guess.
 import hashlib
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 STUDENT_ENV = "AUTOGRAD_LABS_STUDENT"
 ANONYMOUS = "anonymous"
@@ -65,14 +66,15 @@ def stable_digest(*parts: str) -> bytes:
     return hashlib.sha256("\x1f".join(parts).encode()).digest()
 
 
-def pick_all(digest: bytes, grids: dict[str, tuple]) -> dict:
+def pick_all(digest: bytes, grids: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
     """One choice from each grid, the i-th made by bytes 2i and 2i + 1 of the digest: nearly
     uniform for grids of up to a few thousand choices; a SHA-256 digest gives 16 picks."""
     return {name: choices[int.from_bytes(digest[2 * i:2 * i + 2], "big") % len(choices)]
             for i, (name, choices) in enumerate(grids.items())}
 
 
-def draw_numbers(lab: str, student: str, draw, accept) -> dict:
+def draw_numbers(lab: str, student: str, draw: Callable[[bytes], dict[str, Any]],
+                 accept: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
     """The first numbers `draw(digest)` makes, over digests of (lab, student, attempt), that `accept` takes."""
     for attempt in range(1000):
         numbers = draw(stable_digest(lab, student, str(attempt)))

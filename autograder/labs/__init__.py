@@ -15,8 +15,9 @@ the pipeline, the CLI) and the tests; never by a student notebook.
 """
 
 import importlib
-from typing import Callable
+from typing import Any, Callable, TypeVar
 
+from course.answers import Expected, Plain
 from course.checks import LabKit
 
 from .checks import (Check, FormulaCheck, FormulaRunner, FunctionCheck, Kind, Mistake, Problem, TableCheck,
@@ -26,6 +27,9 @@ __all__ = ["Check", "FormulaCheck", "FormulaRunner", "FunctionCheck", "Kind", "L
            "TableCheck", "ValuesCheck", "load"]
 
 
+AnyCheck = TypeVar("AnyCheck", bound=Check)
+
+
 class Lab:
     """One lab's checks, each declared once, keyed by the grade id of its test cell."""
 
@@ -33,15 +37,15 @@ class Lab:
         self.kit = kit
         self.name = kit.lab
         self.checks: dict[str, Check] = {}
-        self._answer_cache: dict[str, dict] = {}
+        self._answer_cache: dict[str, dict[str, Expected]] = {}
 
-    def _add(self, check: Check) -> Check:
+    def _add(self, check: AnyCheck) -> AnyCheck:
         if check.grade_id in self.checks:
             raise ValueError(f"{self.name}: {check.grade_id} declared twice")
         self.checks[check.grade_id] = check
         return check
 
-    def answers_of(self, student: str) -> dict:
+    def answers_of(self, student: str) -> dict[str, Expected]:
         """The kit's expected hand answers for `student`, worked out once per grading process."""
         if student not in self._answer_cache:
             self._answer_cache[student] = self.kit.expected_answers(student)
@@ -51,25 +55,27 @@ class Lab:
         """A cell checking hand-computed numbers; the kit's `answers` hold their right values and slips."""
         return self._add(ValuesCheck(grade_id, " ".join(names), self.kit, names=names, answers_of=self.answers_of))
 
-    def table(self, grade_id: str, name: str, truth: Callable, explain: Callable | None = None) -> TableCheck:
+    def table(self, grade_id: str, name: str, truth: Callable[[str], Plain],
+              explain: Callable[[str, Plain], str] | None = None) -> TableCheck:
         """A cell checking a dict of predictions; `truth(key)` is what PyTorch does, observed now."""
         return self._add(TableCheck(grade_id, name, self.kit, truth=truth, explain=explain))
 
-    def function(self, grade_id: str, name: str, *, visible: list, hidden: list, reference: Callable,
-                 mistakes: list[Mistake] = (), hint: str, **how) -> FunctionCheck:
+    def function(self, grade_id: str, name: str, *, visible: list[Plain], hidden: list[Plain],
+                 reference: Callable[[Plain], Plain], mistakes: list[Mistake] | None = None, hint: str,
+                 **how: Any) -> FunctionCheck:
         """A cell running the student's function on probes (`FunctionCheck`: `how` may set rtol,
         atol, same, form, detail)."""
         return self._add(FunctionCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden),
-                                       reference=reference, mistakes_known=list(mistakes), hint=hint, **how))
+                                       reference=reference, mistakes_known=list(mistakes or []), hint=hint, **how))
 
-    def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list, hidden: list,
-                reference: Callable, mistakes: list[Mistake], hint: str, **how) -> FormulaCheck:
+    def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list[Plain], hidden: list[Plain],
+                reference: Callable[[Plain], Plain], mistakes: list[Mistake], hint: str, **how: Any) -> FormulaCheck:
         """A cell grading a derivation written as a function (`math` only) in `answer_cell`."""
         return self._add(FormulaCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden),
                                       reference=reference, mistakes_known=list(mistakes), hint=hint,
                                       answer_cell=answer_cell, **how))
 
-    def verify_cell(self, grade_id: str, payloads: list, student: str, answers: dict | None = None,
+    def verify_cell(self, grade_id: str, payloads: list[Any], student: str, answers: dict[str, str] | None = None,
                     run_formulas: FormulaRunner | None = None) -> list[Problem]:
         """Why a test cell's handed-over data does not hold up (empty when it does). `answers`:
         the notebook's answer cells' code by grade id (a formula check needs its own, and
@@ -83,8 +89,8 @@ class Lab:
             return self.verify_formulas(answers or {}, run_formulas, only={grade_id})[grade_id]
         return check.verify(payloads, student)
 
-    def verify_formulas(self, answers: dict, run_formulas: FormulaRunner,
-                        only: set | None = None) -> dict[str, list[Problem]]:
+    def verify_formulas(self, answers: dict[str, str], run_formulas: FormulaRunner,
+                        only: set[str] | None = None) -> dict[str, list[Problem]]:
         """{grade id: problems} of every formula check (or those in `only`), each answer cell's code
         from `answers` ({answer cell's grade id: code}), all run by one call of `run_formulas`."""
         checks = [c for c in self.checks.values()
@@ -97,7 +103,7 @@ class Lab:
             verdicts[check.grade_id] = check.judge_run(result)
         return verdicts
 
-    def kit_data(self) -> dict:
+    def kit_data(self) -> dict[str, Any]:
         """The kit's data: visible probes with their expected outputs, and every table's truth, sealed."""
         return {"functions": {c.name: c.kit_data() for c in self.checks.values() if isinstance(c, FunctionCheck)},
                 "tables": {c.name: c.kit_data() for c in self.checks.values() if isinstance(c, TableCheck)}}
@@ -105,4 +111,5 @@ class Lab:
 
 def load(lab: str) -> Lab:
     """The declared checks of a lab (`autograder.labs.<lab>.LAB`)."""
-    return importlib.import_module(f"{__name__}.{lab}").LAB
+    lab_checks: Lab = importlib.import_module(f"{__name__}.{lab}").LAB
+    return lab_checks

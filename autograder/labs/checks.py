@@ -13,15 +13,19 @@ A verdict is a list of `Problem`s: the sentence the student reads, the known mis
 slip, never on the wording.
 """
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Callable, ClassVar
+from typing import Any, Callable, ClassVar
 
-from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, Expected, diagnose_all, hand_values, matches, numbers_used
+from course.answers import (FUNCTION_ATOL, FUNCTION_RTOL, Expected, Plain, diagnose_all, hand_values, matches,
+                            numbers_used)
 from course.checks import FORMULA_RULE, MATCHES, VALUES, Formula, Function, LabKit, Table, describe_call, sealed
 
 # Runs formula jobs (`course.formulas.evaluate`'s input) and returns their results.
-FormulaRunner = Callable[[list[dict]], list[dict]]
+FormulaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
+# An output of a student's function, or a probe, as plain data; where an output is judged.
+Judge = Callable[[Plain, Plain], bool]
 
 
 class Kind(StrEnum):
@@ -43,11 +47,11 @@ class Problem:
     slip: str | None = None  # the known mistake it matches, in words without the inputs
     kind: Kind = Kind.WRONG
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, str | None]:
         return {"text": self.text, "slip": self.slip, "kind": str(self.kind)}
 
     @classmethod
-    def from_json(cls, data: dict) -> "Problem":
+    def from_json(cls, data: dict[str, Any]) -> "Problem":
         return cls(str(data["text"]), data.get("slip"), Kind(data.get("kind", Kind.WRONG)))
 
     @property
@@ -68,10 +72,10 @@ class Mistake:
     (the grader names those too; the kit, which holds outputs only, does not)."""
 
     why: str
-    gives: Callable | None = None
-    shows: Callable | None = None
+    gives: Callable[[Plain], Plain] | None = None
+    shows: Callable[[Plain, Plain, Plain], bool] | None = None
 
-    def found(self, probe, got, right, same: Callable) -> bool:
+    def found(self, probe: Plain, got: Plain, right: Plain, same: Judge) -> bool:
         wrong = self.gives(probe) if self.gives else None
         return (wrong is not None and same(got, wrong)) or bool(self.shows and self.shows(probe, got, right))
 
@@ -85,14 +89,14 @@ class Check:
     name: str
     kit: LabKit
 
-    visible: list = field(default_factory=list, kw_only=True)
-    hidden: list = field(default_factory=list, kw_only=True)
+    visible: list[Plain] = field(default_factory=list, kw_only=True)
+    hidden: list[Plain] = field(default_factory=list, kw_only=True)
 
     def payloads_wanted(self) -> list[tuple[str, str, bool]]:
         """(kind, name, hidden) of each payload the cell must hand over, in order."""
         return [(self.kind, self.name, False)] + ([(self.kind, self.name, True)] if self.hidden else [])
 
-    def verify(self, payloads: list, student: str) -> list[Problem]:
+    def verify(self, payloads: list[Any], student: str) -> list[Problem]:
         """Why the cell's handed-over data does not hold up (empty when it does)."""
         found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
         if found != sorted(self.payloads_wanted()) or any(p.get("lab") != self.kit.lab for p in payloads):
@@ -106,23 +110,23 @@ class Check:
                 problems.append(Problem(f"unreadable answer data ({type(exc).__name__}: {exc})", kind=Kind.UNREADABLE))
         return problems
 
-    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
-        raise NotImplementedError
+    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
+        raise NotImplementedError(f"{type(self).__name__} verifies no handed-over data")
 
-    def mistakes(self, payloads: list, student: str, classmates=()) -> list[Problem]:
+    def mistakes(self, payloads: list[Any], student: str, classmates: Iterable[str] = ()) -> list[Problem]:
         """What went wrong, for the summary and the class report (`classmates`: the lab's other
         students, whose numbers a copied answer may be right for)."""
         return self.verify(payloads, student)
 
-    def verdict_lines(self, payloads: list, student: str) -> list[str]:
+    def verdict_lines(self, payloads: list[Any], student: str) -> list[str]:
         """What the grader adds to a failed cell's outputs for the feedback (the kit said less)."""
         return []
 
-    def numbers_owner(self, payloads: list, student: str, classmates) -> str | None:
+    def numbers_owner(self, payloads: list[Any], student: str, classmates: Iterable[str]) -> str | None:
         """The classmate whose numbers the cell's answers were worked on, where that is the case."""
         return None
 
-    def kit_data(self) -> dict | None:
+    def kit_data(self) -> dict[str, Any] | None:
         """What the kit gets to check the visible part in the notebook (`course/expected/<lab>.json`)."""
         return None
 
@@ -133,9 +137,9 @@ class ValuesCheck(Check):
 
     kind: ClassVar[str] = VALUES
     names: tuple[str, ...] = ()
-    answers_of: Callable[[str], dict[str, Expected]] = None  # a student's expected answers (the lab's cache)
+    answers_of: Callable[[str], dict[str, Expected]] = field(default=lambda student: {})  # the lab's cache
 
-    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
         if sorted(data) != sorted(self.names):
             return [Problem(f"expected the values {list(self.names)}, found {sorted(data)}", kind=Kind.FORM)]
         expected = self.answers_of(student)
@@ -143,7 +147,7 @@ class ValuesCheck(Check):
         return [Problem(text) for text in diagnose_all(given, [expected[n] for n in self.names], student,
                                                          self.kit.other_answers(student, self.names))]
 
-    def numbers_owner(self, payloads: list, student: str, classmates) -> str | None:
+    def numbers_owner(self, payloads: list[Any], student: str, classmates: Iterable[str]) -> str | None:
         """The classmate on whose numbers every answer is right while some are wrong on the
         student's own (work copied), else None."""
         if len(payloads) != 1:
@@ -158,7 +162,7 @@ class ValuesCheck(Check):
         return next((other for other in classmates
                      if other != student and all_right(answers, self.answers_of(other), self.names)), None)
 
-    def mistakes(self, payloads: list, student: str, classmates=()) -> list[Problem]:
+    def mistakes(self, payloads: list[Any], student: str, classmates: Iterable[str] = ()) -> list[Problem]:
         """The slip each wrong answer matches, or whose numbers they were worked on."""
         own = self.answers_of(student)
         try:
@@ -175,7 +179,7 @@ class ValuesCheck(Check):
                 if (slip := e.mistake(answers[e.name])) is not None]
 
 
-def all_right(answers: dict, expected: dict[str, Expected], names) -> bool:
+def all_right(answers: dict[str, Any], expected: dict[str, Expected], names: tuple[str, ...]) -> bool:
     return all(expected[n].matches(answers[n], expected[n].value) for n in names)
 
 
@@ -185,14 +189,14 @@ class TableCheck(Check):
     given)`, where given, says more about a wrong prediction than the table's own wording."""
 
     kind: ClassVar[str] = Table.kind
-    truth: Callable = None
-    explain: Callable | None = None
+    truth: Callable[[str], Plain] = field(default=lambda key: None)
+    explain: Callable[[str, Plain], str] | None = None
 
     @property
     def spec(self) -> Table:
         return self.kit.tables[self.name]
 
-    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
         given = {self.spec.key(k): v for k, v in data}
         needed = self.spec.keys(self.kit.numbers(student))
         wrong_keys = self.spec.check_keys(self.name, given, needed)
@@ -201,11 +205,11 @@ class TableCheck(Check):
         return [Problem(self.explain(key, given[key]) if self.explain else self.spec.wrong(key, given[key]))
                 for key in needed if self.truth(key) != given[key]]
 
-    def verdict_lines(self, payloads: list, student: str) -> list[str]:
+    def verdict_lines(self, payloads: list[Any], student: str) -> list[str]:
         problems = self.verify(payloads, student) if payloads else []
         return ["The grader's verdict, entry by entry:", *[f"  - {p.text}" for p in problems]] if problems else []
 
-    def kit_data(self) -> dict:
+    def kit_data(self) -> dict[str, Any]:
         return {key: sealed(self.kit.lab, self.name, key, self.truth(key)) for key in self.spec.all_keys}
 
 
@@ -221,34 +225,34 @@ class FunctionCheck(Check):
     """
 
     kind: ClassVar[str] = Function.kind
-    reference: Callable = None
+    reference: Callable[[Plain], Plain] = field(default=lambda probe: None)
     mistakes_known: list[Mistake] = field(default_factory=list)
     hint: str = ""
     rtol: float = FUNCTION_RTOL
     atol: float = FUNCTION_ATOL
-    same: Callable | None = None
-    form: Callable | None = None
-    detail: Callable | None = None
+    same: Judge | None = None
+    form: Callable[[Plain, Plain, Plain], str | None] | None = None
+    detail: Callable[[Plain, Plain, Plain], str] | None = None
 
     @property
     def called(self) -> str:
         """The name a probe is shown as a call of."""
         return self.kit.functions[self.name].takes[0]
 
-    def is_right(self, got, right) -> bool:
+    def is_right(self, got: Plain, right: Plain) -> bool:
         return self.same(got, right) if self.same else matches(got, right, self.rtol, self.atol)
 
-    def verify_data(self, data, student: str, hidden: bool = False) -> list[Problem]:
+    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
         probes = self.hidden if hidden else self.visible
         if not isinstance(data, list) or len(data) != len(probes):
             return [Problem(f"expected {len(probes)} outputs of `{self.name}`, found "
                             f"{len(data) if isinstance(data, list) else type(data).__name__}", kind=Kind.FORM)]
         return self.judge(probes, data)
 
-    def judge(self, probes: list, outputs: list) -> list[Problem]:
+    def judge(self, probes: list[Plain], outputs: list[Plain]) -> list[Problem]:
         return [problem for probe, got in zip(probes, outputs, strict=True) if (problem := self.judge_one(probe, got))]
 
-    def judge_one(self, probe, got) -> Problem | None:
+    def judge_one(self, probe: Plain, got: Plain) -> Problem | None:
         right = self.reference(probe)
         call = describe_call(self.called, probe)
         if self.form and (wrong := self.form(probe, got, right)):
@@ -261,11 +265,11 @@ class FunctionCheck(Check):
         what = f": {self.detail(probe, got, right)}." if self.detail else " does not give what autograd gives."
         return Problem(f"{call}{what} {self.hint}")
 
-    def mistake_outputs(self, probe) -> dict:
+    def mistake_outputs(self, probe: Plain) -> dict[str, Plain]:
         """{why: output} of the known mistakes that are one output on `probe` (the kit's share)."""
         return {m.why: wrong for m in self.mistakes_known if m.gives and (wrong := m.gives(probe)) is not None}
 
-    def kit_data(self) -> dict:
+    def kit_data(self) -> dict[str, Any]:
         return {"probes": self.visible, "rtol": self.rtol, "atol": self.atol, "hint": self.hint,
                 "outputs": [{"right": self.reference(p), "mistakes": self.mistake_outputs(p)} for p in self.visible]}
 
@@ -283,11 +287,11 @@ class FormulaCheck(FunctionCheck):
     def called(self) -> str:
         return self.kit.formulas[self.name].function
 
-    def jobs(self, code: str) -> dict:
+    def jobs(self, code: str) -> dict[str, Any]:
         """The formula runner's job for this check: the answer cell's code, called on every probe."""
         return {"source": code, "calls": [[self.called, p] for p in self.visible + self.hidden]}
 
-    def judge_run(self, result: dict) -> list[Problem]:
+    def judge_run(self, result: dict[str, Any]) -> list[Problem]:
         """The verdict on one run of the answer cell (`course.formulas.evaluate`'s result)."""
         if "error" in result:
             if result.get("unanswered"):

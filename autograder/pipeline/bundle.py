@@ -40,8 +40,9 @@ Five Jupyter labs on how PyTorch builds computation graphs and computes gradient
 
 ```bash
 python3.11 -m venv .venv
-.venv/bin/pip install -r requirements.txt   # pinned: torch 2.13.0 (CPU), JupyterLab, nbgrader
-.venv/bin/pip install .                     # the kit the notebooks import (`course`)
+# pinned: torch 2.13.0 (its CPU build, from PyTorch's own index), JupyterLab, nbgrader
+.venv/bin/pip install --extra-index-url https://download.pytorch.org/whl/cpu -r requirements.txt
+.venv/bin/pip install .   # the kit the notebooks import (`course`)
 ```
 
 With conda: `conda env create -f environment.yml && conda activate autograd-labs-kit`.
@@ -77,6 +78,7 @@ dependencies:
   - python=3.11
   - pip
   - pip:
+      - --extra-index-url https://download.pytorch.org/whl/cpu
       - -r requirements.txt
       - .
 '''
