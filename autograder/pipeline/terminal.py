@@ -1,57 +1,62 @@
 """What the instructor reads in the terminal: the progress of a run and the grade table."""
 
-import sys
 import time
 from pathlib import Path
+from typing import Callable
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import Progress as Bar
 
 from .gradebooks import cell_scores, graded_cells
 from .submission import Outcome
 
 
 class Progress:
-    """What grading has done so far: a bar redrawn in place on a terminal, plain lines otherwise
-    (CI, a log file); every unit's problems in full; a summary at the end."""
+    """What grading has done so far: on a terminal, rich's progress bar (counts, time left) with
+    each unit's problems printed above it; plain lines otherwise (CI, a log file, a test's `log`);
+    a summary at the end. What a unit's lines quote of a submission is printed as text, never
+    read as markup."""
 
-    def __init__(self, total: int, log=print):
+    def __init__(self, total: int, log: Callable[[str], None] = print, console: Console | None = None):
         self.total, self.log, self.done, self.failed = total, log, [], []
         self.start = time.monotonic()
-        self.bar = log is print and sys.stdout.isatty()
+        console = console or Console(highlight=False)
+        self.bar = None
+        if log is print and console.is_terminal:
+            self.bar = Bar(BarColumn(), MofNCompleteColumn(), TextColumn("done, {task.fields[failed]} not graded,"),
+                           TimeElapsedColumn(), TextColumn("so far,"), TimeRemainingColumn(), TextColumn("left"),
+                           console=console, transient=True)
+            self.task = self.bar.add_task("grading", total=total, failed=0)
+            self.bar.start()
+
+    def say(self, line: str) -> None:
+        if self.bar is None:
+            self.log(line)
+        else:
+            self.bar.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
 
     def later(self, outcome: Outcome) -> None:
         """A unit that hit a time limit beside the others, to be graded again alone."""
-        if self.bar:
-            print("\r\033[K", end="")
         why = outcome.message if not outcome.ok else "a time limit was hit"
-        self.log(f"{outcome.lab} {outcome.student}: {why} beside other units; graded again alone at the end")
-        if self.bar:
-            print(self.status(), end="", flush=True)
+        self.say(f"{outcome.lab} {outcome.student}: {why} beside other units; graded again alone at the end")
 
     def add(self, outcome: Outcome) -> None:
         self.done.append(outcome)
         if not outcome.ok:
             self.failed.append(outcome)
         note = f"graded ({outcome.seconds:.1f} s)" if outcome.ok else f"NOT GRADED: {outcome.message}"
-        lines = [f"{outcome.lab} {outcome.student}: {note}"] * (not outcome.ok or not self.bar)
+        lines = [f"{outcome.lab} {outcome.student}: {note}"] * (not outcome.ok or self.bar is None)
         lines += [f"    {outcome.fault}"] * bool(outcome.fault) + [f"    {line}" for line in outcome.overrides]
-        if self.bar:
-            print("\r\033[K", end="")
         for line in lines:
-            self.log(f"{line}  [{len(self.done)}/{self.total}]" if line is lines[0] else line)
-        if self.bar:
-            print(self.status(), end="", flush=True)
-
-    def status(self) -> str:
-        """`[#####.....] 12/34 graded, 1 not graded, 2.1 per s, 10 s left`."""
-        count, elapsed = len(self.done), time.monotonic() - self.start
-        rate = count / elapsed if elapsed > 0 else 0.0
-        filled = 30 * count // self.total
-        left = (self.total - count) / rate if rate else 0.0
-        return (f"[{'#' * filled}{'.' * (30 - filled)}] {count - len(self.failed)}/{self.total} graded, "
-                f"{len(self.failed)} not graded, {rate:.1f} per s, {left:.0f} s left")
+            self.say(f"{line}  [{len(self.done)}/{self.total}]" if line is lines[0] else line)
+        if self.bar is not None:
+            self.bar.update(self.task, completed=len(self.done), failed=len(self.failed))
 
     def summary(self) -> None:
-        if self.bar:
-            print("\r\033[K", end="")
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
         elapsed = time.monotonic() - self.start
         graded = [o for o in self.done if o.ok]
         self.log(f"graded {len(graded)} of {self.total} submission(s) in {elapsed:.1f} s "
