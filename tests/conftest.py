@@ -30,6 +30,14 @@ LONGEST_FIRST = [f"tests/pipeline/test_{name}.py" for name in
                   "student_bundle")]
 
 
-def pytest_collection_modifyitems(items):
+def pytest_addoption(parser):
+    parser.addoption("--reverse-in-files", action="store_true",
+                     help="run each file's tests last to first: no test may need the one before it to have run")
+
+
+def pytest_collection_modifyitems(config, items):
     rank = {path: place for place, path in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))
+    position = {id(item): index for index, item in enumerate(items)}
+    backwards = -1 if config.getoption("--reverse-in-files") else 1
+    items.sort(key=lambda item: (rank.get(item.nodeid.split("::")[0], len(rank)), item.nodeid.split("::")[0],
+                                 backwards * position[id(item)]))

@@ -406,53 +406,74 @@ def test_hub_keeps_its_secrets_to_root_and_the_solutions_to_the_staff(hub_server
     assert HUB_INSTRUCTOR in grp.getgrnam("autograd-labs-staff").gr_mem
 
 
-def test_hub_instructor_releases_lab4_from_the_formgrader(instructor, hub_server):
+# Each step of the course's life on the hub is a fixture that needs the steps before it, so that
+# every test runs in any order, or alone, and finds the hub in the state it asserts on.
+
+@pytest.fixture(scope="module")
+def released(instructor, hub_server):
     page = formgrader(instructor, hub_server)
     click_and_confirm(page, LAB, "release", f"Successfully released '{LAB}'.")
     screenshot(page, "hub-01-instructor-released")
-    assert (hub_server["state"] / "exchange" / COURSE / "outbound" / LAB / f"{LAB}.ipynb").is_file()
+    return hub_server["state"] / "exchange" / COURSE / "outbound" / LAB / f"{LAB}.ipynb"
 
 
-def test_hub_student_has_no_instructor_tools_and_fetches_lab4(student, hub_server):
+def test_hub_instructor_releases_lab4_from_the_formgrader(released):
+    assert released.is_file()
+
+
+@pytest.fixture(scope="module")
+def fetched(student, released):
+    """The student's Nbgrader menu, then Fetch; the notebook it wrote."""
     page = student
     page.locator(".lm-MenuBar-itemLabel", has_text="Nbgrader").click()
     items = page.locator(".lm-Menu-itemLabel").all_inner_texts()
     page.keyboard.press("Escape")
-    assert "Assignment List" in items and not {"Formgrader", "Create Assignment", "Course List"} & set(items), items
     assignments_tab(page)
     page.get_by_role("button", name="Fetch").click()
     page.get_by_role("button", name="Submit").wait_for()
     screenshot(page, "hub-02-student-fetched")
-    fetched = Path(pwd_home(HUB_STUDENT)) / LAB / f"{LAB}.ipynb"
-    assert fetched.owner() == HUB_STUDENT
+    return {"menu": items, "notebook": Path(pwd_home(HUB_STUDENT)) / LAB / f"{LAB}.ipynb"}
+
+
+def test_hub_student_has_no_instructor_tools_and_fetches_lab4(fetched):
+    items = fetched["menu"]
+    assert "Assignment List" in items and not {"Formgrader", "Create Assignment", "Course List"} & set(items), items
+    assert fetched["notebook"].owner() == HUB_STUDENT
 
 
 def pwd_home(user: str) -> str:
     return pwd.getpwnam(user).pw_dir
 
 
-def test_hub_student_opens_the_lab_unmodified_and_sees_their_numbers(student, hub_server):
-    """The student's answers go in (all but Task 1's forward pass, which is typed in the
-    browser below); the notebook opens without being marked modified and shows grace's numbers."""
-    fetched = Path(pwd_home(HUB_STUDENT)) / LAB / f"{LAB}.ipynb"
+@pytest.fixture(scope="module")
+def opened(student, hub_server, fetched):
+    """The student's answers go in (all but Task 1's forward pass, which is typed in the browser
+    below); the notebook opens, and every cell above that answer runs."""
+    notebook_file = fetched["notebook"]
     answers = dict(examples.load(LAB)[HUB_STUDENT]["answers"])
     answers["t1_forward_answer"] = "# yhat, s and loss for x = 4, y = 1, w = 0.5\n"
     staged = hub_server["state"] / "grace.ipynb"
-    nbformat.write(examples.fill(nbformat.read(fetched, as_version=4), answers), staged)
+    nbformat.write(examples.fill(nbformat.read(notebook_file, as_version=4), answers), staged)
     staged.chmod(0o644)
-    as_user(HUB_STUDENT, fetched.parent.parent, ["cp", str(staged), str(fetched)], cwd=fetched.parent)
+    as_user(HUB_STUDENT, notebook_file.parent.parent, ["cp", str(staged), str(notebook_file)],
+            cwd=notebook_file.parent)
     page = student
     page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/lab/tree/{LAB}/{LAB}.ipynb?reset")
     notebook(page).locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").wait_for(timeout=120_000)
     page.wait_for_timeout(2000)  # the kernel's language_info arrives after it is idle
-    assert "jp-mod-dirty" not in page.locator(".lm-TabBar-tab.jp-mod-current").get_attribute("class")
+    dirty = "jp-mod-dirty" in page.locator(".lm-TabBar-tab.jp-mod-current").get_attribute("class")
     cell(page, "t1_forward_answer").click()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
     output = cell(page, "my_numbers").locator(".jp-OutputArea-output")
     output.first.wait_for(timeout=120_000)
     screenshot(page, "hub-03-student-numbers")
-    assert f"Student id: '{HUB_STUDENT}' (from JUPYTERHUB_USER)" in output.first.inner_text()
+    return {"dirty": dirty, "numbers": output.first.inner_text()}
+
+
+def test_hub_student_opens_the_lab_unmodified_and_sees_their_numbers(opened):
+    assert not opened["dirty"]
+    assert f"Student id: '{HUB_STUDENT}' (from JUPYTERHUB_USER)" in opened["numbers"]
 
 
 def type_and_run_answer(page, grade_id: str, text: str) -> str:
@@ -469,21 +490,28 @@ def type_and_run_answer(page, grade_id: str, text: str) -> str:
     return "\n".join(check.locator(".jp-OutputArea-output").all_inner_texts())
 
 
-def test_hub_student_sees_a_visible_check_fail_then_pass(student, hub_server):
+@pytest.fixture(scope="module")
+def checked(student, opened):
+    """A wrong forward pass typed in, run, saved and validated; then the right one."""
     page = student
     failed = type_and_run_answer(page, "t1_forward_answer", WRONG_FORWARD)
     screenshot(page, "hub-04-check-fails")
-    assert "`loss` = 2 is not right. loss = s²." in failed, failed
     save(page)
     report = validate(page, "The following cell failed:")
     screenshot(page, "hub-05-validate-names-the-mistake")
-    assert "`loss` = 2 is not right. loss = s²." in report, report
-    assert "Traceback" not in report and "site-packages" not in report and str(REPO) not in report, report
     close_dialog(page)
     passed = type_and_run_answer(page, "t1_forward_answer", RIGHT_FORWARD)
     screenshot(page, "hub-06-check-passes")
-    assert "✔ yhat, s, loss: all 3 values are right." in passed, passed
     save(page)
+    return {"failed": failed, "report": report, "passed": passed}
+
+
+def test_hub_student_sees_a_visible_check_fail_then_pass(checked):
+    assert "`loss` = 2 is not right. loss = s²." in checked["failed"], checked["failed"]
+    report = checked["report"]
+    assert "`loss` = 2 is not right. loss = s²." in report, report
+    assert "Traceback" not in report and "site-packages" not in report and str(REPO) not in report, report
+    assert "✔ yhat, s, loss: all 3 values are right." in checked["passed"], checked["passed"]
 
 
 def save(page) -> None:
@@ -505,20 +533,30 @@ def close_dialog(page) -> None:
     page.locator(".jp-Dialog").wait_for(state="detached")
 
 
-def test_hub_validate_button_says_the_notebook_passes(student, hub_server):
+@pytest.fixture(scope="module")
+def validated(student, checked):
     text = validate(student, "Success! Your notebook passes all the tests.")
     screenshot(student, "hub-07-validate-dialog")
-    assert "Validation Results" in text, text
     close_dialog(student)
+    return text
 
 
-def test_hub_student_submits(student, hub_server):
+def test_hub_validate_button_says_the_notebook_passes(validated):
+    assert "Validation Results" in validated, validated
+
+
+@pytest.fixture(scope="module")
+def submitted(student, hub_server, validated):
     page = assignments_tab(student)
     page.get_by_role("button", name="Submit").click()
     page.locator("#submitted_assignments_list").get_by_text(LAB).wait_for()
     screenshot(page, "hub-08-submitted")
     inbound = hub_server["state"] / "exchange" / COURSE / "inbound"
-    assert [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]
+    return [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]
+
+
+def test_hub_student_submits(submitted):
+    assert submitted
 
 
 def click_and_confirm(page, row_text: str, column: str, success: str) -> str:
@@ -531,7 +569,8 @@ def click_and_confirm(page, row_text: str, column: str, success: str) -> str:
     return text
 
 
-def test_hub_student_can_also_fetch_and_submit_from_a_terminal(hub_server):
+@pytest.fixture(scope="module")
+def terminal_hand_ins(hub_server, released):
     """A hub terminal has what the student's server has: the hub's environment and the student
     configuration, which names the course and the exchange. From it, mallory also puts a folder
     named for grace in inbound (the formgrader's Collect refuses it, below)."""
@@ -545,27 +584,37 @@ def test_hub_student_can_also_fetch_and_submit_from_a_terminal(hub_server):
                    staged)
     staged.chmod(0o644)
     as_user(HOSTILE, home, ["cp", str(staged), str(fetched)], cwd=home)
-    submitted = as_user(HOSTILE, home, ["nbgrader", "submit", LAB], cwd=home, env=env)
-    assert f"Submitted as: {COURSE} {LAB}" in submitted.stderr, submitted.stderr
+    handed_in = as_user(HOSTILE, home, ["nbgrader", "submit", LAB], cwd=home, env=env)
     # the hand-in for grace: the blank lab, newer than hers
     forgery = hub_server["state"] / "forgery"
     forgery.mkdir(mode=0o755)
     shutil.copy(REPO / "release" / LAB / f"{LAB}.ipynb", forgery / f"{LAB}.ipynb")
     (forgery / f"{LAB}.ipynb").chmod(0o644)
     as_user(HOSTILE, home, ["cp", "-r", str(forgery), str(forged_for_grace(hub_server))], cwd=home)
+    return handed_in
+
+
+def test_hub_student_can_also_fetch_and_submit_from_a_terminal(terminal_hand_ins):
+    assert f"Submitted as: {COURSE} {LAB}" in terminal_hand_ins.stderr, terminal_hand_ins.stderr
 
 
 def forged_for_grace(hub_server) -> Path:
     return hub_server["state"] / "exchange" / COURSE / "inbound" / f"{HUB_STUDENT}+{LAB}+2099-01-01 00:00:00 UTC+x"
 
 
-def test_hub_instructor_collects_in_the_formgrader(instructor, hub_server):
-    """mallory's hand-in for grace is refused, and the dialog says so (grace's own is graded
-    below, with her example's scores)."""
+@pytest.fixture(scope="module")
+def collected(instructor, hub_server, submitted, terminal_hand_ins):
     page = formgrader(instructor, hub_server)
     log = click_and_confirm(page, LAB, "collect", f"Successfully collected submissions of '{LAB}'")
     screenshot(page, "hub-09-collected")
-    assert f"Refused {forged_for_grace(hub_server)}: it is owned by {HOSTILE}, not by {HUB_STUDENT}" in log, log
+    return log
+
+
+def test_hub_instructor_collects_in_the_formgrader(collected, hub_server):
+    """mallory's hand-in for grace is refused, and the dialog says so (grace's own is graded
+    below, with her example's scores)."""
+    refused = f"Refused {forged_for_grace(hub_server)}: it is owned by {HOSTILE}, not by {HUB_STUDENT}"
+    assert refused in collected, collected
     assert (hub_server["course"] / "submitted" / HUB_STUDENT / LAB / f"{LAB}.ipynb").owner() == HUB_INSTRUCTOR
 
 
@@ -600,13 +649,12 @@ def open_submission(page, hub_server, student: str):
 COMMENT = "Right: with r = 0 the ReLU passes no gradient, so neither weight moves."
 
 
-def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgrader(instructor, hub_server):
+@pytest.fixture(scope="module")
+def scored(instructor, hub_server, collected):
+    """Our grader, as the instructor; then a written answer scored and commented in the formgrader."""
     graded = grade_as_instructor(hub_server)
-    assert "graded 2 of 2 submission(s)" in graded.stdout, graded.stdout
-    for student in (HUB_STUDENT, HOSTILE):
-        scores = gradebooks.cell_scores(hub_server["course"], LAB)[student]
-        assert scores == {**scores, **examples.load(LAB)[student]["expected"]}, student
-    assert written(hub_server, "q_dead_relu") == (None, True, None)
+    scores = {student: gradebooks.cell_scores(hub_server["course"], LAB)[student] for student in (HUB_STUDENT, HOSTILE)}
+    before = written(hub_server, "q_dead_relu")
     page = open_submission(instructor, hub_server, HUB_STUDENT)
     page.fill("input.score#q_dead_relu", "2")
     page.press("input.score#q_dead_relu", "Tab")
@@ -619,22 +667,36 @@ def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgra
         time.sleep(0.5)
     page.locator("input.score#q_dead_relu").scroll_into_view_if_needed()
     screenshot(page, "hub-10-formgrader-scored")
-    assert written(hub_server, "q_dead_relu") == (2, False, COMMENT)
+    return {"log": graded.stdout, "scores": scores, "before": before, "after": written(hub_server, "q_dead_relu")}
 
 
-def test_hub_regrade_keeps_the_score_and_the_comment(instructor, hub_server):
+def test_hub_autograde_then_a_written_answer_scored_and_commented_in_the_formgrader(scored):
+    assert "graded 2 of 2 submission(s)" in scored["log"], scored["log"]
+    for student, scores in scored["scores"].items():
+        assert scores == {**scores, **examples.load(LAB)[student]["expected"]}, student
+    assert scored["before"] == (None, True, None)
+    assert scored["after"] == (2, False, COMMENT)
+
+
+@pytest.fixture(scope="module")
+def regraded(instructor, hub_server, scored):
     grade_as_instructor(hub_server)
-    assert written(hub_server, "q_dead_relu") == (2, False, COMMENT)
     page = open_submission(instructor, hub_server, HUB_STUDENT)
     page.locator("input.score#q_dead_relu").scroll_into_view_if_needed()
     screenshot(page, "hub-11-formgrader-after-regrade")
-    assert page.input_value("input.score#q_dead_relu") == "2"
-    assert page.input_value("textarea#q_dead_relu-comment") == COMMENT
     grade_box = page.locator(".nbgrader_cell", has=page.locator("input.score#q_dead_relu"))
-    assert not grade_box.locator("button.mark-graded").is_visible()  # no "Resolve": nothing to re-read
+    return {"written": written(hub_server, "q_dead_relu"), "score": page.input_value("input.score#q_dead_relu"),
+            "comment": page.input_value("textarea#q_dead_relu-comment"),
+            "resolve": grade_box.locator("button.mark-graded").is_visible()}
 
 
-def test_hub_formgrader_says_why_a_check_that_passed_in_the_notebook_scores_0(instructor, hub_server):
+def test_hub_regrade_keeps_the_score_and_the_comment(regraded):
+    assert regraded["written"] == (2, False, COMMENT)
+    assert regraded["score"] == "2" and regraded["comment"] == COMMENT
+    assert not regraded["resolve"]  # no "Resolve": nothing to re-read
+
+
+def test_hub_formgrader_says_why_a_check_that_passed_in_the_notebook_scores_0(instructor, hub_server, scored):
     """mallory replaced the kit's check in her kernel, so her cells printed ✔; the grader's own
     verification overturned them, and the formgrader shows its reason under the cell."""
     page = open_submission(instructor, hub_server, HOSTILE)
@@ -647,7 +709,7 @@ def test_hub_formgrader_says_why_a_check_that_passed_in_the_notebook_scores_0(in
     assert empty_boxes == 0
 
 
-def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, hub_server):
+def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, hub_server, regraded):
     page = formgrader(instructor, hub_server)
     click_and_confirm(page, LAB, "release-feedback", f"Successfully released feedback of '{LAB}'")
     page = assignments_tab(student)
