@@ -124,7 +124,8 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
          stdlib_only: bool = False) -> list[str]:
     """The bubblewrap command line that runs `argv` inside `folder` as `uid` (from `unit_user`),
     with only `env` set (and, with `info_fd`, the sandbox's process id written there as JSON).
-    `stdlib_only`: of Python, only the base interpreter is mounted (no venv, no kit, no unit program)."""
+    `stdlib_only`: of Python, only the base interpreter is mounted (no venv, no kit, no unit program),
+    and every interpreter's site-packages and dist-packages folders are empty."""
     readonly = [Path(sys.base_prefix).resolve()] if stdlib_only else readonly_paths()
     programs = [] if stdlib_only else PROGRAM_FILES
     if uid >= 0:  # root: mount as root, then drop to the unit's own user before anything runs
@@ -152,6 +153,9 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
             args += ["--ro-bind", str(top), str(top)]
     for path in readonly:
         args += ["--ro-bind", str(path), str(path)]
+    hidden = package_folders([*system, *readonly, Path("/")]) if stdlib_only else []
+    for path in hidden:  # an empty, read-only folder over each: nothing to import from
+        args += ["--tmpfs", str(path), "--remount-ro", str(path)]
     for outside, inside in programs:
         args += ["--ro-bind", str(outside), str(inside)]
     args += ["--proc", "/proc", "--dev", "/dev", "--bind", str(folder), str(folder),
@@ -162,6 +166,16 @@ def wrap(argv: list[str], folder: Path, env: dict[str, str], uid: int, info_fd: 
         args += ["--setenv", key, value]
     limits = ["prlimit", *(f"--{name}={value}" for name, value in LIMITS.items()), "--"]
     return args + ["--chdir", str(folder), *drop, *limits, *argv]
+
+
+PACKAGE_FOLDERS = ("lib*/python3*/site-packages", "lib*/python3*/dist-packages", "local/lib*/python3*/site-packages",
+                   "local/lib*/python3*/dist-packages")
+
+
+def package_folders(roots: list[Path]) -> list[Path]:
+    """Every site-packages and dist-packages folder of any interpreter under `roots`, as real paths."""
+    return sorted({path.resolve() for root in roots for pattern in PACKAGE_FOLDERS for path in root.glob(pattern)
+                   if path.is_dir()})
 
 
 def stdlib_only_prefix(folder: Path, uid: int) -> list[str]:

@@ -67,3 +67,24 @@ def test_what_the_cell_writes_after_the_runner_is_not_the_result(runner):
     source = (f"import atexit, sys\nsys.__stdout__.write('{fake}')\n"
               f"atexit.register(lambda: sys.__stdout__.write('{fake}'))\ndef f(x):\n    return x\n")
     assert one(runner, source, ("f", [7])) == {"values": [[7.0]]}
+
+
+def test_in_the_grader_no_interpreter_has_a_package_folder_to_import_from():
+    """`python -S` leaves site-packages off sys.path, but a cell can put it back: in the grader's
+    sandbox every site-packages and dist-packages folder of every interpreter is empty."""
+    hunt = ("import glob, sys\n"
+            "def f(x):\n"
+            "    found = [p for root in ('/usr', '/usr/local', sys.base_prefix, '/')\n"
+            "             for kind in ('site', 'dist') for p in glob.glob(root + f'/lib*/python3*/{kind}-packages')]\n"
+            "    sys.path[:0] = found\n"
+            "    names = sum(len(glob.glob(p + '/*')) for p in found)\n"
+            "    try:\n"
+            "        import IPython  # in the base interpreter's site-packages, outside the sandbox\n"
+            "        imported = 1.0\n"
+            "    except ImportError:\n"
+            "        imported = 0.0\n"
+            "    return float(len(found)), float(names), imported\n")
+    outside = one("kit", hunt, ("f", [0]))["values"][0]
+    assert outside[0] >= 1 and outside[1] > 0 and outside[2] == 1.0  # the hole this test guards
+    folders, entries, imported = one("grader", hunt, ("f", [0]))["values"][0]
+    assert folders >= 1 and entries == 0 and imported == 0.0
