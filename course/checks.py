@@ -351,7 +351,8 @@ class LabKit:
         if result.get("unanswered"):
             raise Unanswered(f"Write `{spec.function}` in the answer cell above and run it.")
         if "error" in result:
-            raise CheckFailed(f"{result['error']}.\n{FORMULA_RULE}")
+            where = f"{describe_call(spec.function, visible['probes'][result['call']])} " if "call" in result else ""
+            raise CheckFailed(f"{where}{result['error']}.\n{FORMULA_RULE}")
         self._publish(spec.kind, name, result["values"])
         runs = zip(visible["probes"], result["values"], visible["outputs"], strict=True)
         problems = [problem for probe, got, want in runs

@@ -32,9 +32,13 @@ def numbers(value):
         return [float(v) for v in value]
     raise TypeError(f"returned {type(value).__name__} {value!r:.60}; return a number or a tuple of numbers")
 
-def failed(why, exc):
-    unanswered = isinstance(exc, NotImplementedError)  # as the released answer cell raises
-    return {"error": why, "unanswered": True} if unanswered else {"error": why}
+def failed(why, exc, call=None):
+    result = {"error": why}
+    if isinstance(exc, NotImplementedError):  # as the released answer cell raises
+        result["unanswered"] = True
+    if call is not None:  # which call: the caller words it (the grader's inputs are not shown)
+        result["call"] = call
+    return result
 
 def run(job):
     namespace = {"__name__": "formulas"}
@@ -43,15 +47,14 @@ def run(job):
     except BaseException as exc:
         return failed(f"the cell itself raised {type(exc).__name__}: {exc}", exc)
     values = []
-    for name, args in job["calls"]:
+    for index, (name, args) in enumerate(job["calls"]):
         fn = namespace.get(name)
         if not callable(fn):
             return {"error": f"the cell does not define the function `{name}`"}
         try:
             values.append(numbers(fn(*args)))
         except BaseException as exc:
-            call = name + "(" + ", ".join(map(repr, args)) + ")"
-            return failed(f"{call} raised {type(exc).__name__}: {exc}", exc)
+            return failed(f"raised {type(exc).__name__}: {exc}", exc, index)
     return {"values": values}
 
 results = [run(job) for job in jobs]
@@ -75,8 +78,9 @@ def evaluate(jobs: list[dict[str, Any]], prefix: Sequence[str] = (),
              seconds: float = TIME_LIMIT) -> list[dict[str, Any]]:
     """Run each job ({"source": cell code, "calls": [[function name, [args...]], ...]}) in one
     fresh stdlib-only interpreter (started through `prefix`, e.g. a sandbox); per job, its
-    {"values": [[floats] per call]} or {"error": why} ("unanswered": true where a call raised
-    NotImplementedError, as the released answer cell does)."""
+    {"values": [[floats] per call]} or {"error": why}, with "call": the index of the call that
+    raised (its arguments are not in `why`) and "unanswered": true where it was NotImplementedError,
+    as the released answer cell raises."""
     try:
         proc = subprocess.run([*prefix, *command()], input=json.dumps(jobs), capture_output=True, text=True,
                               timeout=seconds)

@@ -33,6 +33,25 @@ def unit_program():
     return importlib.import_module("autograde_unit")
 
 
+def hidden_input_spellings(lab: str) -> set[str]:
+    """How each hidden input of the lab's function and formula checks could be written in a
+    message: as the call (`f(1.5, 0.8)`), its arguments (`1.5, 0.8`, `x=2, lr=0.05`), the
+    expression it is; spellings under 10 characters are left out (they turn up by chance)."""
+    from course.checks import describe_call, shown
+
+    spellings = set()
+    for check in load(lab).checks.values():
+        for probe in getattr(check, "hidden", []):
+            spellings.add(describe_call(check.called, probe))
+            if isinstance(probe, dict):
+                spellings.add(", ".join(f"{k}={shown(v)}" for k, v in probe.items()))
+            elif isinstance(probe, list):
+                spellings.add(", ".join(shown(v) for v in probe))
+            else:
+                spellings.add(str(probe))
+    return {spelling for spelling in spellings if len(spelling) >= 10}
+
+
 def make_course_root(dest: Path) -> Path:
     """A scratch nbgrader course with this repo's sources, config and examples."""
     for name in ("source", "examples"):

@@ -28,6 +28,11 @@ FormulaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 Judge = Callable[[Plain, Plain], bool]
 
 
+# How a problem on a hidden probe begins, and what it says of an output of the wrong form there.
+HIDDEN_CALL = "On one of the grader's hidden inputs"
+HIDDEN_FORM = "the output has the wrong form (its length or shape); the visible inputs show the form expected."
+
+
 class Kind(StrEnum):
     """What sort of problem a `Problem` is."""
 
@@ -247,22 +252,28 @@ class FunctionCheck(Check):
         if not isinstance(data, list) or len(data) != len(probes):
             return [Problem(f"expected {len(probes)} outputs of `{self.name}`, found "
                             f"{len(data) if isinstance(data, list) else type(data).__name__}", kind=Kind.FORM)]
-        return self.judge(probes, data)
+        return self.judge(probes, data, hidden)
 
-    def judge(self, probes: list[Plain], outputs: list[Plain]) -> list[Problem]:
-        return [problem for probe, got in zip(probes, outputs, strict=True) if (problem := self.judge_one(probe, got))]
+    def judge(self, probes: list[Plain], outputs: list[Plain], hidden: bool = False) -> list[Problem]:
+        return [problem for probe, got in zip(probes, outputs, strict=True)
+                if (problem := self.judge_one(probe, got, hidden))]
 
-    def judge_one(self, probe: Plain, got: Plain) -> Problem | None:
+    def judge_one(self, probe: Plain, got: Plain, hidden: bool = False) -> Problem | None:
+        """The problem with one output, or None. On a hidden probe, nothing of the probe is told
+        (not its inputs, nor a detail worked out from them): what the student reads ends up in
+        the feedback and the exports, and the hidden inputs are the grader's alone."""
         right = self.reference(probe)
-        call = describe_call(self.called, probe)
+        call = HIDDEN_CALL if hidden else describe_call(self.called, probe)
         if self.form and (wrong := self.form(probe, got, right)):
-            return Problem(f"{call}: {wrong}", kind=Kind.FORM)
+            return Problem(f"{call}: {HIDDEN_FORM if hidden else wrong}", kind=Kind.FORM)
         if self.is_right(got, right):
             return None
         for mistake in self.mistakes_known:
             if mistake.found(probe, got, right, self.is_right):
                 return Problem(f"{call}: {MATCHES}{mistake.why}.", slip=mistake.why)
-        what = f": {self.detail(probe, got, right)}." if self.detail else " does not give what autograd gives."
+        what = " does not give what autograd gives."
+        if self.detail is not None and not hidden:
+            what = f": {self.detail(probe, got, right)}."
         return Problem(f"{call}{what} {self.hint}")
 
     def mistake_outputs(self, probe: Plain) -> dict[str, Plain]:
@@ -294,17 +305,25 @@ class FormulaCheck(FunctionCheck):
     def judge_run(self, result: dict[str, Any]) -> list[Problem]:
         """The verdict on one run of the answer cell (`course.formulas.evaluate`'s result)."""
         if "error" in result:
+            where = ""
+            if "call" in result:  # which probe raised: a visible one is shown, a hidden one is not
+                index = int(result["call"])
+                where = (describe_call(self.called, self.visible[index]) if index < len(self.visible)
+                         else HIDDEN_CALL) + " "
             if result.get("unanswered"):
-                return [Problem(f"{result['error']}.", kind=Kind.UNANSWERED)]
-            return [Problem(f"{result['error']}. {FORMULA_RULE}", kind=Kind.RULE)]
-        probes = self.visible + self.hidden
-        problems = self.judge(probes, result["values"])
+                return [Problem(f"{where}{result['error']}.", kind=Kind.UNANSWERED)]
+            return [Problem(f"{where}{result['error']}. {FORMULA_RULE}", kind=Kind.RULE)]
+        outputs = result["values"]
+        visible, hidden = outputs[:len(self.visible)], outputs[len(self.visible):]
+        problems = self.judge(self.visible, visible) + self.judge(self.hidden, hidden, hidden=True)
         # The mistake that explains every wrong output is named on each of them.
-        wrong = [(p, got, right) for p, got in zip(probes, result["values"], strict=True)
+        runs = [(p, got, False) for p, got in zip(self.visible, visible, strict=True)]
+        runs += [(p, got, True) for p, got in zip(self.hidden, hidden, strict=True)]
+        wrong = [(p, got, right, secret) for p, got, secret in runs
                  if not self.is_right(got, right := self.reference(p))]
         everywhere = next((m for m in self.mistakes_known
-                           if all(m.found(p, got, right, self.is_right) for p, got, right in wrong)), None)
+                           if all(m.found(p, got, right, self.is_right) for p, got, right, _ in wrong)), None)
         if everywhere is None:
             return problems
-        return [Problem(f"{describe_call(self.called, p)}: {MATCHES}{everywhere.why}.", slip=everywhere.why)
-                for p, _, _ in wrong]
+        return [Problem(f"{HIDDEN_CALL if secret else describe_call(self.called, p)}: {MATCHES}{everywhere.why}.",
+                        slip=everywhere.why) for p, _, _, secret in wrong]

@@ -13,7 +13,7 @@ import pytest
 
 from autograder.pipeline import examples, exports, notebooks
 
-from helpers import REPO
+from helpers import REPO, hidden_input_spellings
 
 pytestmark = pytest.mark.slow
 LAB = "lab2"
@@ -95,6 +95,7 @@ def test_each_test_scores_as_the_example_expects_and_says_why(autograder_zip, tm
         assert phrase in outputs
     assert "\x1b[" not in outputs and "Traceback" not in outputs
     assert "graded by hand" in results["output"]
+    assert not [s for s in hidden_input_spellings(LAB) if s in json.dumps(results, ensure_ascii=False)]
 
 
 def test_a_submission_without_the_notebook_gets_a_reason_and_zero(autograder_zip, tmp_path):

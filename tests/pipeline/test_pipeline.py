@@ -17,7 +17,7 @@ import pytest
 from autograder.pipeline import examples, gradebooks, notebooks, report
 from course.protocol import ANSWERS_MIME
 
-from helpers import REPO, make_course_root
+from helpers import REPO, hidden_input_spellings, make_course_root
 
 pytestmark = pytest.mark.slow
 LAB = "lab4"  # the lab the bad-input test uses
@@ -74,6 +74,16 @@ def test_the_example_class_grades_the_same_with_every_speed_up_off(demo, tmp_pat
     for lab in LABS:
         ours = gradebooks.cell_scores(root, lab)
         assert gradebooks.cell_scores(stock, lab) == ours and len(ours) == len(examples.load(lab)), lab
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_no_feedback_page_shows_a_hidden_input(demo, lab):
+    root, _ = demo
+    spellings = hidden_input_spellings(lab)
+    assert spellings
+    for student in examples.load(lab):
+        page = html.unescape((root / "feedback" / student / lab / f"{lab}.html").read_text())
+        assert not [s for s in spellings if s in page], student
 
 
 @pytest.mark.parametrize("lab", LABS)

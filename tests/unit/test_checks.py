@@ -11,7 +11,8 @@ from autograder.pipeline import notebooks
 from course import identity
 from course import lab4 as kit
 from course.answers import Unanswered, diagnose_all
-from course.checks import CheckFailed
+from autograder.labs.checks import HIDDEN_CALL
+from course.checks import CheckFailed, describe_call
 
 from helpers import run_test_cell
 
@@ -119,10 +120,14 @@ def assert_named(grade_id: str, namespace: dict, named: str) -> None:
     assert isinstance(error, CheckFailed) and named in str(error), error
 
 
-def assert_caught_by_hidden_probes(grade_id: str, namespace: dict, hidden_call: str) -> None:
-    """The cell passes in the kernel (visible probes), and the grader fails it on a hidden probe."""
+def assert_caught_by_hidden_probes(grade_id: str, namespace: dict, said: str = "") -> None:
+    """The cell passes in the kernel (visible probes), and the grader fails it on a hidden probe,
+    saying `said` and nothing of the hidden inputs."""
     error, problems = run_test_cell("lab4", grade_id, namespace)
-    assert error is None and any(hidden_call in p for p in problems), (error, problems)
+    assert error is None and any(p.startswith(HIDDEN_CALL) and said in p for p in problems), (error, problems)
+    check = grader.LAB.checks[grade_id]
+    calls = [describe_call(check.called, probe) for probe in check.hidden]
+    assert not any(call in p for call in calls for p in problems), problems
 
 
 def memorised(name: str, field: str | None = None):
@@ -137,9 +142,9 @@ def test_train_check(student, device):
     assert_named("t1_train", {"train": accumulating_train}, "never reset")
     assert_named("t1_train", {"train": uphill_train}, "up the gradient")
     ignores_y = {"train": lambda x, y, w, lr, steps: good_train(x, 1.0, w, lr, steps)}
-    assert_caught_by_hidden_probes("t1_train", ignores_y, "train(x=2, y=3")
+    assert_caught_by_hidden_probes("t1_train", ignores_y)
     memorised_run = memorised("train")
-    assert_caught_by_hidden_probes("t1_train", {"train": lambda **k: tuple(memorised_run().values())}, "train(x=2")
+    assert_caught_by_hidden_probes("t1_train", {"train": lambda **k: tuple(memorised_run().values())})
 
 
 def by_autograd(x, y, w):
@@ -154,7 +159,7 @@ def test_check_result_check(student, device):
     flipped = {"check_result": lambda x, y, w: (by_autograd(x, y, w)[0], -by_autograd(x, y, w)[1])}
     assert_named("t1_check_result", flipped, "flipped the sign")
     assert_caught_by_hidden_probes("t1_check_result", {"check_result": lambda x, y, w: by_autograd(x, 1.0, w)},
-                                   "check_result(2, 3, 0.25)")
+                                   "does not give what autograd gives")
     error, _ = run_test_cell("lab4", "t1_check_result", {"check_result": lambda x, y, w: 1.0})
     assert isinstance(error, AssertionError) and "two numbers" in str(error)
 
@@ -190,7 +195,7 @@ def test_activation_checks(student, device):
     assert_named("t2_activation_grads", {**right, "sigmoid_grad": torch.sigmoid}, "returned σ")
     copied = memorised("activation_grads", "sigmoid_grad")
     assert_caught_by_hidden_probes("t2_activation_grads", {**right, "sigmoid_grad": lambda z: torch.tensor(
-        copied() if len(z) == 7 else [0.0] * len(z), dtype=z.dtype)}, "`sigmoid_grad` is wrong at x = -4")
+        copied() if len(z) == 7 else [0.0] * len(z), dtype=z.dtype)}, "does not give what autograd gives")
     error, _ = run_test_cell("lab4", "t2_activation_grads", {**right, "relu_grad": lambda z: 1.0})
     assert isinstance(error, AssertionError) and "same shape" in str(error)
 
@@ -220,7 +225,7 @@ def test_manual_backward_checks(student, device):
         assert_named("t2_manual_backward", {"manual_backward": fn}, named)
     copied = memorised("manual_backward")
     assert_caught_by_hidden_probes("t2_manual_backward", {"manual_backward": lambda **k: tuple(
-        torch.tensor(v) for v in copied().values())}, "manual_backward(5, 6, 2)")
+        torch.tensor(v) for v in copied().values())})
 
 
 def test_manual_backward_cannot_lean_on_autograd(student):
@@ -288,7 +293,8 @@ def test_hidden_outputs_are_checked_on_the_graders_probes_not_the_notebooks():
     easy = [grader.train_reference(**lab.checks["t1_train"].visible[0])]
     problems = lab.verify_cell("t1_train", [payload("function", "train", visible),
                                             payload("function", "train", easy, hidden=True)], "ada")
-    assert problems and "train(x=2, y=3" in problems[0].text
+    # the grader's own first hidden probe has 25 steps: the one easy run handed over cannot fill them
+    assert problems and problems[0].kind == "form" and "visible inputs show the form expected" in problems[0].text
 
 
 @pytest.mark.parametrize("lab", notebooks.labs())
