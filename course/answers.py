@@ -26,6 +26,11 @@ FUNCTION_ATOL = 1e-6
 # them apart (per-student numbers are drawn until they do).
 SEPARATION = 10.0
 SIGN_SLIP = "flipped the sign"
+# A wrong value within this many tolerances of the truth is a near miss (about 1 %): too few digits
+# typed, not a misconception. Slips sit SEPARATION tolerances away, so a slip typed to 4 digits
+# (one tolerance off at most) is never taken for a near miss.
+NEAR_TOLERANCES = 5.0
+NEAR_MISS = "typed too few digits (close, but outside the tolerance)"
 # A hand-computed answer: one number, or a list of them.
 Value = float | list[float]
 # Plain data as answers and probes travel: numbers, strings, booleans, lists and dicts of them.
@@ -142,9 +147,11 @@ class Expected:
         return matches(answer, value, HAND_RTOL, HAND_ATOL)
 
     def mistake(self, answer: Plain) -> str | None:
-        """None if the answer is right, else the slip it matches, SIGN_SLIP, or "" (none known)."""
+        """None if the answer is right, else NEAR_MISS, the slip it matches, SIGN_SLIP, or "" (none known)."""
         if self.matches(answer, self.value):
             return None
+        if matches(answer, self.value, NEAR_TOLERANCES * HAND_RTOL, NEAR_TOLERANCES * HAND_ATOL):
+            return NEAR_MISS
         for slip, wrong in self.slips.items():
             if self.matches(answer, wrong):
                 return slip
@@ -157,6 +164,9 @@ class Expected:
         if slip is None:
             return None
         shown = f"{answer:.6g}" if isinstance(answer, float) else str(answer)
+        if slip == NEAR_MISS:
+            return (f"`{self.name}` = {shown} is close, but not within the tolerance: type at least 4 significant "
+                    "digits, and keep more for the intermediate values you work it out from.")
         if slip == SIGN_SLIP:
             return f"`{self.name}` = {shown} has the wrong sign. {self.hint}"
         if slip:
