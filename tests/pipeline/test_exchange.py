@@ -714,8 +714,13 @@ def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, h
     click_and_confirm(page, LAB, "release-feedback", f"Successfully released feedback of '{LAB}'")
     page = assignments_tab(student)
     page.get_by_role("button", name="Fetch Feedback").click()
-    page.get_by_text("feedback").first.wait_for()
-    (html,) = (Path(pwd_home(HUB_STUDENT)) / LAB / "feedback").glob(f"*/{LAB}.html")
+    # The button's own label says "Feedback": wait for the file the fetch writes, not for a word.
+    folder = Path(pwd_home(HUB_STUDENT)) / LAB / "feedback"
+    for _ in range(240):
+        if found := list(folder.glob(f"*/{LAB}.html")):
+            break
+        time.sleep(0.5)
+    (html,) = found
     assert html.owner() == HUB_STUDENT
     feedback = html.read_text()
     assert "Autograded: 25 of 25 points" in feedback
