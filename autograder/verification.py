@@ -48,13 +48,14 @@ def answer_sources(nb: Notebook) -> dict[str, str]:
 
 
 def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any], run_formulas: FormulaRunner,
-          classmates: Iterable[str] = (), tests: dict[tuple[str, str], float] | None = None) -> list[str]:
+          seed: bytes, classmates: Iterable[str] = (), tests: dict[tuple[str, str], float] | None = None) -> list[str]:
     """In the lab's executed `notebooks` (no other: a kernel may leave any number beside them),
     zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
     answers are right for one of `classmates` (the other students of the lab). Every formula is
-    run once, from its answer cell's code, by `run_formulas` (the pipeline's runs it in a sandbox), and its
-    verdict kept in the test cell (`FORMULA_VERDICT_MIME`). With `tests`
+    run once, from its answer cell's code, by `run_formulas` (the pipeline's runs it in a sandbox), on
+    hidden probes drawn from the submission's `seed`, and its verdict kept in the test cell
+    (`FORMULA_VERDICT_MIME`). With `tests`
     ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`).
 
     Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
@@ -64,7 +65,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
     notes = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        formula_verdicts = checks.verify_formulas(answer_sources(nb), run_formulas)
+        formula_verdicts = checks.verify_formulas(answer_sources(nb), run_formulas, seed)
         changed = False
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):

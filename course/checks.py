@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from . import formulas
+from .closed_form import CLOSED_FORM
 from .answers import Expected, Explained, Plain, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 from .protocol import ANSWERS_MIME
@@ -170,8 +171,8 @@ class Formula:
 
 
 FORMULA_RULE = ("A formula cell must run on its own with Python's standard library: the grader runs it "
-                "without torch or the course kit, on inputs you do not see. Define the function in that cell, "
-                "with `def`, and use `math` and plain arithmetic only.")
+                "without torch or the course kit, on inputs you do not see, drawn anew for each submission. "
+                "Define the function in that cell, with `def`, as a closed form: `math` and plain arithmetic only.")
 
 
 def cell_source(fn: object) -> str | None:
@@ -347,9 +348,12 @@ class LabKit:
         if source is None:
             raise WrongType(f"`{spec.function}` was not defined with `def` in a notebook cell. {FORMULA_RULE}")
         visible = self.expected["functions"][name]
-        (result,) = formulas.evaluate([{"source": source, "calls": [[spec.function, p] for p in visible["probes"]]}])
+        (result,) = formulas.evaluate([{"source": source, "function": spec.function,
+                                        "calls": [[spec.function, p] for p in visible["probes"]]}])
         if result.get("unanswered"):
             raise Unanswered(f"Write `{spec.function}` in the answer cell above and run it.")
+        if result.get("rule"):
+            raise CheckFailed(f"{result['error']}{'' if result['rule'] == 'numerical' else '.'}\n{CLOSED_FORM}")
         if "error" in result:
             where = f"{describe_call(spec.function, visible['probes'][result['call']])} " if "call" in result else ""
             raise CheckFailed(f"{where}{result['error']}.\n{FORMULA_RULE}")

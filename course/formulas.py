@@ -1,7 +1,8 @@
 """Run a formula cell's functions with nothing but Python's standard library.
 
-A formula cell holds a derivation written as plain Python functions of the inputs (`math`
-only). Its source is run in a fresh interpreter started with `-I -S`: no site-packages, so
+A formula cell holds a derivation written as a closed form: a plain Python function of the
+inputs (`math` only). Its code is first checked to be one (`course.closed_form`, whose source
+runs with RUNNER's), then run in a fresh interpreter started with `-I -S`: no site-packages, so
 no torch and no course kit, whatever the cell tries to import. The kit does this on the
 visible inputs while the student works; the grader does the same inside a sandbox, on inputs
 the student never sees, with the cell's source taken from the submitted notebook.
@@ -14,7 +15,10 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any, Sequence
+
+from . import closed_form
 
 TIME_LIMIT = 5  # seconds for every job of one evaluation together
 
@@ -41,6 +45,11 @@ def failed(why, exc, call=None):
     return result
 
 def run(job):
+    try:  # the rule first, on a graded function: code that breaks it is never run
+        if "function" in job:
+            check(job["source"], job["function"])
+    except NotClosedForm as exc:
+        return {"error": str(exc), "rule": "numerical" if exc.numerical else "closed form"}
     namespace = {"__name__": "formulas"}
     try:
         exec(compile(job["source"], "<your formula cell>", "exec"), namespace)
@@ -70,17 +79,20 @@ def base_python() -> str:
 
 
 def command() -> list[str]:
-    """The command that runs RUNNER: standard library only, environment variables ignored."""
-    return [base_python(), "-I", "-S", "-c", RUNNER]
+    """The command that runs RUNNER, after the closed-form rule's code: standard library only,
+    environment variables ignored."""
+    return [base_python(), "-I", "-S", "-c", Path(closed_form.__file__).read_text() + RUNNER]
 
 
 def evaluate(jobs: list[dict[str, Any]], prefix: Sequence[str] = (),
              seconds: float = TIME_LIMIT) -> list[dict[str, Any]]:
-    """Run each job ({"source": cell code, "calls": [[function name, [args...]], ...]}) in one
-    fresh stdlib-only interpreter (started through `prefix`, e.g. a sandbox); per job, its
-    {"values": [[floats] per call]} or {"error": why}, with "call": the index of the call that
-    raised (its arguments are not in `why`) and "unanswered": true where it was NotImplementedError,
-    as the released answer cell raises."""
+    """Run each job ({"source": cell code, "function": the graded function's name, "calls":
+    [[function name, [args...]], ...]}) in one fresh stdlib-only interpreter (started through
+    `prefix`, e.g. a sandbox); per job, its {"values": [[floats] per call]} or {"error": why}, with
+    "rule": "closed form" or "numerical" where the code breaks the closed-form rule for "function"
+    (and was not run; a job without "function" is run as it is: the sandbox's own tests),
+    "call": the index of the call that raised (its arguments are not in `why`) and "unanswered":
+    true where it was NotImplementedError, as the released answer cell raises."""
     try:
         proc = subprocess.run([*prefix, *command()], input=json.dumps(jobs), capture_output=True, text=True,
                               timeout=seconds)

@@ -1,10 +1,15 @@
 """The fixtures every test can ask for (the device to test on, a student at work) and the order in
 which the long files run. Shared functions are in helpers.py."""
 
+import os
+
 import pytest
 
-from course.identity import STUDENT_ENV
-from helpers import DEVICES
+# One seed for the formula checks' hidden draws in a whole run, workers included (they inherit it).
+os.environ.setdefault("AGL_SEED", os.urandom(8).hex())
+
+from course.identity import STUDENT_ENV  # noqa: E402
+from helpers import DEVICES  # noqa: E402
 
 
 @pytest.fixture(params=DEVICES)
@@ -28,6 +33,10 @@ def student(monkeypatch):
 LONGEST_FIRST = [f"tests/pipeline/test_{name}.py" for name in
                  ("faults", "exchange", "equivalence", "sandbox", "pipeline", "postgres", "cluster", "bad_submissions",
                   "student_bundle")]
+
+
+def pytest_report_header(config):
+    return f"formula draws: AGL_SEED={os.environ['AGL_SEED']} (set it to replay this run's draws)"
 
 
 def pytest_addoption(parser):

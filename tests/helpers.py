@@ -21,6 +21,10 @@ REPO = Path(__file__).resolve().parent.parent
 # nbgrader's gradebook runs `alembic` from PATH: this environment's tools come first, as in make.
 os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+# The seed formula checks draw their hidden probes from in these tests: new each session (a
+# right answer must pass every draw), or AGL_SEED's hex to replay one (pytest's header shows it).
+SEED = bytes.fromhex(os.environ.get("AGL_SEED") or os.urandom(8).hex())
+SEEDS = [SEED + bytes([n]) for n in range(40)]  # for tests that must hold on many draws
 HIDDEN = ("### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS")
 
 
@@ -33,15 +37,31 @@ def unit_program():
     return importlib.import_module("autograde_unit")
 
 
-def hidden_input_spellings(lab: str) -> set[str]:
-    """How each hidden input of the lab's function and formula checks could be written in a
-    message: as the call (`f(1.5, 0.8)`), its arguments (`1.5, 0.8`, `x=2, lr=0.05`), the
-    expression it is; spellings under 10 characters are left out (they turn up by chance)."""
-    from course.checks import describe_call, shown
+def drawn_probes(check, seeds=SEEDS) -> list:
+    """A formula check's hidden probes for each of `seeds`, one list."""
+    return [probe for seed in seeds for _, probe in check.drawn(seed)]
 
+
+def hidden_input_spellings(lab: str, root: Path | None = None) -> set[str]:
+    """How each hidden input of the lab's function checks, and of its formula checks as drawn for
+    every submission in the course `root`, could be written in a message: as the call
+    (`f(1.5, 0.8)`), its arguments (`1.5, 0.8`, `x=2, lr=0.05`), the expression it is; spellings
+    under 10 characters are left out (they turn up by chance)."""
+    from course.checks import describe_call, shown
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.labs import FormulaCheck
+    from autograder.pipeline import draws
+
+    seeds = []
+    if root is not None:
+        directory = CourseDirectory(root=str(root))
+        seeds = [draws.submission_seed(root, lab, folder.name, directory.get_existing_timestamp(str(folder)))
+                 for folder in sorted((root / "submitted").glob(f"*/{lab}"))]
     spellings = set()
     for check in load(lab).checks.values():
-        for probe in getattr(check, "hidden", []):
+        probes = drawn_probes(check, seeds) if isinstance(check, FormulaCheck) else getattr(check, "hidden", [])
+        for probe in probes:
             spellings.add(describe_call(check.called, probe))
             if isinstance(probe, dict):
                 spellings.add(", ".join(f"{k}={shown(v)}" for k, v in probe.items()))
@@ -93,9 +113,11 @@ def texts(problems) -> list[str]:
     return [problem.text for problem in problems]
 
 
-def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True, answers: dict | None = None):
+def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True, answers: dict | None = None,
+                  seed: bytes = SEED):
     """Run a test cell as the kernel would, then verify what it published as the grader would
-    (`answers`: the notebook's answer cells' code, for a formula check).
+    (`answers`: the notebook's answer cells' code, for a formula check; `seed`: the submission's,
+    its hidden probes are drawn from).
 
     Returns (the exception the cell raised in the kernel or None, the grader's problems).
     """
@@ -111,7 +133,7 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True,
     finally:
         course.checks.publish = original
     student = course.identity.student_id()[0]
-    return error, texts(load(lab).verify_cell(grade_id, published, student, answers, sandbox.run_formulas))
+    return error, texts(load(lab).verify_cell(grade_id, published, student, answers, sandbox.run_formulas, seed))
 
 
 def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None:
@@ -125,27 +147,29 @@ def assert_named_slips(answers: dict, by_hand: dict, ignore: str = "\0") -> None
         assert named == {why for why in expected.slips for (n, words) in by_hand if n == name and words in why}, name
 
 
-def graded_formula(lab: str, grade_id: str, source: str):
+def graded_formula(lab: str, grade_id: str, source: str, seed: bytes = SEED):
     """A formula answer cell run as the notebook runs it, then its test cell:
     (the kernel's error or None, the grader's problems from the cell's code)."""
     namespace = {}
     run_cell(source, namespace, grade_id)
-    return run_test_cell(lab, grade_id, namespace, answers={load(lab).checks[grade_id].answer_cell: source})
+    return run_test_cell(lab, grade_id, namespace, answers={load(lab).checks[grade_id].answer_cell: source}, seed=seed)
 
 
 def assert_formula_slips_are_far_and_distinct(check, reference, slips) -> None:
-    """Test the test: every slip of a formula check differs from `reference(*probe)` by at least 10
-    tolerances on some hidden input, and no two slips agree on every hidden input (each gets its own name)."""
-    from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, close
+    """Test the test, on the hidden probes of each of many submissions' draws: every slip of a
+    formula check differs from `reference(*probe)` by a thousandth of it (far beyond the formula
+    tolerance) on some hidden input, and no two slips agree on every hidden input (each gets its own name)."""
+    from course.answers import close
 
-    gaps, outputs = {}, {}
-    for probe in check.hidden:
-        right = reference(*probe)
-        for why, wrong in slips(*probe).items():
-            gaps.setdefault(why, []).append(max(abs(a - b) / (FUNCTION_RTOL * abs(b) + FUNCTION_ATOL)
-                                                for a, b in zip(wrong, right, strict=True)))
-            outputs.setdefault(why, []).extend(wrong)
-    assert all(max(g) >= 10 for g in gaps.values()), gaps
-    for a in outputs:
-        for b in outputs:
-            assert a == b or not all(close(u, v, FUNCTION_RTOL, FUNCTION_ATOL) for u, v in zip(outputs[a], outputs[b], strict=True)), (a, b)
+    for seed in SEEDS:
+        gaps, outputs = {}, {}
+        for _, probe in check.drawn(seed):
+            right = reference(*probe)
+            for why, wrong in slips(*probe).items():
+                gaps.setdefault(why, []).append(max(abs(a - b) / (abs(b) + 1e-6) for a, b in zip(wrong, right, strict=True)))
+                outputs.setdefault(why, []).extend(wrong)
+        assert all(max(g) >= 1e-3 for g in gaps.values()), (seed.hex(), gaps)
+        for a in outputs:
+            for b in outputs:
+                assert a == b or not all(close(u, v, 1e-6, 1e-9) for u, v in zip(outputs[a], outputs[b], strict=True)), \
+                    (seed.hex(), a, b)

@@ -33,7 +33,7 @@ import course.checks  # noqa: E402
 from autograder.labs import load  # noqa: E402
 from autograder.pipeline import notebooks, sandbox  # noqa: E402
 from course.identity import STUDENT_ENV  # noqa: E402
-from helpers import run_cell  # noqa: E402
+from helpers import SEED, run_cell  # noqa: E402
 from mutate import sites  # noqa: E402
 
 EQUIVALENT = REPO / "tests" / "equivalent_solution_mutants.txt"
@@ -105,7 +105,7 @@ def _first_failure(lab: str, checks, namespace: dict, cells: list) -> str | None
                 signal.alarm(0)
         if grading.get("grade") and not grading.get("solution") and payloads:
             if checks.verify_cell(grading["grade_id"], payloads, os.environ[STUDENT_ENV], answers,
-                                  sandbox.run_formulas):
+                                  sandbox.run_formulas, SEED):
                 return grading["grade_id"]
     return None
 

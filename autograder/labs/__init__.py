@@ -6,8 +6,9 @@ Each `labN.py` here declares its checks once, on a `Lab` (`lab.values`, `lab.tab
 mistakes. Each declaration is an object of one of the four kinds of check (`checks.py`), which
 verifies its cell and gives the kit its data (`Lab.kit_data`, `course/expected/<lab>.json`).
 
-A formula check is decided from the notebook's answer cell itself: its code is run on the
-visible and the hidden probes by the `FormulaRunner` the caller hands in (the pipeline's: a
+A formula check is decided from the notebook's answer cell itself: its code is checked to be a
+closed form (`course.closed_form`) and run on the visible probes and on hidden ones drawn for the
+submission, case by case (`Case`), by the `FormulaRunner` the caller hands in (the pipeline's: a
 sandbox with Python's standard library only, `sandbox.run_formulas`).
 
 May import: torch, the student kit (`course`). Imported by: the grader (`autograder.verification`,
@@ -20,11 +21,11 @@ from typing import Any, Callable, TypeVar
 from course.answers import Expected, Plain
 from course.checks import LabKit
 
-from .checks import (Check, FormulaCheck, FormulaRunner, FunctionCheck, Kind, Mistake, Problem, TableCheck,
-                     ValuesCheck)
+from .checks import (Case, Check, FormulaCheck, FormulaRunner, FunctionCheck, Kind, Mistake, Problem, TableCheck,
+                     ValuesCheck, draw_until, uniform)
 
-__all__ = ["Check", "FormulaCheck", "FormulaRunner", "FunctionCheck", "Kind", "Lab", "Mistake", "Problem",
-           "TableCheck", "ValuesCheck", "load"]
+__all__ = ["Case", "Check", "FormulaCheck", "FormulaRunner", "FunctionCheck", "Kind", "Lab", "Mistake", "Problem",
+           "TableCheck", "ValuesCheck", "draw_until", "load", "uniform"]
 
 
 AnyCheck = TypeVar("AnyCheck", bound=Check)
@@ -68,39 +69,41 @@ class Lab:
         return self._add(FunctionCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden),
                                        reference=reference, mistakes_known=list(mistakes or []), hint=hint, **how))
 
-    def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list[Plain], hidden: list[Plain],
+    def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list[Plain], cases: list[Case],
                 reference: Callable[[Plain], Plain], mistakes: list[Mistake], hint: str, **how: Any) -> FormulaCheck:
-        """A cell grading a derivation written as a function (`math` only) in `answer_cell`."""
-        return self._add(FormulaCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden),
-                                      reference=reference, mistakes_known=list(mistakes), hint=hint,
-                                      answer_cell=answer_cell, **how))
+        """A cell grading a derivation written as a closed form (`math` only) in `answer_cell`, on
+        the visible probes and on hidden ones drawn per submission, for each of `cases`."""
+        return self._add(FormulaCheck(grade_id, name, self.kit, visible=list(visible), reference=reference,
+                                      mistakes_known=list(mistakes), hint=hint, answer_cell=answer_cell,
+                                      cases=list(cases), **how))
 
     def verify_cell(self, grade_id: str, payloads: list[Any], student: str, answers: dict[str, str] | None = None,
-                    run_formulas: FormulaRunner | None = None) -> list[Problem]:
+                    run_formulas: FormulaRunner | None = None, seed: bytes | None = None) -> list[Problem]:
         """Why a test cell's handed-over data does not hold up (empty when it does). `answers`:
-        the notebook's answer cells' code by grade id (a formula check needs its own, and
-        `run_formulas` to run it)."""
+        the notebook's answer cells' code by grade id (a formula check needs its own, `run_formulas`
+        to run it and the submission's `seed` to draw its hidden probes)."""
         check = self.checks.get(grade_id)
         if check is None:
             return [Problem(f"{grade_id} is not a check of {self.name}", kind=Kind.MISSING)]
         if isinstance(check, FormulaCheck):  # decided by the answer cell's code alone
-            if run_formulas is None:
-                raise TypeError(f"{grade_id} is a formula check: verifying it needs run_formulas")
-            return self.verify_formulas(answers or {}, run_formulas, only={grade_id})[grade_id]
+            if run_formulas is None or seed is None:
+                raise TypeError(f"{grade_id} is a formula check: verifying it needs run_formulas and a seed")
+            return self.verify_formulas(answers or {}, run_formulas, seed, only={grade_id})[grade_id]
         return check.verify(payloads, student)
 
-    def verify_formulas(self, answers: dict[str, str], run_formulas: FormulaRunner,
+    def verify_formulas(self, answers: dict[str, str], run_formulas: FormulaRunner, seed: bytes,
                         only: set[str] | None = None) -> dict[str, list[Problem]]:
         """{grade id: problems} of every formula check (or those in `only`), each answer cell's code
-        from `answers` ({answer cell's grade id: code}), all run by one call of `run_formulas`."""
+        from `answers` ({answer cell's grade id: code}), all run by one call of `run_formulas` on
+        the hidden probes drawn from the submission's `seed`."""
         checks = [c for c in self.checks.values()
                   if isinstance(c, FormulaCheck) and (only is None or c.grade_id in only)]
         verdicts = {c.grade_id: [Problem(f"the answer cell {c.answer_cell} is not in the notebook", kind=Kind.MISSING)]
                     for c in checks}
         present = [c for c in checks if c.answer_cell in answers]
-        results = run_formulas([c.jobs(answers[c.answer_cell]) for c in present]) if present else []
+        results = run_formulas([c.jobs(answers[c.answer_cell], seed) for c in present]) if present else []
         for check, result in zip(present, results, strict=True):
-            verdicts[check.grade_id] = check.judge_run(result)
+            verdicts[check.grade_id] = check.judge_run(result, seed)
         return verdicts
 
     def kit_data(self) -> dict[str, Any]:

@@ -13,6 +13,8 @@ A verdict is a list of `Problem`s: the sentence the student reads, the known mis
 slip, never on the wording.
 """
 
+import hashlib
+import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -21,6 +23,7 @@ from typing import Any, Callable, ClassVar
 from course.answers import (FUNCTION_ATOL, FUNCTION_RTOL, Expected, Plain, diagnose_all, hand_values, matches,
                             numbers_used)
 from course.checks import FORMULA_RULE, MATCHES, VALUES, Formula, Function, LabKit, Table, describe_call, sealed
+from course.closed_form import CLOSED_FORM
 
 # Runs formula jobs (`course.formulas.evaluate`'s input) and returns their results.
 FormulaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -31,6 +34,16 @@ Judge = Callable[[Plain, Plain], bool]
 # How a problem on a hidden probe begins, and what it says of an output of the wrong form there.
 HIDDEN_CALL = "On one of the grader's hidden inputs"
 HIDDEN_FORM = "the output has the wrong form (its length or shape); the visible inputs show the form expected."
+# A formula's tolerance: it is code, computed in float64 as the reference is, so only rounding
+# separates a right one from autograd; a numerical derivative is further off than this.
+FORMULA_RTOL, FORMULA_ATOL = 1e-10, 1e-12
+DRAWS_PER_CASE = 2  # hidden inputs drawn for each case of a formula, per submission
+NUMERICAL_WORDS = "a numerical derivative (finite differences), not a derivation"
+
+
+def hidden_call(case: str | None = None) -> str:
+    """How a problem on a hidden input begins: the case it belongs to, in words, never the input."""
+    return f"{HIDDEN_CALL}, {case}" if case else HIDDEN_CALL
 
 
 class Kind(StrEnum):
@@ -41,7 +54,8 @@ class Kind(StrEnum):
     MISSING = "missing"  # not the data its check hands over (its visible check failed first, or tampering)
     UNREADABLE = "unreadable"  # the handed-over data could not be read
     UNANSWERED = "unanswered"  # a formula still raises NotImplementedError
-    RULE = "rule"  # a formula cell that does not run on its own with the standard library
+    RULE = "rule"  # a formula cell that is no closed form, or does not run with the standard library alone
+    NUMERICAL = "numerical"  # a formula that differentiates numerically (scores 0 like any rule broken)
 
 
 @dataclass(frozen=True)
@@ -64,8 +78,10 @@ class Problem:
         """The problem as the class report and the summary name it: the same for every student."""
         if self.kind is Kind.UNANSWERED:
             return "not answered (the function still raises NotImplementedError)"
+        if self.kind is Kind.NUMERICAL:
+            return NUMERICAL_WORDS
         if self.kind is Kind.RULE:
-            return self.text.removesuffix(FORMULA_RULE).strip().rstrip(".")
+            return self.slip or self.text.removesuffix(FORMULA_RULE).strip().rstrip(".")
         return self.slip or "wrong, no known mistake"
 
 
@@ -254,16 +270,19 @@ class FunctionCheck(Check):
                             f"{len(data) if isinstance(data, list) else type(data).__name__}", kind=Kind.FORM)]
         return self.judge(probes, data, hidden)
 
-    def judge(self, probes: list[Plain], outputs: list[Plain], hidden: bool = False) -> list[Problem]:
-        return [problem for probe, got in zip(probes, outputs, strict=True)
-                if (problem := self.judge_one(probe, got, hidden))]
+    def judge(self, probes: list[Plain], outputs: list[Plain], hidden: bool = False,
+              cases: list[str] | None = None) -> list[Problem]:
+        """The problems with the outputs on `probes` (`cases`: the case of each hidden probe, in words)."""
+        return [problem for index, (probe, got) in enumerate(zip(probes, outputs, strict=True))
+                if (problem := self.judge_one(probe, got, hidden, cases[index] if cases else None))]
 
-    def judge_one(self, probe: Plain, got: Plain, hidden: bool = False) -> Problem | None:
+    def judge_one(self, probe: Plain, got: Plain, hidden: bool = False, case: str | None = None) -> Problem | None:
         """The problem with one output, or None. On a hidden probe, nothing of the probe is told
-        (not its inputs, nor a detail worked out from them): what the student reads ends up in
-        the feedback and the exports, and the hidden inputs are the grader's alone."""
+        (not its inputs, nor a detail worked out from them), only its case in words: what the
+        student reads ends up in the feedback and the exports, and the hidden inputs are the
+        grader's alone."""
         right = self.reference(probe)
-        call = HIDDEN_CALL if hidden else describe_call(self.called, probe)
+        call = hidden_call(case) if hidden else describe_call(self.called, probe)
         if self.form and (wrong := self.form(probe, got, right)):
             return Problem(f"{call}: {HIDDEN_FORM if hidden else wrong}", kind=Kind.FORM)
         if self.is_right(got, right):
@@ -285,45 +304,87 @@ class FunctionCheck(Check):
                 "outputs": [{"right": self.reference(p), "mistakes": self.mistake_outputs(p)} for p in self.visible]}
 
 
+@dataclass(frozen=True)
+class Case:
+    """A kind of input a formula's hidden probes must cover, in the words feedback uses ("when
+    the ReLU is off, m1 < 0"), and how to draw one from a random generator."""
+
+    words: str
+    draw: Callable[[random.Random], list[float]]
+
+
+def uniform(rng: random.Random, low: float, high: float, digits: int = 3) -> float:
+    """A number drawn between low and high, rounded as a person would write it."""
+    return round(rng.uniform(low, high), digits)
+
+
+def draw_until(rng: random.Random, draw: Callable[[random.Random], list[float]],
+               holds: Callable[..., bool]) -> list[float]:
+    """The first draw for which `holds(*draw)` (a case's condition), tried at most 10,000 times."""
+    for _ in range(10_000):
+        probe = draw(rng)
+        if holds(*probe):
+            return probe
+    raise RuntimeError("no draw met the case's condition")
+
+
 @dataclass
 class FormulaCheck(FunctionCheck):
-    """A derivation written as a function (`math` only) in the answer cell `answer_cell`, decided by
-    that cell's code alone: the grader runs it with the standard library only, on the visible and
-    the hidden probes, whatever the kernel handed over."""
+    """A derivation written as a closed form (`math` only) in the answer cell `answer_cell`,
+    decided by that cell's code alone: the grader runs it with the standard library only, on the
+    visible probes and on hidden ones drawn for each submission, `DRAWS_PER_CASE` per case of
+    `cases`, from the submission's seed (`draws.submission_seed`)."""
 
     kind: ClassVar[str] = Formula.kind
     answer_cell: str = ""
+    cases: list[Case] = field(default_factory=list)
+    rtol: float = FORMULA_RTOL
+    atol: float = FORMULA_ATOL
 
     @property
     def called(self) -> str:
         return self.kit.formulas[self.name].function
 
-    def jobs(self, code: str) -> dict[str, Any]:
-        """The formula runner's job for this check: the answer cell's code, called on every probe."""
-        return {"source": code, "calls": [[self.called, p] for p in self.visible + self.hidden]}
+    def drawn(self, seed: bytes) -> list[tuple[str, Plain]]:
+        """The hidden probes of one submission, each with its case's words: the same for the same
+        seed (a regrade), unrelated for another (a resubmission, another student)."""
+        rng = random.Random(hashlib.sha256(seed + b"\0" + self.grade_id.encode()).digest())
+        return [(case.words, case.draw(rng)) for case in self.cases for _ in range(DRAWS_PER_CASE)]
 
-    def judge_run(self, result: dict[str, Any]) -> list[Problem]:
+    def jobs(self, code: str, seed: bytes) -> dict[str, Any]:
+        """The formula runner's job for this check: the answer cell's code, called on every probe."""
+        hidden = [probe for _, probe in self.drawn(seed)]
+        return {"source": code, "function": self.called, "calls": [[self.called, p] for p in self.visible + hidden]}
+
+    def judge_run(self, result: dict[str, Any], seed: bytes) -> list[Problem]:
         """The verdict on one run of the answer cell (`course.formulas.evaluate`'s result)."""
+        drawn = self.drawn(seed)
         if "error" in result:
+            if result.get("rule") == "numerical":
+                return [Problem(f"{result['error']} {CLOSED_FORM}", kind=Kind.NUMERICAL)]
+            if result.get("rule"):
+                return [Problem(f"{result['error']}. {CLOSED_FORM}", slip="not a closed form", kind=Kind.RULE)]
             where = ""
-            if "call" in result:  # which probe raised: a visible one is shown, a hidden one is not
+            if "call" in result:  # which probe raised: a visible one is shown, a hidden one by its case
                 index = int(result["call"])
                 where = (describe_call(self.called, self.visible[index]) if index < len(self.visible)
-                         else HIDDEN_CALL) + " "
+                         else hidden_call(drawn[index - len(self.visible)][0])) + " "
             if result.get("unanswered"):
                 return [Problem(f"{where}{result['error']}.", kind=Kind.UNANSWERED)]
             return [Problem(f"{where}{result['error']}. {FORMULA_RULE}", kind=Kind.RULE)]
         outputs = result["values"]
         visible, hidden = outputs[:len(self.visible)], outputs[len(self.visible):]
-        problems = self.judge(self.visible, visible) + self.judge(self.hidden, hidden, hidden=True)
+        probes, cases = [p for _, p in drawn], [words for words, _ in drawn]
+        problems = self.judge(self.visible, visible) + self.judge(probes, hidden, hidden=True, cases=cases)
         # The mistake that explains every wrong output is named on each of them.
-        runs = [(p, got, False) for p, got in zip(self.visible, visible, strict=True)]
-        runs += [(p, got, True) for p, got in zip(self.hidden, hidden, strict=True)]
-        wrong = [(p, got, right, secret) for p, got, secret in runs
+        runs: list[tuple[Plain, Plain, str | None]] = [(p, got, None)
+                                                       for p, got in zip(self.visible, visible, strict=True)]
+        runs += [(p, got, words) for (words, p), got in zip(drawn, hidden, strict=True)]
+        wrong = [(p, got, right, case) for p, got, case in runs
                  if not self.is_right(got, right := self.reference(p))]
         everywhere = next((m for m in self.mistakes_known
                            if all(m.found(p, got, right, self.is_right) for p, got, right, _ in wrong)), None)
         if everywhere is None:
             return problems
-        return [Problem(f"{HIDDEN_CALL if secret else describe_call(self.called, p)}: {MATCHES}{everywhere.why}.",
-                        slip=everywhere.why) for p, _, _, secret in wrong]
+        return [Problem(f"{describe_call(self.called, p) if case is None else hidden_call(case)}: "
+                        f"{MATCHES}{everywhere.why}.", slip=everywhere.why) for p, _, _, case in wrong]

@@ -14,7 +14,7 @@ from course import lab1 as kit
 from course.answers import lists_close
 from course.device import grading_device
 
-from . import Lab, Mistake
+from . import Case, Lab, Mistake, draw_until, uniform
 
 F64 = torch.float64
 LAB = Lab(kit.check)
@@ -99,14 +99,32 @@ def one_step_slips(A, B, target, lr) -> dict[str, list[float]]:
             "left out the learning rate": step(rate=1.0)}
 
 
+def step_cases() -> list[Case]:
+    def draw(scale: float, lrs: tuple[float, float]):
+        return lambda rng: [uniform(rng, -scale, scale), uniform(rng, -scale, scale), uniform(rng, -scale, scale),
+                            uniform(rng, *lrs)]
+
+    def where(scale: float, lrs: tuple[float, float], sign: int = 0):
+        """u = A + B − target of that sign (0: either), far from 0 and ±1."""
+        def holds(A, B, target, lr):
+            u = A + B - target
+            return abs(u) > 0.5 and abs(abs(u) - 1) > 0.2 and u * sign >= 0
+        return lambda rng: draw_until(rng, draw(scale, lrs), holds)
+
+    return [Case("when A + B is above the target (u > 0)", where(5, (0.01, 0.3), +1)),
+            Case("when A + B is below the target (u < 0)", where(5, (0.01, 0.3), -1)),
+            Case("with inputs in the thousands", where(5000, (1e-4, 1e-3)))]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_step", *kit.STEP_NAMES)
-# (A, B, target, lr): u of either sign and never ±1, learning rates students do not get.
+# (A, B, target, lr), drawn per submission: u = A + B − target of either sign and far from 0 and ±1
+# (where the slips coincide), learning rates students do not get, and large inputs.
 LAB.formula(
     "t1_step_formula", "one_step", answer_cell="t1_step_formula_answer",
     visible=[[0.0, 0.0, 10.0, 0.01], [2.5, -1.0, 4.0, 0.1]],
-    hidden=[[1.5, 2.0, -3.0, 0.05], [-0.7, 0.4, 6.5, 0.2], [3.0, 3.5, 2.0, 0.15]],
+    cases=step_cases(),
     reference=lambda p: one_step_reference(*p),
     mistakes=[Mistake(why, lambda p, why=why: one_step_slips(*p)[why]) for why in one_step_slips(1.0, 2.0, 0.0, 0.1)],
     hint="u = A + B − target first; then the loss, the two gradients by the chain rule, and one step of each "

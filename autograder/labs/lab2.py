@@ -13,7 +13,7 @@ import torch
 
 from course import lab2 as kit
 
-from . import Lab, Mistake
+from . import Case, Lab, Mistake, draw_until, uniform
 
 LAB = Lab(kit.check)
 
@@ -137,6 +137,21 @@ def f_gradients_slips(x: float, y: float, z: float) -> dict[str, list[float]]:
             "took dc/db as 1/b (the derivative of a/b with respect to a)": chain(dc_db=1 / b)}
 
 
+def composite_cases() -> list[Case]:
+    def fits(x: float, y: float, z: float) -> bool:
+        """sin(y) away from 0, d = 1 + z·2x/sin(y) in (0.1, 20) and away from 1, no input near 0."""
+        d = 1 + z * 2 * x / math.sin(y) if abs(math.sin(y)) > 0.2 else 0.0
+        return 0.1 < d < 20 and abs(math.log(d)) > 0.05 and abs(x) > 0.1 and abs(z) > 0.1
+
+    def draw(xs, ys, zs):
+        return lambda rng: draw_until(rng, lambda r: [uniform(r, *xs), uniform(r, *ys), uniform(r, *zs)], fits)
+
+    return [Case("when sin y > 0 and every input is positive", draw((0.1, 2), (0.2, 2.9), (0.1, 2))),
+            Case("when sin y < 0 (π < y < 2π)", draw((-2, 2), (3.4, 6.0), (-2, 2))),
+            Case("when x is negative", draw((-2, -0.1), (0.2, 2.9), (-2, 2))),
+            Case("when z is negative", draw((-2, 2), (0.2, 2.9), (-2, -0.1)))]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_linear", "y_value", "w_grad", "b_grad")
@@ -162,11 +177,12 @@ LAB.function(
          "skip None and list every node once.")
 LAB.values("t4_forward", "a", "b", "c", "d", "e", "f")
 LAB.values("t4_gradients", "df_dx", "df_dy", "df_dz")
-# (x, y, z) with d > 0: sin(y) of either sign (y beyond π), x of either sign, tanh far from saturation.
+# (x, y, z), drawn per submission with d > 0: sin(y) of either sign (y beyond π), x and z of either
+# sign, tanh far from saturation, d away from 1 (where e = 0 hides the tanh slip).
 LAB.formula(
     "t4_formula", "f_gradients", answer_cell="t4_formula_answer",
     visible=[[0.25, 0.3, 0.4], [1.0, 1.2, 0.7]],
-    hidden=[[0.7, 1.1, 1.3], [-0.4, 2.8, 0.3], [1.6, 0.35, 0.45], [0.3, 4.0, -0.8]],
+    cases=composite_cases(),
     reference=lambda p: f_gradients_reference(*p),
     mistakes=[Mistake(why, lambda p, why=why: f_gradients_slips(*p)[why]) for why in f_gradients_slips(1.0, 1.0, 1.0)],
     hint="Compute a, b, c, d and f inside the function, then multiply the local derivatives along each "

@@ -14,7 +14,7 @@ from course import lab4 as kit
 from course.answers import FUNCTION_RTOL, close, lists_close, relative_error
 from course.device import grading_device
 
-from . import Lab, Mistake
+from . import Case, Lab, Mistake, draw_until, uniform
 
 F64 = torch.float64
 BACKWARD_MAX_REL_ERROR = 1e-5
@@ -173,6 +173,43 @@ def wrong_at(xs: list[float], got: dict, right: dict) -> str:
                      for name in right if not lists_close(got[name], right[name]))
 
 
+def task1_cases() -> list[Case]:
+    def draw(scale: float, holds):
+        return lambda rng: draw_until(rng, lambda r: [uniform(r, -scale, scale), uniform(r, -scale, scale),
+                                                      uniform(r, -3, 3)],
+                                      lambda x, y, w: abs(x) > 0.2 and abs(abs(x) - 1) > 0.1 and abs(x - w) > 0.2
+                                      and holds(x * w - y))
+
+    return [Case("when the prediction x·w is above y (s > 0)", draw(4, lambda s: s > 0.3)),
+            Case("when the prediction x·w is below y (s < 0)", draw(4, lambda s: s < -0.3)),
+            Case("with x and y in the hundreds", draw(500, lambda s: abs(s) > 1))]
+
+
+def task2_cases() -> list[Case]:
+    def inputs(rng, w1=None):
+        return [uniform(rng, -3, 3), uniform(rng, -2, 2) if w1 is None else w1, uniform(rng, -2, 2),
+                uniform(rng, 0.05, 0.95)]
+
+    def usual(x1, w1, w2, y):
+        """No input near 0 or ±1 (where slips coincide), the sigmoid far from saturation."""
+        r = max(x1 * w1, 0.0)
+        return (all(abs(v) > 0.2 and abs(abs(v) - 1) > 0.1 for v in (x1, w2)) and abs(r * w2) < 4
+                and abs(r - 1) > 0.1 and abs(r - abs(w2)) > 0.1)
+
+    def near_kink(rng):
+        x1 = uniform(rng, 0.5, 3) * rng.choice([-1, 1])
+        m1 = rng.uniform(1e-9, 1e-7) * rng.choice([-1, 1])
+        return [x1, m1 / x1, uniform(rng, 0.3, 2) * rng.choice([-1, 1]), uniform(rng, 0.05, 0.95)]
+
+    return [Case("when the ReLU is on (m1 > 0)",
+                 lambda rng: draw_until(rng, inputs, lambda x1, w1, w2, y: x1 * w1 > 0.2 and usual(x1, w1, w2, y))),
+            Case("when the ReLU is off (m1 < 0)",
+                 lambda rng: draw_until(rng, inputs, lambda x1, w1, w2, y: x1 * w1 < -0.2 and usual(x1, w1, w2, y))),
+            Case("when the ReLU sits exactly at its kink (m1 = 0)",
+                 lambda rng: draw_until(rng, lambda r: inputs(r, w1=0.0), usual)),
+            Case("when m1 is a hair from the ReLU's kink (|m1| < 10⁻⁷)", near_kink)]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_forward", "yhat", "s", "loss")
@@ -188,7 +225,7 @@ LAB.function(
     hint="Make w a tensor with requires_grad=True, build the loss, call loss.backward() and read w.grad.")
 LAB.formula(
     "t1_formula", "loss_and_gradient", answer_cell="t1_formula_answer",
-    visible=[[4.0, 1.0, 0.5], [3.0, 2.0, 0.25]], hidden=[[3.0, -2.0, 0.7], [-1.5, 0.5, 1.8], [0.5, 2.0, -1.2]],
+    visible=[[4.0, 1.0, 0.5], [3.0, 2.0, 0.25]], cases=task1_cases(),
     reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
     mistakes=[Mistake(why, lambda p, why=why: task1_formula_slips(*p)[why])
               for why in task1_formula_slips(1.0, 2.0, 3.0)],
@@ -210,13 +247,12 @@ LAB.function(
 LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 LAB.values("t2_gradients", "dloss_dw2", "dloss_dw1")
-# (x1, w1, w2, y): the ReLU on (m1 above and below 1), off (m1 < 0 from either factor) and at exactly 0;
-# targets strictly between 0 and 1.
+# (x1, w1, w2, y), drawn per submission: the ReLU on, off, exactly at its kink and a hair either side
+# of it (where a numerical derivative straddles the kink); targets strictly between 0 and 1.
 LAB.formula(
     "t2_formula", "gradients", answer_cell="t2_formula_answer",
     visible=[[4.0, 0.5, 0.2, 1.0], [4.0, 0.5, 0.2, 0.0], [4.0, -0.5, 0.2, 1.0]],
-    hidden=[[1.5, 0.8, -0.6, 0.9], [3.1, 0.45, 0.35, 0.05], [0.6, 1.9, -1.7, 0.6], [2.0, -0.4, 0.9, 0.2],
-            [-1.2, 0.7, 1.3, 0.9], [2.0, 0.0, 1.1, 0.3], [0.9, 0.5, 1.4, 0.2]],
+    cases=task2_cases(),
     reference=lambda p: [kit.task2_values(*p)[k] for k in ("dloss_dw1", "dloss_dw2")],
     mistakes=[Mistake(why, lambda p, why=why: task2_formula_slips(*p)[why])
               for why in task2_formula_slips(1.0, 1.0, 1.0, 0.0)],

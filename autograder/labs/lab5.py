@@ -13,7 +13,7 @@ from torch import nn
 
 from course import lab5 as kit
 
-from . import Lab, Mistake
+from . import Case, Lab, Mistake, draw_until, uniform
 
 LAB = Lab(kit.check)
 
@@ -104,6 +104,36 @@ def cross_entropy_slips(z0, z1, z2, target) -> dict[str, list[float]]:
             "flipped the sign of the gradient (one-hot − softmax)": [log_sum - z[target], *(-g for g in right)]}
 
 
+def sgd_cases() -> list[Case]:
+    def draw(scale: float, lrs: tuple[float, float], holds):
+        def fits(w, b, x1, y1, x2, y2, lr):
+            return (abs(b) > 0.2 and all(abs(x) > 0.2 and abs(x - 1) > 0.2 for x in (x1, x2))
+                    and abs(x1 - x2) > 0.2 and holds(w * x1 + b - y1, w * x2 + b - y2))
+
+        return lambda rng: draw_until(rng, lambda r: [uniform(r, -2, 2), uniform(r, -2, 2), uniform(r, -scale, scale),
+                                                      uniform(r, -scale, scale), uniform(r, -scale, scale),
+                                                      uniform(r, -scale, scale), uniform(r, *lrs)], fits)
+
+    return [Case("when both points lie below the line (both residuals positive)",
+                 draw(3, (0.01, 0.3), lambda r1, r2: r1 > 0.2 and r2 > 0.2)),
+            Case("when the residuals have opposite signs",
+                 draw(3, (0.01, 0.3), lambda r1, r2: r1 * r2 < 0 and min(abs(r1), abs(r2)) > 0.2)),
+            Case("with inputs in the hundreds", draw(300, (1e-5, 1e-4), lambda r1, r2: min(abs(r1), abs(r2)) > 1))]
+
+
+def cross_entropy_cases() -> list[Case]:
+    def logits(target: int | None, low: float = -3, high: float = 3):
+        def fits(*probe) -> bool:
+            z = sorted(probe[:3])
+            return z[1] - z[0] > 0.1 and z[2] - z[1] > 0.1
+
+        return lambda rng: draw_until(rng, lambda r: [uniform(r, low, high) for _ in range(3)]
+                                      + [r.randrange(3) if target is None else target], fits)
+
+    return [*(Case(f"when the target is class {t}", logits(t)) for t in range(3)),
+            Case("with large logits (around 30)", logits(None, 25, 35))]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.function(
@@ -138,8 +168,7 @@ LAB.values("t3_sgd_step", "mse", "dmse_dw", "dmse_db", "w_next")
 LAB.formula(
     "t3_sgd_formula", "sgd_step", answer_cell="t3_sgd_formula_answer",
     visible=[[0.8, 0.3, 1.5, 2.5, -0.5, 0.2, 0.2], [1.0, -1.0, 2.0, 0.0, 3.0, 4.0, 0.1]],
-    hidden=[[0.7, -0.4, 1.5, 2.0, -2.5, 0.3, 0.1], [-1.2, 0.9, 3.0, -1.0, 0.5, 2.5, 0.05],
-            [2.0, 1.5, -0.8, 0.6, 1.7, -2.2, 0.2]],
+    cases=sgd_cases(),
     reference=lambda p: sgd_step_reference(*p),
     mistakes=[Mistake(why, lambda p, why=why: sgd_step_slips(*p)[why])
               for why in sgd_step_slips(1, 1, 2, 0, 3, 1, 0.1)],
@@ -150,7 +179,7 @@ LAB.values("t4_cross_entropy", "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
 LAB.formula(
     "t4_ce_formula", "cross_entropy", answer_cell="t4_ce_formula_answer",
     visible=[[1.0, 2.0, 0.5, 1], [-1.0, 0.5, 0.2, 0]],
-    hidden=[[0.3, -1.2, 2.1, 0], [1.7, 0.4, -0.6, 2], [-0.5, 2.4, 0.9, 1], [3.0, 2.9, -2.0, 2]],
+    cases=cross_entropy_cases(),
     reference=lambda p: cross_entropy_reference(*p),
     mistakes=[Mistake(why, lambda p, why=why: cross_entropy_slips(*p)[why])
               for why in cross_entropy_slips(0.0, 1.0, 2.0, 0)],

@@ -28,7 +28,7 @@ import nbformat
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.plugins.export import CsvExportPlugin
 
-from . import gradebooks, grading, intake, notebooks, sandbox, saving, submission
+from . import draws, gradebooks, grading, intake, notebooks, sandbox, saving, submission
 from .layout import Layout, whole_file
 from .nbgrader_cmd import run_nbgrader
 
@@ -126,6 +126,8 @@ def build_gradescope(root: Path, lab: str, dest: Path, unsandboxed: bool = False
             shutil.copytree(root / part, course / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
         for name in ("nbgrader_config.py", "requirements.lock"):
             shutil.copy2(root / name, course / name)
+        # The course's secret, so that Gradescope draws a submission's hidden probes as the course does.
+        (course / draws.SECRET_FILE).write_bytes(draws.course_secret(root))
         text = Layout(root).folder("source", lab) / f"{lab}.py"
         (course / "source" / lab).mkdir(parents=True)
         shutil.copy2(text, course / "source" / lab / text.name)
@@ -205,7 +207,8 @@ def run_gradescope(base: Path, root: Path) -> dict:
     base/results/results.json. Returns what it wrote."""
     start = time.monotonic()
     (lab,) = [p.name for p in (root / "release").iterdir() if p.is_dir()]
-    users = json.loads((base / "submission_metadata.json").read_text()).get("users") or [{}]
+    metadata = json.loads((base / "submission_metadata.json").read_text())
+    users = metadata.get("users") or [{}]
     student = str(users[0].get("email", "")).strip()
     notebook = submitted_notebook(base / "submission", lab)
     if notebook is None:
@@ -218,6 +221,9 @@ def run_gradescope(base: Path, root: Path) -> dict:
         shutil.rmtree(target.parent, ignore_errors=True)
         target.parent.mkdir(parents=True)
         shutil.copyfile(notebook, target)
+        submitted_at = str(metadata.get("created_at") or "")
+        if submitted_at:  # each submission draws its own hidden probes; a rerun of it, the same
+            (target.parent / "timestamp.txt").write_text(submitted_at)
         outcome = grade_one(root, lab, student)
     results = gradescope_results(root, lab, student, outcome, time.monotonic() - start)
     (base / "results").mkdir(parents=True, exist_ok=True)

@@ -31,7 +31,7 @@ from course.protocol import FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
 
 from .. import verification
 from ..labs import load
-from . import intake, outputs, sandbox, saving, service
+from . import draws, intake, outputs, sandbox, saving, service
 from .gradebooks import lab_template
 from .layout import Layout
 from .nbgrader_cmd import environment
@@ -192,7 +192,8 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
     result = read_result(notebooks, tests, timestamp)
     run_formulas = sandbox.run_formulas if settings.sandboxed else formulas.evaluate
-    overrides = verification.audit(notebooks, lab, student, result, run_formulas,
+    seed = draws.submission_seed(root, lab, student, timestamp)
+    overrides = verification.audit(notebooks, lab, student, result, run_formulas, seed,
                                    course.students("submitted", lab), tests)
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
                    fault=fault_note(notebooks), timed_out=limits_hit), result

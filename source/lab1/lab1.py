@@ -79,8 +79,9 @@ check.values(globals(), "u", "loss", "dloss_dA", "dloss_dB", "A_next")
 # **The step as a formula.** Autograd could have filled in those numbers for you, so the step is
 # also graded as a formula: write `one_step(A, B, target, lr)`, returning
 # `(loss, dloss_dA, dloss_dB, A_next, B_next)` for *any* start, target and learning rate, in
-# plain Python (no torch). The grader runs this cell by itself on inputs you never see. Use
-# autograd as much as you like to check your answers; the derivation earns the points.
+# plain Python as a closed form (assignments of arithmetic, one after another; no torch, loops or
+# finite differences). The grader runs this cell by itself on inputs drawn anew for each
+# submission. Use autograd as much as you like to check your answers; the derivation earns the points.
 
 # %% nbgrader={"grade": false, "grade_id": "t1_step_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def one_step(A, B, target, lr):

@@ -27,10 +27,11 @@
 # graded. Cells marked *manually graded* are read by your instructor.
 #
 # **Formulas, not only numbers.** Autograd can fill in any number on your own values, so the
-# derivation of Task 4 is also graded as a *formula*: a Python function of the inputs, written
-# with `math` and plain arithmetic. The grader runs that cell on its own, without torch or the
-# course kit, on inputs you never see, and names the mistake if the formula has one. Check your
-# work with autograd as much as you like after answering; the derivation earns the points.
+# derivation of Task 4 is also graded as a *formula*: a Python function of the inputs written as a
+# closed form (assignments of arithmetic and `math` functions, one after another; no loops, lists
+# or finite differences). The grader runs that cell on its own, without torch or the course kit,
+# on inputs drawn anew for each submission, and names the mistake if the formula has one. Check
+# your work with autograd as much as you like after answering; the derivation earns the points.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import matplotlib.pyplot as plt

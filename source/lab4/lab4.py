@@ -30,9 +30,10 @@
 # when your notebook is graded. Cells marked *manually graded* are read by your instructor.
 #
 # **Formulas, not only numbers.** Autograd can fill in any number on your own values, so each
-# derivation is also graded as a *formula*: a small Python function of the inputs, written with
-# `math` and plain arithmetic. The grader runs that cell on its own, without torch or the course
-# kit, on inputs you never see, and names the mistake if the formula has one. Use autograd as
+# derivation is also graded as a *formula*: a small Python function of the inputs written as a
+# closed form (assignments of arithmetic and `math` functions, `if` for a piecewise part; no loops,
+# lists or finite differences). The grader runs that cell on its own, without torch or the course
+# kit, on inputs drawn anew for each submission, and names the mistake if the formula has one. Use autograd as
 # much as you like to *check* your work after you have answered; what earns the points is the
 # derivation.
 

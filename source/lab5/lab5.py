@@ -28,9 +28,11 @@
 # notebook is graded. Cells marked *manually graded* are read by your instructor.
 #
 # **Formulas, not only numbers.** Autograd can fill in any number on your own values, so each
-# hand computation (Tasks 3 and 4) is also graded as a *formula*: a Python function of the inputs,
-# written with `math` and plain arithmetic. The grader runs that cell on its own, without torch
-# or the course kit, on inputs you never see, and names the mistake if the formula has one.
+# hand computation (Tasks 3 and 4) is also graded as a *formula*: a Python function of the inputs
+# written as a closed form (assignments of arithmetic and `math` functions, `if` for a choice; no
+# loops, lists, comprehensions or finite differences). The grader runs that cell on its own,
+# without torch or the course kit, on inputs drawn anew for each submission, and names the mistake
+# if the formula has one.
 # Check your work with autograd as much as you like after answering; the derivation earns the points.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
@@ -198,7 +200,7 @@ check.values(globals(), "mse", "dmse_dw", "dmse_db", "w_next")
 # Write `sgd_step(w, b, x1, y1, x2, y2, lr)`, returning `(mse, dmse_dw, dmse_db, w_next, b_next)`
 # for *any* numbers, by the steps you just took: residuals first, then the averaged gradients,
 # then one step for each parameter. Your own b may be 0, which hides how b enters; the grader's
-# inputs do not. Plain Python and `math` only: the grader runs this cell by itself.
+# inputs do not. A closed form, `math` only: one residual per point, no list or loop.
 
 # %% nbgrader={"grade": false, "grade_id": "t3_sgd_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
@@ -207,10 +209,11 @@ import math
 def sgd_step(w, b, x1, y1, x2, y2, lr):
     """(mse, dmse/dw, dmse/db, w after one SGD step, b after it) for ŷ = w·x + b on two points."""
     ### BEGIN SOLUTION
-    residuals = [(w * x + b - y, x) for x, y in ((x1, y1), (x2, y2))]
-    mse = sum(r * r for r, _ in residuals) / 2
-    dmse_dw = sum(2 * r * x for r, x in residuals) / 2
-    dmse_db = sum(2 * r for r, _ in residuals) / 2
+    r1 = w * x1 + b - y1
+    r2 = w * x2 + b - y2
+    mse = (r1 ** 2 + r2 ** 2) / 2
+    dmse_dw = (2 * r1 * x1 + 2 * r2 * x2) / 2
+    dmse_db = (2 * r1 + 2 * r2) / 2
     return mse, dmse_dw, dmse_db, w - lr * dmse_dw, b - lr * dmse_db
     ### END SOLUTION
 
@@ -263,7 +266,8 @@ check.values(globals(), "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
 # %% [markdown]
 # ### Cross-entropy as a formula
 # Write `cross_entropy(z0, z1, z2, target)`, returning `(loss, dL/dz0, dL/dz1, dL/dz2)` for any
-# three logits and a target class 0, 1 or 2, with `math` only.
+# three logits and a target class 0, 1 or 2, as a closed form with `math` only (pick z_target with
+# a conditional expression; no list to index).
 
 # %% nbgrader={"grade": false, "grade_id": "t4_ce_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
@@ -272,10 +276,11 @@ import math
 def cross_entropy(z0, z1, z2, target):
     """(loss, dL/dz0, dL/dz1, dL/dz2) of cross-entropy on the logits (z0, z1, z2) and a target class."""
     ### BEGIN SOLUTION
-    logits = [z0, z1, z2]
-    total = sum(math.exp(z) for z in logits)
-    loss = -logits[target] + math.log(total)
-    return (loss, *(math.exp(z) / total - (i == target) for i, z in enumerate(logits)))
+    total = math.exp(z0) + math.exp(z1) + math.exp(z2)
+    z_target = z0 if target == 0 else z1 if target == 1 else z2
+    loss = math.log(total) - z_target
+    p0, p1, p2 = math.exp(z0) / total, math.exp(z1) / total, math.exp(z2) / total
+    return loss, p0 - (target == 0), p1 - (target == 1), p2 - (target == 2)
     ### END SOLUTION
 
 

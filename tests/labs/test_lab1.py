@@ -14,7 +14,7 @@ from course import lab1 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed, report, sealed
 
-from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, texts
+from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
 
 
 def test_step_reference_matches_the_chain_rule(device):
@@ -255,5 +255,5 @@ def test_each_slip_in_the_step_formula_is_named(student, words, source):
 def test_every_step_formula_slip_is_far_from_the_truth_on_the_hidden_inputs():
     assert_formula_slips_are_far_and_distinct(lab1.LAB.checks["t1_step_formula"], lab1.one_step_reference,
                                               lab1.one_step_slips)
-    for A, B, target, lr in lab1.LAB.checks["t1_step_formula"].hidden:
+    for A, B, target, lr in drawn_probes(lab1.LAB.checks["t1_step_formula"]):
         assert abs(abs(A + B - target) - 1) > 0.1 and lr not in (0.5, 1.0)

@@ -16,9 +16,10 @@ import torch
 from autograder.labs import lab4 as grader
 from course import lab4 as kit
 from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, relative_error
-from course.checks import FORMULA_RULE
+from course.closed_form import CLOSED_FORM
 
-from helpers import assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, run_cell, run_test_cell
+from helpers import (SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula,
+                     run_cell, run_test_cell)
 
 ACTIVATION_PROBES = grader.LAB.checks["t2_activation_grads"].visible + grader.LAB.checks["t2_activation_grads"].hidden
 BACKWARD_PROBES = grader.LAB.checks["t2_manual_backward"].visible + grader.LAB.checks["t2_manual_backward"].hidden
@@ -285,12 +286,12 @@ def test_a_formula_that_calls_autograd_gets_no_points(student, grade_id):
     for body in ("import torch\n", "from course.lab4 import task1_values, task2_values\n"):
         source = f"{body}def {function}({args}):\n    return 0.0, 0.0\n"
         error, problems = graded_formula("lab4", grade_id, source)
-        assert "No module named" in str(error) and "without torch or the course kit" in str(error)
-        assert problems and "No module named" in problems[0]
+        assert "not another import" in str(error) and "A closed form computes" in str(error)
+        assert problems and "not another import" in problems[0]
     namespace = {"check_result": lambda *a: (1.0, 8.0)}
     run_cell(f"def {function}({args}):\n    return check_result({args})\n", namespace, grade_id)
     error, _ = run_test_cell("lab4", grade_id, namespace)
-    assert "NameError: name 'check_result' is not defined" in str(error)
+    assert "a call of `check_result`" in str(error)
 
 
 def test_the_kernel_check_reads_the_cell_that_defined_the_function(student):
@@ -298,7 +299,7 @@ def test_the_kernel_check_reads_the_cell_that_defined_the_function(student):
     run_cell(T1_RIGHT["solution"], namespace, "t1_formula")
     error, problems = run_test_cell("lab4", "t1_formula", namespace, answers={"t1_formula_answer": "pass\n"})
     assert error is None  # the kernel ran the cell that defined it; the grader reads the answer cell
-    assert problems == ["the cell does not define the function `loss_and_gradient`. " + FORMULA_RULE]
+    assert problems == ["the cell does not define the function `loss_and_gradient` with `def`. " + CLOSED_FORM]
     _, problems = run_test_cell("lab4", "t1_formula", namespace, answers={})
     assert problems == ["the answer cell t1_formula_answer is not in the notebook"]
 
@@ -332,18 +333,21 @@ def grader_reference(grade_id: str, probe) -> list[float]:
     return [kit.task2_values(*probe)[k] for k in ("dloss_dw1", "dloss_dw2")]
 
 
-def test_the_hidden_inputs_are_not_degenerate():
-    """Task 1's hidden s is not 0 or ±1; Task 2's cover the ReLU on (m1 below and above 1), off
-    (m1 < 0 by either factor) and at exactly 0, with targets strictly between 0 and 1."""
-    for x, y, w in FORMULA_CHECKS["t1_formula"].hidden:
-        assert abs(abs(x * w - y) - 1) > 0.1 and abs(x * w - y) > 0.1 and abs(x) != 1
-    m1s = [x1 * w1 for x1, w1, _, _ in FORMULA_CHECKS["t2_formula"].hidden]
-    assert min(m1s) < 0 < max(m1s) and 0.0 in m1s and any(0 < m1 < 1 for m1 in m1s)
-    assert {x1 < 0 for x1, *_ in FORMULA_CHECKS["t2_formula"].hidden} == {True, False}
-    assert all(0 < y < 1 for *_, y in FORMULA_CHECKS["t2_formula"].hidden)
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_draw_of_hidden_inputs_covers_every_case(seed):
+    """In every submission's draw, Task 1's s has both signs and is not 0, and x is not ±1; Task 2's
+    cover the ReLU on, off, exactly at 0 and a hair from 0, with targets strictly between 0 and 1."""
+    task1 = [p for _, p in FORMULA_CHECKS["t1_formula"].drawn(seed)]
+    assert {x * w - y > 0 for x, y, w in task1} == {True, False}
+    for x, y, w in task1:
+        assert abs(x * w - y) > 0.1 and abs(abs(x) - 1) > 0.05
+    task2 = [p for _, p in FORMULA_CHECKS["t2_formula"].drawn(seed)]
+    m1s = [x1 * w1 for x1, w1, _, _ in task2]
+    assert min(m1s) < -0.1 and max(m1s) > 0.1 and 0.0 in m1s and any(0 < abs(m1) < 1e-6 for m1 in m1s)
+    assert all(0 < y < 1 for *_, y in task2)
 
 
-@pytest.mark.parametrize("probe", FORMULA_CHECKS["t2_formula"].visible + FORMULA_CHECKS["t2_formula"].hidden)
+@pytest.mark.parametrize("probe", FORMULA_CHECKS["t2_formula"].visible + drawn_probes(FORMULA_CHECKS["t2_formula"], SEEDS[:2]))
 def test_task2_formula_references_are_the_closed_form(device, probe):
     x1, w1, w2, y = probe
     m1 = x1 * w1
@@ -437,3 +441,62 @@ def test_every_task1_slip_can_fire_on_task1s_numbers():
     for expected in kit.task1_answers():
         values = [expected.value, *expected.slips.values()]
         assert all(not close(a, b) for i, a in enumerate(values) for b in values[i + 1:]), expected.name
+
+
+# ---------------------------------------------------------------- derivations that are not derived
+
+ADAPTIVE_DIFFERENCE = T2_FORWARD.replace("def gradients(x1, w1, w2, y):", "def loss(x1, w1, w2, y):") + (
+    "    return s * s\n\n"
+    "def gradients(x1, w1, w2, y):\n"
+    "    h1, h2 = (abs(w1) + 1) * 1e-6, (abs(w2) + 1) * 1e-6\n"
+    "    g1 = (loss(x1, w1 + h1, w2, y) - loss(x1, w1 - h1, w2, y)) / (2 * h1)\n"
+    "    return g1, (loss(x1, w1, w2 + h2, y) - loss(x1, w1, w2 - h2, y)) / (2 * h2)\n")
+INLINED_DIFFERENCE = ("import math\n\ndef gradients(x1, w1, w2, y):\n"
+                      "    h = abs(w1) * 1e-6 + abs(w2) * 1e-6 + abs(x1) * 1e-9\n"
+                      "    lo = (1 / (1 + math.exp(-max(x1 * (w1 - h), 0.0) * w2)) - y) ** 2\n"
+                      "    hi = (1 / (1 + math.exp(-max(x1 * (w1 + h), 0.0) * w2)) - y) ** 2\n"
+                      "    lo2 = (1 / (1 + math.exp(-max(x1 * w1, 0.0) * (w2 - h))) - y) ** 2\n"
+                      "    hi2 = (1 / (1 + math.exp(-max(x1 * w1, 0.0) * (w2 + h))) - y) ** 2\n"
+                      "    return (hi - lo) / (h + h), (hi2 - lo2) / (h + h)\n")
+
+
+def test_a_centred_difference_through_a_helper_is_no_closed_form(student):
+    error, problems = graded_formula("lab4", "t2_formula", ADAPTIVE_DIFFERENCE)
+    assert "another function (`loss`)" in str(error) and "another function (`loss`)" in problems[0]
+
+
+def test_a_centred_difference_the_rule_cannot_see_fails_at_the_kink_and_the_tolerance(student):
+    """A step worked out from the inputs, written inline: no literal step for the rule to find,
+    but within 10⁻⁷ of the ReLU's kink the difference straddles it, and elsewhere it misses
+    autograd by more than a formula's tolerance. The feedback names the cases, not the inputs."""
+    error, problems = graded_formula("lab4", "t2_formula", INLINED_DIFFERENCE)
+    assert error is None or "does not give what autograd gives" in str(error)
+    assert any("a hair from the ReLU's kink" in p or "exactly at its kink" in p for p in problems), problems
+    hidden = [p for p in problems if p.startswith("On one of the grader's hidden inputs, when ")]
+    assert len(hidden) >= 4  # two draws in each of at least two cases
+
+
+def test_a_lookup_of_one_submissions_probes_is_worthless_for_the_next(student):
+    """A formula that returns autograd's outputs for the visible inputs and for every input one
+    submission was graded on (as if a kernel had printed them) passes that submission's draw and
+    fails any other: the probes are drawn anew for each."""
+    check = FORMULA_CHECKS["t2_formula"]
+    harvested, other = SEEDS[0], SEEDS[1]
+    lines = ["def gradients(x1, w1, w2, y):"]
+    for probe in check.visible + [p for _, p in check.drawn(harvested)]:
+        a, b = grader_reference("t2_formula", probe)
+        lines.append(f"    if x1 == {probe[0]!r} and w1 == {probe[1]!r} and w2 == {probe[2]!r} and y == {probe[3]!r}:")
+        lines.append(f"        return {a!r}, {b!r}")
+    lines.append("    return 1.0, 1.0\n")
+    lookup = "\n".join(lines)
+    assert graded_formula("lab4", "t2_formula", lookup, seed=harvested) == (None, [])
+    _, problems = graded_formula("lab4", "t2_formula", lookup, seed=other)
+    assert len(problems) == len(check.drawn(other))  # every hidden input of the next draw is wrong
+    assert not [p for p in problems if any(repr(v) in p for v in check.drawn(other)[0][1])]
+
+
+def test_a_regrade_draws_the_same_probes_and_another_submission_others():
+    check = FORMULA_CHECKS["t2_formula"]
+    assert check.drawn(SEEDS[0]) == check.drawn(SEEDS[0])
+    first, second = ({tuple(p) for _, p in check.drawn(seed)} for seed in SEEDS[:2])
+    assert not first & second

@@ -64,7 +64,8 @@ def run_autograder(autograder_zip, tmp_path, student: str, notebook_name: str) -
     (base / "submission").mkdir()
     nbformat.write(examples.fill(release, examples.load(LAB)[student]["answers"]), base / "submission" / notebook_name)
     (base / "submission_metadata.json").write_text(json.dumps(
-        {"id": 1, "users": [{"email": student, "id": 7, "name": student.title()}]}))
+        {"id": 1, "created_at": "2026-12-01T14:22:32.365935-07:00",
+         "users": [{"email": student, "id": 7, "name": student.title()}]}))
     proc = subprocess.run(["bash", str(base / "source" / "run_autograder"), str(base)], capture_output=True,
                           text=True, timeout=600, env={**os.environ, "AUTOGRAD_LABS_PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -95,7 +96,8 @@ def test_each_test_scores_as_the_example_expects_and_says_why(autograder_zip, tm
         assert phrase in outputs
     assert "\x1b[" not in outputs and "Traceback" not in outputs
     assert "graded by hand" in results["output"]
-    assert not [s for s in hidden_input_spellings(LAB) if s in json.dumps(results, ensure_ascii=False)]
+    spellings = hidden_input_spellings(LAB, tmp_path / "autograder" / "source")  # as drawn for this submission
+    assert spellings and not [s for s in spellings if s in json.dumps(results, ensure_ascii=False)]
 
 
 def test_a_submission_without_the_notebook_gets_a_reason_and_zero(autograder_zip, tmp_path):

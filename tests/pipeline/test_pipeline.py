@@ -79,7 +79,7 @@ def test_the_example_class_grades_the_same_with_every_speed_up_off(demo, tmp_pat
 @pytest.mark.parametrize("lab", LABS)
 def test_no_feedback_page_shows_a_hidden_input(demo, lab):
     root, _ = demo
-    spellings = hidden_input_spellings(lab)
+    spellings = hidden_input_spellings(lab, root)  # the formulas' as drawn for each submission
     assert spellings
     for student in examples.load(lab):
         page = html.unescape((root / "feedback" / student / lab / f"{lab}.html").read_text())

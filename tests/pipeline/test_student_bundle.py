@@ -57,6 +57,7 @@ def test_the_bundle_has_the_notebooks_and_the_kit_and_nothing_of_the_instructor(
     assert {"README.md", "pyproject.toml", "requirements.txt", "environment.yml", "course/checks.py",
             "jupyter/labconfig/page_config.json", "jupyter/jupyter_server_config.json"} <= names
     assert not [n for n in names if n.split("/")[0] in ("source", "autograder", "examples", "tests")]
+    assert not [n for n in names if "secret" in n or n.endswith(".db")]  # the course secret, a gradebook
     with zipfile.ZipFile(archive) as z:
         assert {n.split("/", 1)[1] for n in z.namelist() if not n.endswith("/")} == names
 

@@ -8,7 +8,7 @@ from autograder.pipeline import sandbox
 from course import formulas
 from course.protocol import ANSWERS_MIME, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
-from helpers import REPO
+from helpers import REPO, SEED
 
 
 def answers_output(payload: dict):
@@ -31,7 +31,7 @@ def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4", sources: dict | 
 
 def audited(folder, lab: str, student: str, result: dict, *args, run_formulas=sandbox.run_formulas):
     """`verification.audit` of the lab's notebook in `folder`, as the grader calls it."""
-    return verification.audit([folder / f"{lab}.ipynb"], lab, student, result, run_formulas, *args)
+    return verification.audit([folder / f"{lab}.ipynb"], lab, student, result, run_formulas, SEED, *args)
 
 
 RIGHT = {"lab": "lab4", "kind": "values", "name": "yhat s loss", "hidden": False,
@@ -209,9 +209,10 @@ def test_a_formula_is_run_from_its_answer_cell_and_its_verdict_kept_for_the_feed
     assert "- `t1_formula` (0 of 2): not answered (the function still raises NotImplementedError)" in summary
 
 
-def test_without_the_sandbox_a_formula_still_runs_with_the_standard_library_only(tmp_path):
+def test_without_the_sandbox_a_formula_that_imports_torch_is_refused_unrun(tmp_path):
     folder = graded_notebook(tmp_path, {"t2_formula": []},
                              sources={"t2_formula_answer": "import torch\n" + SLIPPED_FORMULA})
     result = {"grades": {("lab4", "t2_formula"): 3.0}}
     (note,) = audited(folder, "lab4", "ada", result, run_formulas=formulas.evaluate)
-    assert result["grades"] == {("lab4", "t2_formula"): 0.0} and "No module named 'torch'" in note
+    assert result["grades"] == {("lab4", "t2_formula"): 0.0}
+    assert "line 1: the cell may hold only `import math` and the function `gradients`, not another import" in note
