@@ -55,7 +55,8 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
     answers are right for one of `classmates` (the other students of the lab). Every formula is
     run once, from its answer cell's code, by `run_formulas` (the pipeline's runs it in a sandbox), on
     hidden probes drawn from the submission's `seed`, and its verdict kept in the test cell
-    (`FORMULA_VERDICT_MIME`). With `tests`
+    (`FORMULA_VERDICT_MIME`); so is the reading of each function the task says to write without
+    autograd, where it finds the rule broken. With `tests`
     ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`).
 
     Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
@@ -65,7 +66,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
     notes = []
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
-        formula_verdicts = checks.verify_formulas(answer_sources(nb), run_formulas, seed)
+        code_verdicts = checks.verify_code(answer_sources(nb), run_formulas, seed)
         changed = False
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
@@ -73,11 +74,13 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
             grade_id = cell.metadata.nbgrader["grade_id"]
             key = (path.stem, grade_id)
             check = checks.checks.get(grade_id)
-            if isinstance(check, FormulaCheck):
-                problems = formula_verdicts[grade_id]
+            verdict = code_verdicts.get(grade_id)
+            if verdict is not None and (isinstance(check, FormulaCheck) or verdict):  # kept for the summary
                 cell.outputs.append(nbformat.v4.new_output("display_data", data={
-                    FORMULA_VERDICT_MIME: {"problems": [p.to_json() for p in problems]}, "text/plain": ""}))
+                    FORMULA_VERDICT_MIME: {"problems": [p.to_json() for p in verdict]}, "text/plain": ""}))
                 changed = True
+            if isinstance(check, FormulaCheck):
+                problems = verdict or []
                 if not result["grades"].get(key):
                     continue
             elif not result["grades"].get(key):
@@ -88,6 +91,8 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                     notes.append(f"{grade_id}: the answers are right for {owner}'s numbers, not {student}'s")
                     changed = True
                 continue
+            elif verdict is not None and check is not None:  # its code (the task's rule), then its outputs
+                problems = verdict or check.verify(published(cell), student)
             else:
                 problems = checks.verify_cell(grade_id, published(cell), student)
             if problems:

@@ -21,6 +21,7 @@ prediction without printing the answers.
 
 import contextlib
 import hashlib
+import inspect
 import json
 import linecache
 import sys
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from . import formulas
-from .closed_form import CLOSED_FORM
+from .rules import AUTOGRAD_RULE, CLOSED_FORM, BrokenRule, without_autograd
 from .answers import Expected, Explained, Plain, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 from .protocol import ANSWERS_MIME
@@ -158,6 +159,9 @@ class Function:
     takes: tuple[str, ...]
     run: Callable[[dict[str, Callable[..., Any]], Plain], Plain]
     success: str
+    # Where the task says "without autograd": the other functions the cell may call (the rule is
+    # `rules.without_autograd`); None where autograd is allowed.
+    without_autograd: tuple[str, ...] | None = None
 
 
 @dataclass
@@ -173,6 +177,22 @@ class Formula:
 FORMULA_RULE = ("A formula cell must run on its own with Python's standard library: the grader runs it "
                 "without torch or the course kit, on inputs you do not see, drawn anew for each submission. "
                 "Define the function in that cell, with `def`, as a closed form: `math` and plain arithmetic only.")
+
+
+def follows_autograd_rule(functions: dict[str, Callable[..., Any]], may_call: tuple[str, ...]) -> None:
+    """Raise CheckFailed where the cell that defined a function reaches autograd (as the grader
+    reads the answer cell, `rules.without_autograd`)."""
+    __tracebackhide__ = True
+    functions = {name: inspect.unwrap(fn) for name, fn in functions.items()}  # a decorator's own code is not the cell
+    for name, fn in functions.items():
+        source = cell_source(fn)
+        if source is None:
+            raise WrongType(f"`{name}` was not defined with `def` in a notebook cell. {AUTOGRAD_RULE}")
+        cell = [other for other, f in functions.items() if cell_source(f) == source]
+        try:
+            without_autograd(source, cell, list(may_call))
+        except BrokenRule as broken:
+            raise CheckFailed(f"{broken}.\n{AUTOGRAD_RULE}") from None
 
 
 def cell_source(fn: object) -> str | None:
@@ -323,6 +343,8 @@ class LabKit:
         __tracebackhide__ = True
         spec = self.functions[name]
         functions = {n: take_function(namespace, n) for n in spec.takes}
+        if spec.without_autograd is not None:
+            follows_autograd_rule(functions, spec.without_autograd)
         visible = self.expected["functions"][name]
         probes = visible["probes"] if hidden is None else hidden
         outputs = []

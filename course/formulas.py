@@ -1,7 +1,7 @@
 """Run a formula cell's functions with nothing but Python's standard library.
 
 A formula cell holds a derivation written as a closed form: a plain Python function of the
-inputs (`math` only). Its code is first checked to be one (`course.closed_form`, whose source
+inputs (`math` only). Its code is first checked to be one (`course.rules`, whose source
 runs with RUNNER's), then run in a fresh interpreter started with `-I -S`: no site-packages, so
 no torch and no course kit, whatever the cell tries to import. The kit does this on the
 visible inputs while the student works; the grader does the same inside a sandbox, on inputs
@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from . import closed_form
+from . import rules
 
 TIME_LIMIT = 5  # seconds for every job of one evaluation together
 
@@ -45,10 +45,16 @@ def failed(why, exc, call=None):
     return result
 
 def run(job):
+    if job.get("rule") == "without autograd":  # a torch function's cell: its code is read, not run
+        try:
+            without_autograd(job["source"], job["functions"], job["may_call"])
+        except BrokenRule as exc:
+            return {"error": str(exc), "rule": "autograd"}
+        return {"values": []}
     try:  # the rule first, on a graded function: code that breaks it is never run
         if "function" in job:
-            check(job["source"], job["function"])
-    except NotClosedForm as exc:
+            closed_form(job["source"], job["function"])
+    except BrokenRule as exc:
         return {"error": str(exc), "rule": "numerical" if exc.numerical else "closed form"}
     namespace = {"__name__": "formulas"}
     try:
@@ -81,7 +87,7 @@ def base_python() -> str:
 def command() -> list[str]:
     """The command that runs RUNNER, after the closed-form rule's code: standard library only,
     environment variables ignored."""
-    return [base_python(), "-I", "-S", "-c", Path(closed_form.__file__).read_text() + RUNNER]
+    return [base_python(), "-I", "-S", "-c", Path(rules.__file__).read_text() + RUNNER]
 
 
 def evaluate(jobs: list[dict[str, Any]], prefix: Sequence[str] = (),
@@ -92,7 +98,9 @@ def evaluate(jobs: list[dict[str, Any]], prefix: Sequence[str] = (),
     "rule": "closed form" or "numerical" where the code breaks the closed-form rule for "function"
     (and was not run; a job without "function" is run as it is: the sandbox's own tests),
     "call": the index of the call that raised (its arguments are not in `why`) and "unanswered":
-    true where it was NotImplementedError, as the released answer cell raises."""
+    true where it was NotImplementedError, as the released answer cell raises. A job {"source",
+    "rule": "without autograd", "functions", "may_call"} is only read (`rules.without_autograd`):
+    {"values": []}, or the error with "rule": "autograd"."""
     try:
         proc = subprocess.run([*prefix, *command()], input=json.dumps(jobs), capture_output=True, text=True,
                               timeout=seconds)

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from .answers import Expected, WrongType
-from .checks import Function, LabKit, Table, sealed
+from .checks import CheckFailed, Function, LabKit, Table, sealed
 from .device import grading_device
 from .identity import draw_numbers, pick_all
 
@@ -102,12 +102,16 @@ def show_numbers(n: dict) -> list[str]:
 
 # ---------------------------------------------------------------- inputs for the student's functions
 
-def problem_data(samples: int, seed: int) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
-    """A small seeded regression problem: model Linear(3, 4) → ReLU → Linear(4, 1), data X, y."""
+def problem_data(samples: int, seed: int,
+                 normalised: bool = False) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+    """A small seeded regression problem: model Linear(3, 4) → ReLU → Linear(4, 1), data X, y.
+    `normalised`: a BatchNorm1d after the first layer, so that the model's output for a sample
+    depends on the batch it came in (micro-batches and the full batch then differ)."""
     # A private generator, not torch.manual_seed: grading threads and the student's own
     # random state must not change these numbers.
     g = torch.Generator().manual_seed(100 + seed)
-    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1)).to(F64)
+    batch = [nn.BatchNorm1d(4, affine=False, track_running_stats=False)] if normalised else []
+    model = nn.Sequential(nn.Linear(3, 4), *batch, nn.ReLU(), nn.Linear(4, 1)).to(F64)
     with torch.no_grad():
         for p in model.parameters():
             p.copy_(torch.randn(p.shape, generator=g, dtype=F64) * 0.5)
@@ -117,9 +121,10 @@ def problem_data(samples: int, seed: int) -> tuple[nn.Sequential, torch.Tensor, 
     return model, X, y
 
 
-def stale_problem(samples: int, seed: int) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
+def stale_problem(samples: int, seed: int,
+                  normalised: bool = False) -> tuple[nn.Sequential, torch.Tensor, torch.Tensor]:
     """problem_data, with every .grad already holding STALE_GRAD from an earlier step."""
-    model, X, y = problem_data(samples, seed)
+    model, X, y = problem_data(samples, seed, normalised)
     for p in model.parameters():
         p.grad = torch.full_like(p, STALE_GRAD)
     return model, X, y
@@ -132,8 +137,18 @@ def _tensor_lists(name: str, result) -> list:
 
 
 def run_accumulate_gradients(fns: dict, probe: dict) -> list:
-    model, X, y = stale_problem(probe["samples"], probe["seed"])
-    return _tensor_lists("accumulate_gradients", fns["accumulate_gradients"](model, X, y, probe["k"]))
+    """Run the student's function on a model that records the size of every batch it is run on:
+    k micro-batches it must be, not the full batch at once."""
+    model, X, y = stale_problem(probe["samples"], probe["seed"], probe.get("normalised", False))
+    batches: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: batches.append(len(args[0])) if args else None)
+    gradients = _tensor_lists("accumulate_gradients", fns["accumulate_gradients"](model, X, y, probe["k"]))
+    wanted = [len(part) for part in torch.chunk(X, probe["k"])]
+    if batches != wanted:
+        raise CheckFailed(f"accumulate_gradients(k={probe['k']}) ran the model on batches of {batches} samples; "
+                          f"it should run it once per micro-batch, on {wanted} (torch.chunk), and let the "
+                          "gradients add up in .grad.")
+    return gradients
 
 
 def run_first_layer_grad(fns: dict, probe: dict) -> list:

@@ -65,7 +65,9 @@ class Lab:
                  reference: Callable[[Plain], Plain], mistakes: list[Mistake] | None = None, hint: str,
                  **how: Any) -> FunctionCheck:
         """A cell running the student's function on probes (`FunctionCheck`: `how` may set rtol,
-        atol, same, form, detail)."""
+        atol, same, form, detail, and answer_cell where the task says "without autograd")."""
+        if how.get("answer_cell") and self.kit.functions[name].without_autograd is None:
+            raise ValueError(f"{self.name}: {grade_id} names an answer cell to read, but its task has no rule")
         return self._add(FunctionCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden),
                                        reference=reference, mistakes_known=list(mistakes or []), hint=hint, **how))
 
@@ -88,22 +90,33 @@ class Lab:
         if isinstance(check, FormulaCheck):  # decided by the answer cell's code alone
             if run_formulas is None or seed is None:
                 raise TypeError(f"{grade_id} is a formula check: verifying it needs run_formulas and a seed")
-            return self.verify_formulas(answers or {}, run_formulas, seed, only={grade_id})[grade_id]
+            return self.verify_code(answers or {}, run_formulas, seed, only={grade_id})[grade_id]
+        if isinstance(check, FunctionCheck) and check.answer_cell:  # its code first: the task's rule
+            if run_formulas is None:
+                raise TypeError(f"{grade_id} is read for its rule: verifying it needs run_formulas")
+            broken = self.verify_code(answers or {}, run_formulas, seed or b"", only={grade_id})[grade_id]
+            if broken:
+                return broken
         return check.verify(payloads, student)
 
-    def verify_formulas(self, answers: dict[str, str], run_formulas: FormulaRunner, seed: bytes,
-                        only: set[str] | None = None) -> dict[str, list[Problem]]:
-        """{grade id: problems} of every formula check (or those in `only`), each answer cell's code
-        from `answers` ({answer cell's grade id: code}), all run by one call of `run_formulas` on
-        the hidden probes drawn from the submission's `seed`."""
-        checks = [c for c in self.checks.values()
-                  if isinstance(c, FormulaCheck) and (only is None or c.grade_id in only)]
+    def verify_code(self, answers: dict[str, str], run_formulas: FormulaRunner, seed: bytes,
+                    only: set[str] | None = None) -> dict[str, list[Problem]]:
+        """{grade id: problems} of every check decided from its answer cell's code (or those in
+        `only`): each formula, run on the visible probes and those drawn from the submission's
+        `seed`, and each function that the task says to write without autograd, read for it.
+        The code comes from `answers` ({answer cell's grade id: code}); one call of
+        `run_formulas` runs every job."""
+        checks = [c for c in self.checks.values() if isinstance(c, FunctionCheck) and c.answer_cell
+                  and (only is None or c.grade_id in only)]
         verdicts = {c.grade_id: [Problem(f"the answer cell {c.answer_cell} is not in the notebook", kind=Kind.MISSING)]
                     for c in checks}
         present = [c for c in checks if c.answer_cell in answers]
-        results = run_formulas([c.jobs(answers[c.answer_cell], seed) for c in present]) if present else []
+        jobs = [c.jobs(answers[c.answer_cell], seed) if isinstance(c, FormulaCheck)
+                else c.read_job(answers[c.answer_cell]) for c in present]
+        results = run_formulas(jobs) if present else []
         for check, result in zip(present, results, strict=True):
-            verdicts[check.grade_id] = check.judge_run(result, seed)
+            verdicts[check.grade_id] = (check.judge_run(result, seed) if isinstance(check, FormulaCheck)
+                                        else check.judge_read(result))
         return verdicts
 
     def kit_data(self) -> dict[str, Any]:

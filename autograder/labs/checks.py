@@ -23,7 +23,7 @@ from typing import Any, Callable, ClassVar
 from course.answers import (FUNCTION_ATOL, FUNCTION_RTOL, Expected, Plain, diagnose_all, hand_values, matches,
                             numbers_used)
 from course.checks import FORMULA_RULE, MATCHES, VALUES, Formula, Function, LabKit, Table, describe_call, sealed
-from course.closed_form import CLOSED_FORM
+from course.rules import AUTOGRAD_RULE, CLOSED_FORM
 
 # Runs formula jobs (`course.formulas.evaluate`'s input) and returns their results.
 FormulaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -39,6 +39,7 @@ HIDDEN_FORM = "the output has the wrong form (its length or shape); the visible 
 FORMULA_RTOL, FORMULA_ATOL = 1e-10, 1e-12
 DRAWS_PER_CASE = 2  # hidden inputs drawn for each case of a formula, per submission
 NUMERICAL_WORDS = "a numerical derivative (finite differences), not a derivation"
+AUTOGRAD_WORDS = "used autograd where the task says to work without it"
 
 
 def hidden_call(case: str | None = None) -> str:
@@ -254,11 +255,27 @@ class FunctionCheck(Check):
     same: Judge | None = None
     form: Callable[[Plain, Plain, Plain], str | None] | None = None
     detail: Callable[[Plain, Plain, Plain], str] | None = None
+    answer_cell: str = ""  # where the task says "without autograd": the cell the grader reads for it
 
     @property
     def called(self) -> str:
         """The name a probe is shown as a call of."""
         return self.kit.functions[self.name].takes[0]
+
+    def read_job(self, code: str) -> dict[str, Any]:
+        """The runner's job that reads the answer cell for the task's rule
+        (`rules.without_autograd`): only the cell's code says how the outputs were computed."""
+        spec = self.kit.functions[self.name]
+        if spec.without_autograd is None:
+            raise ValueError(f"{self.grade_id}: the task of `{self.name}` has no rule to read its cell for")
+        return {"source": code, "rule": "without autograd", "functions": list(spec.takes),
+                "may_call": list(spec.without_autograd), "calls": []}
+
+    def judge_read(self, result: dict[str, Any]) -> list[Problem]:
+        """The verdict of `read_job`'s run: a rule broken scores 0, like a wrong output."""
+        if "error" not in result:
+            return []
+        return [Problem(f"{result['error']}. {AUTOGRAD_RULE}", slip=AUTOGRAD_WORDS, kind=Kind.RULE)]
 
     def is_right(self, got: Plain, right: Plain) -> bool:
         return self.same(got, right) if self.same else matches(got, right, self.rtol, self.atol)
@@ -336,7 +353,6 @@ class FormulaCheck(FunctionCheck):
     `cases`, from the submission's seed (`draws.submission_seed`)."""
 
     kind: ClassVar[str] = Formula.kind
-    answer_cell: str = ""
     cases: list[Case] = field(default_factory=list)
     rtol: float = FORMULA_RTOL
     atol: float = FORMULA_ATOL

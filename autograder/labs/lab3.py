@@ -67,10 +67,19 @@ def after_clearing(method: str) -> str:
     return "None" if p.grad is None else "zeros"
 
 
-def full_batch_gradients(samples: int, seed: int) -> list[torch.Tensor]:
+def full_batch_gradients(samples: int, seed: int, normalised: bool = False) -> list[torch.Tensor]:
     """Gradients of the mean squared error over the whole batch, by autograd."""
-    model, X, y = kit.problem_data(samples, seed)
+    model, X, y = kit.problem_data(samples, seed, normalised)
     nn.functional.mse_loss(model(X), y).backward()
+    return [p.grad for p in model.parameters()]
+
+
+def micro_batch_gradients(probe: dict) -> list[torch.Tensor]:
+    """The gradients accumulated over k micro-batches, each loss scaled by 1/k, by autograd: the
+    full-batch ones, unless the model normalises over its batch."""
+    model, X, y = kit.problem_data(probe["samples"], probe["seed"], probe.get("normalised", False))
+    for X_part, y_part in zip(torch.chunk(X, probe["k"]), torch.chunk(y, probe["k"]), strict=True):
+        (nn.functional.mse_loss(model(X_part), y_part) / probe["k"]).backward()
     return [p.grad for p in model.parameters()]
 
 
@@ -163,15 +172,20 @@ LAB.table("t6_traps", "traps", truth=lambda trap: TRAP_TRUTHS[trap](),
 # samples, micro-batches k, seed of kit.problem_data
 LAB.function(
     "t4_micro_batches", "accumulate_gradients", visible=[{"samples": 8, "k": 2, "seed": 0}],
-    hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2}],
-    reference=lambda p: _plain(full_batch_gradients(p["samples"], p["seed"])),
+    hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2},
+            {"samples": 12, "k": 3, "seed": 3, "normalised": True}],
+    reference=lambda p: _plain(micro_batch_gradients(p)),
     form=lambda p, got, right: (f"returned {len(got)} gradients, expected one per parameter ({len(right)})."
                                 if len(got) != len(right) else None),
     same=close_gradients,
     mistakes=[Mistake("did not scale each micro-batch loss by 1/k, so the gradients are k times too large",
-                      lambda p: _plain([g * p["k"] for g in full_batch_gradients(p["samples"], p["seed"])])),
+                      lambda p: _plain([g * p["k"] for g in micro_batch_gradients(p)])),
               Mistake("did not clear the stale gradients first (each .grad held old values)",
-                      lambda p: _plain([g + kit.STALE_GRAD for g in full_batch_gradients(p["samples"], p["seed"])]))],
+                      lambda p: _plain([g + kit.STALE_GRAD for g in micro_batch_gradients(p)])),
+              Mistake("ran the model once on the whole batch instead of on k micro-batches (with a layer that "
+                      "normalises over its batch, the two give different gradients)",
+                      lambda p: _plain(full_batch_gradients(p["samples"], p["seed"], True))
+                      if p.get("normalised") else None)],
     detail=lambda p, got, right: "differs from the full-batch gradient (relative error "
                                  f"{max(relative_error(g, r) for g, r in zip(got, right, strict=True)):.1e})",
     rtol=2 * MAX_REL_ERROR, atol=1e-9,

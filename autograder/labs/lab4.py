@@ -259,7 +259,7 @@ LAB.formula(
     hint="Run the forward pass inside the function, then multiply 2b's local derivatives along each weight's "
          "path; the ReLU's slope depends on the sign of m1.")
 LAB.function(
-    "t2_activation_grads", "activation_grads",
+    "t2_activation_grads", "activation_grads", answer_cell="t2_activation_grads_answer",
     visible=[[-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0]], hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]],
     reference=activation_references,
     form=lambda xs, got, right: "; ".join(f"`{name}` gave {len(got[name])} values for {len(xs)} inputs: one per input"
@@ -273,7 +273,8 @@ LAB.function(
     hint="ReLU'(z) is 1 where z > 0, else 0; σ'(z) = σ(z)·(1 − σ(z)).")
 # (features, hidden units, seed): seeds chosen so the ReLUs are partly on, partly off.
 LAB.function(
-    "t2_manual_backward", "manual_backward", visible=[[3, 4, 1], [2, 3, 1]], hidden=[[5, 6, 2], [1, 1, 2]],
+    "t2_manual_backward", "manual_backward", answer_cell="t2_manual_backward_answer",
+    visible=[[3, 4, 1], [2, 3, 1]], hidden=[[5, 6, 2], [1, 1, 2]],
     reference=lambda p: _plain(backward_reference(**kit.backward_inputs(*p))),
     form=lambda p, got, right: shape_problem(got, right),
     same=lambda got, right: max(backward_errors(got, right).values()) <= BACKWARD_MAX_REL_ERROR,

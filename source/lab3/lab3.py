@@ -163,7 +163,10 @@ check.table(globals(), "after_clear")
 # may hold stale values), split `X` and `y` into `k` equal parts (`torch.chunk`), and for each
 # part compute the mean squared error (`nn.functional.mse_loss`), scale it by 1/k and call
 # `backward()`. Return a list with a copy (`.clone()`) of each parameter's gradient, in the
-# order of `model.parameters()`.
+# order of `model.parameters()`. The check counts the batches your model is run on: k
+# micro-batches, never the whole batch at once. (One of the grader's models also normalises over
+# each batch, like `nn.BatchNorm1d`; there micro-batches and the full batch give different
+# gradients, and the recipe above is what is graded.)
 
 # %% nbgrader={"grade": false, "grade_id": "t4_micro_batches_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def accumulate_gradients(model, X, y, k):
@@ -185,7 +188,7 @@ check.function(globals(), "accumulate_gradients", hidden=GRADER_PROBES)
 # %% [markdown]
 # Observe: train the same small network twice, once on the full batch and once with your
 # micro-batch gradients. The two loss curves should lie on top of each other. (The grader does
-# not compare curves: it compares your function's gradients with full-batch ones from autograd,
+# not compare curves: it compares your function's gradients with micro-batch ones from autograd,
 # by relative error, at most 1e-6.)
 
 # %%

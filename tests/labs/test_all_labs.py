@@ -107,7 +107,8 @@ def test_warnings_and_stderr_from_student_functions_cost_nothing(lab, student, c
         capfd.readouterr()
         with warnings.catch_warnings():
             warnings.simplefilter("error")  # a warning escaping the shield would fail the cell
-            result = run_test_cell(lab, grade_id, {**namespace, **{n: noisy(namespace[n]) for n in takes}})
+            result = run_test_cell(lab, grade_id, {**namespace, **{n: noisy(namespace[n]) for n in takes}},
+                                   answers=solution_cells(lab))
         out, err = capfd.readouterr()
         assert result == (None, []), grade_id
         assert err == "", (grade_id, err)

@@ -108,7 +108,7 @@ def grader_problems(grade_id: str, functions: dict, hidden: bool) -> list[str]:
     check = lab3.LAB.checks[grade_id]
     probes = check.hidden if hidden else check.visible
     outputs = [kit.check.functions[check.name].run(functions, p) for p in probes]
-    return texts(check.judge(probes, outputs))
+    return texts(check.judge(probes, outputs, hidden))
 
 
 def micro(scale=True, clear=True):
@@ -136,6 +136,47 @@ def test_micro_batch_grader(ada, device, hidden):
                                                 hidden)[0]
     assert "stale gradients" in grader_problems("t4_micro_batches", {"accumulate_gradients": micro(clear=False)},
                                                 hidden)[0]
+
+
+def full_batch(model, X, y, k):
+    """The shortcut: one backward of the whole batch's loss (the same gradients on a plain model)."""
+    model.zero_grad()
+    nn.functional.mse_loss(model(X), y).backward()
+    return [p.grad.clone() for p in model.parameters()]
+
+
+def counted_then_full_batch(model, X, y, k):
+    """The shortcut, after running the model on each micro-batch for show."""
+    with torch.no_grad():
+        for xb in X.chunk(k):
+            model(xb)
+    return full_batch(model, X, y, k)
+
+
+@pytest.mark.parametrize("shortcut", [full_batch, counted_then_full_batch])
+def test_the_full_batch_shortcut_fails_in_the_notebook(ada, device, shortcut):
+    with pytest.raises(CheckFailed, match=r"ran the model on batches of \[8\]|\[4, 4, 8\]"):
+        kit.check.function({"accumulate_gradients": shortcut}, "accumulate_gradients")
+
+
+def test_the_full_batch_shortcut_fails_by_value_when_the_kernel_stops_counting(ada, device, monkeypatch):
+    """A kernel that switched the counting off still meets the grader's model that normalises over
+    its batch: there the shortcut's gradients are not the micro-batches' ones, and it is named."""
+    def uncounted(functions, probe):
+        model, X, y = kit.stale_problem(probe["samples"], probe["seed"], probe.get("normalised", False))
+        return kit._tensor_lists("accumulate_gradients", functions["accumulate_gradients"](model, X, y, probe["k"]))
+
+    monkeypatch.setattr(kit.check.functions["accumulate_gradients"], "run", uncounted)
+    assert grader_problems("t4_micro_batches", {"accumulate_gradients": micro()}, True) == []
+    (problem,) = grader_problems("t4_micro_batches", {"accumulate_gradients": full_batch}, True)
+    assert problem.startswith("On one of the grader's hidden inputs") and "instead of on k micro-batches" in problem
+
+
+def test_micro_batches_and_the_full_batch_differ_only_where_the_model_normalises_over_its_batch(device):
+    for probe in lab3.LAB.checks["t4_micro_batches"].hidden:
+        micro_grads = lab3._plain(lab3.micro_batch_gradients(probe))
+        full = lab3._plain(lab3.full_batch_gradients(probe["samples"], probe["seed"], probe.get("normalised", False)))
+        assert lab3.close_gradients(micro_grads, full) is not probe.get("normalised", False)
 
 
 def test_layer_grad_check(ada, device):

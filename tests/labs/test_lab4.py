@@ -16,7 +16,7 @@ import torch
 from autograder.labs import lab4 as grader
 from course import lab4 as kit
 from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, relative_error
-from course.closed_form import CLOSED_FORM
+from course.rules import CLOSED_FORM
 
 from helpers import (SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula,
                      run_cell, run_test_cell)

@@ -9,12 +9,13 @@ import torch
 from autograder.labs import lab4 as grader
 from autograder.pipeline import notebooks
 from course import identity
+from course import checks as course_checks
 from course import lab4 as kit
 from course.answers import Unanswered, diagnose_all
 from autograder.labs.checks import HIDDEN_CALL
 from course.checks import CheckFailed, describe_call
 
-from helpers import run_test_cell
+from helpers import as_cell, run_test_cell
 
 STUDENTS = [f"student{i}" for i in range(60)] + ["ada", "zoë", "a.b-c"]
 
@@ -180,63 +181,85 @@ def test_a_pytorch_warning_in_student_code_reaches_stdout_not_stderr(student, ca
     assert err == "" and "does not cost points" in out and "not a leaf" in out
 
 
-def sigmoid_grad(z):
-    return torch.sigmoid(z) * (1 - torch.sigmoid(z))
+RELU_GRAD, SIGMOID_GRAD = "(z > 0).to(z.dtype)", "torch.sigmoid(z) * (1 - torch.sigmoid(z))"
 
 
-def relu_grad(z):
-    return (z > 0).to(z.dtype)
+def activations(relu: str = RELU_GRAD, sigmoid: str = SIGMOID_GRAD, head: str = "") -> dict:
+    """A notebook whose answer cell for 2e returns `relu` and `sigmoid` (expressions of z)."""
+    source = f"{head}def relu_grad(z):\n    return {relu}\n\n\ndef sigmoid_grad(z):\n    return {sigmoid}\n"
+    return as_cell(source, "t2_activation_grads_answer")
 
 
 def test_activation_checks(student, device):
-    right = {"relu_grad": relu_grad, "sigmoid_grad": sigmoid_grad}
-    assert run_test_cell("lab4", "t2_activation_grads", right) == (None, [])
-    assert_named("t2_activation_grads", {**right, "sigmoid_grad": lambda z: z * (1 - z)}, "x·(1 − x)")
-    assert_named("t2_activation_grads", {**right, "sigmoid_grad": torch.sigmoid}, "returned σ")
-    copied = memorised("activation_grads", "sigmoid_grad")
-    assert_caught_by_hidden_probes("t2_activation_grads", {**right, "sigmoid_grad": lambda z: torch.tensor(
-        copied() if len(z) == 7 else [0.0] * len(z), dtype=z.dtype)}, "does not give what autograd gives")
-    error, _ = run_test_cell("lab4", "t2_activation_grads", {**right, "relu_grad": lambda z: 1.0})
+    assert run_test_cell("lab4", "t2_activation_grads", activations()) == (None, [])
+    assert_named("t2_activation_grads", activations(sigmoid="z * (1 - z)"), "x·(1 − x)")
+    assert_named("t2_activation_grads", activations(sigmoid="torch.sigmoid(z)"), "returned σ")
+    copied = memorised("activation_grads", "sigmoid_grad")()
+    lookup = activations(sigmoid="torch.tensor(OUT if len(z) == 7 else [0.0] * len(z), dtype=z.dtype)",
+                         head=f"OUT = {copied!r}\n\n\n")
+    assert_caught_by_hidden_probes("t2_activation_grads", lookup, "does not give what autograd gives")
+    error, _ = run_test_cell("lab4", "t2_activation_grads", activations(relu="1.0"))
     assert isinstance(error, AssertionError) and "same shape" in str(error)
 
 
 def test_relu_slope_at_zero_follows_pytorch(student):
-    assert_named("t2_activation_grads", {"relu_grad": lambda z: (z >= 0).to(z.dtype), "sigmoid_grad": sigmoid_grad},
-                 "slope 1 at x = 0")
+    assert_named("t2_activation_grads", activations(relu="(z >= 0).to(z.dtype)"), "slope 1 at x = 0")
 
 
-def backward_with(dsig, mask=True, factor=2.0):
-    def manual_backward(x, W1, w2, y):
-        m1 = W1 @ x
-        r = torch.relu(m1)
-        m2 = w2 @ r
-        d_m2 = factor * (torch.sigmoid(m2) - y) * dsig(m2)
-        d_m1 = d_m2 * w2 * (relu_grad(m1) if mask else 1)
-        return torch.outer(d_m1, x), d_m2 * r
-    return manual_backward
+def backward_cell(dsig: str = "sigmoid_grad(m2)", mask: bool = True, factor: str = "2.0", body: str = "") -> dict:
+    """A notebook whose answer cell for 2f is a manual backward pass (`body`: in place of its end)."""
+    body = body or (f"    d_m2 = {factor} * (torch.sigmoid(m2) - y) * {dsig}\n"
+                    f"    d_m1 = d_m2 * w2 * {'relu_grad(m1)' if mask else '1'}\n"
+                    "    return torch.outer(d_m1, x), d_m2 * r\n")
+    source = ("def manual_backward(x, W1, w2, y):\n    m1 = W1 @ x\n    r = torch.relu(m1)\n    m2 = w2 @ r\n"
+              + body)
+    return as_cell(source, "t2_manual_backward_answer", **{k: v for k, v in activations().items() if k != "torch"})
 
 
 def test_manual_backward_checks(student, device):
-    assert run_test_cell("lab4", "t2_manual_backward", {"manual_backward": backward_with(sigmoid_grad)}) == (None, [])
-    cases = [(backward_with(lambda z: z * (1 - z)), "m2·(1 − m2)"),
-             (backward_with(sigmoid_grad, factor=1.0), "factor 2"),
-             (backward_with(sigmoid_grad, mask=False), "through the ReLU")]
-    for fn, named in cases:
-        assert_named("t2_manual_backward", {"manual_backward": fn}, named)
-    copied = memorised("manual_backward")
-    assert_caught_by_hidden_probes("t2_manual_backward", {"manual_backward": lambda **k: tuple(
-        torch.tensor(v) for v in copied().values())})
+    assert run_test_cell("lab4", "t2_manual_backward", backward_cell()) == (None, [])
+    cases = [(backward_cell("m2 * (1 - m2)"), "m2·(1 − m2)"), (backward_cell(factor="1.0"), "factor 2"),
+             (backward_cell(mask=False), "through the ReLU")]
+    for namespace, named in cases:
+        assert_named("t2_manual_backward", namespace, named)
+    visible = [[o["right"]["dW1"], o["right"]["dw2"]] for o in kit.check.expected["functions"]["manual_backward"]["outputs"]]
+    lookup = backward_cell(body=f"    out = {visible!r}[0 if len(x) == 3 else 1]\n"
+                                "    return torch.tensor(out[0]), torch.tensor(out[1])\n")
+    assert_caught_by_hidden_probes("t2_manual_backward", lookup)
 
 
-def test_manual_backward_cannot_lean_on_autograd(student):
-    def via_autograd(x, W1, w2, y):
-        W1 = W1.clone().requires_grad_()
-        w2 = w2.clone().requires_grad_()
-        ((torch.sigmoid(w2 @ torch.relu(W1 @ x)) - y) ** 2).backward()
-        return W1.grad, w2.grad
+@pytest.mark.parametrize("body, said", [
+    ("    W1 = W1.clone().requires_grad_()\n    w2 = w2.clone().requires_grad_()\n"
+     "    ((torch.sigmoid(w2 @ torch.relu(W1 @ x)) - y) ** 2).backward()\n    return W1.grad, w2.grad\n",
+     "the cell uses `.requires_grad_`"),
+    ("    with torch.enable_grad():\n        return manual_backward_by_autograd(x, W1, w2, y)\n",
+     "the cell uses `.enable_grad`"),
+    ("    return helper(x, W1, w2, y)\n", "the cell uses `helper`, which it does not define"),
+    ("    d = torch.ops.aten.sigmoid_backward(torch.ones_like(m2), torch.sigmoid(m2))\n"
+     "    return torch.outer(2 * d * w2 * (m1 > 0), x), 2 * d * r\n", "the cell uses `.sigmoid_backward`"),
+])
+def test_manual_backward_cannot_lean_on_autograd(student, body, said):
+    """In the notebook the check says so; the grader reads the answer cell and says the same."""
+    namespace = backward_cell(body=body)
+    error, problems = run_test_cell("lab4", "t2_manual_backward", namespace)
+    assert isinstance(error, CheckFailed) and said in str(error) and "without autograd" in str(error)
+    assert problems and said in problems[0] and "without autograd" in problems[0]
 
-    error, problems = run_test_cell("lab4", "t2_manual_backward", {"manual_backward": via_autograd})
-    assert isinstance(error, RuntimeError) and problems
+
+def test_the_grader_reads_the_rule_even_when_the_kernel_check_was_switched_off(student):
+    """A kernel whose check never ran the rule (the kit tampered with) publishes right outputs;
+    the grader still reads the answer cell and takes the points."""
+    namespace = backward_cell(body="    with torch.enable_grad():\n        W1 = W1.clone().requires_grad_()\n"
+                                   "        w2 = w2.clone().requires_grad_()\n"
+                                   "        loss = (torch.sigmoid(w2 @ torch.relu(W1 @ x)) - y) ** 2\n"
+                                   "        return tuple(torch.autograd.grad(loss, (W1, w2)))\n")
+    original = course_checks.follows_autograd_rule
+    course_checks.follows_autograd_rule = lambda functions, may_call: None
+    try:
+        error, problems = run_test_cell("lab4", "t2_manual_backward", namespace)
+    finally:
+        course_checks.follows_autograd_rule = original
+    assert error is None and problems and "the cell uses `.enable_grad`" in problems[0]
 
 
 def test_identity_in_student_mode(monkeypatch):

@@ -6,7 +6,8 @@ import pytest
 
 from autograder.pipeline import sandbox
 from course import formulas
-from course.closed_form import NotClosedForm, check
+from course.rules import BrokenRule, without_autograd
+from course.rules import closed_form as check
 
 CLOSED_FORMS = {
     "straight line": "import math\n\ndef f(x, y):\n    a = 2 * x\n    b = math.sin(y)\n    return a / b, -a * math.cos(y) / b ** 2\n",
@@ -66,14 +67,14 @@ def test_a_closed_form_passes(source):
 
 @pytest.mark.parametrize("source, words", NOT_CLOSED_FORMS.values(), ids=NOT_CLOSED_FORMS)
 def test_what_is_not_a_closed_form_is_named(source, words):
-    with pytest.raises(NotClosedForm) as caught:
+    with pytest.raises(BrokenRule) as caught:
         check(source, "f")
     assert words in str(caught.value) and not caught.value.numerical
 
 
 @pytest.mark.parametrize("source", NUMERICAL.values(), ids=NUMERICAL)
 def test_a_finite_difference_is_named_a_numerical_derivative(source):
-    with pytest.raises(NotClosedForm) as caught:
+    with pytest.raises(BrokenRule) as caught:
         check(source, "f")
     assert caught.value.numerical and "numerical derivative" in str(caught.value)
 
@@ -87,3 +88,66 @@ def test_both_runners_apply_the_rule_before_running_anything(runner):
     assert refused["rule"] == "closed form" and "a call of `exit`" in refused["error"]
     assert numerical["rule"] == "numerical" and "values" not in numerical
     assert right == {"values": [[2.0], [0.0]]}
+
+
+# ---------------------------------------------------------------- without autograd
+
+RELU_AND_SIGMOID = ("def relu_grad(z):\n    return (z > 0).to(z.dtype)\n\n\n"
+                    "def sigmoid_grad(z):\n    s = torch.sigmoid(z)\n    return s * (1 - s)\n")
+
+WITHOUT_AUTOGRAD = {
+    "tensor operations": RELU_AND_SIGMOID,
+    "nn.functional and math": "import math\n\ndef relu_grad(z):\n    return torch.heaviside(z, torch.zeros_like(z))\n\n\n"
+                              "def sigmoid_grad(z):\n    e = torch.exp(-z)\n    return e / (1 + e) ** 2 * math.e / math.e\n",
+    "under no_grad": "@torch.no_grad()\ndef relu_grad(z):\n    return (z > 0).to(z.dtype)\n\n\n"
+                     "def sigmoid_grad(z):\n    with torch.inference_mode():\n        return torch.sigmoid(z) * (1 - torch.sigmoid(z))\n",
+    "local names with grad in them": "def relu_grad(z):\n    grad = (z > 0).to(z.dtype)\n    return grad\n\n\n"
+                                     "def sigmoid_grad(z):\n    s = torch.sigmoid(z)\n    return s - s * s\n",
+}
+
+WITH_AUTOGRAD = {
+    "backward": ("def relu_grad(z):\n    z = z.detach().requires_grad_()\n    torch.relu(z).sum().backward()\n"
+                 "    return z.grad\n", "`.requires_grad_`"),
+    "autograd.grad": ("def relu_grad(z):\n    return torch.autograd.grad(torch.relu(z).sum(), z)[0]\n", "`.autograd`"),
+    "enable_grad": ("def relu_grad(z):\n    with torch.enable_grad():\n        return z\n", "`.enable_grad`"),
+    "torch.func": ("from torch.func import grad\n\ndef relu_grad(z):\n    return z\n", "imports `torch.func`"),
+    "an aten backward": ("def relu_grad(z):\n    return torch.ops.aten.threshold_backward(torch.ones_like(z), z, 0)\n",
+                         "`.threshold_backward`"),
+    "private parts": ("def relu_grad(z):\n    return torch._C._functions\n", "`._C`"),
+    "getattr": ("def relu_grad(z):\n    return getattr(torch, 'auto' + 'grad')\n", "`getattr`, which it does not define"),
+    "a helper elsewhere": ("def relu_grad(z):\n    return helper(z)\n", "`helper`, which it does not define"),
+    "another module": ("import os\n\ndef relu_grad(z):\n    return z\n", "imports `os`"),
+    "a dunder": ("def relu_grad(z):\n    return __builtins__\n", "`__builtins__`"),
+}
+
+
+@pytest.mark.parametrize("source", WITHOUT_AUTOGRAD.values(), ids=WITHOUT_AUTOGRAD)
+def test_tensor_operations_are_without_autograd(source):
+    without_autograd(source, ["relu_grad", "sigmoid_grad"])
+
+
+@pytest.mark.parametrize("source, words", WITH_AUTOGRAD.values(), ids=WITH_AUTOGRAD)
+def test_every_way_into_autograd_is_named(source, words):
+    with pytest.raises(BrokenRule) as caught:
+        without_autograd(source, ["relu_grad"])
+    assert words in str(caught.value)
+
+
+def test_only_the_tasks_own_functions_may_come_from_other_cells():
+    source = "def manual_backward(x, W1, w2, y):\n    return relu_grad(x), sigmoid_grad(x)\n"
+    without_autograd(source, ["manual_backward"], ["relu_grad", "sigmoid_grad"])
+    with pytest.raises(BrokenRule, match="`sigmoid_grad`, which it does not define"):
+        without_autograd(source, ["manual_backward"], ["relu_grad"])
+    with pytest.raises(BrokenRule, match="does not define the function `manual_backward`"):
+        without_autograd("x = 1\n", ["manual_backward"])
+
+
+@pytest.mark.parametrize("runner", [formulas.evaluate, sandbox.run_formulas], ids=["kit", "grader"])
+def test_the_runners_read_a_cell_for_the_rule_without_running_it(runner):
+    jobs = [{"source": RELU_AND_SIGMOID + "exit(3)\n", "rule": "without autograd", "functions": ["relu_grad"],
+             "may_call": [], "calls": []},
+            {"source": WITH_AUTOGRAD["backward"][0], "rule": "without autograd", "functions": ["relu_grad"],
+             "may_call": [], "calls": []}]
+    fine, broken = runner(jobs)
+    assert fine["rule"] == "autograd" and "`exit`, which it does not define" in fine["error"]  # read, never run
+    assert broken == {"error": "line 2: the cell uses `.requires_grad_`", "rule": "autograd"}

@@ -1,20 +1,27 @@
-"""What makes a formula cell a closed form: a rule on its code, checked before it runs.
+"""Rules on how an answer cell is written, checked on its code before it runs.
 
-A formula is a derivation written down: the graded function computes its result straight from
-its inputs, by arithmetic and `math`, one assignment after another, with `if` for the pieces of
-a piecewise function. So its body may hold only assignments, `if`/`else`, conditional
-expressions, `return` and `raise`, over the function's own inputs and names it assigned, with
-calls of `math` functions and `abs`, `min`, `max`, `float` and `int`. No loops or comprehensions, no
-nested functions, lambdas or classes, no other imports, no complex numbers, no containers of
-numbers (a tuple is for returning or unpacking several results), no subscripts, no recursion.
-The cell holds the function and `import math` (or `from math import ...`) and nothing else.
+**A formula is a closed form** (`closed_form`). A formula is a derivation written down: the
+graded function computes its result straight from its inputs, by arithmetic and `math`, one
+assignment after another, with `if` for the pieces of a piecewise function. So its body may hold
+only assignments, `if`/`else`, conditional expressions, `return` and `raise`, over the
+function's own inputs and names it assigned, with calls of `math` functions and `abs`, `min`,
+`max`, `float` and `int`. No loops or comprehensions, no nested functions, lambdas or classes,
+no other imports, no complex numbers, no containers of numbers (a tuple is for returning or
+unpacking several results), no subscripts, no recursion. The cell holds the function and
+`import math` (or `from math import ...`) and nothing else. A function that adds a small step
+to an input (x + 1e-6, x * (1 + 1e-8)) and divides by one evaluates the forward pass at shifted
+inputs: a numerical derivative, named as such.
 
-A function that adds a small step to an input (x + 1e-6, x * (1 + 1e-8)) evaluates the forward
-pass at shifted inputs: a numerical derivative, named as such.
+**Without autograd means without it** (`without_autograd`). A function the task says to write
+without autograd reaches no part of it: no attribute or import that names gradients or backward
+(`.backward()`, `.grad`, `torch.autograd`, `torch.func`, `enable_grad`, `aten.*_backward`...),
+nothing private (`_C`, `__dict__`), no `getattr`/`eval`-like builtins, and no name the cell does
+not define besides torch, math and the task's own functions (a helper elsewhere in the notebook
+could do anything).
 
 This module is standard library only: the formula runner (`course.formulas`) prepends its
 source to the code it runs in a Python started with `-I -S`, so the student's kernel and the
-grader's sandbox apply the same rule with the same words.
+grader's sandbox apply the same rules with the same words.
 """
 
 import ast
@@ -49,7 +56,7 @@ def small(number: float | None) -> bool:
     return number is not None and 0 < abs(number) < SMALL_STEP
 
 
-class NotClosedForm(Exception):
+class BrokenRule(Exception):
     """The cell breaks the rule; the message says where and how. `numerical`: the break is a
     finite-difference step (the cell estimates instead of derives)."""
 
@@ -58,22 +65,26 @@ class NotClosedForm(Exception):
         self.numerical = numerical
 
 
-def check(source: str, function: str) -> None:
-    """Raise NotClosedForm unless `source` is a cell whose function `function` is a closed form."""
+def parsed(source: str) -> ast.Module:
     try:
-        tree = ast.parse(source)
+        return ast.parse(source)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
-        raise NotClosedForm(f"the cell does not parse ({type(exc).__name__}: {exc})") from None
+        raise BrokenRule(f"the cell does not parse ({type(exc).__name__}: {exc})") from None
+
+
+def closed_form(source: str, function: str) -> None:
+    """Raise BrokenRule unless `source` is a cell whose function `function` is a closed form."""
+    tree = parsed(source)
     try:
         check_tree(tree, function)
     except RecursionError:
-        raise NotClosedForm("the cell is nested too deeply to read") from None
+        raise BrokenRule("the cell is nested too deeply to read") from None
 
 
 def check_tree(tree: ast.Module, function: str) -> None:
     graded = next((node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function), None)
     if graded is None:
-        raise NotClosedForm(f"the cell does not define the function `{function}` with `def`")
+        raise BrokenRule(f"the cell does not define the function `{function}` with `def`")
     math_names = {"math"}
     for node in tree.body:
         if node is graded:
@@ -86,7 +97,7 @@ def check_tree(tree: ast.Module, function: str) -> None:
                 continue
         if isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant) and isinstance(node.value.value, str):
             continue
-        raise NotClosedForm(f"line {node.lineno}: the cell may hold only `import math` and the function "
+        raise BrokenRule(f"line {node.lineno}: the cell may hold only `import math` and the function "
                             f"`{function}`, not {describe(node)}")
     FunctionRule(graded, math_names).check()
 
@@ -106,7 +117,7 @@ class FunctionRule:
         self.fn, self.math_names = fn, math_names
         args = fn.args
         if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs or args.defaults or fn.decorator_list:
-            raise NotClosedForm(f"line {fn.lineno}: `{fn.name}` takes its inputs as plain parameters "
+            raise BrokenRule(f"line {fn.lineno}: `{fn.name}` takes its inputs as plain parameters "
                                 "(no defaults, *args, **kwargs, keyword-only parameters or decorators)")
         self.inputs = {a.arg for a in args.args}
         self.known = set(self.inputs)
@@ -118,11 +129,11 @@ class FunctionRule:
         for statement in self.fn.body:
             self.statement(statement)
         if self.shifts and self.by_step:  # (f(x + h) - f(x - h)) / (2 * h), in whatever spelling
-            raise NotClosedForm(f"line {self.shifts[0].lineno}: `{self.fn.name}` "
+            raise BrokenRule(f"line {self.shifts[0].lineno}: `{self.fn.name}` "
                                 + NUMERICAL.format(step=ast.unparse(self.shifts[0])), numerical=True)
 
     def fail(self, node: ast.AST, what: str) -> None:
-        raise NotClosedForm(f"line {getattr(node, 'lineno', self.fn.lineno)}: `{self.fn.name}` uses {what}")
+        raise BrokenRule(f"line {getattr(node, 'lineno', self.fn.lineno)}: `{self.fn.name}` uses {what}")
 
     def statement(self, node: ast.stmt) -> None:
         if not isinstance(node, STATEMENTS):
@@ -249,3 +260,63 @@ class FunctionRule:
         except Exception:
             return None
         return float(value) if isinstance(value, (int, float)) else None
+
+
+# ---------------------------------------------------------------- without autograd
+
+AUTOGRAD_RULE = ("This task is done without autograd: compute each derivative from the forward pass's values "
+                 "with tensor operations. Everything the function uses must be in its own cell (torch, math and "
+                 "the task's own functions aside).")
+AUTOGRAD_WORDS = ("grad", "backward", "jacobian", "hessian", "vjp", "jvp")  # in an attribute or import: autograd
+AUTOGRAD_MODULES = frozenset({"func", "functorch", "autograd"})
+SWITCHES_IT_OFF = frozenset({"no_grad", "inference_mode"})  # named after gradients, but they only disable them
+MODULES = frozenset({"torch", "math", "nn", "F"})  # what the labs' setup cells import
+SAFE_BUILTINS = frozenset({"len", "range", "zip", "enumerate", "float", "int", "bool", "abs", "min", "max", "sum",
+                           "round", "list", "tuple", "dict", "isinstance", "print", "sorted", "reversed", "any",
+                           "all", "map", "ValueError", "TypeError", "RuntimeError", "NotImplementedError"})
+
+
+def without_autograd(source: str, functions: list[str], may_call: list[str] = ()) -> None:
+    """Raise BrokenRule unless the cell `source` defines `functions` and reaches no part of
+    autograd, nor any name it does not define but torch, math and `may_call`."""
+    tree = parsed(source)
+    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    missing = [name for name in functions if name not in defined]
+    if missing:
+        raise BrokenRule(f"the cell does not define the function `{missing[0]}` with `def`")
+    try:
+        nodes = list(ast.walk(tree))
+    except RecursionError:
+        raise BrokenRule("the cell is nested too deeply to read") from None
+    bound = set(MODULES) | set(may_call) | SAFE_BUILTINS
+    for node in nodes:
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            bound.add(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            bound.add(node.name)
+        elif isinstance(node, ast.arg):
+            bound.add(node.arg)
+        elif isinstance(node, ast.alias):
+            bound.add((node.asname or node.name).split(".")[0])
+    for node in sorted(nodes, key=lambda n: (getattr(n, "lineno", 0), getattr(n, "col_offset", 0),
+                                             getattr(n, "end_col_offset", 0))):  # as read, innermost first
+        line = getattr(node, "lineno", 1)
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            module = node.module or "" if isinstance(node, ast.ImportFrom) else ""
+            names = [module] * bool(module) + [f"{module}.{a.name}" if module else a.name for a in node.names]
+            for name in names:
+                parts = name.split(".")
+                if parts[0] not in ("torch", "math") or reaches_autograd(parts[1:]):
+                    raise BrokenRule(f"line {line}: the cell imports `{name}`")
+        elif isinstance(node, ast.Attribute) and (node.attr.startswith("_") or reaches_autograd([node.attr])):
+            raise BrokenRule(f"line {line}: the cell uses `.{node.attr}`")
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load) and node.id not in bound:
+            raise BrokenRule(f"line {line}: the cell uses `{node.id}`, which it does not define")
+        elif isinstance(node, ast.Name) and node.id.startswith("__"):
+            raise BrokenRule(f"line {line}: the cell uses `{node.id}`")
+
+
+def reaches_autograd(names: list[str]) -> bool:
+    """Whether attribute or module names lead into autograd (.backward, .grad, torch.func...)."""
+    return any(name in AUTOGRAD_MODULES or name.startswith("_") or any(word in name.lower() for word in AUTOGRAD_WORDS)
+               for name in names if name not in SWITCHES_IT_OFF)
