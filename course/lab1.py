@@ -59,10 +59,10 @@ def step_expected(A: float, B: float, target: float, lr: float) -> list[Expected
     return [
         Expected("u", r["u"], "u = A + B − target.", {"computed target − (A + B)": -r["u"]}, uses),
         Expected("loss", r["loss"], "loss = u².", {"forgot to square u": r["u"]}, uses),
-        Expected("dloss_dA", g, "dloss/dA = dloss/du · du/dA = 2u · 1.",
+        Expected("dloss_dA", g, "Chain rule: dloss/dA = dloss/du · du/dA, the derivative of the square, then of u.",
                  {"forgot the factor 2 from the square": r["u"], "gave the loss instead of its slope": r["loss"]},
                  uses),
-        Expected("dloss_dB", r["dloss_dB"], "By symmetry, dloss/dB = 2u as well.",
+        Expected("dloss_dB", r["dloss_dB"], "B enters u exactly as A does.",
                  {"forgot the factor 2 from the square": r["u"]}, uses),
         Expected("A_next", r["A_next"], "A ← A − lr · dloss/dA.",
                  {"stepped uphill (A + lr · dloss/dA)": A + lr * g, "left out the learning rate": A - g,

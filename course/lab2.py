@@ -87,14 +87,17 @@ def composite_answers(x: float, y: float, z: float) -> dict[str, list[Expected]]
             exp("f", "f = tanh(e)."),
         ],
         "gradients": [
-            exp("df_dx", "df/dx = (1 − f²) · (1/d) · z · (1/b) · 2.",
+            exp("df_dx", "Chain rule along x's path, f ← e ← d ← c ← a ← x: multiply the local derivative of each "
+                         "step, each taken at what that step received (tanh' is 1 − tanh², from its output).",
                 {"used 1 − e² for tanh' (its input, not its output)": wrong_tanh / r["d"] * z / r["b"] * 2,
                  "forgot the 2 from a = 2x": r["df_dx"] / 2}),
-            exp("df_dy", "df/dy = (1 − f²) · (1/d) · z · (−a/b²) · cos(y).",
+            exp("df_dy", "Chain rule along y's path, f ← e ← d ← c ← b ← y: c = a/b depends on b through the quotient "
+                         "rule, and b = sin(y).",
                 {"used 1 − e² for tanh' (its input, not its output)":
                      wrong_tanh / r["d"] * z * (-r["a"] / r["b"] ** 2) * math.cos(y),
                  "dropped the minus sign of d(a/b)/db = −a/b²": -r["df_dy"]}),
-            exp("df_dz", "df/dz = (1 − f²) · (1/d) · c.",
+            exp("df_dz", "Chain rule along z's path, f ← e ← d ← z: d = 1 + z · c, and the logarithm's derivative is "
+                         "1 over its input.",
                 {"used 1 − e² for tanh' (its input, not its output)": wrong_tanh / r["d"] * r["c"],
                  "forgot the 1/d from the logarithm": df_de * r["c"]}),
         ],

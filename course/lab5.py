@@ -69,9 +69,11 @@ def step_answers(n: dict) -> list[Expected]:
     return [
         Expected("mse", r["mse"], "MSE = mean of (w·x + b − y)² over both points.",
                  {"summed the squares instead of averaging": 2 * r["mse"]}, uses),
-        Expected("dmse_dw", r["dmse_dw"], "dMSE/dw = (2/N) Σ (ŷ − y)·x.",
+        Expected("dmse_dw", r["dmse_dw"], "Differentiate the mean of the squared residuals with respect to w: "
+                 "the chain rule through each residual w·x + b − y, and the mean's 1/N stays.",
                  {"summed instead of averaging": 2 * r["dmse_dw"], "forgot the factor 2": r["dmse_dw"] / 2}, uses),
-        Expected("dmse_db", r["dmse_db"], "dMSE/db = (2/N) Σ (ŷ − y).",
+        Expected("dmse_db", r["dmse_db"], "Differentiate the mean of the squared residuals with respect to b: "
+                 "b enters each residual with slope 1.",
                  {"summed instead of averaging": 2 * r["dmse_db"], "forgot the factor 2": r["dmse_db"] / 2}, uses),
         Expected("w_next", r["w_next"], "SGD: w ← w − lr · dMSE/dw.",
                  {"stepped uphill (w + lr · dMSE/dw)": n["w"] + n["lr"] * r["dmse_dw"],
@@ -87,7 +89,8 @@ def ce_answers(n: dict) -> list[Expected]:
     softmaxed = cross_entropy_values(p, t)["ce_loss"]
     log_sum = math.log(sum(math.exp(v) for v in z))
     uses = ce_uses(n)
-    grads = [Expected(f"ce_grad_{i}", r[f"ce_grad_{i}"], "dL/dz_i = softmax(z)_i − (1 if i is the target else 0).",
+    grads = [Expected(f"ce_grad_{i}", r[f"ce_grad_{i}"], "Differentiate L = −z_target + ln Σ exp(z_j) with respect to "
+                      "z_i: one term from the log-sum-exp, one from −z_target when i is the target.",
                       {"forgot to subtract the one-hot target": p[i]} if i == t else {}, uses)
              for i in range(3)]
     return [Expected("ce_loss", r["ce_loss"], "L = −z_target + ln Σ exp(z_j), the natural logarithm.",

@@ -204,10 +204,12 @@ check.values(globals(), "a", "b", "c", "d", "e", "f")
 
 # %% [markdown]
 # **Backward.** Each edge's local derivative can be written with values the forward pass
-# already has: df/de = 1 − f² (tanh's slope in terms of its *output*), de/dd = 1/d,
-# dd/dc = z, dd/dz = c, dc/da = 1/b, dc/db = −a/b², da/dx = 2, db/dy = cos(y). A gradient is the
-# sum, over every path from f to the input, of the product of the local derivatives along it.
-# Here each input has exactly one path; get `df_dx`, `df_dy` and `df_dz`.
+# already has. For tanh that takes one identity: tanh'(e) = 1 − tanh²(e) = 1 − f², a slope in
+# terms of the node's *output*. Work out the other edges yourself from the rules you know (the
+# logarithm, a product, a quotient with respect to each of its two parts, sine, and 2x), each
+# written with forward values. A gradient is the sum, over every path from f to the input, of
+# the product of the local derivatives along it. Here each input has exactly one path; get
+# `df_dx`, `df_dy` and `df_dz`.
 
 # %% nbgrader={"grade": false, "grade_id": "t4_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # df_dx, df_dy and df_dz for your x, y, z

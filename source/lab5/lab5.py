@@ -244,12 +244,15 @@ print(f"w after one step = {layer.weight.item():.4f}")
 # %% [markdown]
 # ## Task 4 — Cross-entropy by hand
 # For classification, `nn.CrossEntropyLoss` takes raw scores (logits) z and the index of the right
-# class. It applies the softmax itself: L = −z_target + ln(e^z₀ + e^z₁ + e^z₂), and its gradient is
-# dL/dz_i = softmax(z)_i − (1 if i is the target else 0). A classic bug is to apply softmax to the
-# model's output *and then* pass it to `CrossEntropyLoss`, which applies it again.
+# class. It applies the softmax itself: L = −z_target + ln(e^z₀ + e^z₁ + e^z₂). A classic bug is to
+# apply softmax to the model's output *and then* pass it to `CrossEntropyLoss`, which applies it
+# again.
 #
-# With your logits and target (Task 4 under *Your numbers*) compute `ce_loss` and the three
-# gradients `ce_grad_0`, `ce_grad_1`, `ce_grad_2`.
+# **Derive the gradient yourself** (no step is given here): differentiate each of L's two terms
+# with respect to z_i, once for i the target and once for any other i, and write the result with
+# the probabilities softmax(z)_i = e^z_i / Σ_j e^z_j. Then, with your logits and target (Task 4
+# under *Your numbers*), compute `ce_loss` and the three gradients `ce_grad_0`, `ce_grad_1`,
+# `ce_grad_2`.
 
 # %% nbgrader={"grade": false, "grade_id": "t4_cross_entropy_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # ce_loss, ce_grad_0, ce_grad_1 and ce_grad_2 for your logits and target
