@@ -26,6 +26,10 @@
 # **How answers are graded.** Type hand-computed values to at least **4 significant digits**.
 # Every grade is checked against values `torch.autograd` computes when your notebook is graded.
 # Cells marked *manually graded* are read by your instructor.
+#
+# **What earns the points.** The numbers you work out by hand and your tables of predictions are
+# for checking yourself: their checks answer at once, and together they carry at most a third of
+# the autograded points. The formulas, the functions and the written answers are the assessment.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import matplotlib.pyplot as plt
@@ -93,7 +97,7 @@ def one_step(A, B, target, lr):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t1_step_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_step_formula", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "one_step")
 
 # %% [markdown]

@@ -26,6 +26,10 @@
 # are in radians. Grades are checked against what `torch.autograd` computes when your notebook is
 # graded. Cells marked *manually graded* are read by your instructor.
 #
+# **What earns the points.** The numbers you work out by hand and your tables of predictions are
+# for checking yourself: their checks answer at once, and together they carry at most a third of
+# the autograded points. The formulas, the functions and the written answers are the assessment.
+#
 # **Formulas, not only numbers.** Autograd can fill in any number on your own values, so the
 # derivation of Task 4 is also graded as a *formula*: a Python function of the inputs written as a
 # closed form (assignments of arithmetic and `math` functions, one after another; no loops, lists
@@ -162,7 +166,7 @@ def graph_walk(t):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "graph_walk")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "graph_walk", hidden=GRADER_PROBES)
@@ -248,7 +252,7 @@ def f_gradients(x, y, z):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "f_gradients")
 
 # %% [markdown]

@@ -24,6 +24,10 @@
 # **How answers are graded.** Hand-computed values need at least 4 significant digits. Every
 # grade is checked against what `torch.autograd` does when your notebook is graded. Cells marked
 # *manually graded* are read by your instructor.
+#
+# **What earns the points.** The numbers you work out by hand and your tables of predictions are
+# for checking yourself: their checks answer at once, and together they carry at most a third of
+# the autograded points. The functions and the written answers are the assessment.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
 import matplotlib.pyplot as plt
@@ -62,7 +66,7 @@ grad_once = [4 * (2 * a_i + mine["k"]) for a_i in mine["a"]]
 grad_twice = [2 * g for g in grad_once]
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t1_accumulation", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_accumulation", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "grad_once", "grad_twice")
 
 # %% [markdown]
@@ -98,7 +102,7 @@ saves_nothing = {"(x + 2).sum()", "(x - y).sum()", "(-x).sum()"}
 needs_retain = {e: e not in saves_nothing for e in mine["expressions"]}
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t2_retain", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_retain", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.table(globals(), "needs_retain")
 
 # %% [markdown]
@@ -179,7 +183,7 @@ def accumulate_gradients(model, X, y, k):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "accumulate_gradients")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "accumulate_gradients", hidden=GRADER_PROBES)
@@ -234,7 +238,7 @@ def first_layer_grad(model, X, y):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "first_layer_grad")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "first_layer_grad", hidden=GRADER_PROBES)
@@ -271,7 +275,7 @@ traps = {
 }
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t6_traps", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t6_traps", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.table(globals(), "traps")
 
 # %% [markdown]

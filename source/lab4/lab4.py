@@ -29,6 +29,10 @@
 # `2 * 0.25` is fine too. Every grade is checked against values that `torch.autograd` computes
 # when your notebook is graded. Cells marked *manually graded* are read by your instructor.
 #
+# **What earns the points.** The numbers you work out by hand and your tables of predictions are
+# for checking yourself: their checks answer at once, and together they carry at most a third of
+# the autograded points. The formulas, the functions and the written answers are the assessment.
+#
 # **Formulas, not only numbers.** Autograd can fill in any number on your own values, so each
 # derivation is also graded as a *formula*: a small Python function of the inputs written as a
 # closed form (assignments of arithmetic and `math` functions, `if` for a piecewise part; no loops,
@@ -128,7 +132,7 @@ def loss_and_gradient(x, y, w):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "loss_and_gradient")
 
 # %% [markdown]
@@ -299,7 +303,7 @@ dloss_dw2 = dloss_dm2 * dm2_dw2
 dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "dloss_dw2", "dloss_dw1")
 
 # %% [markdown]
@@ -327,7 +331,7 @@ def gradients(x1, w1, w2, y):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t2_formula", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_formula", "locked": true, "points": 5, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "gradients")
 
 # %% [markdown]

@@ -27,6 +27,10 @@
 # (natural logarithms). Grades are checked against what `torch.autograd` computes when your
 # notebook is graded. Cells marked *manually graded* are read by your instructor.
 #
+# **What earns the points.** The numbers you work out by hand and your tables of predictions are
+# for checking yourself: their checks answer at once, and together they carry at most a third of
+# the autograded points. The formulas, the functions and the written answers are the assessment.
+#
 # **Formulas, not only numbers.** Autograd can fill in any number on your own values, so each
 # hand computation (Tasks 3 and 4) is also graded as a *formula*: a Python function of the inputs
 # written as a closed form (assignments of arithmetic and `math` functions, `if` for a choice; no

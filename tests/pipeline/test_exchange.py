@@ -182,13 +182,18 @@ def test_collected_submissions_get_exactly_their_examples_scores(hub, round_trip
         assert scores[student] == {**scores[student], **examples.load(LAB)[student]["expected"]}, student
 
 
+def full_marks() -> int:
+    """The lab's autograded points: what ada, right throughout, gets."""
+    return sum(examples.load(LAB)["ada"]["expected"].values())
+
+
 def test_each_student_fetches_their_own_feedback_and_no_one_elses(hub, round_trip):
     points = {student: sum(examples.load(LAB)[student]["expected"].values()) for student in STUDENTS}
     for student in STUDENTS:
         (html,) = (hub["homes"][student] / LAB / "feedback").glob(f"*/{LAB}.html")
         assert html.owner() == student
         page = html.read_text()
-        assert f"Autograded: {points[student]} of 25 points" in page
+        assert f"Autograded: {points[student]} of {full_marks()} points" in page
         assert f"student id <code>{student}</code>" in page
         other = next(s for s in STUDENTS if s != student)
         assert f"student id <code>{other}</code>" not in page
@@ -723,7 +728,7 @@ def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, h
     (html,) = found
     assert html.owner() == HUB_STUDENT
     feedback = html.read_text()
-    assert "Autograded: 25 of 25 points" in feedback
+    assert f"Autograded: {full_marks()} of {full_marks()} points" in feedback
     assert COMMENT in feedback and "Not graded yet" in feedback  # q_sigmoid_reuse is still unread
     page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/files/{LAB}/feedback/{html.parent.name}/{LAB}.html")
     screenshot(page, "hub-13-student-feedback")

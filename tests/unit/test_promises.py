@@ -166,19 +166,45 @@ def test_two_students_of_a_class_of_1000_share_numbers_with_a_chance_under_1_per
 
 
 @pytest.mark.parametrize("lab", notebooks.labs())
-def test_numbers_on_a_students_own_values_carry_at_most_a_third_of_the_points(lab):
-    """What autograd can fill in for a student (hand values on their own numbers) is worth at most
-    a third of a lab's autograded points; the README states each lab's share."""
+def test_what_autograd_or_observation_can_answer_carries_at_most_a_third_of_the_points(lab):
+    """What autograd or observation can answer for a student (numbers worked out by hand and
+    tables of predictions) is worth at most a third of a lab's autograded points: those cells are
+    for checking yourself; the formulas and functions are the assessment. The README states each
+    lab's share and the notebook says so at the top."""
     from autograder.labs import load
 
     checks = load(lab)
     nb = notebooks.instructor_notebook(lab)
     points = {c.metadata.nbgrader["grade_id"]: c.metadata.nbgrader["points"] for c in nb.cells
               if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade")}
-    own = sum(points[grade_id] for grade_id, check in checks.checks.items() if check.kind == "values"
-              and any(checks.kit.expected_answers(a)[n].value != checks.kit.expected_answers(b)[n].value
-                      for a, b in (("ada", "zoë"), ("ada", "grace")) for n in check.name.split()))
+    answerable = sum(points[grade_id] for grade_id, check in checks.checks.items() if check.kind in ("values", "table"))
     total = sum(points[grade_id] for grade_id in checks.checks)
-    assert own * 3 <= total, (own, total)
-    assert f"Lab {lab[-1]}: {own:g} of {total:g}" in (REPO / "README.md").read_text(), \
-        f"state it in README.md, beside the other labs' shares: Lab {lab[-1]}: {own:g} of {total:g}"
+    assert answerable * 3 <= total, (answerable, total)
+    assert f"Lab {lab[-1]}: {answerable:g} of {total:g}" in (REPO / "README.md").read_text(), \
+        f"state it in README.md, beside the other labs' shares: Lab {lab[-1]}: {answerable:g} of {total:g}"
+    top = " ".join(cell.source for cell in nb.cells[:3] if cell.cell_type == "markdown")
+    assert "for checking yourself" in top and "at most a third" in top, lab
+
+
+@pytest.mark.parametrize("lab", notebooks.labs())
+def test_a_notebook_that_derives_nothing_scores_no_derivation_and_the_readme_says_what_it_keeps(lab):
+    """Each lab's `lazy` example answers every cell without deriving (autograd for the numbers,
+    tables by running them, numerical derivatives, complex steps and lookups in the formulas,
+    autograd where the task forbids it, one batch for micro-batches). Every formula, and every
+    function read for the task's rule, scores 0 (`tests/pipeline/test_pipeline.py` grades the
+    examples for real); the README states what it keeps, per lab."""
+    from autograder.labs import FormulaCheck, FunctionCheck, load
+    from autograder.pipeline import examples
+
+    checks = load(lab)
+    expected = examples.load(lab)["lazy"]["expected"]
+    derived = [grade_id for grade_id, check in checks.checks.items()
+               if isinstance(check, FormulaCheck) or isinstance(check, FunctionCheck) and check.answer_cell]
+    assert derived or lab == "lab3"
+    assert all(expected[grade_id] == 0 for grade_id in derived), expected
+    nb = notebooks.instructor_notebook(lab)
+    total = sum(c.metadata.nbgrader["points"] for c in nb.cells
+                if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
+    kept = sum(expected.values())
+    assert f"Lab {lab[-1]}: {kept:g} of {total:g} without deriving" in (REPO / "README.md").read_text(), \
+        f"state it in README.md: Lab {lab[-1]}: {kept:g} of {total:g} without deriving"
