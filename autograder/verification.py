@@ -31,6 +31,7 @@ KIT_ERRORS = {"CheckFailed", "WrongType", "Unanswered"}  # the kit's own verdict
 NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not answered yet)"
 STOPPED = {CELL_TIMEOUT: "ran over its time limit and was stopped",
            "NotRun": "not run: grading stopped early (see the note at the top)"}
+SEED_KEY = "autograd_labs_seed"  # notebook metadata: the seed the submission's hidden probes were drawn from
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
@@ -92,9 +93,9 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                     changed = True
                 continue
             elif verdict is not None and check is not None:  # its code (the task's rule), then its outputs
-                problems = verdict or check.verify(published(cell), student)
+                problems = verdict or check.verify(published(cell), student, seed)
             else:
-                problems = checks.verify_cell(grade_id, published(cell), student)
+                problems = checks.verify_cell(grade_id, published(cell), student, seed=seed)
             if problems:
                 result["grades"][key] = 0.0
                 reason = RecheckFailed("Passed in the notebook, but not when the grader verified the answers "
@@ -106,8 +107,10 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                 notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0].text}")
                 changed = True
         if tests is not None:
-            add_summary(nb, path.stem, checks, student, result, tests, classmates)
+            add_summary(nb, path.stem, checks, student, result, tests, classmates, seed)
             changed = True
+        nb.metadata[SEED_KEY] = seed.hex()  # for the class report; set here, whatever the kernel left
+        changed = True
         if changed:
             path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
             nbformat.write(nb, path)
@@ -125,8 +128,10 @@ def add_verdict(cell: Cell, check: Check | None, student: str) -> bool:
     return bool(lines)
 
 
-def cell_mistakes(cell: Cell | None, checks: Lab, student: str, classmates: Iterable[str] = ()) -> list[str]:
-    """What cost a graded test cell its points, in words that are the same for every student."""
+def cell_mistakes(cell: Cell | None, checks: Lab, student: str, classmates: Iterable[str] = (),
+                  seed: bytes | None = None) -> list[str]:
+    """What cost a graded test cell its points, in words that are the same for every student
+    (`seed`: the submission's, which its hidden probes were drawn from)."""
     if cell is None:
         return [NOT_ANSWERED]
     verdicts = [out["data"][FORMULA_VERDICT_MIME]["problems"] for out in cell.get("outputs", [])
@@ -145,7 +150,7 @@ def cell_mistakes(cell: Cell | None, checks: Lab, student: str, classmates: Iter
     check = checks.checks.get(grade_id)
     if check is None:
         return [f"{grade_id} is not a check of {checks.name}"]
-    found = check.mistakes(payloads, student, classmates)
+    found = check.mistakes(payloads, student, classmates, seed)
     if found and found[0].kind is Kind.MISSING:  # the visible check failed before the hidden ones ran
         return kit_verdict(cell) or [problem.text for problem in found]
     return [problem.text for problem in found] or ["lost its points, for no reason the grader can name"]
@@ -164,7 +169,7 @@ def kit_verdict(cell: Cell) -> list[str]:
 
 
 def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: dict[str, Any],
-                tests: dict[tuple[str, str], float], classmates: Iterable[str] = ()) -> None:
+                tests: dict[tuple[str, str], float], classmates: Iterable[str] = (), seed: bytes | None = None) -> None:
     """Put first in a graded notebook (after a note that grading stopped early), so first in its
     feedback: the autograded score, the numbers it was graded on, and what cost points, cell by
     cell, as named mistakes. `tests`: {(notebook, test cell): points}."""
@@ -179,6 +184,6 @@ def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: 
     lost = [name for name in points if got[name] < points[name]]
     lines += ["What cost points:"] if lost else ["Every autograded check passed."]
     lines += [f"- `{name}` ({got[name]:g} of {points[name]:g}): "
-              + "; ".join(cell_mistakes(cells.get(name), checks, student, classmates)) for name in lost]
+              + "; ".join(cell_mistakes(cells.get(name), checks, student, classmates, seed)) for name in lost]
     at = 1 if nb.cells and nb.cells[0].get("id") == FAULT_CELL_ID else 0
     nb.cells.insert(at, nbformat.v4.new_markdown_cell("\n".join(lines), id=SUMMARY_CELL_ID))

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import course.checks
-from autograder.labs import load
+from autograder.labs import FunctionCheck, load
 from autograder.pipeline import notebooks, sandbox
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,8 +43,8 @@ def drawn_probes(check, seeds=SEEDS) -> list:
 
 
 def hidden_input_spellings(lab: str, root: Path | None = None) -> set[str]:
-    """How each hidden input of the lab's function checks, and of its formula checks as drawn for
-    every submission in the course `root`, could be written in a message: as the call
+    """How each hidden input of the lab's checks (as drawn for every submission in the course
+    `root`, where a check draws them per submission) could be written in a message: as the call
     (`f(1.5, 0.8)`), its arguments (`1.5, 0.8`, `x=2, lr=0.05`), the expression it is; spellings
     under 10 characters are left out (they turn up by chance)."""
     from course.checks import describe_call, shown
@@ -60,7 +60,8 @@ def hidden_input_spellings(lab: str, root: Path | None = None) -> set[str]:
                  for folder in sorted((root / "submitted").glob(f"*/{lab}"))]
     spellings = set()
     for check in load(lab).checks.values():
-        probes = drawn_probes(check, seeds) if isinstance(check, FormulaCheck) else getattr(check, "hidden", [])
+        probes = (drawn_probes(check, seeds) if getattr(check, "cases", None)
+                  else [] if isinstance(check, FormulaCheck) else getattr(check, "hidden", []))
         for probe in probes:
             spellings.add(describe_call(check.called, probe))
             if isinstance(probe, dict):
@@ -139,7 +140,10 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True,
     kit = __import__(f"course.{lab}", fromlist=["check"])
     error = None
     try:
-        exec(cell_source(lab, grade_id, hidden), {**namespace, "check": kit.check})
+        source = cell_source(lab, grade_id, hidden)
+        if hidden and isinstance(check, FunctionCheck) and check.drawn_for_the_kernel:  # as in the unit's gradebook
+            source = notebooks.with_drawn_probes(source, check, seed)
+        exec(source, {**namespace, "check": kit.check})
     except Exception as exc:  # the cell fails in the kernel: nbgrader scores it 0
         error = exc
     finally:

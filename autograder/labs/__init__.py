@@ -61,14 +61,15 @@ class Lab:
         """A cell checking a dict of predictions; `truth(key)` is what PyTorch does, observed now."""
         return self._add(TableCheck(grade_id, name, self.kit, truth=truth, explain=explain))
 
-    def function(self, grade_id: str, name: str, *, visible: list[Plain], hidden: list[Plain],
+    def function(self, grade_id: str, name: str, *, visible: list[Plain], hidden: list[Plain] | None = None,
                  reference: Callable[[Plain], Plain], mistakes: list[Mistake] | None = None, hint: str,
                  **how: Any) -> FunctionCheck:
-        """A cell running the student's function on probes (`FunctionCheck`: `how` may set rtol,
-        atol, same, form, detail, and answer_cell where the task says "without autograd")."""
+        """A cell running the student's function on probes: `hidden` ones, or hidden ones drawn for
+        each submission from `cases` (`FunctionCheck`: `how` may set rtol, atol, same, form,
+        detail, cases, and answer_cell where the task says "without autograd")."""
         if how.get("answer_cell") and self.kit.functions[name].without_autograd is None:
             raise ValueError(f"{self.name}: {grade_id} names an answer cell to read, but its task has no rule")
-        return self._add(FunctionCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden),
+        return self._add(FunctionCheck(grade_id, name, self.kit, visible=list(visible), hidden=list(hidden or []),
                                        reference=reference, mistakes_known=list(mistakes or []), hint=hint, **how))
 
     def formula(self, grade_id: str, name: str, *, answer_cell: str, visible: list[Plain], cases: list[Case],
@@ -97,7 +98,7 @@ class Lab:
             broken = self.verify_code(answers or {}, run_formulas, seed or b"", only={grade_id})[grade_id]
             if broken:
                 return broken
-        return check.verify(payloads, student)
+        return check.verify(payloads, student, seed)
 
     def verify_code(self, answers: dict[str, str], run_formulas: FormulaRunner, seed: bytes,
                     only: set[str] | None = None) -> dict[str, list[Problem]]:

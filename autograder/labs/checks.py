@@ -37,7 +37,8 @@ HIDDEN_FORM = "the output has the wrong form (its length or shape); the visible 
 # A formula's tolerance: it is code, computed in float64 as the reference is, so only rounding
 # separates a right one from autograd; a numerical derivative is further off than this.
 FORMULA_RTOL, FORMULA_ATOL = 1e-10, 1e-12
-DRAWS_PER_CASE = 2  # hidden inputs drawn for each case of a formula, per submission
+DRAWS_PER_CASE = 2  # hidden inputs drawn for each case of a check, per submission
+NOTEBOOK_DRAW = b""  # the seed of the hidden probes written in the instructor's notebook (each unit draws its own)
 NUMERICAL_WORDS = "a numerical derivative (finite differences), not a derivation"
 AUTOGRAD_WORDS = "used autograd where the task says to work without it"
 
@@ -102,6 +103,30 @@ class Mistake:
         return (wrong is not None and same(got, wrong)) or bool(self.shows and self.shows(probe, got, right))
 
 
+@dataclass(frozen=True)
+class Case:
+    """A kind of input a check's hidden probes must cover, in the words feedback uses ("when
+    the ReLU is off, m1 < 0"), and how to draw one from a random generator."""
+
+    words: str
+    draw: Callable[[random.Random], Plain]
+
+
+def uniform(rng: random.Random, low: float, high: float, digits: int = 3) -> float:
+    """A number drawn between low and high, rounded as a person would write it."""
+    return round(rng.uniform(low, high), digits)
+
+
+def draw_until(rng: random.Random, draw: Callable[[random.Random], list[float]],
+               holds: Callable[..., bool]) -> list[float]:
+    """The first draw for which `holds(*draw)` (a case's condition), tried at most 10,000 times."""
+    for _ in range(10_000):
+        probe = draw(rng)
+        if holds(*probe):
+            return probe
+    raise RuntimeError("no draw met the case's condition")
+
+
 @dataclass
 class Check:
     """One graded cell, keyed by the grade id of its test cell."""
@@ -116,10 +141,12 @@ class Check:
 
     def payloads_wanted(self) -> list[tuple[str, str, bool]]:
         """(kind, name, hidden) of each payload the cell must hand over, in order."""
-        return [(self.kind, self.name, False)] + ([(self.kind, self.name, True)] if self.hidden else [])
+        hidden = bool(self.hidden or getattr(self, "cases", None))
+        return [(self.kind, self.name, False)] + ([(self.kind, self.name, True)] if hidden else [])
 
-    def verify(self, payloads: list[Any], student: str) -> list[Problem]:
-        """Why the cell's handed-over data does not hold up (empty when it does)."""
+    def verify(self, payloads: list[Any], student: str, seed: bytes | None = None) -> list[Problem]:
+        """Why the cell's handed-over data does not hold up (empty when it does); `seed`: the
+        submission's, where hidden probes are drawn for each (None: the notebook's own draw)."""
         found = sorted((p.get("kind"), p.get("name"), p.get("hidden")) for p in payloads if isinstance(p, dict))
         if found != sorted(self.payloads_wanted()) or any(p.get("lab") != self.kit.lab for p in payloads):
             return [Problem(f"expected the notebook to hand over {sorted(self.payloads_wanted())}, found {found}",
@@ -127,18 +154,19 @@ class Check:
         problems = []
         for payload in sorted(payloads, key=lambda p: p["hidden"]):
             try:
-                problems += self.verify_data(payload["data"], student, payload["hidden"])
+                problems += self.verify_data(payload["data"], student, payload["hidden"], seed)
             except Exception as exc:  # malformed data is a failed check, never a crash
                 problems.append(Problem(f"unreadable answer data ({type(exc).__name__}: {exc})", kind=Kind.UNREADABLE))
         return problems
 
-    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
+    def verify_data(self, data: Plain, student: str, hidden: bool = False, seed: bytes | None = None) -> list[Problem]:
         raise NotImplementedError(f"{type(self).__name__} verifies no handed-over data")
 
-    def mistakes(self, payloads: list[Any], student: str, classmates: Iterable[str] = ()) -> list[Problem]:
+    def mistakes(self, payloads: list[Any], student: str, classmates: Iterable[str] = (),
+                 seed: bytes | None = None) -> list[Problem]:
         """What went wrong, for the summary and the class report (`classmates`: the lab's other
         students, whose numbers a copied answer may be right for)."""
-        return self.verify(payloads, student)
+        return self.verify(payloads, student, seed)
 
     def verdict_lines(self, payloads: list[Any], student: str) -> list[str]:
         """What the grader adds to a failed cell's outputs for the feedback (the kit said less)."""
@@ -161,7 +189,7 @@ class ValuesCheck(Check):
     names: tuple[str, ...] = ()
     answers_of: Callable[[str], dict[str, Expected]] = field(default=lambda student: {})  # the lab's cache
 
-    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
+    def verify_data(self, data: Plain, student: str, hidden: bool = False, seed: bytes | None = None) -> list[Problem]:
         if sorted(data) != sorted(self.names):
             return [Problem(f"expected the values {list(self.names)}, found {sorted(data)}", kind=Kind.FORM)]
         expected = self.answers_of(student)
@@ -184,7 +212,8 @@ class ValuesCheck(Check):
         return next((other for other in classmates
                      if other != student and all_right(answers, self.answers_of(other), self.names)), None)
 
-    def mistakes(self, payloads: list[Any], student: str, classmates: Iterable[str] = ()) -> list[Problem]:
+    def mistakes(self, payloads: list[Any], student: str, classmates: Iterable[str] = (),
+                 seed: bytes | None = None) -> list[Problem]:
         """The slip each wrong answer matches, or whose numbers they were worked on."""
         own = self.answers_of(student)
         try:
@@ -218,7 +247,7 @@ class TableCheck(Check):
     def spec(self) -> Table:
         return self.kit.tables[self.name]
 
-    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
+    def verify_data(self, data: Plain, student: str, hidden: bool = False, seed: bytes | None = None) -> list[Problem]:
         given = {self.spec.key(k): v for k, v in data}
         needed = self.spec.keys(self.kit.numbers(student))
         wrong_keys = self.spec.check_keys(self.name, given, needed)
@@ -256,6 +285,7 @@ class FunctionCheck(Check):
     form: Callable[[Plain, Plain, Plain], str | None] | None = None
     detail: Callable[[Plain, Plain, Plain], str] | None = None
     answer_cell: str = ""  # where the task says "without autograd": the cell the grader reads for it
+    cases: list[Case] = field(default_factory=list)  # where hidden probes are drawn for each submission
 
     @property
     def called(self) -> str:
@@ -280,12 +310,35 @@ class FunctionCheck(Check):
     def is_right(self, got: Plain, right: Plain) -> bool:
         return self.same(got, right) if self.same else matches(got, right, self.rtol, self.atol)
 
-    def verify_data(self, data: Plain, student: str, hidden: bool = False) -> list[Problem]:
-        probes = self.hidden if hidden else self.visible
+    def verify_data(self, data: Plain, student: str, hidden: bool = False, seed: bytes | None = None) -> list[Problem]:
+        probes = self.hidden_probes(seed) if hidden else self.visible
         if not isinstance(data, list) or len(data) != len(probes):
             return [Problem(f"expected {len(probes)} outputs of `{self.name}`, found "
                             f"{len(data) if isinstance(data, list) else type(data).__name__}", kind=Kind.FORM)]
-        return self.judge(probes, data, hidden)
+        return self.judge(probes, data, hidden, self.hidden_cases(seed) if hidden else None)
+
+    def drawn(self, seed: bytes) -> list[tuple[str, Plain]]:
+        """The hidden probes of one submission, each with its case's words: the same for the same
+        seed (a regrade), unrelated for another (a resubmission, another student)."""
+        rng = random.Random(hashlib.sha256(seed + b"\0" + self.grade_id.encode()).digest())
+        return [(case.words, case.draw(rng)) for case in self.cases for _ in range(DRAWS_PER_CASE)]
+
+    @property
+    def drawn_for_the_kernel(self) -> bool:
+        """Whether each submission's kernel runs its own draw of hidden probes (written into its
+        hidden test cell: `gradebooks.draw_hidden_probes`)."""
+        return bool(self.cases)
+
+    def hidden_probes(self, seed: bytes | None = None) -> list[Plain]:
+        """The hidden probes: drawn from the submission's `seed` where the check declares cases
+        (None: the draw the instructor's notebook holds, `NOTEBOOK_DRAW`), else the declared ones."""
+        if not self.cases:
+            return list(self.hidden)
+        return [probe for _, probe in self.drawn(NOTEBOOK_DRAW if seed is None else seed)]
+
+    def hidden_cases(self, seed: bytes | None = None) -> list[str] | None:
+        """The case of each hidden probe, in words (None where the check declares no cases)."""
+        return [words for words, _ in self.drawn(NOTEBOOK_DRAW if seed is None else seed)] if self.cases else None
 
     def judge(self, probes: list[Plain], outputs: list[Plain], hidden: bool = False,
               cases: list[str] | None = None) -> list[Problem]:
@@ -321,30 +374,6 @@ class FunctionCheck(Check):
                 "outputs": [{"right": self.reference(p), "mistakes": self.mistake_outputs(p)} for p in self.visible]}
 
 
-@dataclass(frozen=True)
-class Case:
-    """A kind of input a formula's hidden probes must cover, in the words feedback uses ("when
-    the ReLU is off, m1 < 0"), and how to draw one from a random generator."""
-
-    words: str
-    draw: Callable[[random.Random], list[float]]
-
-
-def uniform(rng: random.Random, low: float, high: float, digits: int = 3) -> float:
-    """A number drawn between low and high, rounded as a person would write it."""
-    return round(rng.uniform(low, high), digits)
-
-
-def draw_until(rng: random.Random, draw: Callable[[random.Random], list[float]],
-               holds: Callable[..., bool]) -> list[float]:
-    """The first draw for which `holds(*draw)` (a case's condition), tried at most 10,000 times."""
-    for _ in range(10_000):
-        probe = draw(rng)
-        if holds(*probe):
-            return probe
-    raise RuntimeError("no draw met the case's condition")
-
-
 @dataclass
 class FormulaCheck(FunctionCheck):
     """A derivation written as a closed form (`math` only) in the answer cell `answer_cell`,
@@ -353,7 +382,6 @@ class FormulaCheck(FunctionCheck):
     `cases`, from the submission's seed (`draws.submission_seed`)."""
 
     kind: ClassVar[str] = Formula.kind
-    cases: list[Case] = field(default_factory=list)
     rtol: float = FORMULA_RTOL
     atol: float = FORMULA_ATOL
 
@@ -361,11 +389,9 @@ class FormulaCheck(FunctionCheck):
     def called(self) -> str:
         return self.kit.formulas[self.name].function
 
-    def drawn(self, seed: bytes) -> list[tuple[str, Plain]]:
-        """The hidden probes of one submission, each with its case's words: the same for the same
-        seed (a regrade), unrelated for another (a resubmission, another student)."""
-        rng = random.Random(hashlib.sha256(seed + b"\0" + self.grade_id.encode()).digest())
-        return [(case.words, case.draw(rng)) for case in self.cases for _ in range(DRAWS_PER_CASE)]
+    @property
+    def drawn_for_the_kernel(self) -> bool:
+        return False  # a formula's inputs never enter the kernel
 
     def jobs(self, code: str, seed: bytes) -> dict[str, Any]:
         """The formula runner's job for this check: the answer cell's code, called on every probe."""

@@ -132,8 +132,12 @@ LAB.formula(
 LAB.function(
     "t2_descent", "gradient_descent",
     visible=[dict(A=0, B=0, target=10, lr=0.01, epochs=101, zero_grad=True)],  # ints, as the lab calls it
-    hidden=[dict(A=1.0, B=-2.0, target=7.0, lr=0.05, epochs=30, zero_grad=True),
-            dict(A=0.0, B=0.0, target=10.0, lr=0.01, epochs=20, zero_grad=False)],
+    cases=[Case("resetting the gradients every epoch (zero_grad=True)",
+                lambda rng: dict(A=uniform(rng, -5, 5), B=uniform(rng, -5, 5), target=uniform(rng, -10, 10),
+                                 lr=uniform(rng, 0.01, 0.2), epochs=rng.randint(10, 40), zero_grad=True)),
+           Case("without resetting them (zero_grad=False)",
+                lambda rng: dict(A=uniform(rng, -5, 5), B=uniform(rng, -5, 5), target=uniform(rng, -10, 10),
+                                 lr=uniform(rng, 0.005, 0.02), epochs=rng.randint(10, 25), zero_grad=False))],
     reference=lambda p: descent_reference(**p),
     form=lambda p, got, right: (f"should return three lists of {p['epochs']} values, one per epoch."
                                 if any(len(got[k]) != p["epochs"] for k in right) else None),
@@ -148,7 +152,10 @@ LAB.function(
     hint="As[k], Bs[k] should be A and B after update k, and losses[k] the loss computed just before it; "
          "each update is A ← A − lr · dloss/dA (and the same for B), with the gradient from autograd.")
 LAB.function(
-    "t3_factor", "shrink_factor", visible=[0.01, 0.1, 0.3, 0.6], hidden=[0.05, 0.45, 0.7],
+    "t3_factor", "shrink_factor", visible=[0.01, 0.1, 0.3, 0.6],
+    cases=[Case("a rate below 0.25 (u shrinks without changing sign)", lambda rng: uniform(rng, 0.02, 0.24)),
+           Case("a rate between 0.25 and 0.5 (u changes sign each step)", lambda rng: uniform(rng, 0.26, 0.49)),
+           Case("a rate above 0.5 (u grows)", lambda rng: uniform(rng, 0.51, 0.8))],
     reference=measured_factor,
     mistakes=[Mistake("took 1 − 2·lr, how u moves if only A changes (A and B both move by lr · 2u, so u moves "
                       "twice as far)", lambda lr: 1 - 2 * lr)],

@@ -173,6 +173,14 @@ def wrong_at(xs: list[float], got: dict, right: dict) -> str:
                      for name in right if not lists_close(got[name], right[name]))
 
 
+def train_start(rng) -> dict:
+    """A start, target and rate for Task 1's loop that converge (lr · x² < 0.4), w not already there."""
+    x, y, w, lr, steps = draw_until(rng, lambda r: [uniform(r, 0.5, 3), uniform(r, -3, 3), uniform(r, -2, 2),
+                                                    uniform(r, 0.01, 0.1), r.randint(10, 30)],
+                                    lambda x, y, w, lr, steps: lr * x * x < 0.4 and abs(x * w - y) > 0.5)
+    return dict(x=x, y=y, w=w, lr=lr, steps=steps)
+
+
 def task1_cases() -> list[Case]:
     def draw(scale: float, holds):
         return lambda rng: draw_until(rng, lambda r: [uniform(r, -scale, scale), uniform(r, -scale, scale),
@@ -215,7 +223,13 @@ def task2_cases() -> list[Case]:
 LAB.values("t1_forward", "yhat", "s", "loss")
 LAB.values("t1_backward", "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
 LAB.function(
-    "t1_check_result", "check_result", visible=[[4.0, 1.0, 0.5]], hidden=[[2.0, 3.0, 0.25], [-1.5, 0.5, 2.0]],
+    "t1_check_result", "check_result", visible=[[4.0, 1.0, 0.5]],
+    cases=[Case("when the prediction x·w is above y", lambda rng: draw_until(
+               rng, lambda r: [uniform(r, -4, 4), uniform(r, -3, 3), uniform(r, -3, 3)],
+               lambda x, y, w: abs(x) > 0.5 and x * w - y > 0.3)),
+           Case("when it is below y", lambda rng: draw_until(
+               rng, lambda r: [uniform(r, -4, 4), uniform(r, -3, 3), uniform(r, -3, 3)],
+               lambda x, y, w: abs(x) > 0.5 and x * w - y < -0.3))],
     reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
     mistakes=[Mistake("flipped the sign of the gradient", lambda p: [kit.task1_values(*p)["loss"],
                                                                      -kit.task1_values(*p)["dloss_dw"]])],
@@ -232,7 +246,7 @@ LAB.formula(
     hint="Compute ŷ and s from the inputs inside the function, then multiply the three local derivatives of 1b.")
 LAB.function(
     "t1_train", "train", visible=[dict(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)],
-    hidden=[dict(x=2.0, y=3.0, w=0.0, lr=0.05, steps=25)],
+    cases=[Case("another start, target and learning rate", train_start)],
     reference=lambda p: train_reference(**p),
     form=lambda p, got, right: (f"should return {p['steps']} values of w and of the loss, one per step; got "
                                 f"{len(got['ws'])} and {len(got['losses'])}."

@@ -1,10 +1,16 @@
 """What grading reads from the course's gradebook, and the gradebook each unit starts from: the
 lab's test cells and their points, a lab's gradebook with no student in it, the scores per cell."""
 
+import contextlib
+import sqlite3
 from pathlib import Path
 
+import nbformat
 from nbgrader.api import Gradebook
+from nbgrader.utils import compute_checksum
 
+from ..labs import FunctionCheck, load
+from . import notebooks
 from .layout import Layout
 
 
@@ -43,6 +49,35 @@ def lab_gradebook(root: Path, lab: str, path: Path) -> Path:
                     gb.add_source_cell(cell.name, nb.name, lab, cell_type=cell.cell_type, locked=cell.locked,
                                        source=cell.source, checksum=cell.checksum)
     return path
+
+
+def draw_hidden_probes(path: Path, lab: str, seed: bytes) -> None:
+    """In a unit's own lab gradebook (`lab_gradebook`'s copy), put the submission's draw of hidden
+    probes in place of the notebook's in each hidden test cell whose check draws them, with the
+    cell's new checksum: nbgrader's OverwriteCells then gives the kernel that code to run."""
+    checks = [c for c in load(lab).checks.values() if isinstance(c, FunctionCheck) and c.drawn_for_the_kernel]
+    if not checks:
+        return
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        for check in checks:
+            found = db.execute("SELECT source_cell.id, source_cell.source, source_cell.checksum, grade_cells.max_score "
+                               "FROM source_cell JOIN base_cell ON base_cell.name = source_cell.name "
+                               "AND base_cell.notebook_id = source_cell.notebook_id "
+                               "JOIN grade_cells ON grade_cells.id = base_cell.id WHERE source_cell.name = ?",
+                               (check.grade_id,)).fetchall()
+            for cell_id, source, checksum, points in found:
+                if checksum_of_test_cell(check.grade_id, source, points) != checksum:
+                    raise ValueError(f"{lab}: the gradebook's {check.grade_id} does not match its checksum")
+                drawn = notebooks.with_drawn_probes(source, check, seed)
+                db.execute("UPDATE source_cell SET source = ?, checksum = ? WHERE id = ?",
+                           (drawn, checksum_of_test_cell(check.grade_id, drawn, points), cell_id))
+
+
+def checksum_of_test_cell(grade_id: str, source: str, points: float) -> str:
+    """nbgrader's checksum of a locked autograder test cell with this code."""
+    cell = nbformat.v4.new_code_cell(source, metadata={"nbgrader": {
+        "grade": True, "solution": False, "locked": True, "task": False, "grade_id": grade_id, "points": points}})
+    return str(compute_checksum(cell))
 
 
 def known_students(layout: Layout) -> list[str]:

@@ -18,7 +18,7 @@ import nbformat
 
 import course.checks
 
-from ..labs import load
+from ..labs import FunctionCheck, load
 from . import kitdata
 from .layout import Layout
 from .nbgrader_cmd import run_nbgrader
@@ -68,15 +68,25 @@ def instructor_notebook(lab: str, root: Path = ROOT) -> nbformat.NotebookNode:
 
 
 def write_in_hidden_probes(nb: nbformat.NotebookNode, lab: str) -> None:
-    """Replace `GRADER_PROBES` in each test cell by its check's hidden probes (their repr)."""
+    """Replace `GRADER_PROBES` in each test cell by its check's hidden probes (their repr; where
+    they are drawn for each submission, the notebook's own draw, which each unit replaces:
+    `draw_hidden_probes`)."""
     checks = load(lab).checks
     for cell in nb.cells:
         if GRADER_PROBES not in cell.source:
             continue
         check = checks.get(cell.get("metadata", {}).get("nbgrader", {}).get("grade_id"))
-        if check is None or not check.hidden:
+        if not isinstance(check, FunctionCheck) or not check.hidden_probes():
             raise ValueError(f"{lab}: {GRADER_PROBES} in a cell whose check declares no hidden probes")
-        cell.source = cell.source.replace(GRADER_PROBES, repr(check.hidden))
+        cell.source = cell.source.replace(GRADER_PROBES, repr(check.hidden_probes()))
+
+
+def with_drawn_probes(source: str, check: FunctionCheck, seed: bytes) -> str:
+    """A hidden test cell's code with the submission's draw in place of the notebook's."""
+    written = repr(check.hidden_probes())
+    if written not in source:
+        raise ValueError(f"{check.grade_id}: the hidden test cell does not hold the notebook's draw of probes")
+    return source.replace(written, repr(check.hidden_probes(seed)))
 
 
 def build(lab: str, root: Path = ROOT) -> Path:

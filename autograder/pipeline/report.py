@@ -34,11 +34,13 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
     """{test cell: its mistakes} for the cells in `lost` of one student's graded notebooks."""
     checks, found = load(lab), {}
     for path in sorted(Layout(root).folder("autograded", lab, student).glob("*.ipynb")):
-        for cell in nbformat.read(path, as_version=4).cells:
+        nb = nbformat.read(path, as_version=4)
+        seed = bytes.fromhex(nb.metadata.get(verification.SEED_KEY, ""))  # the audit wrote it
+        for cell in nb.cells:
             if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) \
                     and cell.metadata.nbgrader["grade_id"] in lost:
                 grade_id = cell.metadata.nbgrader["grade_id"]
-                found[grade_id] = verification.cell_mistakes(cell, checks, student, classmates)
+                found[grade_id] = verification.cell_mistakes(cell, checks, student, classmates, seed)
     return found
 
 

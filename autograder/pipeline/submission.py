@@ -31,7 +31,7 @@ from course.protocol import FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
 
 from .. import verification
 from ..labs import load
-from . import draws, intake, outputs, sandbox, saving, service
+from . import draws, gradebooks, intake, outputs, sandbox, saving, service
 from .gradebooks import lab_template
 from .layout import Layout
 from .nbgrader_cmd import environment
@@ -166,6 +166,9 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
     private.folder("source", lab).mkdir(parents=True)
+    timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
+    seed = draws.submission_seed(root, lab, student, timestamp)  # the hidden probes of this submission
+    gradebooks.draw_hidden_probes(private.gradebook, lab, seed)
     deadline = start + settings.unit_seconds
     with sandbox.unit_user() as uid:
         run = run_autograde(root, scratch, lab, student, uid, settings, deadline - time.monotonic())
@@ -189,10 +192,8 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     if time.monotonic() + FORMULA_SECONDS > deadline:
         return Outcome(student, lab, False, f"{OUT_OF_TIME} (over {settings.unit_seconds} s before verifying "
                        "the answers)", timed_out=True), None
-    timestamp = course.directory.get_existing_timestamp(str(course.folder("submitted", lab, student)))
     result = read_result(notebooks, tests, timestamp)
     run_formulas = sandbox.run_formulas if settings.sandboxed else formulas.evaluate
-    seed = draws.submission_seed(root, lab, student, timestamp)
     overrides = verification.audit(notebooks, lab, student, result, run_formulas, seed,
                                    course.students("submitted", lab), tests)
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,

@@ -647,7 +647,7 @@ def open_submission(page, hub_server, student: str):
     # the grades and comments arrive after the page; a field typed in before would be overwritten. (The
     # probes are functions: the page's content security policy forbids evaluating strings.)
     page.wait_for_function("() => window.formgrader && formgrader.grades && formgrader.grades.loaded"
-                           " && formgrader.comments && formgrader.comments.loaded")
+                           " && formgrader.comments && formgrader.comments.loaded", timeout=180_000)  # a busy machine
     return page
 
 

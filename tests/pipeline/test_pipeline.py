@@ -86,6 +86,32 @@ def test_no_feedback_page_shows_a_hidden_input(demo, lab):
         assert not [s for s in spellings if s in page], student
 
 
+@pytest.mark.parametrize("lab", ["lab1", "lab4"])
+def test_each_submissions_kernel_ran_its_own_draw_of_hidden_probes(demo, lab):
+    """A function check with cases: the hidden test cell each kernel ran holds that submission's
+    draw (course secret, student, timestamp), not the instructor notebook's, and the draws of two
+    submissions differ; every example still gets the scores it expects (`test_examples_*`)."""
+    from nbgrader.coursedir import CourseDirectory
+
+    from autograder.labs import FunctionCheck, load
+    from autograder.pipeline import draws
+
+    root, _ = demo
+    checks = [c for c in load(lab).checks.values() if isinstance(c, FunctionCheck) and c.drawn_for_the_kernel]
+    assert checks
+    directory, seen = CourseDirectory(root=str(root)), {}
+    for student in examples.load(lab):
+        stamp = directory.get_existing_timestamp(str(root / "submitted" / student / lab))
+        seed = draws.submission_seed(root, lab, student, stamp)
+        graded = nbformat.read(root / "autograded" / student / lab / f"{lab}.ipynb", as_version=4)
+        cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in graded.cells}
+        for check in checks:
+            assert repr(check.hidden_probes(seed)) in cells[check.grade_id], (student, check.grade_id)
+            assert repr(check.hidden_probes()) not in cells[check.grade_id], (student, check.grade_id)
+            seen.setdefault(check.grade_id, set()).add(repr(check.hidden_probes(seed)))
+    assert all(len(draws_seen) == len(examples.load(lab)) for draws_seen in seen.values()), seen
+
+
 @pytest.mark.parametrize("lab", LABS)
 def test_feedback_names_each_mistake(demo, lab):
     root, _ = demo

@@ -13,10 +13,10 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder.labs import load
+from autograder.labs import FunctionCheck, load
 from autograder.pipeline import kitdata, notebooks
 
-from helpers import REPO, hidden_probes
+from helpers import REPO, SEED, hidden_probes
 
 LABS = notebooks.labs()
 
@@ -76,7 +76,8 @@ def test_no_hidden_probe_and_no_reference_function_is_reachable_from_a_notebook(
     for lab in LABS:
         grader = load(lab)
         for check in grader.checks.values():
-            for spelling in probe_spellings(check.hidden) if check.hidden else ():
+            drawn = check.hidden_probes() + check.hidden_probes(SEED) if isinstance(check, FunctionCheck) else []
+            for spelling in probe_spellings(drawn) if drawn else ():
                 leaks = [f for f, text in texts.items() if spelling in text]
                 assert not leaks, (lab, check.grade_id, spelling, leaks)
         module = REPO / "autograder" / "labs" / f"{lab}.py"
@@ -112,11 +113,11 @@ def test_every_test_cell_has_a_declared_check_and_every_check_a_cell(lab):
 def test_hidden_probes_are_written_once_in_the_graders_declaration(lab):
     source = (REPO / "source" / lab / f"{lab}.py").read_text()
     for grade_id, check in load(lab).checks.items():
-        if not check.hidden:
+        if not isinstance(check, FunctionCheck) or not check.hidden_probes():
             continue
-        assert not any(spelling in source for spelling in probe_spellings(check.hidden)), grade_id
+        assert not any(spelling in source for spelling in probe_spellings(check.hidden_probes())), grade_id
         if check.kind == "function":  # a formula's are run by the grader alone: not even the instructor notebook has them
-            assert hidden_probes(lab, grade_id) == check.hidden, grade_id  # written in by the build
+            assert hidden_probes(lab, grade_id) == check.hidden_probes(), grade_id  # written in by the build
 
 
 @pytest.mark.parametrize("lab", LABS)
