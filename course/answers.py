@@ -26,10 +26,10 @@ FUNCTION_ATOL = 1e-6
 # them apart (per-student numbers are drawn until they do).
 SEPARATION = 10.0
 SIGN_SLIP = "flipped the sign"
-# A wrong value within this many tolerances of the truth is a near miss (about 1 %): too few digits
-# typed, not a misconception. Slips sit SEPARATION tolerances away, so a slip typed to 4 digits
-# (one tolerance off at most) is never taken for a near miss.
-NEAR_TOLERANCES = 5.0
+# A wrong value within this many tolerances of the truth (2 %) that matches no slip is a near miss:
+# too few digits typed, not a misconception. Every slip sits further away than that (SEPARATION),
+# and an answer is matched against the slips first, so a slip typed to 4 digits is still named.
+NEAR_TOLERANCES = 10.0
 NEAR_MISS = "typed too few digits (close, but outside the tolerance)"
 # A hand-computed answer: one number, or a list of them.
 Value = float | list[float]
@@ -147,14 +147,14 @@ class Expected:
         return matches(answer, value, HAND_RTOL, HAND_ATOL)
 
     def mistake(self, answer: Plain) -> str | None:
-        """None if the answer is right, else NEAR_MISS, the slip it matches, SIGN_SLIP, or "" (none known)."""
+        """None if the answer is right, else the slip it matches, NEAR_MISS, SIGN_SLIP, or "" (none known)."""
         if self.matches(answer, self.value):
             return None
-        if matches(answer, self.value, NEAR_TOLERANCES * HAND_RTOL, NEAR_TOLERANCES * HAND_ATOL):
-            return NEAR_MISS
         for slip, wrong in self.slips.items():
             if self.matches(answer, wrong):
                 return slip
+        if matches(answer, self.value, NEAR_TOLERANCES * HAND_RTOL, NEAR_TOLERANCES * HAND_ATOL):
+            return NEAR_MISS
         negated = [-v for v in self.value] if isinstance(self.value, list) else -self.value
         return SIGN_SLIP if self.matches(answer, negated) else ""
 
