@@ -286,6 +286,7 @@ class FunctionCheck(Check):
     detail: Callable[[Plain, Plain, Plain], str] | None = None
     answer_cell: str = ""  # where the task says "without autograd": the cell the grader reads for it
     cases: list[Case] = field(default_factory=list)  # where hidden probes are drawn for each submission
+    _draws: dict[bytes, list[tuple[str, Plain]]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def called(self) -> str:
@@ -320,8 +321,10 @@ class FunctionCheck(Check):
     def drawn(self, seed: bytes) -> list[tuple[str, Plain]]:
         """The hidden probes of one submission, each with its case's words: the same for the same
         seed (a regrade), unrelated for another (a resubmission, another student)."""
-        rng = random.Random(hashlib.sha256(seed + b"\0" + self.grade_id.encode()).digest())
-        return [(case.words, case.draw(rng)) for case in self.cases for _ in range(DRAWS_PER_CASE)]
+        if seed not in self._draws:  # a case may run a reference to test its draw: draw once per seed
+            rng = random.Random(hashlib.sha256(seed + b"\0" + self.grade_id.encode()).digest())
+            self._draws[seed] = [(case.words, case.draw(rng)) for case in self.cases for _ in range(DRAWS_PER_CASE)]
+        return list(self._draws[seed])
 
     @property
     def drawn_for_the_kernel(self) -> bool:

@@ -152,6 +152,44 @@ def composite_cases() -> list[Case]:
             Case("when z is negative", draw((-2, 2), (0.2, 2.9), (-2, -0.1)))]
 
 
+# One-input operations a drawn graph is built from ("{}" is where the input goes).
+UNARY = ("torch.sigmoid({})", "torch.tanh({})", "torch.relu({})", "torch.sin({})", "torch.square({})", "(3 * {})")
+
+
+def chain_text(rng, leaf: str, depth: int) -> str:
+    """`depth` one-input operations applied to `leaf`, drawn."""
+    for _ in range(depth):
+        leaf = rng.choice(UNARY).format(leaf)
+    return leaf
+
+
+def walk_cases() -> list[Case]:
+    """Expressions of a, b and k, drawn per submission, each of a shape in which one named slip
+    of the walk gives a different list than the depth-first walk does."""
+    def drawn(make, slip):
+        def holds(text):
+            t = kit.expression(text)
+            return slip(t) != graph_names(t) and breadth_first_names(t) != graph_names(t)
+        return lambda rng: draw_until(rng, lambda r: [make(r)], holds)[0]
+
+    def branches(rng):
+        return (f"({chain_text(rng, 'a', rng.randint(2, 3))} {rng.choice('+*-')} "
+                f"{chain_text(rng, 'b', rng.randint(1, 2))}).{rng.choice(('sum', 'mean'))}()")
+
+    def shares(rng):
+        return (f"((s := {chain_text(rng, 'a', rng.randint(1, 2))}) * {chain_text(rng, 'b', 1)} + "
+                f"{chain_text(rng, 's', rng.randint(1, 2))}).sum()")
+
+    def constant(rng):
+        return (f"({chain_text(rng, 'a', rng.randint(1, 2))} {rng.choice('+-')} "
+                f"k * {chain_text(rng, 'b', rng.randint(1, 2))}).{rng.choice(('sum', 'mean'))}()")
+
+    return [Case("on a graph that branches (an operation whose two inputs both need gradients)",
+                 drawn(branches, breadth_first_names)),
+            Case("on a graph in which two paths reach the same node", drawn(shares, repeating_names)),
+            Case("on a graph with a constant that needs no gradient (k)", drawn(constant, none_listing_names))]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_linear", "y_value", "w_grad", "b_grad")
@@ -160,8 +198,7 @@ LAB.table("t2_dtypes", "can_require_grad", truth=requires_grad_allowed)
 # constant k = [1, 1, 2, 2]: the lab's chain, then graphs that branch, share a node and mix ops.
 LAB.function(
     "t3_walk", "graph_walk", visible=["((2 * a + 5) ** 2).sum()"],
-    hidden=["(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()) * s + k * b).sum()",
-            "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()"],
+    cases=walk_cases(),
     reference=lambda text: graph_names(kit.expression(text)),
     mistakes=[Mistake("walked the graph breadth first (go deep first: a node, then each of its next_functions in "
                       "turn)", lambda text: breadth_first_names(kit.expression(text))),

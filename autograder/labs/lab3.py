@@ -16,7 +16,7 @@ from course import lab3 as kit
 from course.answers import relative_error
 from course.device import grading_device
 
-from . import Lab, Mistake
+from . import Case, Lab, Mistake
 
 F64 = torch.float64
 MAX_REL_ERROR = 1e-6
@@ -162,6 +162,20 @@ def close_gradients(got: list, right: list) -> bool:
     return all(relative_error(g, r) <= MAX_REL_ERROR for g, r in zip(got, right, strict=True))
 
 
+def micro_batch_cases() -> list[Case]:
+    """A drawn problem (its seed), k and a batch that k splits evenly into micro-batches of 3 to 5."""
+    def draw(normalised: bool):
+        def probe(rng):
+            k = rng.randint(2, 4)
+            return {"samples": k * rng.randint(3, 5), "k": k, "seed": rng.randint(1, 10**6),
+                    **({"normalised": True} if normalised else {})}
+        return probe
+
+    return [Case("on k micro-batches of a plain model", draw(False)),
+            Case("on a model that normalises over its batch (BatchNorm), where one full-batch pass gives "
+                 "other gradients", draw(True))]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_accumulation", "grad_once", "grad_twice")
@@ -172,8 +186,7 @@ LAB.table("t6_traps", "traps", truth=lambda trap: TRAP_TRUTHS[trap](),
 # samples, micro-batches k, seed of kit.problem_data
 LAB.function(
     "t4_micro_batches", "accumulate_gradients", visible=[{"samples": 8, "k": 2, "seed": 0}],
-    hidden=[{"samples": 12, "k": 3, "seed": 1}, {"samples": 12, "k": 4, "seed": 2},
-            {"samples": 12, "k": 3, "seed": 3, "normalised": True}],
+    cases=micro_batch_cases(),
     reference=lambda p: _plain(micro_batch_gradients(p)),
     form=lambda p, got, right: (f"returned {len(got)} gradients, expected one per parameter ({len(right)})."
                                 if len(got) != len(right) else None),
@@ -192,7 +205,8 @@ LAB.function(
     hint="Clear the stale gradients first, then backpropagate each micro-batch's MSE scaled by 1/k.")
 LAB.function(
     "t5_layer_grad", "first_layer_grad", visible=[{"samples": 6, "seed": 0}],
-    hidden=[{"samples": 6, "seed": 1}, {"samples": 6, "seed": 2}],
+    cases=[Case("on another drawn problem and batch size",
+                lambda rng: {"samples": rng.randint(3, 10), "seed": rng.randint(1, 10**6)})],
     reference=lambda p: layer_reference(p["samples"], p["seed"]).tolist(),
     form=lambda p, got, right: (f"should have the shape of model[0].weight, {tuple(torch.tensor(right).shape)}."
                                 if torch.tensor(got).shape != torch.tensor(right).shape else None),

@@ -218,6 +218,38 @@ def task2_cases() -> list[Case]:
             Case("when m1 is a hair from the ReLU's kink (|m1| < 10⁻⁷)", near_kink)]
 
 
+def activation_cases() -> list[Case]:
+    """Lists of inputs for relu_grad and sigmoid_grad: a hair either side of the kink, and large."""
+    def hair(rng):
+        return [-uniform(rng, 1e-4, 1e-2, 6), uniform(rng, 1e-4, 1e-2, 6), -uniform(rng, 0.1, 1), uniform(rng, 0.1, 1)]
+
+    def large(rng):
+        return [-uniform(rng, 2, 8), uniform(rng, 2, 8), -uniform(rng, 1, 2), uniform(rng, 1, 2)]
+
+    return [Case("a hair either side of 0", hair), Case("at inputs of large magnitude", large)]
+
+
+def backward_cases() -> list[Case]:
+    """(features, hidden units, seed) whose ReLUs are as the case says, with gradients large enough
+    (above 10⁻²) that every slip shows."""
+    def draw(features: tuple[int, int], hidden: tuple[int, int], relus_on):
+        def holds(d, h, seed):
+            inputs = kit.backward_inputs(d, h, seed)
+            return (relus_on((inputs["W1"] @ inputs["x"] > 0).tolist())
+                    and backward_reference(**inputs)["dw2"].abs().max() > 1e-2)
+        return lambda rng: draw_until(rng, lambda r: [r.randint(*features), r.randint(*hidden), r.randint(1, 10**6)],
+                                      holds)
+
+    return [Case("with several hidden units, some of whose ReLUs are off",
+                 draw((2, 6), (3, 8), lambda on: any(on) and not all(on))),
+            Case("with one input and one hidden unit whose ReLU is on", draw((1, 1), (1, 1), all))]
+
+
+def numerical_cases() -> list[Case]:
+    return [Case("on the wave function", lambda rng: ["wave", uniform(rng, 0.005, 0.02, 4)]),
+            Case("on the small network", lambda rng: ["network", uniform(rng, 0.0005, 0.002, 5)])]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_forward", "yhat", "s", "loss")
@@ -274,7 +306,7 @@ LAB.formula(
          "path; the ReLU's slope depends on the sign of m1.")
 LAB.function(
     "t2_activation_grads", "activation_grads", answer_cell="t2_activation_grads_answer",
-    visible=[[-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0]], hidden=[[-4.0, -1e-3, 1e-3, 0.25, 5.0]],
+    visible=[[-2.0, -0.5, 0.0, 0.3, 0.7, 1.5, 3.0]], cases=activation_cases(),
     reference=activation_references,
     form=lambda xs, got, right: "; ".join(f"`{name}` gave {len(got[name])} values for {len(xs)} inputs: one per input"
                                           for name in right if len(got[name]) != len(xs)) or None,
@@ -285,10 +317,10 @@ LAB.function(
               for name in ("relu_grad", "sigmoid_grad") for why in activation_slips([0.0])[name]],
     detail=wrong_at,
     hint="ReLU'(z) is 1 where z > 0, else 0; σ'(z) = σ(z)·(1 − σ(z)).")
-# (features, hidden units, seed): seeds chosen so the ReLUs are partly on, partly off.
+# (features, hidden units, seed): the visible seeds leave the ReLUs partly on, partly off.
 LAB.function(
     "t2_manual_backward", "manual_backward", answer_cell="t2_manual_backward_answer",
-    visible=[[3, 4, 1], [2, 3, 1]], hidden=[[5, 6, 2], [1, 1, 2]],
+    visible=[[3, 4, 1], [2, 3, 1]], cases=backward_cases(),
     reference=lambda p: _plain(backward_reference(**kit.backward_inputs(*p))),
     form=lambda p, got, right: shape_problem(got, right),
     same=lambda got, right: max(backward_errors(got, right).values()) <= BACKWARD_MAX_REL_ERROR,
@@ -303,7 +335,7 @@ LAB.function(
 # (problem, h): h large enough that a one-sided difference is visibly off.
 LAB.function(
     "t3_numerical_gradient", "numerical_gradient",
-    visible=[["bowl", 0.01]], hidden=[["wave", 0.01], ["network", 0.001]],
+    visible=[["bowl", 0.01]], cases=numerical_cases(),
     reference=lambda p: centred_difference(*p),
     mistakes=[Mistake(why, lambda p, switch=switch: centred_difference(*p, **switch))
               for why, switch in NUMERICAL_MISTAKES.items()],

@@ -15,11 +15,15 @@ from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.graphs import draw_graph, graph_layers
 
-from helpers import SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
+from helpers import SEED, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
 
 matplotlib.use("Agg")
 
-HIDDEN = grader.LAB.checks["t3_walk"].hidden  # the grader's probes: the chain's branching cousins
+WALK = grader.LAB.checks["t3_walk"]
+# Graphs whose walks are written out by hand below (WALKS): one that branches, one that shares a
+# node and has a constant, one that mixes matrix and reduction ops.
+BRANCHING, SHARED, MIXED = ("(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()) * s + k * b).sum()",
+                            "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()")
 
 
 def composite(x, y, z):
@@ -65,10 +69,20 @@ def test_dtype_and_statement_facts_stated_by_the_lab():
 
 
 def test_walk_reference_visits_shared_nodes_once_and_skips_none():
-    out = kit.expression(HIDDEN[1])
+    out = kit.expression(SHARED)
     names = grader.graph_names(out)
     assert names.count("ExpBackward0") == 1 and "NoneType" not in names
-    assert grader.breadth_first_names(out) != names  # the hidden probes can tell the orders apart
+    assert grader.breadth_first_names(out) != names
+
+
+def test_every_drawn_graph_tells_its_cases_slip_from_the_right_walk():
+    slips = {"branches": [grader.breadth_first_names], "two paths": [grader.repeating_names, grader.breadth_first_names],
+             "constant": [grader.none_listing_names, grader.breadth_first_names]}
+    for seed in SEEDS:
+        for case, text in WALK.drawn(seed):
+            out = kit.expression(text)
+            (named,) = [key for key in slips if key in case]
+            assert all(slip(out) != grader.graph_names(out) for slip in slips[named]), (case, text)
 
 
 @pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
@@ -102,8 +116,8 @@ def walk(fn, hidden: bool, payloads: list) -> list[str]:
     verify what it published as the grader does."""
     kit.check.function({"graph_walk": fn}, "graph_walk")
     if hidden:
-        kit.check.function({"graph_walk": fn}, "graph_walk", hidden=HIDDEN)
-    return texts(grader.LAB.verify_cell("t3_walk", payloads, "ada")) if hidden else []
+        kit.check.function({"graph_walk": fn}, "graph_walk", hidden=WALK.hidden_probes(SEED))
+    return texts(grader.LAB.verify_cell("t3_walk", payloads, "ada", seed=SEED)) if hidden else []
 
 
 def bfs(t):
@@ -152,7 +166,7 @@ def test_table_checks(ada, payloads):
 
 
 def test_draw_graph_shows_every_node():
-    out = kit.expression(HIDDEN[2])
+    out = kit.expression(MIXED)
     layers, edges = graph_layers(out)
     assert sorted(type(n).__name__ for layer in layers for n in layer) == sorted(grader.graph_names(out))
     assert layers[0] == [out.grad_fn] and all(layers)  # the output on top, no empty row
@@ -194,8 +208,7 @@ WALKS = {
 
 
 def test_the_reference_walk_gives_the_orders_written_out_by_hand():
-    check = grader.LAB.checks["t3_walk"]
-    assert sorted(check.visible + check.hidden) == sorted(WALKS)
+    assert sorted(WALK.visible + [BRANCHING, SHARED, MIXED]) == sorted(WALKS)
     for source, names in WALKS.items():
         assert grader.graph_names(kit.expression(source)) == names, source
 

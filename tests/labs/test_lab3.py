@@ -5,11 +5,13 @@ import torch
 from torch import nn
 
 from autograder.labs import lab3
+from autograder.labs.checks import DRAWS_PER_CASE
 from course import identity
 from course import lab3 as kit
 from course.answers import relative_error
 from course.checks import CheckFailed
-from helpers import run_test_cell, texts
+
+from helpers import SEED, SEEDS, drawn_probes, run_test_cell, texts
 
 
 def test_accumulation_numbers_stated_by_the_lab(device):
@@ -106,9 +108,9 @@ def test_grader_table_verdicts(ada):
 def grader_problems(grade_id: str, functions: dict, hidden: bool) -> list[str]:
     """Run the student's functions as the kit does on the grader's probes, and verify as the grader does."""
     check = lab3.LAB.checks[grade_id]
-    probes = check.hidden if hidden else check.visible
+    probes = check.hidden_probes(SEED) if hidden else check.visible
     outputs = [kit.check.functions[check.name].run(functions, p) for p in probes]
-    return texts(check.judge(probes, outputs, hidden))
+    return texts(check.judge(probes, outputs, hidden, check.hidden_cases(SEED) if hidden else None))
 
 
 def micro(scale=True, clear=True):
@@ -168,12 +170,14 @@ def test_the_full_batch_shortcut_fails_by_value_when_the_kernel_stops_counting(a
 
     monkeypatch.setattr(kit.check.functions["accumulate_gradients"], "run", uncounted)
     assert grader_problems("t4_micro_batches", {"accumulate_gradients": micro()}, True) == []
-    (problem,) = grader_problems("t4_micro_batches", {"accumulate_gradients": full_batch}, True)
-    assert problem.startswith("On one of the grader's hidden inputs") and "instead of on k micro-batches" in problem
+    problems = grader_problems("t4_micro_batches", {"accumulate_gradients": full_batch}, True)
+    assert len(problems) == DRAWS_PER_CASE  # one per normalising probe
+    assert all(p.startswith("On one of the grader's hidden inputs") and "instead of on k micro-batches" in p
+               for p in problems)
 
 
 def test_micro_batches_and_the_full_batch_differ_only_where_the_model_normalises_over_its_batch(device):
-    for probe in lab3.LAB.checks["t4_micro_batches"].hidden:
+    for probe in drawn_probes(lab3.LAB.checks["t4_micro_batches"], SEEDS[:10]):
         micro_grads = lab3._plain(lab3.micro_batch_gradients(probe))
         full = lab3._plain(lab3.full_batch_gradients(probe["samples"], probe["seed"], probe.get("normalised", False)))
         assert lab3.close_gradients(micro_grads, full) is not probe.get("normalised", False)
@@ -186,7 +190,7 @@ def test_layer_grad_check(ada, device):
         return model[0].weight.grad
 
     kit.check.function({"first_layer_grad": right}, "first_layer_grad")
-    kit.check.function({"first_layer_grad": right}, "first_layer_grad", hidden=lab3.LAB.checks["t5_layer_grad"].hidden)
+    kit.check.function({"first_layer_grad": right}, "first_layer_grad", hidden=lab3.LAB.checks["t5_layer_grad"].hidden_probes(SEED))
     with pytest.raises(CheckFailed, match="not model"):
         kit.check.function({"first_layer_grad": lambda m, X, y: m[0].weight}, "first_layer_grad")
     assert grader_problems("t5_layer_grad", {"first_layer_grad": right}, hidden=True) == []

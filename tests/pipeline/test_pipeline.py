@@ -86,7 +86,7 @@ def test_no_feedback_page_shows_a_hidden_input(demo, lab):
         assert not [s for s in spellings if s in page], student
 
 
-@pytest.mark.parametrize("lab", ["lab1", "lab4"])
+@pytest.mark.parametrize("lab", LABS)
 def test_each_submissions_kernel_ran_its_own_draw_of_hidden_probes(demo, lab):
     """A function check with cases: the hidden test cell each kernel ran holds that submission's
     draw (course secret, student, timestamp), not the instructor notebook's, and the draws of two
