@@ -138,5 +138,5 @@ lock: setup ## Resolve pyproject.toml (every extra; torch's CPU wheel from WHEEL
 mutate-solutions: setup ## Plant single changes in the labs' solution cells; print those no check catches
 	python tests/mutate_solutions.py
 
-clean: ## Remove generated state (gradebook, submissions, feedback, built notebooks); keeps .venv
-	rm -rf gradebook.db submitted autograded feedback reports exchange grades.csv grades-canvas.csv .grading .released source/*/*.ipynb .pytest_cache dist
+clean: ## Remove generated state (gradebook and its backups, submissions, feedback, built notebooks); keeps .venv
+	rm -rf gradebook.db .gradebook-backups submitted autograded feedback reports exchange grades.csv grades-canvas.csv .grading .released source/*/*.ipynb .pytest_cache dist

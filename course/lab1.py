@@ -2,7 +2,7 @@
 
 Find A, B with A + B = target by minimising loss = (A + B − target)². The one step you work out
 by hand is computed here with autograd (what is graded is that you can work it out). What your
-functions should return, and which regime each learning rate gives, is not here: the checks
+functions and formulas should return, and which regime each learning rate gives, is not here: the checks
 compare with data in expected/lab1.json.
 """
 
@@ -109,9 +109,6 @@ def run_descent(fns: dict, probe: dict) -> dict[str, list[float]]:
     return {k: as_floats(k, v) for k, v in zip(("As", "Bs", "losses"), result, strict=True)}
 
 
-def run_factor(fns: dict, lr: float) -> float:
-    return as_float(f"shrink_factor({lr:g})", fns["shrink_factor"](lr))
-
 
 # ---------------------------------------------------------------- the predictions table
 
@@ -143,10 +140,9 @@ check = LabKit(
     functions={
         "gradient_descent": Function(("gradient_descent",), run_descent,
                                      "every epoch matches gradient descent done by autograd."),
-        "shrink_factor": Function(("shrink_factor",), run_factor,
-                                  "matches the ratio u_next / u measured on autograd runs."),
     },
-    formulas={"one_step": Formula("one_step", "the loss, both gradients and both updates match autograd.")},
+    formulas={"one_step": Formula("one_step", "the loss, both gradients and both updates match autograd."),
+              "shrink_factor": Formula("shrink_factor", "matches u_next / u measured on autograd runs.")},
     tables={
         "predictions": RegimeTable(all_keys=tuple(rate_key(lr) for lrs in REGIME_LRS.values() for lr in lrs),
                              choices=REGIMES, chosen=lambda n: [rate_key(lr) for lr in n["rates"]],

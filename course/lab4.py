@@ -294,4 +294,5 @@ check = LabKit(
         "loss_and_gradient": Formula("loss_and_gradient",
                                      "the loss and dloss/dw match autograd on the visible inputs."),
         "gradients": Formula("gradients", "dloss/dw1 and dloss/dw2 match autograd on the visible inputs."),
+        "bce_gradient": Formula("bce_gradient", "dloss/dm2 matches autograd on the visible inputs."),
     })

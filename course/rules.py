@@ -10,7 +10,8 @@ no other imports, no complex numbers, no containers of numbers (a tuple is for r
 unpacking several results), no subscripts, no recursion. The cell holds the function and
 `import math` (or `from math import ...`) and nothing else. A function that adds a small step
 to an input (x + 1e-6, x * (1 + 1e-8)) and divides by one evaluates the forward pass at shifted
-inputs: a numerical derivative, named as such.
+inputs: a numerical derivative, named as such; so is one that moves any value by +c and by −c
+and divides by 2c, whatever the size of c (a centred difference is exact for a square).
 
 **Without autograd means without it** (`without_autograd`). A function the task says to write
 without autograd reaches no part of it: no attribute or import that names gradients or backward
@@ -32,7 +33,7 @@ SMALL_STEP = 1e-3  # a constant below this, added to an input, is a finite-diffe
 CLOSED_FORM = ("A closed form computes each result from the inputs by arithmetic, `math` functions and the "
                "chain rule, one assignment after another, with `if` for the pieces of a piecewise function: "
                "no loops, comprehensions, lists or dicts, complex numbers, helper functions or other imports.")
-NUMERICAL = ("evaluates the forward pass at inputs shifted by a small step ({step}): that is a numerical "
+NUMERICAL = ("evaluates the forward pass at shifted inputs ({step}) and divides by the step: that is a numerical "
              "derivative, which estimates the gradient instead of deriving it. Work out each local derivative "
              "and multiply them along the path instead.")
 
@@ -124,6 +125,8 @@ class FunctionRule:
         self.constants: dict[str, float] = {}  # local names bound to a number (a step, a factor)
         self.shifts: list[ast.BinOp] = []  # an input moved by a small step
         self.by_step = False  # a division by a small step (or a product with its reciprocal)
+        self.moves: dict[str, list[tuple[float, ast.BinOp]]] = {}  # name: (signed step, where), any size
+        self.divisors: set[float] = set()  # constants divided by (or multiplied by the reciprocal of)
 
     def check(self) -> None:
         for statement in self.fn.body:
@@ -131,6 +134,19 @@ class FunctionRule:
         if self.shifts and self.by_step:  # (f(x + h) - f(x - h)) / (2 * h), in whatever spelling
             raise BrokenRule(f"line {self.shifts[0].lineno}: `{self.fn.name}` "
                                 + NUMERICAL.format(step=ast.unparse(self.shifts[0])), numerical=True)
+        if (where := self.moved_both_ways()) is not None:  # exact for a square whatever the step
+            raise BrokenRule(f"line {where.lineno}: `{self.fn.name}` " + NUMERICAL.format(step=ast.unparse(where)),
+                             numerical=True)
+
+    def moved_both_ways(self) -> ast.BinOp | None:
+        """Where a value is moved by +c and by −c and something is divided by 2c (or c): a centred
+        difference with a step of any size (a small step is caught by `shifts` alone)."""
+        for moves in self.moves.values():
+            for step, where in moves:
+                if step > 0 and any(abs(other + step) <= 1e-12 * step for other, _ in moves) and any(
+                        abs(d - k * step) <= 1e-12 * step for d in self.divisors for k in (1, 2)):
+                    return where
+        return None
 
     def fail(self, node: ast.AST, what: str) -> None:
         raise BrokenRule(f"line {getattr(node, 'lineno', self.fn.lineno)}: `{self.fn.name}` uses {what}")
@@ -227,9 +243,19 @@ class FunctionRule:
         parts = [divisor.left, divisor.right] if isinstance(divisor, ast.BinOp) and product else []
         if isinstance(node.op, ast.Div) and any(small(self.constant(part)) for part in [divisor, *parts]):
             self.by_step = True  # / h, / (2 * h), / (x * h)
+        if isinstance(node.op, ast.Div) and (d := self.constant(divisor)):
+            self.divisors.add(abs(d))
         factors = (self.constant(node.left), self.constant(node.right))
         if isinstance(node.op, ast.Mult) and any(abs(v or 0) * SMALL_STEP > 1 for v in factors):
             self.by_step = True  # times 1/h
+        if isinstance(node.op, ast.Mult):
+            self.divisors |= {1 / abs(v) for v in factors if v}
+        if isinstance(node.op, (ast.Add, ast.Sub)):
+            for side, other, sign in ((node.left, node.right, 1.0), (node.right, node.left, None)):
+                step = self.constant(other)
+                if isinstance(side, ast.Name) and step and (sign or isinstance(node.op, ast.Add)):
+                    signed = step if isinstance(node.op, ast.Add) else -step
+                    self.moves.setdefault(side.id, []).append((signed, node))
         if not isinstance(node.op, (ast.Add, ast.Sub, ast.Mult, ast.Div)):
             return
         for side, other in ((node.left, node.right), (node.right, node.left)):

@@ -55,10 +55,24 @@ def distances(lr: float, epochs: int = 8) -> list[float]:
     return [-10.0] + [a + b - 10.0 for a, b in zip(run["As"], run["Bs"], strict=True)]
 
 
-def measured_factor(lr: float) -> float:
-    """u_{k+1} / u_k, measured on an autograd run."""
-    u = distances(lr, 1)
-    return u[1] / u[0]
+def measured_factor(lr: float, n: int = 2) -> float:
+    """u_next / u for one step of gradient descent on (p1 + … + pn − 10)² from p = 0, by autograd
+    (n = 2 is the lab's A and B)."""
+    params = [_leaf(0.0) for _ in range(n)]
+    u = sum(params) - 10.0
+    (u ** 2).backward()
+    with torch.no_grad():
+        u_next = sum(p - lr * p.grad for p in params) - 10.0
+    return (u_next / u).item()
+
+
+def factor_slips(lr: float, n: int) -> dict[str, list[float]]:
+    """u_next / u as each known slip of the derivation gives it, in closed form."""
+    return {"took 1 − 2·lr, as if one parameter moved (each of the n moves by lr · 2u, so u moves n times as far)":
+            [1 - 2 * lr],
+            "kept the two-parameter factor 1 − 4·lr for every n": [1 - 4 * lr],
+            "forgot the factor 2 from the square": [1 - n * lr],
+            "stepped uphill (p + lr · dloss/dp)": [1 + 2 * n * lr]}
 
 
 def signed(x: float) -> str:
@@ -151,15 +165,17 @@ LAB.function(
                       shows=lambda p, got, right: all(lists_close(got[k], right[k]) for k in ("As", "Bs")))],
     hint="As[k], Bs[k] should be A and B after update k, and losses[k] the loss computed just before it; "
          "each update is A ← A − lr · dloss/dA (and the same for B), with the gradient from autograd.")
-LAB.function(
-    "t3_factor", "shrink_factor", visible=[0.01, 0.1, 0.3, 0.6],
-    cases=[Case("a rate below 0.25 (u shrinks without changing sign)", lambda rng: uniform(rng, 0.02, 0.24)),
-           Case("a rate between 0.25 and 0.5 (u changes sign each step)", lambda rng: uniform(rng, 0.26, 0.49)),
-           Case("a rate above 0.5 (u grows)", lambda rng: uniform(rng, 0.51, 0.8))],
-    reference=measured_factor,
-    mistakes=[Mistake("took 1 − 2·lr, how u moves if only A changes (A and B both move by lr · 2u, so u moves "
-                      "twice as far)", lambda lr: 1 - 2 * lr)],
-    hint="Write u after one update in terms of u before it.")
+# (lr, n): two parameters as in the lab, one, and many, with rates of every regime.
+LAB.formula(
+    "t3_factor", "shrink_factor", answer_cell="t3_factor_answer",
+    visible=[[0.1, 2], [0.05, 5]],
+    cases=[Case("with two parameters, as in the lab (n = 2)", lambda rng: [uniform(rng, 0.02, 0.45), 2]),
+           Case("with one parameter (n = 1)", lambda rng: [uniform(rng, 0.02, 0.9), 1]),
+           Case("with many parameters (n from 3 to 50)", lambda rng: [uniform(rng, 0.001, 0.05, 4), rng.randint(3, 50)])],
+    reference=lambda p: [measured_factor(*p)],
+    mistakes=[Mistake(why, lambda p, why=why: factor_slips(*p)[why]) for why in factor_slips(0.1, 3)],
+    hint="Write the gradient of the loss with respect to one parameter in terms of u, then add up how far "
+         "all n parameters move in one update.")
 LAB.table("t3_regimes", "predictions", truth=lambda key: regime(float(key)),
           explain=lambda key, said: f"lr = {key}: you predicted {said!r}, but it is {regime(float(key))!r}: each "
-                                    f"update multiplies u by 1 − 4·lr = {signed(measured_factor(float(key)))}.")
+                                    f"update multiplies u by {signed(measured_factor(float(key)))}.")

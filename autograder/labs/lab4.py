@@ -9,6 +9,7 @@ holds itself.
 import math
 
 import torch
+from torch import nn
 
 from course import lab4 as kit
 from course.answers import FUNCTION_RTOL, close, lists_close, relative_error
@@ -218,6 +219,41 @@ def task2_cases() -> list[Case]:
             Case("when m1 is a hair from the ReLU's kink (|m1| < 10⁻⁷)", near_kink)]
 
 
+def bce_reference(m2: float, y: float) -> list[float]:
+    """dloss/dm2 of binary cross-entropy of σ(m2) against y, by autograd (from m2, as PyTorch's
+    BCEWithLogitsLoss computes it, so that a saturated sigmoid loses no digits)."""
+    m = torch.tensor(float(m2), dtype=F64, device=grading_device(), requires_grad=True)
+    target = torch.tensor(float(y), dtype=F64, device=grading_device())
+    (slope,) = torch.autograd.grad(nn.functional.binary_cross_entropy_with_logits(m, target), m)
+    return [slope.item()]
+
+
+def bce_slips(m2: float, y: float) -> dict[str, list[float]]:
+    """dloss/dm2 as each known slip of the derivation gives it, in closed form."""
+    yhat = 1 / (1 + math.exp(-m2))
+    slope = yhat * (1 - yhat)
+    return {"used the squared error's chain, 2(ŷ − y) · ŷ(1 − ŷ)": [2 * (yhat - y) * slope],
+            "stopped at dloss/dŷ = (ŷ − y) / (ŷ(1 − ŷ)), without the sigmoid's own derivative": [(yhat - y) / slope],
+            "flipped the sign (the loss has a minus in front)": [y - yhat],
+            "used m2·(1 − m2) for the sigmoid's derivative": [(yhat - y) / slope * m2 * (1 - m2)]}
+
+
+def bce_cases() -> list[Case]:
+    """(m2, y): confidently wrong, either target, soft targets, and a sigmoid saturated the wrong way."""
+    return [Case("when the target is 1 and the output is confidently wrong (m2 < −3)",
+                 lambda rng: [uniform(rng, -12, -3), 1.0]),
+            Case("when the target is 0", lambda rng: [uniform(rng, -5, 5), 0.0]),
+            Case("with a target strictly between 0 and 1", lambda rng: [uniform(rng, -5, 5), uniform(rng, 0.05, 0.95)]),
+            Case("when the sigmoid saturates on the wrong side (|m2| from 10 to 30)", saturated_wrong)]
+
+
+def saturated_wrong(rng) -> list[float]:
+    """m2 of 10 to 30 in size, and the target on the other side: the squared error's gradient
+    has all but vanished there, cross-entropy's has not."""
+    m2 = rng.choice((-1, 1)) * uniform(rng, 10, 30)
+    return [m2, 0.0 if m2 > 0 else 1.0]
+
+
 def activation_cases() -> list[Case]:
     """Lists of inputs for relu_grad and sigmoid_grad: a hair either side of the kink, and large."""
     def hair(rng):
@@ -332,6 +368,12 @@ LAB.function(
                                            if err > BACKWARD_MAX_REL_ERROR),
     rtol=2 * BACKWARD_MAX_REL_ERROR, atol=1e-8,
     hint="Run the forward pass, keep m1, r, m2 and ŷ, then chain the local derivatives from the loss back.")
+LAB.formula(
+    "t2_bce_formula", "bce_gradient", answer_cell="t2_bce_formula_answer",
+    visible=[[0.4, 1.0], [-2.0, 0.0]], cases=bce_cases(),
+    reference=lambda p: bce_reference(*p),
+    mistakes=[Mistake(why, lambda p, why=why: bce_slips(*p)[why]) for why in bce_slips(0.5, 1.0)],
+    hint="Take dloss/dŷ of each logarithm, multiply by the sigmoid's derivative written with ŷ, and simplify.")
 # (problem, h): h large enough that a one-sided difference is visibly off.
 LAB.function(
     "t3_numerical_gradient", "numerical_gradient",

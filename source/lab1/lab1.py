@@ -76,7 +76,7 @@ dloss_dB = 2 * u
 A_next = mine["A"] - mine["lr"] * dloss_dA
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t1_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "u", "loss", "dloss_dA", "dloss_dB", "A_next")
 
 # %% [markdown]
@@ -142,7 +142,7 @@ def gradient_descent(A, B, target, lr, epochs, zero_grad=True):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t2_descent", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_descent", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "gradient_descent")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "gradient_descent", hidden=GRADER_PROBES)
@@ -165,32 +165,32 @@ for k in (0, 50, 100):
 # %% [markdown]
 # ## Task 3 — Predict, then observe: the learning rate
 #
-# Follow one update through. Both parameters move by −lr · 2u, so the sum A + B moves by
-# −4 · lr · u, and the new error is
+# Follow one update through and you will find that it multiplies the error u = A + B − target by
+# a factor that depends on the learning rate alone. Work that factor out yourself, for a slightly
+# more general model, so that what you write down is the derivation: n parameters p1, …, pn that
+# add up, loss = (p1 + … + pn − target)², every one updated with the same learning rate lr.
+# A and B are the case n = 2.
 #
-# u_next = u − 4 · lr · u = u · (1 − 4 · lr).
-#
-# Every update multiplies the error by the same factor. Write `shrink_factor(lr)` that returns
-# that factor.
+# Write `shrink_factor(lr, n)`, returning u_next / u, as a closed form like `one_step` (plain
+# Python, `math` at most). The grader runs this cell by itself on inputs drawn for your submission.
 
 # %% nbgrader={"grade": false, "grade_id": "t3_factor_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-def shrink_factor(lr):
-    """The factor by which one update multiplies u = A + B − target."""
+def shrink_factor(lr, n):
+    """The factor by which one update multiplies u = p1 + … + pn − target."""
     ### BEGIN SOLUTION
-    return 1 - 4 * lr
+    # each parameter moves by −lr · 2u, so their sum moves by −2n · lr · u
+    return 1 - 2 * n * lr
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t3_factor", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.function(globals(), "shrink_factor")
-### BEGIN HIDDEN TESTS
-check.function(globals(), "shrink_factor", hidden=GRADER_PROBES)
-### END HIDDEN TESTS
+# %% nbgrader={"grade": true, "grade_id": "t3_factor", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "shrink_factor")
 
 # %% [markdown]
-# **Predict before you plot.** The factor decides everything. Between 0 and 1, the error shrinks
-# and keeps its sign; exactly 0, training lands in one step; between −1 and 0, the error flips
-# sign each step but shrinks; below −1, it flips and grows. For each of **your four learning
+# **Predict before you plot.** For A and B the factor is `shrink_factor(lr, 2)`, and it decides
+# everything. Between 0 and 1, the error shrinks and keeps its sign; exactly 0, training lands in
+# one step; between −1 and 0, the error flips sign each step but shrinks; below −1, it flips and
+# grows. For each of **your four learning
 # rates** (printed under *Your numbers*), predict one of `"monotone"`, `"one step"`,
 # `"oscillating"` or `"diverging"`, and put it in the dictionary `predictions`
 # (for example `predictions = {0.1: "monotone", ...}`).
@@ -199,7 +199,7 @@ check.function(globals(), "shrink_factor", hidden=GRADER_PROBES)
 # predictions = {learning rate: regime} for your four learning rates
 ### BEGIN SOLUTION
 def classify(lr):
-    factor = 1 - 4 * lr
+    factor = shrink_factor(lr, 2)
     if factor == 0:
         return "one step"
     if 0 < factor < 1:
@@ -210,7 +210,7 @@ def classify(lr):
 predictions = {lr: classify(lr) for lr in mine["rates"]}
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t3_regimes", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_regimes", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.table(globals(), "predictions")
 
 # %% [markdown]
@@ -246,7 +246,7 @@ plt.show()
 # ## Written answers (manually graded)
 #
 # **Q1.** Why is lr = 0.01 a reasonable choice here, and what happens with a larger or smaller
-# learning rate? Use the factor 1 − 4·lr. (Careful: some texts say a small rate can get stuck in
+# learning rate? Use your shrink factor. (Careful: some texts say a small rate can get stuck in
 # a local minimum. Is there one in this problem?)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_learning_rate", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
@@ -301,6 +301,6 @@ plt.show()
 # - The gradient of a squared error is 2 · error · (derivative of the error); one step of
 #   gradient descent subtracts lr times it.
 # - A training loop is forward, `backward()`, update under `torch.no_grad()`, reset `.grad`.
-# - On this problem one number, 1 − 4·lr, predicts whether training crawls, lands, oscillates or
-#   diverges; a small rate is slow, never stuck.
+# - On this problem one number, the factor each update multiplies the error by, predicts whether
+#   training crawls, lands, oscillates or diverges; a small rate is slow, never stuck.
 # - `.grad` accumulates by design; forgetting to reset it turns each step into a sum of old steps.

@@ -166,7 +166,7 @@ def graph_walk(t):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "graph_walk")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "graph_walk", hidden=GRADER_PROBES)
@@ -252,7 +252,7 @@ def f_gradients(x, y, z):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 16, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "f_gradients")
 
 # %% [markdown]

@@ -183,7 +183,7 @@ def accumulate_gradients(model, X, y, k):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_micro_batches", "locked": true, "points": 10, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "accumulate_gradients")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "accumulate_gradients", hidden=GRADER_PROBES)
@@ -238,7 +238,7 @@ def first_layer_grad(model, X, y):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t5_layer_grad", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "first_layer_grad")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "first_layer_grad", hidden=GRADER_PROBES)

@@ -110,7 +110,7 @@ dyhat_dw = 4.0
 dloss_dw = dloss_ds * ds_dyhat * dyhat_dw
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t1_backward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_backward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
 
 # %% [markdown]
@@ -132,7 +132,7 @@ def loss_and_gradient(x, y, w):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "loss_and_gradient")
 
 # %% [markdown]
@@ -200,7 +200,7 @@ def train(x, y, w, lr, steps):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t1_train", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t1_train", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "train")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "train", hidden=GRADER_PROBES)
@@ -264,7 +264,7 @@ s_2 = yhat_2 - mine["y"]
 loss_2 = s_2 ** 2
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t2_forward", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 
 # %% [markdown]
@@ -284,7 +284,7 @@ dr_dm1 = 1.0 if m1 > 0 else 0.0
 dm1_dw1 = mine["x1"]
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t2_local", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_local", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 
 # %% [markdown]
@@ -303,7 +303,7 @@ dloss_dw2 = dloss_dm2 * dm2_dw2
 dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "dloss_dw2", "dloss_dw1")
 
 # %% [markdown]
@@ -396,7 +396,7 @@ def sigmoid_grad(z):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t2_activation_grads", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_activation_grads", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "activation_grads")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "activation_grads", hidden=GRADER_PROBES)
@@ -443,6 +443,56 @@ check.function(globals(), "manual_backward")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "manual_backward", hidden=GRADER_PROBES)
 ### END HIDDEN TESTS
+
+# %% [markdown]
+# ### 2g. Another loss, derived on your own
+# A sigmoid output that predicts a probability is usually trained with binary cross-entropy
+# rather than the squared error:
+#
+# loss = −[y · ln ŷ + (1 − y) · ln(1 − ŷ)],  ŷ = σ(m2),  with a target y between 0 and 1.
+#
+# This time no local derivatives are listed. Derive dloss/dm2, simplify it as far as it goes,
+# and write `bce_gradient(m2, y)` returning it, as a closed form in plain Python (`math` at
+# most). The grader runs this cell by itself on inputs drawn for your submission, some with
+# |m2| as large as 30.
+
+# %% nbgrader={"grade": false, "grade_id": "t2_bce_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def bce_gradient(m2, y):
+    """dloss/dm2 of binary cross-entropy at the sigmoid's input m2, for the target y; `math` only."""
+    ### BEGIN SOLUTION
+    # dloss/dŷ = (ŷ − y) / (ŷ(1 − ŷ)) and dŷ/dm2 = ŷ(1 − ŷ): the sigmoid's slope cancels
+    yhat = 1 / (1 + math.exp(-m2))
+    return yhat - y
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t2_bce_formula", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "bce_gradient")
+
+# %% [markdown]
+# **Predict, then observe.** Take a confidently wrong output: target y = 1 but m2 = −6, so
+# ŷ ≈ 0.0025. Which loss pushes m2 harder, the squared error or cross-entropy? Write down your
+# guess, then run the cell, which asks autograd for both.
+
+# %%
+m2_wrong = torch.tensor(-6.0, dtype=torch.float64, requires_grad=True)
+yhat_wrong = torch.sigmoid(m2_wrong)
+losses = {"squared error": (yhat_wrong - 1) ** 2,
+          "cross-entropy": -torch.log(yhat_wrong)}  # y = 1 keeps only the first term
+for name, loss in losses.items():
+    (slope,) = torch.autograd.grad(loss, m2_wrong, retain_graph=True)
+    print(f"{name:>14}: dloss/dm2 = {slope.item():+.5f}")
+
+# %% [markdown]
+# The squared error's gradient carries the sigmoid's slope ŷ(1 − ŷ) as a factor, and that slope
+# is nearly 0 wherever the sigmoid saturates: a unit that is confidently wrong barely learns.
+# Cross-entropy's logarithm divides the same factor out again, so its gradient stays as large as
+# the error itself. That is why classifiers pair a sigmoid (or softmax) output with
+# cross-entropy, and why PyTorch offers `BCEWithLogitsLoss`, which takes m2 itself and never
+# forms ln ŷ, where a saturated ŷ would round to 0 or 1.
 
 # %% [markdown]
 # ## Task 3 — Check a gradient numerically

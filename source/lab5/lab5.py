@@ -120,7 +120,7 @@ def train(model, X, y, optimizer, steps, zero_grad=True):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t2_train", "locked": true, "points": 3, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t2_train", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "train")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "train", hidden=GRADER_PROBES)
@@ -196,7 +196,7 @@ dmse_db = sum(2 * r for r, _ in residuals) / 2
 w_next = mine["w"] - mine["lr"] * dmse_dw
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t3_sgd_step", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_sgd_step", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "mse", "dmse_dw", "dmse_db", "w_next")
 
 # %% [markdown]
@@ -222,7 +222,7 @@ def sgd_step(w, b, x1, y1, x2, y2, lr):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t3_sgd_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_sgd_formula", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "sgd_step")
 
 # %% [markdown]
@@ -267,7 +267,7 @@ ce_loss = -mine["logits"][mine["target"]] + math.log(sum(exps))
 ce_grad_0, ce_grad_1, ce_grad_2 = (p - (i == mine["target"]) for i, p in enumerate(probabilities))
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t4_cross_entropy", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_cross_entropy", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.values(globals(), "ce_loss", "ce_grad_0", "ce_grad_1", "ce_grad_2")
 
 # %% [markdown]
@@ -291,7 +291,7 @@ def cross_entropy(z0, z1, z2, target):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_ce_formula", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t4_ce_formula", "locked": true, "points": 6, "schema_version": 3, "solution": false, "task": false}
 check.formula(globals(), "cross_entropy")
 
 # %% [markdown]

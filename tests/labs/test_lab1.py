@@ -52,6 +52,9 @@ def test_factor_and_regimes_stated_by_the_lab():
     assert 10 * 0.96 ** 100 < 0.2  # "within 2% of the target in about 100 epochs"
     for lr in (0.01, 0.1, 0.3, 0.45, 0.6):
         assert lab1.measured_factor(lr) == pytest.approx(1 - 4 * lr)
+        assert lab1.measured_factor(lr) == pytest.approx(lab1.distances(lr, 1)[1] / -10.0)  # what descent does
+        for n in (1, 3, 7, 40):  # n parameters that add up: each moves by lr · 2u
+            assert lab1.measured_factor(lr, n) == pytest.approx(1 - 2 * n * lr, abs=1e-12)
     assert [lab1.regime(lr) for lr in (0.2, 0.25, 0.3, 0.49, 0.51)] == \
         ["monotone", "one step", "oscillating", "oscillating", "diverging"]
     for name, lrs in kit.REGIME_LRS.items():
@@ -154,13 +157,6 @@ def test_descent_check_requires_the_zero_grad_flag(ada):
         verdict("t2_descent", {"gradient_descent": always_reset}, hidden=True)
 
 
-def test_factor_check(ada):
-    verdict("t3_factor", {"shrink_factor": lambda lr: 1 - 4 * lr}, hidden=True)
-    with pytest.raises(CheckFailed, match="only A changes"):
-        verdict("t3_factor", {"shrink_factor": lambda lr: 1 - 2 * lr}, hidden=False)
-    assert any("only A changes" in p for p in graded("t3_factor", {"shrink_factor": lambda lr: 1 - 2 * lr}))
-
-
 def test_regimes_check(ada):
     right = {lr: lab1.regime(lr) for lr in ada["rates"]}
     kit.check.table({"predictions": right}, "predictions")
@@ -187,7 +183,8 @@ def test_regimes_grader_verdict(ada):
     lr = next(lr for lr in ada["rates"] if lab1.regime(lr) == "oscillating")
     wrong = [[k, "monotone" if k == kit.rate_key(lr) else v] for k, v in right]
     (problem,) = texts(check.verify_data(wrong, "ada"))
-    assert f"1 − 4·lr = {1 - 4 * lr:+.2f}" in problem and "but it is 'oscillating'" in problem
+    assert f"multiplies u by {1 - 4 * lr:+.2f}" in problem and "but it is 'oscillating'" in problem
+    assert "1 − 4·lr" not in problem  # the factor's formula is Task 3's derivation
     assert "needs an entry for each of your learning rates" in texts(check.verify_data(right[1:], "ada"))[0]
 
 
@@ -257,3 +254,42 @@ def test_every_step_formula_slip_is_far_from_the_truth_on_the_hidden_inputs():
                                               lab1.one_step_slips)
     for A, B, target, lr in drawn_probes(lab1.LAB.checks["t1_step_formula"]):
         assert abs(abs(A + B - target) - 1) > 0.1 and lr not in (0.5, 1.0)
+
+
+# ---------------------------------------------------------------- Task 3's shrink factor, a derivation
+
+FACTOR_HEAD = "def shrink_factor(lr, n):\n"
+FACTOR_RIGHT = {
+    "solution": FACTOR_HEAD + "    return 1 - 2 * n * lr\n",
+    "step by step, with a conditional": FACTOR_HEAD + ("    grad_over_u = 2.0\n    moved = n * lr * grad_over_u\n"
+                                                      "    return 1.0 - moved if n > 0 else 1.0\n"),
+}
+FACTOR_SLIPS = {
+    "as if one parameter moved": FACTOR_HEAD + "    return 1 - 2 * lr\n",
+    "kept the two-parameter factor": FACTOR_HEAD + "    return 1 - 4 * lr\n",
+    "forgot the factor 2": FACTOR_HEAD + "    return 1 - n * lr\n",
+    "stepped uphill": FACTOR_HEAD + "    return 1 + 2 * n * lr\n",
+}
+
+
+@pytest.mark.parametrize("source", FACTOR_RIGHT.values(), ids=FACTOR_RIGHT)
+def test_right_shrink_factors_in_other_words_pass(student, source):
+    assert graded_formula("lab1", "t3_factor", source) == (None, [])
+
+
+@pytest.mark.parametrize("words, source", FACTOR_SLIPS.items(), ids=FACTOR_SLIPS)
+def test_each_slip_in_the_shrink_factor_is_named(student, words, source):
+    _, problems = graded_formula("lab1", "t3_factor", source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+def test_a_shrink_factor_simulated_with_a_numerical_slope_is_named_and_scores_nothing(student):
+    simulated = FACTOR_HEAD + ("    h = 1e-5\n    u = -10.0\n    slope = ((u + h) ** 2 - (u - h) ** 2) / (2 * h)\n"
+                               "    return (u - n * lr * slope) / u\n")
+    _, problems = graded_formula("lab1", "t3_factor", simulated)
+    assert problems and "numerical derivative" in problems[0]
+
+
+def test_every_shrink_factor_slip_is_far_from_the_truth_on_the_hidden_inputs():
+    assert_formula_slips_are_far_and_distinct(lab1.LAB.checks["t3_factor"], lambda *p: [lab1.measured_factor(*p)],
+                                              lab1.factor_slips)

@@ -502,3 +502,51 @@ def test_a_regrade_draws_the_same_probes_and_another_submission_others():
     assert check.drawn(SEEDS[0]) == check.drawn(SEEDS[0])
     first, second = ({tuple(p) for _, p in check.drawn(seed)} for seed in SEEDS[:2])
     assert not first & second
+
+
+# ---------------------------------------------------------------- 2g: cross-entropy's gradient, derived unaided
+
+BCE_CHECK = grader.LAB.checks["t2_bce_formula"]
+BCE_HEAD = "import math\n\n\ndef bce_gradient(m2, y):\n    yhat = 1 / (1 + math.exp(-m2))\n"
+BCE_RIGHT = {
+    "simplified": BCE_HEAD + "    return yhat - y\n",
+    "the chain, unsimplified": BCE_HEAD + ("    dloss_dyhat = -(y / yhat - (1 - y) / (1 - yhat))\n"
+                                           "    return dloss_dyhat * yhat * (1 - yhat)\n"),
+    "from e^m2": "from math import exp\n\ndef bce_gradient(m2, y):\n    return exp(m2) / (1 + exp(m2)) - y\n",
+}
+BCE_SLIPS = {
+    "used the squared error's chain": BCE_HEAD + "    return 2 * (yhat - y) * yhat * (1 - yhat)\n",
+    "stopped at dloss/dŷ": BCE_HEAD + "    return (yhat - y) / (yhat * (1 - yhat))\n",
+    "flipped the sign": BCE_HEAD + "    return y - yhat\n",
+    "used m2·(1 − m2)": BCE_HEAD + "    return (yhat - y) / (yhat * (1 - yhat)) * m2 * (1 - m2)\n",
+}
+
+
+@pytest.mark.parametrize("probe", BCE_CHECK.visible + drawn_probes(BCE_CHECK, SEEDS[:5]))
+def test_the_cross_entropy_reference_is_sigmoid_minus_target(device, probe):
+    m2, y = probe
+    assert grader.bce_reference(m2, y) == [pytest.approx(1 / (1 + math.exp(-m2)) - y, rel=1e-12, abs=1e-15)]
+
+
+def test_the_cross_entropy_numbers_2g_states():
+    m2 = torch.tensor(-6.0, dtype=torch.float64, requires_grad=True)
+    yhat = torch.sigmoid(m2)
+    assert f"{yhat.item():.4f}" == "0.0025"  # "ŷ ≈ 0.0025"
+    (squared,) = torch.autograd.grad((yhat - 1) ** 2, m2, retain_graph=True)
+    (cross,) = torch.autograd.grad(-torch.log(yhat), m2)
+    assert cross.item() == pytest.approx(yhat.item() - 1) and abs(cross) > 100 * abs(squared)  # "pushes harder"
+
+
+@pytest.mark.parametrize("source", BCE_RIGHT.values(), ids=BCE_RIGHT)
+def test_right_cross_entropy_gradients_in_other_words_pass(student, source):
+    assert graded_formula("lab4", "t2_bce_formula", source) == (None, [])
+
+
+@pytest.mark.parametrize("words, source", BCE_SLIPS.items(), ids=BCE_SLIPS)
+def test_each_slip_in_the_cross_entropy_gradient_is_named(student, words, source):
+    _, problems = graded_formula("lab4", "t2_bce_formula", source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+def test_every_cross_entropy_slip_is_far_from_the_truth_on_the_hidden_inputs():
+    assert_formula_slips_are_far_and_distinct(BCE_CHECK, grader.bce_reference, grader.bce_slips)

@@ -194,7 +194,8 @@ def test_a_notebook_that_derives_nothing_scores_no_derivation_and_the_readme_say
     tables by running them, numerical derivatives, complex steps and lookups in the formulas,
     autograd where the task forbids it, one batch for micro-batches). Every formula, and every
     function read for the task's rule, scores 0 (`tests/pipeline/test_pipeline.py` grades the
-    examples for real); the README states what it keeps, per lab."""
+    examples for real), so that what it keeps is at most a third of the lab's autograded points;
+    the README states it, per lab."""
     from autograder.labs import FormulaCheck, FunctionCheck, load
     from autograder.pipeline import examples
 
@@ -208,5 +209,6 @@ def test_a_notebook_that_derives_nothing_scores_no_derivation_and_the_readme_say
     total = sum(c.metadata.nbgrader["points"] for c in nb.cells
                 if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("grade"))
     kept = sum(expected.values())
+    assert kept * 3 <= total, (kept, total)  # a third at most: the derivations carry the rest
     assert f"Lab {lab[-1]}: {kept:g} of {total:g} without deriving" in (REPO / "README.md").read_text(), \
         f"state it in README.md: Lab {lab[-1]}: {kept:g} of {total:g} without deriving"

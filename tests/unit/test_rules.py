@@ -18,6 +18,8 @@ CLOSED_FORMS = {
     "augmented assignment": "def f(x, y):\n    g = 2 * x\n    g *= y\n    return g\n",
     "a class index compared": "def f(x, y):\n    z = x if y == 0 else -x\n    return z - (y == 0)\n",
     "a stability epsilon": "import math\n\ndef f(x, y):\n    return math.log(y + 1e-12) + x\n",
+    "a product of (1 − f)(1 + f), halved": "import math\n\ndef f(x, y):\n    t = math.tanh(x)\n"
+                                           "    return (1 - t) * (t + 1) / 2, (y + 1) * (y - 3) / 2\n",
     "the released stub": "def f(x, y):\n    \"\"\"Doc.\"\"\"\n    # YOUR CODE HERE\n    raise NotImplementedError()\n",
     "docstrings and pass": "\"\"\"My formula.\"\"\"\n\ndef f(x, y):\n    \"\"\"Doc.\"\"\"\n    pass\n    return x\n",
 }
@@ -57,6 +59,13 @@ NUMERICAL = {
     "reciprocal bound to a name": "import math\n\ndef f(x, y):\n    h = 1e-5\n    k = 1 / h\n"
                                   "    return (math.sin(y - h) - math.sin(y)) * -k\n",
     "relative step": "def f(x, y):\n    s = 1 + 1e-8\n    return ((x * s) ** 2 - x ** 2) / (x * 1e-8)\n",
+    # a centred difference is exact for a square whatever its step: caught at any size of step
+    "centred difference with a step of 1": "def f(x, y):\n    u = x + y\n    return ((u + 1) ** 2 - (u - 1) ** 2) / 2\n",
+    "of a local constant, step 0.5 named": "def f(x, y):\n    h = 0.5\n    u = -10.0\n"
+                                           "    return ((u + h) ** 2 - (u - h) ** 2) / (2 * h) * x\n",
+    "of a local constant, step 1e-5": "def f(x, y):\n    h = 1e-5\n    u = -10.0\n"
+                                      "    return ((u + h) ** 2 - (u - h) ** 2) / (2 * h) * x\n",
+    "times a quarter, step 2": "def f(x, y):\n    return ((x + 2) ** 2 - (x - 2) ** 2) * 0.25\n",
 }
 
 
