@@ -77,13 +77,18 @@ def test_the_example_class_grades_the_same_with_every_speed_up_off(demo, tmp_pat
 
 
 @pytest.mark.parametrize("lab", LABS)
-def test_no_feedback_page_shows_a_hidden_input(demo, lab):
+def test_no_feedback_page_or_export_shows_a_hidden_input(demo, lab):
+    """Every probe the grader drew for any submission (formulas' and functions'), in every
+    spelling a message could use, is in no feedback page, grade table or class report."""
     root, _ = demo
-    spellings = hidden_input_spellings(lab, root)  # the formulas' as drawn for each submission
+    spellings = hidden_input_spellings(lab, root)
     assert spellings
     for student in examples.load(lab):
         page = html.unescape((root / "feedback" / student / lab / f"{lab}.html").read_text())
         assert not [s for s in spellings if s in page], student
+    for export in [root / "grades.csv", root / "grades-canvas.csv", root / "reports" / f"{lab}.txt"]:
+        text = export.read_text()
+        assert not [s for s in spellings if s in text], export
 
 
 @pytest.mark.parametrize("lab", LABS)
