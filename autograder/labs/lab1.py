@@ -171,7 +171,8 @@ LAB.formula(
     visible=[[0.1, 2], [0.05, 5]],
     cases=[Case("with two parameters, as in the lab (n = 2)", lambda rng: [uniform(rng, 0.02, 0.45), 2]),
            Case("with one parameter (n = 1)", lambda rng: [uniform(rng, 0.02, 0.9), 1]),
-           Case("with many parameters (n from 3 to 50)", lambda rng: [uniform(rng, 0.001, 0.05, 4), rng.randint(3, 50)])],
+           Case("with many parameters (n from 3 to 50)",
+                lambda rng: [uniform(rng, 0.001, 0.05, 4), rng.randint(3, 50)])],
     reference=lambda p: [measured_factor(*p)],
     mistakes=[Mistake(why, lambda p, why=why: factor_slips(*p)[why]) for why in factor_slips(0.1, 3)],
     hint="Write the gradient of the loss with respect to one parameter in terms of u, then add up how far "
