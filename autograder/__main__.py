@@ -5,6 +5,7 @@ import importlib
 import os
 import sqlite3
 import sys
+import time
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -78,6 +79,7 @@ def grade(args, root: Path) -> int:
     print(speed_ups(settings.fast))
     runs.stop_on_sigterm()
     stopped, unread, unwritten = False, [], None
+    clock = Clock()
     try:
         with runs.course_run(root) as run:
             gradebook_guard.backup(root)
@@ -87,11 +89,14 @@ def grade(args, root: Path) -> int:
                                                   students=set(args.students) if args.students else None, run=run)
             except grading.Stopped as stop:
                 results, stopped = stop.outcomes, True
+            clock.lap("grading")
+            clock.phases["feedback"] = run.seconds["feedback"]
             try:
                 unread = exports.write_class_exports(root, notebooks.labs(root))
                 gradebook_guard.backup(root)
             except Exception as error:  # the grades are saved; only their copies could not be written
                 unwritten = saving.cause(error)
+            clock.lap("exports")
     except runs.Busy as busy:
         print(f"Not grading: {busy}", file=sys.stderr)
         return 2
@@ -103,13 +108,20 @@ def grade(args, root: Path) -> int:
         # before any unit was graded: the lock, the scratch folder, the backup, the lab gradebooks
         print(f"Not grading: {saving.cause(error)}. Nothing was changed.", file=sys.stderr)
         return 2
-    for lab, outcomes in results.items():
-        try:
-            print(terminal.format_table(root, lab, outcomes))
-            if any(o.ok for o in outcomes):
-                print(report.class_report(root, lab))
-        except Exception as error:  # the gradebook gone again, a full disk: the grades are saved
-            print(f"{lab}: the table and report could not be made: {saving.cause(error)}", file=sys.stderr)
+    try:
+        for lab, outcomes in results.items():
+            try:
+                print(terminal.format_table(root, lab, outcomes))
+                if any(o.ok for o in outcomes):
+                    print(report.class_report(root, lab))
+            except Exception as error:  # the gradebook gone again, a full disk: the grades are saved
+                print(f"{lab}: the table and report could not be made: {saving.cause(error)}", file=sys.stderr)
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM once every grade was saved
+        print("Grading was stopped while the tables and reports were written; every grade is saved (python -m "
+              "autograder report writes the reports again).", file=sys.stderr)
+        return 130
+    clock.lap("tables and reports")
+    print(clock.summary())
     print(f"feedback: {root / 'feedback'}   grades CSV: {root / exports.GRADES_CSV}   Canvas import: "
           f"{root / exports.CANVAS_CSV}"
           + (f" ({len(unread)} submission(s) with written answers not read yet, counted as 0)" if unread else ""))
@@ -174,6 +186,24 @@ def restore_gradebook(args, root: Path) -> int:
         print(f"Not restoring: {error}", file=sys.stderr)
         return 2
     return 0
+
+
+class Clock:
+    """Where a run's time went, phase by phase, for its summary line."""
+
+    def __init__(self):
+        self.start = self.last = time.monotonic()
+        self.phases: dict[str, float] = {}
+
+    def lap(self, phase: str) -> None:
+        now = time.monotonic()
+        self.phases[phase], self.last = now - self.last, now
+
+    def summary(self) -> str:
+        feedback = self.phases.pop("feedback", 0.0)
+        parts = [f"{name} {seconds:.1f} s" + (f" (feedback pages {feedback:.1f} s of it)" if name == "grading" else "")
+                 for name, seconds in self.phases.items()]
+        return f"time: {time.monotonic() - self.start:.1f} s in all: " + ", ".join(parts)
 
 
 def table(args, root: Path) -> int:

@@ -130,8 +130,9 @@ def unit_result(future, lab: str, student: str) -> tuple[Outcome, dict | None, d
     """What a unit's worker returned, or why it returned nothing."""
     try:
         return future.result()
-    except Exception as exc:  # the worker died (Dask gave up retrying) or could not be reached
-        return Outcome(student, lab, False, f"its worker failed: {type(exc).__name__}: {exc}"), None, {}
+    except Exception as exc:  # the worker died (Dask gave up retrying) or could not be reached, or the disk is full
+        return Outcome(student, lab, False, f"not graded: {saving.cause(exc)}" if saving.out_of_space(str(exc))
+                       else f"its worker failed: {type(exc).__name__}: {exc}"), None, {}
 
 
 def graded_alone(outcome: Outcome, result: dict | None, files: dict) -> tuple[Outcome, dict | None, dict]:

@@ -20,8 +20,9 @@ import signal
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 SCRATCH = ".grading"
@@ -38,10 +39,12 @@ class Busy(Exception):
 
 @dataclass(frozen=True)
 class Run:
-    """A grading run that holds its course: its root and its own scratch folder."""
+    """A grading run that holds its course: its root, its own scratch folder, and the seconds
+    spent on each phase that is not grading itself (e.g. "feedback"), for the summary."""
 
     root: Path
     scratch: Path
+    seconds: Counter = field(default_factory=Counter, compare=False)
 
 
 def holder(lock_file: Path) -> str:

@@ -246,8 +246,9 @@ def save_unit(run: runs.Run, gb: Gradebook, outcome, result: dict, files: dict[s
             forget(run.root, entry)
             return failed(outcome, str(error) if isinstance(error, OlderSubmission) else f"not saved: {cause(error)}")
         try:
-            stage = Path(entry["stage"])
+            stage, started = Path(entry["stage"]), time.monotonic()
             feedback.render(run.root, lab, student, stage / "autograded", stage / "feedback")
+            run.seconds["feedback"] += time.monotonic() - started
             go_live(entry, live)
         except Exception as error:
             try:
@@ -269,13 +270,18 @@ def failed(outcome, message: str):
 def cause(error: Exception) -> str:
     """An infrastructure failure in the words an instructor can act on."""
     text = str(error)
-    if isinstance(error, OSError) and error.errno == errno.ENOSPC or "disk is full" in text or NO_SPACE in text:
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC or out_of_space(text):
         where = getattr(error, "filename", None) or "the course folder"
         return f"no space left on the disk ({where}); free some and grade again"
     if isinstance(error, sqlalchemy.exc.DBAPIError):
         return f"the gradebook could not be written ({str(error.orig).strip()[:200]}); grade again when it can"
     first = next((line for line in text.splitlines() if line.strip()), "")
     return first[:300] if isinstance(error, feedback.RenderFailed) else f"{type(error).__name__}: {first[:300]}"
+
+
+def out_of_space(text: str) -> bool:
+    """Whether a message (an error's, a log's) says the disk is full, as the system or SQLite says it."""
+    return NO_SPACE in text or "database or disk is full" in text
 
 
 def write_entry(root: Path, entry: dict) -> None:
