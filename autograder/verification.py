@@ -32,6 +32,9 @@ NOT_ANSWERED = "no answer reached the check (the cell raised before it, e.g. not
 STOPPED = {CELL_TIMEOUT: "ran over its time limit and was stopped",
            "NotRun": "not run: grading stopped early (see the note at the top)"}
 SEED_KEY = "autograd_labs_seed"  # notebook metadata: the seed the submission's hidden probes were drawn from
+# notebook metadata: {test cell: its mistakes in words}, for each cell that lost points, as the
+# summary names them; the class report reads them instead of verifying every answer again
+MISTAKES_KEY = "autograd_labs_mistakes"
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
@@ -106,9 +109,9 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                     "error", ename="RecheckFailed", evalue=str(reason), traceback=reason._render_traceback_()))
                 notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0].text}")
                 changed = True
+        nb.metadata.pop(MISTAKES_KEY, None)  # whatever the kernel left there is not the grader's
         if tests is not None:
-            add_summary(nb, path.stem, checks, student, result, tests, classmates, seed)
-            changed = True
+            nb.metadata[MISTAKES_KEY] = add_summary(nb, path.stem, checks, student, result, tests, classmates, seed)
         nb.metadata[SEED_KEY] = seed.hex()  # for the class report; set here, whatever the kernel left
         changed = True
         if changed:
@@ -169,10 +172,12 @@ def kit_verdict(cell: Cell) -> list[str]:
 
 
 def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: dict[str, Any],
-                tests: dict[tuple[str, str], float], classmates: Iterable[str] = (), seed: bytes | None = None) -> None:
+                tests: dict[tuple[str, str], float], classmates: Iterable[str] = (),
+                seed: bytes | None = None) -> dict[str, list[str]]:
     """Put first in a graded notebook (after a note that grading stopped early), so first in its
     feedback: the autograded score, the numbers it was graded on, and what cost points, cell by
-    cell, as named mistakes. `tests`: {(notebook, test cell): points}."""
+    cell, as named mistakes; returns those mistakes, {test cell: words}. `tests`: {(notebook,
+    test cell): points}."""
     numbers = [line.removeprefix("Your numbers: ") for line in checks.kit.show_numbers(checks.kit.numbers(student))]
     points = {name: p for (where, name), p in tests.items() if where == notebook}
     got = {name: result["grades"].get((notebook, name)) or 0.0 for name in points}
@@ -181,9 +186,10 @@ def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: 
     lines = [f"**Autograded: {sum(got.values()):g} of {sum(points.values()):g} points.** Written answers are "
              "read and scored by your instructor.", "",
              f"Graded on the numbers of student id `{student}`:", *[f"- {line}" for line in numbers], ""]
-    lost = [name for name in points if got[name] < points[name]]
+    lost = {name: cell_mistakes(cells.get(name), checks, student, classmates, seed)
+            for name in points if got[name] < points[name]}
     lines += ["What cost points:"] if lost else ["Every autograded check passed."]
-    lines += [f"- `{name}` ({got[name]:g} of {points[name]:g}): "
-              + "; ".join(cell_mistakes(cells.get(name), checks, student, classmates, seed)) for name in lost]
+    lines += [f"- `{name}` ({got[name]:g} of {points[name]:g}): " + "; ".join(words) for name, words in lost.items()]
     at = 1 if nb.cells and nb.cells[0].get("id") == FAULT_CELL_ID else 0
     nb.cells.insert(at, nbformat.v4.new_markdown_cell("\n".join(lines), id=SUMMARY_CELL_ID))
+    return lost

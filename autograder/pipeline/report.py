@@ -31,10 +31,15 @@ def folder(root: Path) -> Path:
 
 
 def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates: list[str]) -> dict[str, list[str]]:
-    """{test cell: its mistakes} for the cells in `lost` of one student's graded notebooks."""
+    """{test cell: its mistakes} for the cells in `lost` of one student's graded notebooks: as
+    the audit wrote them down when it graded (`verification.MISTAKES_KEY`), else worked out again."""
     checks, found = load(lab), {}
     for path in sorted(Layout(root).folder("autograded", lab, student).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
+        written = nb.metadata.get(verification.MISTAKES_KEY)
+        if isinstance(written, dict) and lost <= set(written):
+            found.update({grade_id: [str(words) for words in written[grade_id]] for grade_id in lost})
+            continue
         seed = bytes.fromhex(nb.metadata.get(verification.SEED_KEY, ""))  # the audit wrote it
         for cell in nb.cells:
             if cell.cell_type == "code" and is_grade(cell) and not is_solution(cell) \
@@ -45,13 +50,8 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
 
 
 def class_report(root: Path, lab: str, top: int = TOP) -> str:
-    """Write the lab's histogram and report (the `top` mistakes per cell) under reports/; return
-    the report's text."""
-    import matplotlib
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
+    """Write the lab's histogram (drawn again only when the totals changed) and report (the `top`
+    mistakes per cell) under reports/; return the report's text."""
     scores = gradebooks.cell_scores(root, lab)
     auto, _ = gradebooks.graded_cells(root, lab)
     possible = sum(points for _, points in auto)
@@ -61,6 +61,22 @@ def class_report(root: Path, lab: str, top: int = TOP) -> str:
     png = out / f"{lab}-scores.png"
     if not totals:
         return f"{lab}: nothing graded yet"
+    drawn = out / f".{lab}-scores.drawn"  # what the histogram shows, to skip drawing it again
+    shows = f"{possible:g}: {sorted(totals.values())}"
+    if not (png.is_file() and drawn.is_file() and drawn.read_text() == shows):
+        histogram(lab, totals, possible, png)
+        with whole_file(drawn) as partial:
+            partial.write_text(shows)
+    return mistakes_report(root, lab, scores, auto, totals, possible, png, top)
+
+
+def histogram(lab: str, totals: dict[str, float], possible: float, png: Path) -> None:
+    """The autograded totals' histogram, written whole to `png`."""
+    import matplotlib
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(6, 3.5))
     ax.hist(list(totals.values()), bins=[x - 0.5 for x in range(int(possible) + 2)], color="#4c72b0",
             edgecolor="white")
@@ -73,6 +89,11 @@ def class_report(root: Path, lab: str, top: int = TOP) -> str:
         fig.savefig(partial, dpi=100, format="png")
     plt.close(fig)
 
+
+def mistakes_report(root: Path, lab: str, scores: dict, auto: list, totals: dict[str, float], possible: float,
+                    png: Path, top: int) -> str:
+    """The report's text, written to reports/<lab>.txt: the totals, then the `top` mistakes per cell."""
+    out = folder(root)
     counts = {name: Counter() for name, _ in auto}
     lost_by = Counter()
     classmates = sorted(scores)

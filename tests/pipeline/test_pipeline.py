@@ -5,6 +5,7 @@ import html
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -14,6 +15,7 @@ import urllib.request
 import nbformat
 import pytest
 
+from autograder import verification
 from autograder.pipeline import examples, gradebooks, notebooks, report
 from course.protocol import ANSWERS_MIME
 
@@ -196,6 +198,28 @@ def test_make_formgrader_serves_the_gradebook_on_the_port_and_token_given(demo):
     complaints = [line for line in log.read_text().splitlines() if "Unwritable directory" in line
                   or "exchange" in line.lower() and any(word in line for word in ("WARN", "ERROR", "does not exist"))]
     assert not complaints, complaints
+
+
+def test_the_class_report_reads_the_mistakes_the_audit_wrote_down_and_draws_only_what_changed(demo, tmp_path):
+    """The audit records each lost cell's mistakes in the graded notebook; the report built from
+    that record is the report worked out again from the answers. The histogram is drawn again
+    only when the totals it shows changed."""
+    root, _ = demo
+    recorded = report.class_report(root, "lab4", top=100)
+    again = tmp_path / "course"
+    shutil.copytree(root, again, ignore=shutil.ignore_patterns("feedback", "submitted", "release", ".grading"))
+    for path in (again / "autograded").glob("*/lab4/lab4.ipynb"):
+        nb = nbformat.read(path, as_version=4)
+        assert nb.metadata.pop(verification.MISTAKES_KEY) is not None
+        nbformat.write(nb, path)
+    assert report.class_report(again, "lab4", top=100) == recorded
+    png, drawn = root / "reports" / "lab4-scores.png", root / "reports" / ".lab4-scores.drawn"
+    before = png.stat().st_mtime_ns
+    report.class_report(root, "lab4")
+    assert png.stat().st_mtime_ns == before  # the same totals: not drawn again
+    drawn.write_text("other totals")
+    report.class_report(root, "lab4")
+    assert png.stat().st_mtime_ns != before and drawn.read_text() != "other totals"
 
 
 def test_each_lab_gets_a_class_report_naming_the_mistakes_made(demo):

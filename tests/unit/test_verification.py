@@ -168,6 +168,22 @@ def test_the_graded_notebook_starts_with_the_score_the_numbers_and_what_cost_poi
     assert f"- `t2_local` (0 of 2): {verification.NOT_ANSWERED}" in text and "t2_forward`" not in text
 
 
+def test_the_audit_writes_down_the_mistakes_it_summed_up_and_drops_any_record_the_kernel_left(tmp_path):
+    slip = values_payload("t2_gradients", "ada")
+    slip["data"]["dloss_dw2"] = -slip["data"]["dloss_dw2"]
+    folder = graded_notebook(tmp_path, {"t2_gradients": [answers_output(slip)], "t2_local": []})
+    planted = nbformat.read(folder / "lab4.ipynb", as_version=4)
+    planted.metadata[verification.MISTAKES_KEY] = {"t2_gradients": ["nothing wrong"], "t9": ["<script>"]}
+    nbformat.write(planted, folder / "lab4.ipynb")
+    tests = {("lab4", "t2_gradients"): 3.0, ("lab4", "t2_local"): 2.0}
+    result = {"grades": {("lab4", "t2_gradients"): 0.0, ("lab4", "t2_local"): 0.0}}
+    audited(folder, "lab4", "ada", result, ["ada"], tests)
+    written = nbformat.read(folder / "lab4.ipynb", as_version=4).metadata[verification.MISTAKES_KEY]
+    assert written == {"t2_gradients": ["`dloss_dw2`: flipped the sign"], "t2_local": [verification.NOT_ANSWERED]}
+    audited(folder, "lab4", "ada", {"grades": {}})  # without the tests' points there is no summary, and no record
+    assert verification.MISTAKES_KEY not in nbformat.read(folder / "lab4.ipynb", as_version=4).metadata
+
+
 def test_a_function_check_that_failed_in_the_notebook_is_summed_up_by_the_kits_own_words(tmp_path):
     visible = {"lab": "lab4", "kind": "function", "name": "activation_grads", "hidden": False, "data": [[0.0]]}
     failed = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[],
