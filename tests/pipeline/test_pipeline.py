@@ -120,6 +120,28 @@ def test_each_submissions_kernel_ran_its_own_draw_of_hidden_probes(demo, lab):
 
 
 @pytest.mark.parametrize("lab", LABS)
+def test_each_feedback_page_is_the_page_nbgrader_generate_feedback_writes(demo, lab, tmp_path):
+    """Ours renders each page as its grade is saved, with one warm exporter for the whole run;
+    nbgrader's GenerateFeedback, run afresh for each student, writes the same bytes."""
+    import logging
+
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    from autograder.pipeline import feedback
+
+    root, _ = demo
+    for student in examples.load(lab):
+        config = Config(feedback.course_config(root))
+        config.merge(Config({"CourseDirectory": {"root": str(root), "assignment_id": lab, "student_id": student,
+                                                 "feedback_directory": str(tmp_path)}}))
+        GenerateFeedback(coursedir=CourseDirectory(config=config), config=config, log=logging.getLogger("stock")).start()
+        ours = root / "feedback" / student / lab / f"{lab}.html"
+        assert ours.read_bytes() == (tmp_path / student / lab / f"{lab}.html").read_bytes(), student
+
+
+@pytest.mark.parametrize("lab", LABS)
 def test_feedback_names_each_mistake(demo, lab):
     root, _ = demo
     for student, example in examples.load(lab).items():
