@@ -134,20 +134,6 @@ def cross_entropy_cases() -> list[Case]:
             Case("with large logits (around 30)", logits(None, 25, 35))]
 
 
-def train_cases() -> list[Case]:
-    """Training runs drawn per submission (optimizer settings, steps, the model's seed) whose
-    losses stay below 10⁴: without clearing, SGD often blows up, and a run that swings that far
-    magnifies rounding beyond the tolerance."""
-    def draw(optimizer: str, lrs: tuple[float, float], steps: tuple[int, int], zero_grad: bool):
-        def probe(rng):
-            return [dict(optimizer=optimizer, lr=uniform(rng, *lrs, 5), steps=rng.randint(*steps),
-                         zero_grad=zero_grad, seed=rng.randint(1, 10**6))]
-        return lambda rng: draw_until(rng, probe, lambda p: all(abs(loss) < 1e4 for loss in train_reference(**p)))[0]
-
-    return [Case("with SGD, not clearing the gradients (zero_grad=False)", draw("SGD", (3e-4, 8e-4), (15, 30), False)),
-            Case("with Adam, clearing them", draw("Adam", (0.01, 0.08), (25, 50), True))]
-
-
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.function(
@@ -156,7 +142,8 @@ LAB.function(
     hint="Expected Linear(2, 2) → ReLU → Linear(2, 1).")
 LAB.function(
     "t2_train", "train", visible=[dict(optimizer="SGD", lr=1e-3, steps=50, zero_grad=True, seed=0)],
-    cases=train_cases(),
+    hidden=[dict(optimizer="SGD", lr=1e-3, steps=30, zero_grad=False, seed=0),
+            dict(optimizer="Adam", lr=0.05, steps=40, zero_grad=True, seed=2)],
     reference=lambda p: train_reference(**p),
     form=lambda p, got, right: f"return one loss per step ({p['steps']}), got {len(got)}." if len(got) != p["steps"]
     else None,
