@@ -64,10 +64,11 @@ class GetGradesNamingUnread(GetGrades):
 
     def _get_score(self, cell, resources):
         super()._get_score(cell, resources)
+        if cell.cell_type != "markdown" or cell.metadata.nbgrader.get("checksum") == compute_checksum(cell):
+            return  # only a written answer can be unread ("No response." when it was left as released)
         grade = self.gradebook.find_grade(cell.metadata.nbgrader["grade_id"], self.notebook_id,
                                           self.assignment_id, self.student_id)
-        answered = cell.metadata.nbgrader.get("checksum") != compute_checksum(cell)  # else "No response."
-        if cell.cell_type == "markdown" and answered and grade.needs_manual_grade and grade.manual_score is None:
+        if grade.needs_manual_grade and grade.manual_score is None:
             cell.source = f"{NOT_GRADED_YET}\n\n{cell.source}"
 
 

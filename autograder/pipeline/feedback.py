@@ -3,13 +3,17 @@ course's configuration (hidden tests cleared, outputs as data, the summary first
 in any folder, into any folder, so that a save can render it from its staged notebooks before
 they go live (`saving`)."""
 
+import json
 import logging
 import os
 import re
 import threading
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
+from nbconvert.exporters import HTMLExporter, TemplateExporter
+from nbconvert.filters.highlight import Highlight2HTML
+from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbgrader.converters import GenerateFeedback
 from nbgrader.converters.base import FilesWriter
 from nbgrader.coursedir import CourseDirectory
@@ -54,7 +58,7 @@ class WarmFeedback(GenerateFeedback):
         root = Path(self.coursedir.root)
         with self.one_at_a_time:
             if root not in self.exporters:
-                exporter = self.exporter_class(parent=self, config=self.config)
+                exporter = LeanHTMLExporter(parent=self, config=self.config)
                 for preprocessor in self.preprocessors:
                     exporter.register_preprocessor(preprocessor)
                 self.exporters[root] = exporter
@@ -67,6 +71,59 @@ class WarmFeedback(GenerateFeedback):
                 self.convert_notebooks()
             finally:
                 os.chdir(here)
+
+
+class LeanHTMLExporter(HTMLExporter):
+    """nbconvert's HTML exporter without its last step, which parses the whole page with
+    BeautifulSoup and writes it out again (half of a page's time) to give each image without alt
+    text a placeholder (and to make JupyterLab-template cells focusable, which the feedback's
+    classic template has none of); here the placeholder goes in directly. Highlighted code is made
+    once per process for each cell's source. The page holds what nbconvert's would, node for node
+    (`tests/pipeline/test_pipeline.py` parses both)."""
+
+    def from_notebook_node(self, nb, resources=None, **kw):
+        language = nb.metadata.get("language_info", {})
+        lexer = language.get("pygments_lexer", language.get("name"))
+        if lexer not in self.highlighters:
+            self.highlighters[lexer] = CachedHighlight(pygments_lexer=lexer, parent=self)
+        resources = self._init_resources(resources)
+        self.register_filter("highlight_code", self.highlighters[lexer])
+        self.register_filter("filter_data_type", WidgetsDataTypeFilter(
+            notebook_metadata=self._nb_metadata, parent=self, resources=resources))
+        html, resources = TemplateExporter.from_notebook_node(self, nb, resources, **kw)
+        return with_alt_text(html), resources
+
+    @property
+    def highlighters(self) -> dict:
+        return self.__dict__.setdefault("_highlighters", {})
+
+
+class CachedHighlight(Highlight2HTML):
+    """nbconvert's highlighter; a source already highlighted (a released cell, on every page) is
+    not highlighted again."""
+
+    def __call__(self, source, language=None, metadata=None):
+        return self.highlighted(source, language, json.dumps(metadata or {}, sort_keys=True))
+
+    @lru_cache(maxsize=4096)  # noqa: B019 (one highlighter per exporter, kept for the process)
+    def highlighted(self, source: str, language: str | None, metadata: str) -> str:
+        return super().__call__(source, language, json.loads(metadata))
+
+
+IMAGE_TAG = re.compile(r"""(<img)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)(\s*/?>)""", re.I)
+ALT = re.compile(r"""\salt\s*(=|\s|$)""", re.I)
+NO_ALT = "No description has been provided for this image"
+
+
+def with_alt_text(html: str) -> str:
+    """Every image tag without an alt attribute given nbconvert's placeholder text. The page's
+    tags are the template's and bleach's serialisation of cleaned HTML (`outputs`): well formed,
+    every quoted value's quote escaped inside it."""
+    def add(tag: re.Match) -> str:
+        start, attributes, end = tag.groups()
+        return tag.group(0) if ALT.search(re.sub(r'"[^"]*"|\'[^\']*\'', '""', attributes)) else \
+            f'{start}{attributes} alt="{NO_ALT}"{end}'
+    return IMAGE_TAG.sub(add, html)
 
 
 class RenderFailed(Exception):

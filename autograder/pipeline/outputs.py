@@ -14,7 +14,9 @@ through `markdown_as_data`, nbconvert's own Markdown filter followed by the same
 (`nbgrader_config.py` sets it for the formgrader and the feedback).
 """
 
+import json
 import re
+from functools import lru_cache
 from urllib.parse import urlparse
 
 import bleach
@@ -128,6 +130,13 @@ def markdown_as_data(context, source: str) -> str:
     """Markdown to HTML as nbconvert's HTML exporter renders it (attachments, maths, heading
     anchors), then `clean_html`: a markdown cell shows its text and pictures, and runs nothing."""
     cell = context.get("cell", {})
-    renderer = IPythonRenderer(escape=False, attachments=cell.get("attachments", {}),
-                               path=context.get("resources", {}).get("metadata", {}).get("path", ""))
+    path = context.get("resources", {}).get("metadata", {}).get("path", "")
+    return markdown_html(source, json.dumps(cell.get("attachments", {}), sort_keys=True), path)
+
+
+@lru_cache(maxsize=4096)
+def markdown_html(source: str, attachments: str, path: str) -> str:
+    """`markdown_as_data`'s page for one cell, made once per process: most of a lab's markdown
+    cells are the release's own, the same on every student's page."""
+    renderer = IPythonRenderer(escape=False, attachments=json.loads(attachments), path=path)
     return clean_html(MarkdownWithMath(renderer=renderer).render(source))

@@ -127,3 +127,25 @@ def test_only_a_reply_with_the_units_secret_ends_it():
     assert reply.add(b'{"status": 3, "sec') is None  # half a line so far
     assert reply.add(b'ret": "s3cret"}\n') == 3
     assert Reply("s3cret").add(b"") == -1  # the connection closed: the service is gone
+
+
+IMAGES = [
+    "<img src='data:image/png;base64,iVBORw0KGgo='>", "<IMG SRC='data:image/png;base64,iVBORw0KGgo=' ALT=''>",
+    "<img src='data:image/png;base64,iVBORw0KGgo=' title='alt=no > still no alt' width=3>",
+    "<p>&lt;img src=x&gt; is text</p><img\nsrc='data:image/png;base64,iVBORw0KGgo='\nalt>",
+    "<img alt='a'><img><img title=\"it's\" alt=\"x\"/><img src='data:image/png;base64,AA==' height=\"4\"/>",
+]
+
+
+@pytest.mark.parametrize("html", IMAGES + VECTORS)
+def test_feedback_pages_give_each_image_nbconverts_alt_text_without_its_soup_pass(html):
+    """`feedback.with_alt_text` on what reaches a page (HTML as bleach leaves it, the template's
+    own tags) makes the nodes nbconvert's BeautifulSoup pass makes."""
+    from bs4 import BeautifulSoup
+
+    from autograder.pipeline.feedback import with_alt_text
+    for page in (outputs.clean_html(html), html.replace("'", '"')):
+        soup = BeautifulSoup(page, features="html.parser")
+        for image in soup.select("img:not([alt])"):
+            image.attrs["alt"] = "No description has been provided for this image"
+        assert str(BeautifulSoup(with_alt_text(page), features="html.parser")) == str(soup)
