@@ -3,7 +3,6 @@ course's configuration (hidden tests cleared, outputs as data, the summary first
 in any folder, into any folder, so that a save can render it from its staged notebooks before
 they go live (`saving`)."""
 
-import json
 import logging
 import os
 import re
@@ -16,6 +15,7 @@ from nbconvert.filters.highlight import Highlight2HTML
 from nbconvert.filters.widgetsdatatypefilter import WidgetsDataTypeFilter
 from nbgrader.converters import GenerateFeedback
 from nbgrader.converters.base import FilesWriter
+from traitlets import Bool
 from nbgrader.coursedir import CourseDirectory
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
@@ -78,8 +78,11 @@ class LeanHTMLExporter(HTMLExporter):
     BeautifulSoup and writes it out again (half of a page's time) to give each image without alt
     text a placeholder (and to make JupyterLab-template cells focusable, which the feedback's
     classic template has none of); here the placeholder goes in directly. Highlighted code is made
-    once per process for each cell's source. The page holds what nbconvert's would, node for node
+    once per process for each cell's source, and the notebook is validated once, after the last
+    preprocessor, not after each. The page holds what nbconvert's would, node for node
     (`tests/pipeline/test_pipeline.py` parses both)."""
+
+    optimistic_validation = Bool(True)
 
     def from_notebook_node(self, nb, resources=None, **kw):
         language = nb.metadata.get("language_info", {})
@@ -100,14 +103,15 @@ class LeanHTMLExporter(HTMLExporter):
 
 class CachedHighlight(Highlight2HTML):
     """nbconvert's highlighter; a source already highlighted (a released cell, on every page) is
-    not highlighted again."""
+    not highlighted again. Of a cell's metadata the highlighter reads only `magics_language`."""
 
     def __call__(self, source, language=None, metadata=None):
-        return self.highlighted(source, language, json.dumps(metadata or {}, sort_keys=True))
+        return self.highlighted(source, language, (metadata or {}).get("magics_language"))
 
     @lru_cache(maxsize=4096)  # noqa: B019 (one highlighter per exporter, kept for the process)
-    def highlighted(self, source: str, language: str | None, metadata: str) -> str:
-        return super().__call__(source, language, json.loads(metadata))
+    def highlighted(self, source: str, language: str | None, magics_language: str | None) -> str:
+        return super().__call__(source, language, {} if magics_language is None else
+                                {"magics_language": magics_language})
 
 
 IMAGE_TAG = re.compile(r"""(<img)((?:\s+[^\s"'>/=]+(?:\s*=\s*(?:"[^"]*"|'[^']*'|[^\s"'=<>`]+))?)*)(\s*/?>)""", re.I)

@@ -16,7 +16,7 @@ from pathlib import Path
 from nbgrader.api import Gradebook
 
 from ..labs import load
-from . import intake, runs, sandbox, saving, service
+from . import intake, runs, sandbox, saving, service, speedups
 from .gradebooks import known_students, lab_gradebook, lab_template, test_cells
 from .layout import Layout
 from .submission import Outcome, Settings, grade_unit
@@ -50,8 +50,9 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
     own: the course's lock, see `runs`). Workers only grade; this thread alone writes the course
     (one writer), saving each result whole as it comes (`saving`). A unit whose worker failed is
     reported, never half-saved. A unit that hit a time limit beside the others is graded again
-    alone at the end, and only that second result counts: a busy machine costs time, never
-    points. Ctrl-C or SIGTERM stops the units running and raises Stopped, every saved grade whole."""
+    alone at the end (one such unit per core: a unit's student code runs on one thread), and only
+    that second result counts: a busy machine costs time, never points. Ctrl-C or SIGTERM stops
+    the units running and raises Stopped, every saved grade whole."""
     if run is None:
         with runs.course_run(root) as own:
             return grade_class(root, labs, jobs, settings, log, executor, students, own)
@@ -76,6 +77,8 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
         return outcomes
     if executor is None and settings.sandboxed and settings.fast and sandbox.as_root():
         service.start()  # warms up while the lab gradebooks are built
+    if settings.fast:
+        speedups.apply("grader")
     graded_labs = sorted({lab for lab, _ in units})
     for lab in graded_labs:
         load(lab)  # the grader's lab module, imported before any student code runs
@@ -104,8 +107,11 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
                     again.append(futures[future])
                 else:
                     record(outcome, result, files)
-            for lab, student in again:  # one at a time: nothing else of ours runs meanwhile
-                record(*graded_alone(*unit_result(grade(lab, student), lab, student)))
+            alone = min(jobs, os.cpu_count() or 1)  # one unit per core, nothing else of ours beside them
+            for start in range(0, len(again), alone):
+                batch = [(grade(lab, student), lab, student) for lab, student in again[start:start + alone]]
+                for future, lab, student in batch:
+                    record(*graded_alone(*unit_result(future, lab, student)))
         except KeyboardInterrupt:
             stop(pool)
             for lab, student in units:

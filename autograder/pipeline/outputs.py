@@ -128,15 +128,14 @@ def as_data(nb) -> list[str]:
 @pass_context
 def markdown_as_data(context, source: str) -> str:
     """Markdown to HTML as nbconvert's HTML exporter renders it (attachments, maths, heading
-    anchors), then `clean_html`: a markdown cell shows its text and pictures, and runs nothing."""
-    cell = context.get("cell", {})
-    path = context.get("resources", {}).get("metadata", {}).get("path", "")
-    return markdown_html(source, json.dumps(cell.get("attachments", {}), sort_keys=True), path)
+    anchors; no file is read, so the notebook's folder plays no part), then `clean_html`: a
+    markdown cell shows its text and pictures, and runs nothing."""
+    return markdown_html(source, json.dumps(context.get("cell", {}).get("attachments", {}), sort_keys=True))
 
 
 @lru_cache(maxsize=4096)
-def markdown_html(source: str, attachments: str, path: str) -> str:
-    """`markdown_as_data`'s page for one cell, made once per process: most of a lab's markdown
+def markdown_html(source: str, attachments: str) -> str:
+    """`markdown_as_data`'s HTML for one cell, made once per process: most of a lab's markdown
     cells are the release's own, the same on every student's page."""
-    renderer = IPythonRenderer(escape=False, attachments=json.loads(attachments), path=path)
+    renderer = IPythonRenderer(escape=False, attachments=json.loads(attachments))
     return clean_html(MarkdownWithMath(renderer=renderer).render(source))

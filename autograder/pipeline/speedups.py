@@ -7,6 +7,8 @@ different. `status()` says which would be installed here, and why not where one 
 (`python -m autograder grade` prints it).
 
 Groups:
+- "grader": the grading run's own process (`grading.py`) builds each lab's gradebook template
+  without starting an interpreter for nbgrader's schema version.
 - "unit": the grading program (`autograde_unit.py`) reaches nbgrader's gradebook and its schema
   checks once instead of on every open.
 - "warm": the warm service (`zygote.py`, as root) forks kernels from itself instead of starting
@@ -51,7 +53,7 @@ class Patch:
     """One replacement of another library's private part, and the versions it was tested with."""
 
     name: str  # what it replaces
-    group: str  # "unit" or "warm" (see the module's docstring)
+    groups: tuple[str, ...]  # "grader", "unit", "warm" (see the module's docstring)
     tested: dict[str, tuple[str, str]]  # distribution ("python": the interpreter) -> [first, first untested)
     install: Callable[[], None]
 
@@ -84,7 +86,7 @@ installed: set[str] = set()  # names of the patches installed in this process
 def apply(group: str) -> None:
     """Install, once per process, every patch of `group` whose libraries are at a tested version."""
     for patch in PATCHES:
-        if patch.group == group and patch.name not in installed and unsupported(patch) is None:
+        if group in patch.groups and patch.name not in installed and unsupported(patch) is None:
             patch.install()
             installed.add(patch.name)
 
@@ -185,11 +187,13 @@ def validate_metadata(instance, schema) -> None:
 gradebooks: Gradebooks | None = None  # the grading program's, once "unit" is applied
 
 
-def cache_alembic_version() -> None:
-    """nbgrader asks `alembic heads` (a new process, about 0.3 s) for its schema version every
-    time it opens a gradebook; the answer cannot change while a process runs."""
-    from nbgrader import api
-    api.get_alembic_version = functools.cache(api.get_alembic_version)
+def alembic_version_in_process() -> None:
+    """nbgrader runs `alembic heads` for its schema version every time it creates a gradebook: a
+    new interpreter that imports nbgrader (2 to 3 s of CPU). The answer is the head of nbgrader's
+    own migration scripts, read here with alembic's API from the same folder, once per process."""
+    from alembic.script import ScriptDirectory
+    from nbgrader import api, dbutil
+    api.get_alembic_version = functools.cache(lambda: ScriptDirectory(dbutil.ALEMBIC_DIR).get_current_head())
 
 
 def reuse_gradebook_work() -> None:
@@ -428,15 +432,16 @@ def remember_module_misses() -> None:
 
 NBGRADER = {"nbgrader": ("0.9.0", "0.10"), "sqlalchemy": ("2.0", "2.2")}
 PATCHES = [
-    Patch("nbgrader.api.get_alembic_version", "unit", NBGRADER, cache_alembic_version),
-    Patch("nbgrader.api.create_engine, inspect, Base.metadata.create_all", "unit", NBGRADER, reuse_gradebook_work),
-    Patch("nbgrader.nbgraderformat.common.jsonschema", "unit", {**NBGRADER, "jsonschema": ("4.0", "5")},
+    Patch("nbgrader.api.get_alembic_version", ("grader", "unit"), {**NBGRADER, "alembic": ("1.8", "2")},
+          alembic_version_in_process),
+    Patch("nbgrader.api.create_engine, inspect, Base.metadata.create_all", ("unit",), NBGRADER, reuse_gradebook_work),
+    Patch("nbgrader.nbgraderformat.common.jsonschema", ("unit",), {**NBGRADER, "jsonschema": ("4.0", "5")},
           reuse_metadata_validator),
-    Patch("jupyter_client.AsyncKernelManager._async_launch_kernel", "warm",
+    Patch("jupyter_client.AsyncKernelManager._async_launch_kernel", ("warm",),
           {"jupyter_client": ("8.0", "9"), "ipykernel": ("6.0", "8")}, fork_kernels),
-    Patch("stack_data.core._pygmented_with_ranges", "warm", {"stack_data": ("0.6", "0.7"), "pygments": ("2.0", "3")},
+    Patch("stack_data.core._pygmented_with_ranges", ("warm",), {"stack_data": ("0.6", "0.7"), "pygments": ("2.0", "3")},
           share_traceback_lexer),
-    Patch("IPython.core.ultratb.AutoFormattedTB.structured_traceback", "warm", {"ipython": ("9.0", "10")},
+    Patch("IPython.core.ultratb.AutoFormattedTB.structured_traceback", ("warm",), {"ipython": ("9.0", "10")},
           format_tracebacks_once),
-    Patch("inspect.getmodule", "warm", {"python": ("3.11", "3.14")}, remember_module_misses),
+    Patch("inspect.getmodule", ("warm",), {"python": ("3.11", "3.14")}, remember_module_misses),
 ]

@@ -143,15 +143,26 @@ def test_tracebacks_read_the_same_with_remembered_misses(monkeypatch):
 
 def test_every_speed_up_is_installed_with_the_libraries_pinned_here():
     assert speedups.status() == {patch.name: None for patch in speedups.PATCHES}
-    assert {patch.group for patch in speedups.PATCHES} == {"unit", "warm"}
+    assert {group for patch in speedups.PATCHES for group in patch.groups} == {"grader", "unit", "warm"}
+
+
+def test_nbgraders_schema_version_read_in_process_is_the_one_alembic_heads_prints(monkeypatch):
+    from nbgrader import api
+
+    from autograder.pipeline.nbgrader_cmd import environment
+    monkeypatch.setenv("PATH", environment()["PATH"])  # nbgrader runs `alembic` by name
+    stock = api.get_alembic_version()
+    monkeypatch.setattr(api, "get_alembic_version", api.get_alembic_version)  # put back after the test
+    speedups.alembic_version_in_process()
+    assert api.get_alembic_version() == stock and len(stock) == 12
 
 
 def test_a_library_at_a_version_a_speed_up_was_not_tested_with_is_left_stock(monkeypatch):
     installed = []
-    patches = [speedups.Patch("nbgrader.tested", "unit", {"nbgrader": ("0.9", "0.10")}, lambda: installed.append(1)),
-               speedups.Patch("nbgrader.newer", "unit", {"nbgrader": ("0.8", "0.9.6")}, lambda: installed.append(2)),
-               speedups.Patch("absent", "unit", {"no-such-distribution": ("1", "2")}, lambda: installed.append(3)),
-               speedups.Patch("warm.only", "warm", {"python": ("3", "4")}, lambda: installed.append(4))]
+    patches = [speedups.Patch("nbgrader.tested", ("unit",), {"nbgrader": ("0.9", "0.10")}, lambda: installed.append(1)),
+               speedups.Patch("nbgrader.newer", ("unit",), {"nbgrader": ("0.8", "0.9.6")}, lambda: installed.append(2)),
+               speedups.Patch("absent", ("unit",), {"no-such-distribution": ("1", "2")}, lambda: installed.append(3)),
+               speedups.Patch("warm.only", ("warm",), {"python": ("3", "4")}, lambda: installed.append(4))]
     monkeypatch.setattr(speedups, "PATCHES", patches)
     monkeypatch.setattr(speedups, "installed", set())
     speedups.apply("unit")
