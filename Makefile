@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast lint check bench lock mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast lint check bench bench-feedback lock mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -122,6 +122,9 @@ N ?= 10
 bench: setup ## Grade N generated submissions per lab with stock nbgrader, ours and raw nbclient; print speeds
 	python benchmarks/bench.py --per-lab $(N) $(if $(filter command line environment,$(origin JOBS)),--jobs $(JOBS)) \
 	  $(if $(DASK),--dask) $(if $(DB_URL),--db-url $(DB_URL))
+
+bench-feedback: setup ## Time a feedback page, ours against nbgrader's GenerateFeedback, on the graded demo (run `make demo` first)
+	python benchmarks/feedback_pages.py --root $(ROOT)
 
 MUTANTS ?= 100
 mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the fast tests' kill rate
