@@ -50,9 +50,8 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
     own: the course's lock, see `runs`). Workers only grade; this thread alone writes the course
     (one writer), saving each result whole as it comes (`saving`). A unit whose worker failed is
     reported, never half-saved. A unit that hit a time limit beside the others is graded again
-    alone at the end (one such unit per core: a unit's student code runs on one thread), and only
-    that second result counts: a busy machine costs time, never points. Ctrl-C or SIGTERM stops
-    the units running and raises Stopped, every saved grade whole."""
+    alone at the end, and only that second result counts: a busy machine costs time, never
+    points. Ctrl-C or SIGTERM stops the units running and raises Stopped, every saved grade whole."""
     if run is None:
         with runs.course_run(root) as own:
             return grade_class(root, labs, jobs, settings, log, executor, students, own)
@@ -107,11 +106,8 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
                     again.append(futures[future])
                 else:
                     record(outcome, result, files)
-            alone = min(jobs, os.cpu_count() or 1)  # one unit per core, nothing else of ours beside them
-            for start in range(0, len(again), alone):
-                batch = [(grade(lab, student), lab, student) for lab, student in again[start:start + alone]]
-                for future, lab, student in batch:
-                    record(*graded_alone(*unit_result(future, lab, student)))
+            for lab, student in again:  # one at a time: nothing else of ours runs meanwhile
+                record(*graded_alone(*unit_result(grade(lab, student), lab, student)))
         except KeyboardInterrupt:
             stop(pool)
             for lab, student in units:
