@@ -92,8 +92,9 @@ def grade(args, root: Path) -> int:
             clock.lap("grading")
             clock.phases["feedback"] = run.seconds["feedback"]
             try:
-                unread = exports.write_class_exports(root, notebooks.labs(root))
-                gradebook_guard.backup(root)
+                with terminal.after_grading("writing grades.csv, the Canvas CSV and the gradebook's backup"):
+                    unread = exports.write_class_exports(root, notebooks.labs(root))
+                    gradebook_guard.backup(root)
             except Exception as error:  # the grades are saved; only their copies could not be written
                 unwritten = saving.cause(error)
             clock.lap("exports")
@@ -111,9 +112,12 @@ def grade(args, root: Path) -> int:
     try:
         for lab, outcomes in results.items():
             try:
-                print(terminal.format_table(root, lab, outcomes))
-                if any(o.ok for o in outcomes):
-                    print(report.class_report(root, lab))
+                with terminal.after_grading(f"{lab}: the grade table and the class report"):
+                    grade_table = terminal.format_table(root, lab, outcomes)
+                    class_report = report.class_report(root, lab) if any(o.ok for o in outcomes) else None
+                print(grade_table)
+                if class_report is not None:
+                    print(class_report)
             except Exception as error:  # the gradebook gone again, a full disk: the grades are saved
                 print(f"{lab}: the table and report could not be made: {saving.cause(error)}", file=sys.stderr)
     except KeyboardInterrupt:  # Ctrl-C or SIGTERM once every grade was saved

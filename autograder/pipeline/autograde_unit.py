@@ -203,9 +203,11 @@ def main(argv: list[str]) -> None:
     grading program's speed-ups are installed (`speedups`; in the warm service they already are,
     and each notebook's kernel is a fork of this process)."""
     limits = json.loads(argv[0])
+    config = Config()
     if limits["fast"]:
         speedups.apply("unit")
-    config = Config()
+        # nbconvert's public option: the notebook is validated once, after the last step, not after each
+        config.NotebookExporter.optimistic_validation = True
     config.FaultTolerantExecute.notebook_timeout = int(limits["notebook_seconds"])
     config.FaultTolerantExecute.instructor_cells = list(limits["instructor_cells"])
     config.FaultTolerantExecute.instructor_cell_timeout = int(limits["instructor_cell_seconds"])

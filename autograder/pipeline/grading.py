@@ -74,6 +74,7 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
     if not units:
         report.summary()
         return outcomes
+    report.phase("starting", "the sandbox service and each lab's gradebook")
     if executor is None and settings.sandboxed and settings.fast and sandbox.as_root():
         service.start()  # warms up while the lab gradebooks are built
     if settings.fast:
@@ -97,6 +98,7 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
             return pool.submit(grade_unit, root, lab, student, tests[lab], settings, run.scratch)
 
         try:
+            report.phase("grading", f"{len(units)} submission(s), {jobs} at a time")
             futures = {grade(lab, student): (lab, student) for lab, student in units}
             again = []
             for future in as_completed(futures):
@@ -106,6 +108,8 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
                     again.append(futures[future])
                 else:
                     record(outcome, result, files)
+            if again:
+                report.phase("grading again alone", f"{len(again)} submission(s) that hit a time limit")
             for lab, student in again:  # one at a time: nothing else of ours runs meanwhile
                 record(*graded_alone(*unit_result(grade(lab, student), lab, student)))
         except KeyboardInterrupt:

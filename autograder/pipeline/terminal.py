@@ -1,6 +1,7 @@
 """What the instructor reads in the terminal: the progress of a run and the grade table."""
 
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -13,9 +14,9 @@ from .submission import Outcome
 
 
 class Progress:
-    """What grading has done so far: on a terminal, rich's progress bar (counts, time left) with
-    each unit's problems printed above it; plain lines otherwise (CI, a log file, a test's `log`);
-    a summary at the end. What a unit's lines quote of a submission is printed as text, never
+    """What grading has done so far: on a terminal, rich's progress bar (the phase, counts, time
+    left) with each unit's problems printed above it; plain lines otherwise (CI, a log file, a
+    test's `log`); a summary at the end. What a unit's lines quote of a submission is printed as text, never
     read as markup."""
 
     def __init__(self, total: int, log: Callable[[str], None] = print, console: Console | None = None):
@@ -24,10 +25,11 @@ class Progress:
         console = console or Console(highlight=False)
         self.bar = None
         if log is print and console.is_terminal:
-            self.bar = Bar(BarColumn(), MofNCompleteColumn(), TextColumn("done, {task.fields[failed]} not graded,"),
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                           TextColumn("done, {task.fields[failed]} not graded,"),
                            TimeElapsedColumn(), TextColumn("so far,"), TimeRemainingColumn(), TextColumn("left"),
                            console=console, transient=True)
-            self.task = self.bar.add_task("grading", total=total, failed=0)
+            self.task = self.bar.add_task("starting", total=total, failed=0)
             self.bar.start()
 
     def say(self, line: str) -> None:
@@ -35,6 +37,13 @@ class Progress:
             self.log(line)
         else:
             self.bar.console.print(line, markup=False, highlight=False, emoji=False, soft_wrap=True)
+
+    def phase(self, name: str, detail: str = "") -> None:
+        """The run is now in phase `name` (the bar's label; a line where there is no bar)."""
+        if self.bar is None:
+            self.log(f"{name}: {detail}" if detail else name)
+        else:
+            self.bar.update(self.task, description=name)
 
     def later(self, outcome: Outcome) -> None:
         """A unit that hit a time limit beside the others, to be graded again alone."""
@@ -67,6 +76,17 @@ class Progress:
             reasons.setdefault(outcome.message, []).append(f"{outcome.lab} {outcome.student}")
         for reason, units in reasons.items():
             self.log(f"not graded ({len(units)}): {reason}: {', '.join(units)}")
+
+
+@contextmanager
+def after_grading(phase: str, console: Console | None = None):
+    """On a terminal, a spinner that names `phase` (exports, tables) while it runs; elsewhere nothing."""
+    console = console or Console(highlight=False)
+    if not console.is_terminal:
+        yield
+        return
+    with console.status(f"{phase} ..."):
+        yield
 
 
 def format_table(root: Path, lab: str, outcomes: list[Outcome]) -> str:

@@ -6,7 +6,7 @@ import io
 from rich.console import Console
 
 from autograder.pipeline.submission import Outcome
-from autograder.pipeline.terminal import Progress
+from autograder.pipeline.terminal import Progress, after_grading
 
 HOSTILE = "[bold red]forged[/bold red] [link=http://evil.example]click[/link] :smile:"
 
@@ -43,3 +43,29 @@ def test_in_a_log_each_unit_is_one_line_and_the_summary_names_what_was_not_grade
     assert lines[1] == f"lab1 eve: NOT GRADED: the notebook says {HOSTILE}  [2/3]"
     assert lines[-2].startswith("graded 2 of 3 submission(s) in ")
     assert lines[-1] == f"not graded (1): the notebook says {HOSTILE}: lab1 eve"
+
+
+def test_the_bar_names_each_phase_and_a_log_gets_a_line_for_each():
+    screen = io.StringIO()
+    progress = Progress(2, console=Console(file=screen, force_terminal=True, width=200, color_system=None))
+    progress.bar.refresh()
+    assert "starting" in screen.getvalue()  # before the first unit: the service and the lab gradebooks
+    progress.phase("grading again alone", "1 submission(s) that hit a time limit")
+    progress.bar.refresh()
+    assert "grading again alone" in screen.getvalue().rsplit("starting", 1)[1]
+    progress.summary()
+    lines = []
+    progress = Progress(2, log=lines.append)
+    progress.phase("grading", "2 submission(s), 6 at a time")
+    assert lines == ["grading: 2 submission(s), 6 at a time"]
+
+
+def test_after_grading_a_terminal_shows_what_is_being_written_and_a_log_gets_nothing():
+    screen = io.StringIO()
+    with after_grading("lab1: the grade table", Console(file=screen, force_terminal=True, color_system=None)):
+        pass
+    assert "lab1: the grade table ..." in screen.getvalue()
+    quiet = io.StringIO()
+    with after_grading("lab1: the grade table", Console(file=quiet)):
+        pass
+    assert quiet.getvalue() == ""
