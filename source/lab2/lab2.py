@@ -144,8 +144,10 @@ plt.show()
 # (`type(node).__name__`) in **depth-first** order — a node, then everything reachable through
 # its first entry of `next_functions`, then its second, and so on. Skip `None` entries, and list
 # a node reached twice (a tensor used twice) only once. For `out` above the answer is
-# `['SumBackward0', 'PowBackward0', 'AddBackward0', 'MulBackward0', 'AccumulateGrad']`. The
-# grader also walks graphs you have not seen.
+# `['SumBackward0', 'PowBackward0', 'AddBackward0', 'MulBackward0', 'AccumulateGrad']`. That
+# graph is a chain, where any order of visiting looks the same, so the check below also walks
+# `(torch.tanh(a * b) + k * torch.sin(a)).sum()`: it branches, reaches `a` by two paths and holds
+# the constant `k`. The grader also walks graphs you have not seen.
 
 # %% nbgrader={"grade": false, "grade_id": "t3_walk_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def graph_walk(t):
