@@ -152,7 +152,8 @@ def run_accumulate_gradients(fns: dict, probe: dict) -> list:
 
 
 def run_first_layer_grad(fns: dict, probe: dict) -> list:
-    model, X, y = problem_data(probe["samples"], probe["seed"])
+    """Run the student's function on a model whose gradients hold stale values, as after a training step."""
+    model, X, y = stale_problem(probe["samples"], probe["seed"])
     result = fns["first_layer_grad"](model, X, y)
     if not isinstance(result, torch.Tensor):
         raise WrongType(f"first_layer_grad should return a tensor, not {type(result).__name__}.")

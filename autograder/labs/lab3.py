@@ -212,7 +212,10 @@ LAB.function(
                                 if torch.tensor(got).shape != torch.tensor(right).shape else None),
     same=lambda got, right: relative_error(got, right) <= MAX_REL_ERROR,
     mistakes=[Mistake("returned the weight model[0].weight, not model[0].weight.grad",
-                      lambda p: kit.problem_data(p["samples"], p["seed"])[0][0].weight.tolist())],
+                      lambda p: kit.problem_data(p["samples"], p["seed"])[0][0].weight.tolist()),
+              Mistake("did not clear the old gradients first (the model's .grad held values from an earlier "
+                      "step, and backward adds to them)",
+                      lambda p: (layer_reference(p["samples"], p["seed"]) + kit.STALE_GRAD).tolist())],
     rtol=2 * MAX_REL_ERROR, atol=1e-9,
     hint="Clear the old gradients, backpropagate the MSE of model(X) against y once, "
          "and return model[0].weight.grad (not model[0].weight).")

@@ -198,6 +198,17 @@ def test_layer_grad_check(ada, device):
                                           hidden=True)[0]
 
 
+def test_a_layer_gradient_taken_without_clearing_the_old_ones_fails_and_is_named(ada, device):
+    def no_clearing(model, X, y):
+        nn.functional.mse_loss(model(X), y).backward()
+        return model[0].weight.grad
+
+    with pytest.raises(CheckFailed, match="did not clear the old gradients"):
+        kit.check.function({"first_layer_grad": no_clearing}, "first_layer_grad")
+    problems = grader_problems("t5_layer_grad", {"first_layer_grad": no_clearing}, hidden=True)
+    assert problems and all("did not clear the old gradients" in p for p in problems)
+
+
 @pytest.mark.parametrize("student", ["ada", "s-17", "s3"])
 def test_task1_values_and_named_slips_are_the_closed_forms(student):
     n = kit.student_numbers(student)
