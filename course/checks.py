@@ -26,6 +26,7 @@ import json
 import linecache
 import sys
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -53,9 +54,19 @@ def shielded() -> Iterator[None]:
     """
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stderr(sys.stdout):
         warnings.simplefilter("always")
-        yield
-    for w in caught:
-        print(f"Note (does not cost points): your code raised {w.category.__name__}: {w.message}")
+        try:
+            yield
+        finally:
+            for line in notes(caught):
+                print(line)
+
+
+def notes(caught: list[warnings.WarningMessage]) -> list[str]:
+    """One line per distinct warning, with how often it came: a training loop that warns at every
+    step says so once, not above the verdict fifty times."""
+    counts = Counter(f"{w.category.__name__}: {w.message}" for w in caught)
+    return [f"Note (does not cost points): your code raised {text}" + (f" ({count} times)" if count > 1 else "")
+            for text, count in counts.items()]
 
 
 # Errors of student code whose message says what but not why, and the why.
@@ -141,6 +152,15 @@ def output_problem(name: str, probe: Plain, got: Plain, right: Plain, mistakes: 
     call = describe_call(name, probe)
     return (f"{call}: {MATCHES}{named[0]}." if named
             else f"{call} does not give what autograd gives. {hint}")
+
+
+def each_function(takes: tuple[str, ...], got: Plain, right: Plain) -> list[tuple[str, Plain]]:
+    """(function, output to judge) for an output of the task's functions: where they answer
+    together ({name: output}), each one's part with the others' right, so that a problem names
+    the function it is in and a known mistake in each is recognised; else the whole output."""
+    if len(takes) > 1 and isinstance(got, dict) and isinstance(right, dict) and set(got) == set(right) == set(takes):
+        return [(name, {**right, name: got[name]}) for name in takes]
+    return [(takes[0], got)]
 
 
 VALUES = "values"  # the kind of check of numbers worked out by hand (`LabKit.values`)
@@ -348,15 +368,17 @@ class LabKit:
         visible = self.expected["functions"][name]
         probes = visible["probes"] if hidden is None else hidden
         outputs = []
-        for probe in probes:
-            with shielded(), explained(spec.takes[0], probe):
-                outputs.append(spec.run(functions, probe))
+        with shielded():  # its warnings counted over every probe
+            for probe in probes:
+                with explained(spec.takes[0], probe):
+                    outputs.append(spec.run(functions, probe))
         self._publish(spec.kind, name, outputs, hidden=hidden is not None)
         if hidden is not None:
             print(f"✔ {name}: ran on {len(probes)} more inputs; the grader checks the results.")
             return
         problems = [problem for probe, got, want in zip(probes, outputs, visible["outputs"], strict=True)
-                    if (problem := output_problem(spec.takes[0], probe, got, want["right"], want["mistakes"],
+                    for called, output in each_function(spec.takes, got, want["right"])
+                    if (problem := output_problem(called, probe, output, want["right"], want["mistakes"],
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
         report(name, problems, spec.success)
 

@@ -347,15 +347,32 @@ class FunctionCheck(Check):
               cases: list[str] | None = None) -> list[Problem]:
         """The problems with the outputs on `probes` (`cases`: the case of each hidden probe, in words)."""
         return [problem for index, (probe, got) in enumerate(zip(probes, outputs, strict=True))
-                if (problem := self.judge_one(probe, got, hidden, cases[index] if cases else None))]
+                for problem in self.judge_each(probe, got, hidden, cases[index] if cases else None)]
 
-    def judge_one(self, probe: Plain, got: Plain, hidden: bool = False, case: str | None = None) -> Problem | None:
+    def judge_each(self, probe: Plain, got: Plain, hidden: bool = False, case: str | None = None) -> list[Problem]:
+        """The problems with one output. Where the task's functions answer together ({name:
+        output}), each wrong one is judged on its own, as if the others were right: its problem
+        carries its name, and a mistake in each is named."""
+        right = self.reference(probe)
+        takes = self.kit.functions[self.name].takes if self.name in self.kit.functions else ()
+        if len(takes) < 2 or not (isinstance(got, dict) and isinstance(right, dict) and set(got) == set(takes)):
+            return [problem] if (problem := self.judge_one(probe, got, hidden, case)) else []
+        if self.form and self.form(probe, got, right):
+            return [problem] if (problem := self.judge_one(probe, got, hidden, case)) else []
+        return [problem for name in takes if (problem := self.judge_one(probe, {**right, name: got[name]}, hidden,
+                                                                        case, called=name))]
+
+    def judge_one(self, probe: Plain, got: Plain, hidden: bool = False, case: str | None = None,
+                  called: str | None = None) -> Problem | None:
         """The problem with one output, or None. On a hidden probe, nothing of the probe is told
         (not its inputs, nor a detail worked out from them), only its case in words: what the
         student reads ends up in the feedback and the exports, and the hidden inputs are the
-        grader's alone."""
+        grader's alone. `called`: the function the output is of, where not the check's first."""
         right = self.reference(probe)
-        call = hidden_call(case) if hidden else describe_call(self.called, probe)
+        if hidden:
+            call = hidden_call(case) + (f" (`{called}`)" if called else "")
+        else:
+            call = describe_call(called or self.called, probe)
         if self.form and (wrong := self.form(probe, got, right)):
             return Problem(f"{call}: {HIDDEN_FORM if hidden else wrong}", kind=Kind.FORM)
         if self.is_right(got, right):

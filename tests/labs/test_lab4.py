@@ -5,6 +5,7 @@ recomputed from its closed form, or from a loss written in the test whose autogr
 `torch.autograd.gradcheck` verifies by central differences in float64.
 """
 
+import contextlib
 import math
 import os
 import subprocess
@@ -13,13 +14,15 @@ import sys
 import pytest
 import torch
 
+import course.checks
 from autograder.labs import lab4 as grader
 from course import lab4 as kit
+from course.checks import CheckFailed
 from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, relative_error
 from course.rules import CLOSED_FORM
 
-from helpers import (SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula,
-                     run_cell, run_test_cell)
+from helpers import (SEEDS, as_cell, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes,
+                     graded_formula, run_cell, run_test_cell)
 
 # The visible probes and hidden ones as a few submissions draw them.
 ACTIVATION_PROBES = grader.LAB.checks["t2_activation_grads"].visible + drawn_probes(grader.LAB.checks["t2_activation_grads"], SEEDS[:5])
@@ -550,3 +553,36 @@ def test_each_slip_in_the_cross_entropy_gradient_is_named(student, words, source
 
 def test_every_cross_entropy_slip_is_far_from_the_truth_on_the_hidden_inputs():
     assert_formula_slips_are_far_and_distinct(BCE_CHECK, grader.bce_reference, grader.bce_slips)
+
+
+RELU = {"right": "return (z > 0).to(z.dtype)", "slope 1 at 0": "return (z >= 0).to(z.dtype)"}
+SIGMOID = {"right": "s = torch.sigmoid(z)\n    return s * (1 - s)", "x(1 - x)": "return z * (1 - z)"}
+
+
+def activation_verdicts(relu: str, sigmoid: str) -> tuple[str, list[str]]:
+    """What the notebook says on the visible inputs, and the grader's problems on the visible and hidden ones."""
+    source = f"def relu_grad(z):\n    {RELU[relu]}\n\n\ndef sigmoid_grad(z):\n    {SIGMOID[sigmoid]}\n"
+    namespace = as_cell(source, "t2_activation_grads_answer")
+    check, payloads = grader.LAB.checks["t2_activation_grads"], []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(course.checks, "publish", payloads.append)
+        with pytest.raises(CheckFailed) as notebook:
+            kit.check.function(namespace, check.name)
+        with contextlib.suppress(CheckFailed):
+            kit.check.function(namespace, check.name, hidden=check.hidden_probes(SEEDS[0]))
+    problems = [p.text for payload in payloads
+                for p in check.verify_data(payload["data"], "ada", hidden=payload["hidden"], seed=SEEDS[0])]
+    return str(notebook.value), problems
+
+
+@pytest.mark.parametrize(("relu", "sigmoid"), [("right", "x(1 - x)"), ("slope 1 at 0", "right"),
+                                               ("slope 1 at 0", "x(1 - x)")])
+def test_each_wrong_activation_slope_is_named_under_its_own_function(relu, sigmoid):
+    notebook, problems = activation_verdicts(relu, sigmoid)
+    for name, slip, wrong in (("relu_grad", "gave slope 1 at x = 0", relu != "right"),
+                              ("sigmoid_grad", "used x·(1 − x)", sigmoid != "right")):
+        said = [line for line in notebook.splitlines() if line.strip().startswith(f"- {name}(")]
+        assert bool(said) == wrong and all(slip in line for line in said), notebook
+        named = [text for text in problems if f"`{name}`" in text or text.startswith(f"{name}(")]
+        assert bool(named) == wrong and all(slip in text for text in named), problems
+    assert len(problems) == len([t for t in problems if "relu_grad" in t or "sigmoid_grad" in t])

@@ -181,6 +181,25 @@ def test_a_pytorch_warning_in_student_code_reaches_stdout_not_stderr(student, ca
     assert err == "" and "does not cost points" in out and "not a leaf" in out
 
 
+def test_a_warning_raised_at_every_step_is_noted_once_with_its_count(student, capfd):
+    def noisy(x, y, w):
+        w = torch.tensor(float(w), requires_grad=True)
+        for _ in range(50):  # a loop that warns at every step, as a training loop with a size mismatch does
+            yhat = x * w
+            _ = yhat.grad
+        loss = (yhat - y) ** 2
+        loss.backward()
+        return loss.item(), w.grad.item()
+
+    assert run_test_cell("lab4", "t1_check_result", {"check_result": noisy}) == (None, [])
+    out, err = capfd.readouterr()
+    notes = [line for line in out.splitlines() if "does not cost points" in line]
+    check = grader.LAB.checks["t1_check_result"]
+    runs = [len(check.visible), len(check.hidden_probes(SEED))]  # the cell's two calls: visible, then hidden
+    assert err == "" and [note.rsplit("(", 1)[1] for note in notes] == [f"{50 * n} times)" for n in runs]
+    assert all("not a leaf" in note for note in notes)
+
+
 RELU_GRAD, SIGMOID_GRAD = "(z > 0).to(z.dtype)", "torch.sigmoid(z) * (1 - torch.sigmoid(z))"
 
 
