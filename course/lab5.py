@@ -81,20 +81,35 @@ def step_answers(n: dict) -> list[Expected]:
     ]
 
 
+SOFTMAX_TWICE = "applied softmax before CrossEntropyLoss, which applies it again"
+SOFTMAX_TWICE_BY_HAND = ("applied softmax twice and took the gradient as softmax(p) − one-hot, as if the "
+                         "probabilities p were the logits (the first softmax's slope left out)")
+
+
+def softmax_twice(z: list[float], target: int) -> dict[str, float]:
+    """The loss and gradients, by autograd, of cross-entropy applied to softmax(z) instead of z."""
+    logits = torch.tensor(z, dtype=F64, device=grading_device(), requires_grad=True)
+    loss = nn.CrossEntropyLoss()(torch.softmax(logits, 0)[None], torch.tensor([target], device=grading_device()))
+    loss.backward()
+    return {"ce_loss": loss.item(), **{f"ce_grad_{i}": g for i, g in enumerate(logits.grad.tolist())}}
+
+
 def ce_answers(n: dict) -> list[Expected]:
     """Task 4's right answers for these numbers, each with the slips feedback can name."""
     z, t = n["logits"], n["target"]
     r = cross_entropy_values(z, t)
     p = torch.softmax(torch.tensor(z, dtype=F64), 0).tolist()
-    softmaxed = cross_entropy_values(p, t)["ce_loss"]
+    twice = softmax_twice(z, t)
+    by_hand = cross_entropy_values(p, t)  # the second softmax's gradient, taken as if p were the logits
     log_sum = math.log(sum(math.exp(v) for v in z))
     uses = ce_uses(n)
     grads = [Expected(f"ce_grad_{i}", r[f"ce_grad_{i}"], "Differentiate L = −z_target + ln Σ exp(z_j) with respect to "
                       "z_i: one term from the log-sum-exp, one from −z_target when i is the target.",
-                      {"forgot to subtract the one-hot target": p[i]} if i == t else {}, uses)
+                      {**({"forgot to subtract the one-hot target": p[i]} if i == t else {}),
+                       SOFTMAX_TWICE: twice[f"ce_grad_{i}"], SOFTMAX_TWICE_BY_HAND: by_hand[f"ce_grad_{i}"]}, uses)
              for i in range(3)]
     return [Expected("ce_loss", r["ce_loss"], "L = −z_target + ln Σ exp(z_j), the natural logarithm.",
-                     {"applied softmax before CrossEntropyLoss, which applies it again": softmaxed,
+                     {SOFTMAX_TWICE: twice["ce_loss"],
                       "used log base 10": log_sum / math.log(10) - z[t],
                       "left out the log-sum-exp term (−z_target alone)": -z[t]}, uses)] + grads
 

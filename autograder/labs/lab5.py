@@ -81,6 +81,11 @@ def cross_entropy_reference(z0, z1, z2, target) -> list[float]:
     return [r["ce_loss"], r["ce_grad_0"], r["ce_grad_1"], r["ce_grad_2"]]
 
 
+SOFTMAX_TWICE_BY_HAND = ("applied softmax before the cross-entropy, which applies it again, and took the gradient as "
+                         "softmax(p) − one-hot, as if the probabilities p were the logits (the first softmax's "
+                         "slope left out)")
+
+
 def cross_entropy_slips(z0, z1, z2, target) -> dict[str, list[float]]:
     """(loss, dL/dz0, dL/dz1, dL/dz2) as each known slip gives them, in closed form."""
     z = [z0, z1, z2]
@@ -99,6 +104,7 @@ def cross_entropy_slips(z0, z1, z2, target) -> dict[str, list[float]]:
     return {"forgot to subtract the one-hot target": [log_sum - z[target], *p],
             "applied softmax before the cross-entropy, which applies it again":
                 [-p[target] + math.log(sum(math.exp(u) for u in p)), *through],
+            SOFTMAX_TWICE_BY_HAND: [-p[target] + math.log(sum(math.exp(u) for u in p)), *upstream],
             "used log base 10": [log_sum / math.log(10) - z[target], *right],
             "left out the log-sum-exp term (−z_target alone)": [-z[target], *right],
             "flipped the sign of the gradient (one-hot − softmax)": [log_sum - z[target], *(-g for g in right)]}

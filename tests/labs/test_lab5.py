@@ -204,6 +204,9 @@ def test_every_named_slip_is_the_value_its_name_says(student):
     z, t = n["logits"], n["target"]
     p = [math.exp(v) / sum(math.exp(u) for u in z) for v in z]
     log_sum_p = math.log(sum(math.exp(v) for v in p))
+    q = [math.exp(v) / sum(math.exp(u) for u in p) for v in p]  # the second softmax, of the probabilities
+    upstream = [q_i - (i == t) for i, q_i in enumerate(q)]  # its gradient, as if p were the logits
+    through = [p[i] * (upstream[i] - sum(p_j * u_j for p_j, u_j in zip(p, upstream))) for i in range(3)]
     assert_named_slips(kit.check.expected_answers(student), {
         ("mse", "summed the squares"): 2 * mse, ("dmse_dw", "summed instead"): 2 * dw,
         ("dmse_dw", "forgot the factor 2"): dw / 2, ("dmse_db", "summed instead"): 2 * db,
@@ -212,7 +215,9 @@ def test_every_named_slip_is_the_value_its_name_says(student):
         ("ce_loss", "applied softmax before"): log_sum_p - p[t],
         ("ce_loss", "used log base 10"): math.log10(sum(math.exp(v) for v in z)) - z[t],
         ("ce_loss", "left out the log-sum-exp"): -z[t],
-        (f"ce_grad_{t}", "forgot to subtract the one-hot"): p[t]})
+        (f"ce_grad_{t}", "forgot to subtract the one-hot"): p[t],
+        **{(f"ce_grad_{i}", "applied softmax before CrossEntropyLoss"): through[i] for i in range(3)},
+        **{(f"ce_grad_{i}", "as if the probabilities p were the logits"): upstream[i] for i in range(3)}})
 
 
 def test_mse_loss_warns_about_the_broadcast_the_lab_describes():
@@ -274,6 +279,9 @@ CE_SLIPS = {
         "    u0, u1, u2 = math.exp(p0) / s - t0, math.exp(p1) / s - t1, math.exp(p2) / s - t2\n"
         "    dot = p0 * u0 + p1 * u1 + p2 * u2\n    pt = p0 * t0 + p1 * t1 + p2 * t2\n"
         "    return -pt + math.log(s), p0 * (u0 - dot), p1 * (u1 - dot), p2 * (u2 - dot)\n"),
+    "as if the probabilities p were the logits": CE_HEAD + (
+        "    s = math.exp(p0) + math.exp(p1) + math.exp(p2)\n    pt = p0 * t0 + p1 * t1 + p2 * t2\n"
+        "    return -pt + math.log(s), math.exp(p0) / s - t0, math.exp(p1) / s - t1, math.exp(p2) / s - t2\n"),
 }
 
 
