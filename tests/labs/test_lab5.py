@@ -206,7 +206,7 @@ def test_every_named_slip_is_the_value_its_name_says(student):
     log_sum_p = math.log(sum(math.exp(v) for v in p))
     q = [math.exp(v) / sum(math.exp(u) for u in p) for v in p]  # the second softmax, of the probabilities
     upstream = [q_i - (i == t) for i, q_i in enumerate(q)]  # its gradient, as if p were the logits
-    through = [p[i] * (upstream[i] - sum(p_j * u_j for p_j, u_j in zip(p, upstream))) for i in range(3)]
+    through = [p[i] * (upstream[i] - sum(p_j * u_j for p_j, u_j in zip(p, upstream, strict=True))) for i in range(3)]
     assert_named_slips(kit.check.expected_answers(student), {
         ("mse", "summed the squares"): 2 * mse, ("dmse_dw", "summed instead"): 2 * dw,
         ("dmse_dw", "forgot the factor 2"): dw / 2, ("dmse_db", "summed instead"): 2 * db,
