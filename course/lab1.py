@@ -6,8 +6,6 @@ functions and formulas should return, and which regime each learning rate gives,
 compare with data in expected/lab1.json.
 """
 
-import itertools
-
 import torch
 
 from .answers import Expected, WrongType, as_float, as_floats
@@ -21,8 +19,10 @@ STEP_NAMES = ("u", "loss", "dloss_dA", "dloss_dB", "A_next")
 REGIMES = ("monotone", "one step", "oscillating", "diverging")
 
 # Per-student numbers for the hand computation and the learning-rate study: 60² · 21 · 4 starts,
-# targets and rates, times 24 · 25 · 24 rates to classify in 24 orders, ≈ 1e11 combinations, so two
-# students of a class of 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
+# targets and rates, times four learning rates to classify, each of a regime drawn on its own (so a
+# regime may come twice or not at all, and sorting the rates does not answer the table) and a rate
+# of that regime: about 74⁴ ordered choices, ≈ 9e12 combinations, so two students of a class of
+# 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
 TARGETS = tuple(5 + 0.5 * k for k in range(21))  # 5 … 15
 # ±0.1 … ±3.0
 STARTS = tuple(round(0.1 * k, 1) for k in range(-30, 31) if k)
@@ -31,8 +31,9 @@ REGIME_LRS = {"monotone": tuple(round(0.01 * k, 2) for k in range(1, 25)),      
               "one step": (0.25,),
               "oscillating": tuple(round(0.01 * k, 2) for k in range(26, 50)),   # 0.26 … 0.49
               "diverging": tuple(round(0.01 * k, 2) for k in range(51, 76))}     # 0.51 … 0.75
-GRIDS = {"A": STARTS, "B": STARTS, "target": TARGETS, "lr": STEP_LRS, **REGIME_LRS,
-         "order": tuple(itertools.permutations(range(4)))}
+RATES = 4  # learning rates each student classifies
+GRIDS = {"A": STARTS, "B": STARTS, "target": TARGETS, "lr": STEP_LRS,
+         **{f"regime{i}": REGIMES for i in range(RATES)}, **{f"rate{i}": tuple(range(600)) for i in range(RATES)}}
 
 
 def _leaf(value: float, grad: bool = False) -> torch.Tensor:
@@ -78,10 +79,17 @@ def answers(numbers: dict) -> dict[str, Expected]:
 # ---------------------------------------------------------------- per-student numbers
 
 def draw(digest: bytes) -> dict:
-    """One pick from each of `GRIDS`: the step's numbers, and one rate per regime in a drawn order."""
+    """One pick from each of `GRIDS`: the step's numbers, and four distinct rates, each of a
+    regime drawn on its own ("one step" has one rate: drawn again, it gives way to "oscillating")."""
     n = pick_all(digest, GRIDS)
-    rates = [n[name] for name in REGIMES]
-    return {"A": n["A"], "B": n["B"], "target": n["target"], "lr": n["lr"], "rates": [rates[i] for i in n["order"]]}
+    rates: list[float] = []
+    for i in range(RATES):
+        regime = n[f"regime{i}"]
+        if regime == "one step" and REGIME_LRS[regime][0] in rates:
+            regime = "oscillating"
+        left = [lr for lr in REGIME_LRS[regime] if lr not in rates]
+        rates.append(left[n[f"rate{i}"] % len(left)])
+    return {"A": n["A"], "B": n["B"], "target": n["target"], "lr": n["lr"], "rates": rates}
 
 
 def acceptable(n: dict) -> bool:

@@ -193,7 +193,8 @@ check.formula(globals(), "shrink_factor")
 # grows. For each of **your four learning
 # rates** (printed under *Your numbers*), predict one of `"monotone"`, `"one step"`,
 # `"oscillating"` or `"diverging"`, and put it in the dictionary `predictions`
-# (for example `predictions = {0.1: "monotone", ...}`).
+# (for example `predictions = {0.1: "monotone", ...}`). Your rates were drawn at random: a regime
+# may come up twice, or not at all, so work each one out from its factor.
 
 # %% nbgrader={"grade": false, "grade_id": "t3_regimes_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # predictions = {learning rate: regime} for your four learning rates

@@ -25,8 +25,8 @@ LABS = notebooks.labs()
 # Written down once, by hand from a run, so that a change to any draw (grids, digest, acceptance)
 # shows up here: students' numbers must never move under them.
 GOLDEN = {
-    ("lab1", "ada"): {"A": 0.8, "B": -1.3, "target": 9.0, "lr": 0.01, "rates": [0.15, 0.25, 0.27, 0.7]},
-    ("lab1", "zoë"): {"A": 0.6, "B": 1.3, "target": 8.0, "lr": 0.02, "rates": [0.66, 0.25, 0.41, 0.09]},
+    ("lab1", "ada"): {"A": 0.8, "B": -1.3, "target": 9.0, "lr": 0.01, "rates": [0.26, 0.44, 0.25, 0.14]},
+    ("lab1", "zoë"): {"A": 0.6, "B": 1.3, "target": 8.0, "lr": 0.02, "rates": [0.22, 0.25, 0.75, 0.27]},
     ("lab2", "ada"): {"x": 7.0, "w": 2.0, "b": 7.0, "gx": 1.15, "gy": 1.28, "gz": 0.67},
     ("lab2", "s-17"): {"x": 3.0, "w": 9.0, "b": 6.0, "gx": 0.68, "gy": 2.37, "gz": 0.78},
     ("lab3", "ada"): {"a": [12.0, -12.0, 8.0, -9.0], "k": 13.0, "expressions": [
@@ -44,7 +44,7 @@ GOLDEN = {
 
 # A digest of the numbers of student0 … student199: any change to a grid, a draw or an acceptance
 # rule moves some student's numbers and changes it.
-CLASS_DIGESTS = {"lab1": "38d5bc825dcb3fbe", "lab2": "3fbc3ee70c23205a", "lab3": "5034eb7bacd998e8",
+CLASS_DIGESTS = {"lab1": "0f577b7a462c8855", "lab2": "3fbc3ee70c23205a", "lab3": "5034eb7bacd998e8",
                  "lab4": "99ea5cee6ad05cdf", "lab5": "865208e40e3ec576"}
 
 
