@@ -78,12 +78,13 @@ b_grad = 1.0
 check.values(globals(), "y_value", "w_grad", "b_grad")
 
 # %% [markdown]
-# Observe:
+# Observe, on numbers no student gets (x = 2.5, w = −1.5, b = 0.5): work out by your rule what
+# y, `w.grad` and `b.grad` should be, then run the cell.
 
 # %%
-x = torch.tensor(mine["x"])
-w = torch.tensor(mine["w"], requires_grad=True)
-b = torch.tensor(mine["b"], requires_grad=True)
+x = torch.tensor(2.5)
+w = torch.tensor(-1.5, requires_grad=True)
+b = torch.tensor(0.5, requires_grad=True)
 y = w * x + b
 print("y =", y, "  w.grad before backward:", w.grad)
 y.backward()

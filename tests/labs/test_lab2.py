@@ -4,6 +4,7 @@ import contextlib
 import math
 
 import matplotlib
+import nbformat
 import matplotlib.text
 import pytest
 import torch
@@ -16,7 +17,7 @@ from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.graphs import draw_graph, graph_layers
 
-from helpers import SEED, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
+from helpers import REPO, SEED, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
 
 matplotlib.use("Agg")
 
@@ -354,3 +355,16 @@ def test_formula_reference_is_the_gradcheck_verified_gradient(device, probe):
     assert torch.autograd.gradcheck(f, leaves)
     grads = torch.autograd.grad(f(*leaves), leaves)
     assert grader.f_gradients_reference(*probe) == pytest.approx([g.item() for g in grads], rel=1e-12)
+
+
+def test_the_observe_cell_after_task_1_runs_on_numbers_no_student_gets(capsys):
+    """It shows the rule at work, not the student's graded answers."""
+    cells = nbformat.read(REPO / "release" / "lab2" / "lab2.ipynb", as_version=4).cells
+    graded = next(i for i, c in enumerate(cells) if c.metadata.get("nbgrader", {}).get("grade_id") == "t1_linear")
+    observe = next(c for c in cells[graded + 1:] if c.cell_type == "code")
+    assert "mine" not in observe.source
+    namespace = {"torch": torch}
+    exec(observe.source, namespace)
+    shown = [namespace[name].item() for name in ("x", "w", "b")]
+    assert not all(value in kit.GRIDS[name] for name, value in zip(("x", "w", "b"), shown, strict=True))
+    assert "w.grad = tensor(2.5000)" in capsys.readouterr().out  # dy/dw = x
