@@ -129,17 +129,17 @@ def task2_answers(x1: float, w1: float, w2: float, y: float) -> list[Expected]:
         exp("dr_dm1", "ReLU passes the gradient through (slope 1) where m1 > 0 and blocks it (0) elsewhere.",
             {"used the ReLU's output instead of its slope": r["r"]}),
         exp("dm1_dw1", "m1 = x1 · w1; differentiate with respect to w1.", {"used w1 instead of x1": w1}),
-        exp("dloss_dw2", "Chain rule from the loss back to w2 (loss ← s ← ŷ ← m2 ← w2): multiply your local "
-                         "derivatives of 2b along that path.",
-            {"used m2·(1 − m2) for the sigmoid's derivative": r["dloss_ds"] * wrong_sigmoid * r["r"],
-             "forgot the factor 2 from the square": r["dloss_dw2"] / 2,
-             "used w2 instead of r for dm2/dw2": upstream * w2}),
         exp("dloss_dw1", "Chain rule from the loss back to w1 (loss ← s ← ŷ ← m2 ← r ← m1 ← w1): multiply your "
                          "local derivatives of 2b along that path; the ReLU's slope depends on the sign of m1.",
             {"used m2·(1 − m2) for the sigmoid's derivative": r["dloss_ds"] * wrong_sigmoid * w2 * x1,
              "forgot the factor 2 from the square": r["dloss_dw1"] / 2,
              "used r instead of w2 for dm2/dr": upstream * r["r"] * x1,
              "stopped at w2 (that is dloss/dw2)": r["dloss_dw2"]}),
+        exp("dloss_dw2", "Chain rule from the loss back to w2 (loss ← s ← ŷ ← m2 ← w2): multiply your local "
+                         "derivatives of 2b along that path.",
+            {"used m2·(1 − m2) for the sigmoid's derivative": r["dloss_ds"] * wrong_sigmoid * r["r"],
+             "forgot the factor 2 from the square": r["dloss_dw2"] / 2,
+             "used w2 instead of r for dm2/dw2": upstream * w2}),
     ]
 
 

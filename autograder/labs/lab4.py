@@ -328,7 +328,7 @@ LAB.function(
     hint="ws[k] is w at the start of step k, losses[k] the loss computed with it; then w ← w − lr · dloss/dw.")
 LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
-LAB.values("t2_gradients", "dloss_dw2", "dloss_dw1")
+LAB.values("t2_gradients", "dloss_dw1", "dloss_dw2")
 # (x1, w1, w2, y), drawn per submission: the ReLU on, off, exactly at its kink and a hair either side
 # of it (where a numerical derivative straddles the kink); targets strictly between 0 and 1.
 LAB.formula(

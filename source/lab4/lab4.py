@@ -289,22 +289,22 @@ check.values(globals(), "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2
 
 # %% [markdown]
 # ### 2c. Chain them
-# dloss/dw2 follows the path loss → s → ŷ → m2 → w2. For dloss/dw1, leave the w2 path at m2
-# and continue through r and m1 instead: loss → s → ŷ → m2 → r → m1 → w1. The two paths share
-# their first four nodes, so their first three factors (dloss/ds · ds/dŷ · dŷ/dm2 = dloss/dm2):
-# backprop computes dloss/dm2 once and hands it on.
-# Set `dloss_dw2` and `dloss_dw1`.
+# dloss/dw2 follows the path loss → s → ŷ → m2 → w2. dloss/dw1 leaves that path at m2 and
+# continues through r and m1: loss → s → ŷ → m2 → r → m1 → w1. The two paths share their first
+# four nodes, so they share their first three factors, dloss/ds · ds/dŷ · dŷ/dm2 = dloss/dm2:
+# backprop computes dloss/dm2 once and hands it on to both.
+# Set `dloss_dw1` and `dloss_dw2` (this lab always puts w1 first, as 2d's formula returns them).
 
 # %% nbgrader={"grade": false, "grade_id": "t2_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# dloss_dw2 and dloss_dw1 for your numbers
+# dloss_dw1 and dloss_dw2 for your numbers
 ### BEGIN SOLUTION
 dloss_dm2 = dloss_ds_2 * ds_dyhat_2 * dyhat_dm2
-dloss_dw2 = dloss_dm2 * dm2_dw2
 dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
+dloss_dw2 = dloss_dm2 * dm2_dw2
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_gradients", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "dloss_dw2", "dloss_dw1")
+check.values(globals(), "dloss_dw1", "dloss_dw2")
 
 # %% [markdown]
 # ### 2d. The chain as a formula
@@ -368,7 +368,7 @@ show_graph(x1=4, w1=0.5, w2=0.2, y=1)
 # dloss/dw2 is negative, so gradient descent *increases* w2, which raises m2 and pushes ŷ
 # towards 1. Notice also that dloss/dm1 equals dloss/dr: the ReLU is active, so it passes the
 # gradient through unchanged. **Predict again:** with the target y = 0 instead, ŷ ≈ 0.6 is
-# above it. Which signs do dloss/dw2 and dloss/dw1 take now?
+# above it. Which signs do dloss/dw1 and dloss/dw2 take now?
 
 # %%
 show_graph(x1=4, w1=0.5, w2=0.2, y=0)
@@ -504,8 +504,8 @@ for name, loss in losses.items():
 #
 # approaches ∂f/∂xᵢ (eᵢ is the vector with 1 at position i and 0 elsewhere). Its error shrinks
 # like h², while the one-sided (f(x + h·eᵢ) − f(x)) / h is off by a term proportional to h. The
-# seed's "rate of change" of w·x + b is the one-sided version: exact there only because a line
-# has no curvature.
+# difference quotient of a first calculus course is the one-sided version; for a line such as
+# w·x + b it is exact, but only because a line has no curvature.
 #
 # ### 3a. The centred difference
 # Write `numerical_gradient(f, x, h)`: `f` takes a 1-D float64 tensor and returns a scalar
@@ -538,8 +538,8 @@ check.function(globals(), "numerical_gradient", hidden=GRADER_PROBES)
 # A gradient check compares the two by their **relative error**, max |a − b| / max(|a|, |b|):
 # around 1e-7 or below, the backward pass is right; above 1e-2, it is almost surely wrong. Here
 # it checks autograd itself on Task 2's loss, as a function of (w1, w2), in float64 and in
-# float32, for several h. **Predict first:** which precision fails the check, and why does
-# making h smaller not rescue it?
+# float32, for h from 1e-2 down to 1e-8. **Predict first:** does the error keep falling as h
+# shrinks, and which precision fails the check?
 
 # %%
 def task2_loss(weights, x1=2.0, y=0.3):
@@ -554,16 +554,22 @@ def relative_error(a, b):
 for dtype in (torch.float64, torch.float32):
     w = torch.tensor([0.7, -1.3], dtype=dtype, requires_grad=True)
     task2_loss(w).backward()
-    for h in (1e-2, 1e-4, 1e-6):
+    for h in (1e-2, 1e-3, 1e-4, 1e-6, 1e-8):
         numeric = numerical_gradient(task2_loss, w.detach(), h)
         print(f"{str(dtype):14} h = {h:.0e}: relative error {relative_error(numeric, w.grad):.1e}")
 
 # %% [markdown]
-# In float64 the error falls like h²: about 1e-4 at h = 1e-2, 1e-8 at h = 1e-4, 1e-10 at 1e-6.
-# In float32 it never gets below about 1e-4, and at h = 1e-6 it is worse, about 3e-2: f is
-# stored to 7 significant digits, so the difference f(x + h) − f(x − h) loses digits as h
-# shrinks, and dividing by 2h magnifies what is left. That is why gradient checks run in float64
-# (`torch.autograd.gradcheck` insists on it).
+# Two errors pull against each other. The centred difference's own error, from the curvature
+# it ignores, shrinks like h²: in float64, 1.5e-4 at h = 1e-2, 1.5e-6 at 1e-3, 1.5e-8 at 1e-4,
+# a hundred times smaller for each tenth of h. But f is stored to a relative precision ε (about
+# 2e-16 in float64, 1e-7 in float32), so f(x + h) − f(x − h) carries a rounding error of about
+# ε·|f|, and dividing by 2h magnifies it to about ε/h, which grows as h shrinks. Their sum is
+# smallest where the two meet, near h ≈ ε^⅓: about 6e-6 in float64, 5e-3 in float32. Below that
+# a smaller h only makes things worse. In float64 the error bottoms out near 1e-10 at h = 1e-6
+# and is back up to about 4e-9 at h = 1e-8; in float32 the best is about 3e-5 at h = 1e-3, it is
+# about 3e-2 at h = 1e-6, and at h = 1e-8 the two values of f round to the same number, so the
+# difference is 0 and the relative error 1. That is why gradient checks run in float64, with h
+# near 1e-6 (`torch.autograd.gradcheck` insists on float64).
 #
 # At a kink the check fails for another reason. Put w1 at exactly 0, where the ReLU bends: the
 # centred difference straddles the bend and averages the two slopes, while autograd reports
