@@ -149,7 +149,7 @@ plot_loss_curves(curves, title="SGD on the thermometer data, seed 0")
 plt.show()
 
 # %% [markdown]
-# With `zero_grad()` the loss falls from about 2,900 to a few hundred (run on, it reaches about 26
+# With `zero_grad()` the loss falls from about 2,900 to about 370 (run on, it reaches about 26
 # by step 5,000; we stop early to keep the lab quick). Without it, every step adds the
 # new gradient to the sum of all earlier ones, so the steps grow without limit; the weights
 # overflow to infinity and the loss becomes `nan` within about 200 steps (for this seed near step

@@ -33,10 +33,10 @@ def test_thermometer_data_is_the_curriculum_data():
 
 
 def test_training_numbers_stated_by_the_lab():
-    # zero_grad, 250 steps: "from about 2,900 to a few hundred"; without it nan "near step 200"
+    # zero_grad, 250 steps: "from about 2,900 to about 370"; without it nan "near step 200"
     # (the step varies by one or two between processors: rounding).
     with_reset, without = sgd_losses(0, 250), sgd_losses(0, 250, zero_grad=False)
-    assert 2800 < with_reset[0] < 3000 and 100 < with_reset[-1] < 1000 and first_nan(with_reset) is None
+    assert 2800 < with_reset[0] < 3000 and 360 < with_reset[-1] < 380 and first_nan(with_reset) is None
     assert 190 <= first_nan(without) <= 210
     # Seed 3, run on for 2,500 steps: "stalls near 168"; one unit on for one reading, the other for none.
     assert f"{sgd_losses(3, 2500)[-1]:.0f}" == "168"
