@@ -146,7 +146,8 @@ TRAP_TRUTHS = {
     kit.TRAPS[6]: lambda: raises(lambda: torch.tensor(3, requires_grad=True)),
 }
 TRAP_LESSONS = {
-    kit.TRAPS[0]: "a leaf that requires grad cannot be changed in place (outside torch.no_grad())",
+    kit.TRAPS[0]: "a leaf that requires grad cannot be changed in place outside torch.no_grad(): autograd would "
+                  "have to record the change as an operation whose output is w, and w would no longer be a leaf",
     kit.TRAPS[1]: "exp saves its output for backward, so changing it in place leaves backward a stale value, "
                   "and autograd refuses",
     kit.TRAPS[2]: "x * 2 saves nothing of its output, so changing the output in place is harmless",

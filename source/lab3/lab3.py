@@ -313,8 +313,12 @@ attempt("torch.tensor(3, requires_grad=True)", lambda: torch.tensor(3, requires_
 
 # %% [markdown]
 # What each one teaches:
-# - A leaf that requires grad cannot be changed in place: autograd would lose the value its
-#   gradient refers to. Update parameters inside `torch.no_grad()`, where in-place changes are allowed.
+# - A leaf that requires grad cannot be changed in place. Autograd records every operation on a
+#   tensor that requires grad, so `w += 1` would have to become a node of the graph with `w` as
+#   its output: `w` would stop being a leaf, the tensor you asked gradients for, and there would be
+#   no `w.grad` to collect them. An update of a parameter is not part of the function being
+#   differentiated, so do it inside `torch.no_grad()`, where nothing is recorded and in-place
+#   changes are allowed.
 # - `exp` saves its *output* for backward (the derivative of eˣ is eˣ), so changing `y` in place
 #   makes the saved value stale, and backward refuses ("modified by an inplace operation").
 #   `x * 2` saves nothing of its output, so the same change is harmless.

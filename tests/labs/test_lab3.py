@@ -282,3 +282,19 @@ def test_a_wrong_trap_prediction_is_counted_in_the_notebook_and_explained_by_the
     assert problems == [f"{kit.TRAPS[4]}: False, not True: detach() turns s into a constant factor, so the "
                         "gradient is that constant, 3."]
     assert run_test_cell("lab3", "t6_traps", {"traps": truths}) == (None, [])
+
+
+def test_why_a_leaf_cannot_change_in_place_as_task_6_explains_it():
+    """An in-place change of a tensor that requires grad is recorded as a node whose output is that
+    tensor; for a leaf that would end its being a leaf, so autograd refuses, and under no_grad
+    nothing is recorded: the leaf stays a leaf."""
+    x = torch.ones(2, requires_grad=True)
+    y = x * 1
+    y.add_(1)
+    assert type(y.grad_fn).__name__ == "AddBackward0" and not y.is_leaf
+    w = torch.ones(2, requires_grad=True)
+    with pytest.raises(RuntimeError, match="leaf Variable that requires grad .* in-place"):
+        w.add_(1)
+    with torch.no_grad():
+        w.add_(1)
+    assert w.is_leaf and w.grad_fn is None and w.tolist() == [2.0, 2.0]
