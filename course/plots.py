@@ -39,7 +39,7 @@ def plot_training(ws, losses, target_w=None, title="Gradient descent on w"):
     ax_w.plot(steps, ws, marker=".", label="w")
     if target_w is not None:
         ax_w.axhline(target_w, color="grey", linestyle="--", label=f"w = {target_w:g}")
-    ax_w.set(xlabel="step", ylabel="w", title="w")
+    ax_w.set(xlabel="step (w after its update)", ylabel="w", title="w")
     ax_w.legend()
     fig.suptitle(title)
     return finish(fig)

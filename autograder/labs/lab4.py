@@ -26,7 +26,8 @@ LAB = Lab(kit.check)
 
 def train_reference(x: float, y: float, w: float, lr: float, steps: int,
                     zero_grad: bool = True, direction: float = -1.0) -> dict[str, list[float]]:
-    """Gradient descent on w by autograd; ws[k], losses[k] are taken at the start of step k.
+    """Gradient descent on w by autograd; ws[k] is w after update k and losses[k] the loss
+    computed before it (Lab 1's convention: `ws[k]` has the loss `losses[k + 1]`).
 
     `zero_grad=False` and `direction=+1` reproduce two classic bugs, for feedback.
     """
@@ -35,11 +36,11 @@ def train_reference(x: float, y: float, w: float, lr: float, steps: int,
     ws, losses = [], []
     for _ in range(steps):
         loss = (xt * wt - yt) ** 2
-        ws.append(wt.item())
         losses.append(loss.item())
         loss.backward()
         with torch.no_grad():
             wt += direction * lr * wt.grad
+        ws.append(wt.item())
         if zero_grad:
             wt.grad.zero_()
     return {"ws": ws, "losses": losses}
@@ -322,10 +323,14 @@ LAB.function(
     mistakes=[Mistake("never reset w.grad, so each step adds the new gradient to all the old ones",
                       lambda p: train_reference(**p, zero_grad=False)),
               Mistake("moved w up the gradient instead of down", lambda p: train_reference(**p, direction=+1.0)),
-              Mistake("recorded each loss at another moment (losses[k] is the loss computed with ws[k], at the "
-                      "start of step k)", shows=lambda p, got, right: close(got["ws"][0], p["w"])
-                      and lists_close(got["ws"], right["ws"]))],
-    hint="ws[k] is w at the start of step k, losses[k] the loss computed with it; then w ← w − lr · dloss/dw.")
+              Mistake("recorded w at the start of each step (ws[k] is w after update k, as in Lab 1)",
+                      shows=lambda p, got, right: close(got["ws"][0], p["w"])
+                      and lists_close(got["ws"][1:], right["ws"][:-1])),
+              Mistake("recorded each loss at another moment (losses[k] is the loss computed before update k, "
+                      "from the w that update starts with)",
+                      shows=lambda p, got, right: lists_close(got["ws"], right["ws"])
+                      and not lists_close(got["losses"], right["losses"]))],
+    hint="Each step: compute the loss (losses[k]), then w ← w − lr · dloss/dw, then record the new w (ws[k]).")
 LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
 LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 LAB.values("t2_gradients", "dloss_dw1", "dloss_dw2")

@@ -173,9 +173,9 @@ print(f"autograd: loss = {autograd_loss}, dloss/dw = {autograd_grad};  by hand: 
 # loss, compute dloss/dw with autograd, and move `w` a little against the gradient,
 # w ← w − lr · dloss/dw.
 #
-# Write `train(x, y, w, lr, steps)`. It returns two lists of length `steps`: `ws[k]` is the
-# value of `w` at the start of step `k` (so `ws[0]` is the starting `w`) and `losses[k]` is
-# the loss computed with it. Two details matter:
+# Write `train(x, y, w, lr, steps)`. It returns two lists of length `steps`, as Lab 1's loop
+# did: `ws[k]` is `w` after update `k`, and `losses[k]` the loss computed before that update
+# (so `losses[0]` is the starting loss, and `ws[k]` has the loss `losses[k + 1]`). Two details matter:
 # - update `w` inside `with torch.no_grad():`, so the update itself is not recorded in the graph;
 # - autograd *adds* each new gradient to `w.grad`; reset it (`w.grad.zero_()`) after every update.
 #
@@ -190,11 +190,11 @@ def train(x, y, w, lr, steps):
     ws, losses = [], []
     for _ in range(steps):
         loss = (x * w - y) ** 2
-        ws.append(w.item())
         losses.append(loss.item())
         loss.backward()
         with torch.no_grad():
             w -= lr * w.grad
+        ws.append(w.item())
         w.grad.zero_()
     return ws, losses
     ### END SOLUTION

@@ -82,10 +82,10 @@ def test_worked_example_numbers_from_the_curriculum():
 def test_train_reference_is_gradient_descent_in_closed_form(device):
     run = grader.train_reference(x=4.0, y=1.0, w=0.5, lr=0.01, steps=60)
     w = 0.5
-    for k in range(60):
-        assert run["ws"][k] == pytest.approx(w, rel=1e-12)
+    for k in range(60):  # Lab 1's convention: the loss before update k, w after it
         assert run["losses"][k] == pytest.approx((4 * w - 1) ** 2, rel=1e-12)
         w -= 0.01 * 2 * 4 * (4 * w - 1)
+        assert run["ws"][k] == pytest.approx(w, rel=1e-12)
 
 
 def test_stated_learning_rate_factors():
@@ -601,3 +601,32 @@ def test_2c_2d_and_the_graph_give_the_gradient_pair_in_one_order():
     source = (REPO / "source" / "lab4" / "lab4.py").read_text()
     assert "Set `dloss_dw1` and `dloss_dw2`" in source and "returning `(dloss/dw1, dloss/dw2)`" in source
     assert 'print(f"dloss/dw1 = {w1.grad.item():+.6f},  dloss/dw2' in source
+
+
+def loop(record_w_first: bool = False, loss_after: bool = False):
+    """Task 1e's loop, right or with w or the loss recorded at another moment than Lab 1's convention."""
+    def train(x, y, w, lr, steps):
+        w = torch.tensor(float(w), dtype=torch.float64, requires_grad=True)
+        ws, losses = [], []
+        for _ in range(steps):
+            if record_w_first:
+                ws.append(w.item())
+            loss = (x * w - y) ** 2
+            loss.backward()
+            with torch.no_grad():
+                w -= lr * w.grad
+            w.grad.zero_()
+            if not record_w_first:
+                ws.append(w.item())
+            losses.append(((x * w - y) ** 2).item() if loss_after else loss.item())
+        return ws, losses
+    return train
+
+
+@pytest.mark.parametrize(("train", "named"), [(loop(), None), (loop(record_w_first=True), "at the start of each step"),
+                                              (loop(loss_after=True), "recorded each loss at another moment")])
+def test_the_training_loop_follows_lab_1s_convention_and_other_moments_are_named(train, named):
+    check = grader.LAB.checks["t1_train"]
+    outputs = [kit.check.functions["train"].run({"train": train}, p) for p in check.visible]
+    problems = [p.text for p in check.judge(check.visible, outputs)]
+    assert (problems == []) if named is None else (problems and all(named in p for p in problems)), problems

@@ -85,11 +85,11 @@ def good_train(x, y, w, lr, steps):
     ws, losses = [], []
     for _ in range(steps):
         loss = (x * w - y) ** 2
-        ws.append(w.item())
         losses.append(loss.item())
         (grad,) = torch.autograd.grad(loss, w)
         with torch.no_grad():
             w.sub_(lr * grad)
+        ws.append(w.item())
     return torch.tensor(ws), losses
 
 
@@ -98,20 +98,20 @@ def accumulating_train(x, y, w, lr, steps):
     ws, losses = [], []
     for _ in range(steps):
         loss = (x * w - y) ** 2
-        ws.append(w.item())
         losses.append(loss.item())
         loss.backward()
         with torch.no_grad():
             w -= lr * w.grad
+        ws.append(w.item())
     return ws, losses
 
 
 def uphill_train(x, y, w, lr, steps):
     ws, losses = [], []
     for _ in range(steps):
-        ws.append(w)
         losses.append((x * w - y) ** 2)
         w = w + lr * 2 * x * (x * w - y)
+        ws.append(w)
     return ws, losses
 
 
