@@ -584,19 +584,22 @@ print("centred, h = 1e-4:    ", numerical_gradient(task2_loss, w.detach(), 1e-4)
 # %% [markdown]
 # ## Written answers (manually graded)
 #
-# **Q1.** The local derivative dŷ/dm2 can be written using ŷ alone. Explain why, and why this
-# matters for how PyTorch organises the backward pass (what does it keep from the forward pass,
-# and what does that cost?).
+# **Q1.** Lab 2 asked why backward reads values the forward pass left behind. Here dŷ/dm2 =
+# ŷ(1 − ŷ) needs only the sigmoid's *output*, and the ReLU's slope can be read off its output
+# r as well as off m1. Build Task 2's graph on the textbook numbers and look at what each node
+# keeps: the attributes of `yhat.grad_fn`, `r.grad_fn` and `m2.grad_fn` whose names start with
+# `_saved`. What does each keep, and why is that enough for its backward? Then use Lab 3's
+# `exp` trap to say what would happen if you changed ŷ or r in place before calling backward.
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_sigmoid_reuse", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
-# σ'(z) = e^(−z) / (1 + e^(−z))² = σ(z) · (1 − σ(z)), and at the node σ(m2) is ŷ, so
-# dŷ/dm2 = ŷ(1 − ŷ) needs no new exponential: the value computed going forward is enough.
-# Autograd relies on this pattern everywhere. Each operation saves the tensors its backward
-# formula needs (here the sigmoid saves its output), so the backward pass recomputes nothing and
-# costs a small constant multiple of the forward pass (about twice, for a matrix product: one
-# product for each input's gradient). The price is memory: saved tensors stay alive until backward runs,
-# which is also why a graph is freed after one backward call unless `retain_graph=True`.
+# `SigmoidBackward0` keeps `_saved_result`, its output ŷ: σ'(m2) = ŷ(1 − ŷ), so m2 itself is not
+# needed. `ReluBackward0` keeps `_saved_result` too, r: the slope is 1 where r > 0 and 0 elsewhere,
+# which r tells as well as m1 does. `MulBackward0` (m2 = r · w2) keeps both factors,
+# `_saved_self` and `_saved_other`, because each factor's gradient is the other one. Since the
+# sigmoid and ReLU nodes hold their outputs, changing ŷ or r in place before backward changes a
+# saved value: autograd's version counter notices, and backward refuses ("modified by an inplace
+# operation"), exactly as with y = x.exp(); y.add_(1) in Lab 3.
 # ### END SOLUTION
 
 # %% [markdown]

@@ -630,3 +630,26 @@ def test_the_training_loop_follows_lab_1s_convention_and_other_moments_are_named
     outputs = [kit.check.functions["train"].run({"train": train}, p) for p in check.visible]
     problems = [p.text for p in check.judge(check.visible, outputs)]
     assert (problems == []) if named is None else (problems and all(named in p for p in problems)), problems
+
+
+def test_what_each_node_of_task_2_keeps_as_q1s_answer_says():
+    """SigmoidBackward0 and ReluBackward0 keep their outputs, MulBackward0 both factors; changing a
+    kept output in place makes backward refuse, as Lab 3's exp trap does."""
+    def graph():
+        w1, w2 = torch.tensor(0.5, requires_grad=True), torch.tensor(0.2, requires_grad=True)
+        r = torch.relu(4.0 * w1)
+        m2 = r * w2
+        yhat = torch.sigmoid(m2)
+        return r, m2, yhat, (yhat - 1.0) ** 2
+
+    r, m2, yhat, _ = graph()
+    saved = {name: sorted(a for a in dir(t.grad_fn) if a.startswith("_saved") and not a.endswith("_raw"))
+             for name, t in (("yhat", yhat), ("r", r), ("m2", m2))}
+    assert saved == {"yhat": ["_saved_result"], "r": ["_saved_result"], "m2": ["_saved_other", "_saved_self"]}
+    assert torch.equal(yhat.grad_fn._saved_result, yhat) and torch.equal(r.grad_fn._saved_result, r)
+    for changed in ("yhat", "r"):
+        r, m2, yhat, loss = graph()
+        with torch.no_grad():
+            {"yhat": yhat, "r": r}[changed].add_(0.0)  # even a change that changes no value
+        with pytest.raises(RuntimeError, match="modified by an inplace operation"):
+            loss.backward()
