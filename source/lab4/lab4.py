@@ -19,7 +19,7 @@
 # In this lab you do that walk yourself, on paper, and then let autograd check you.
 #
 # **You will learn to**
-# - draw the graph of a small model and compute every node's value (the forward pass);
+# - follow the graph of a small model, node by node, and compute every node's value (the forward pass);
 # - write the local derivative of every edge and chain them into dloss/dweight (the backward pass);
 # - see why the sigmoid's derivative is ŷ(1 − ŷ) and why backprop can reuse forward values;
 # - write the same backward pass in code for vectors and compare it with autograd.
