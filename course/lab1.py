@@ -150,7 +150,8 @@ check = LabKit(
                                      "every epoch matches gradient descent done by autograd."),
     },
     formulas={"one_step": Formula("one_step", "the loss, both gradients and both updates match autograd."),
-              "shrink_factor": Formula("shrink_factor", "matches u_next / u measured on autograd runs.")},
+              "shrink_factor": Formula("shrink_factor", "matches u_next / u measured on autograd runs."),
+              "unrolled_gradient": Formula("unrolled_gradient", "h3 and dh3/dw match autograd on the unrolled loop.")},
     tables={
         "predictions": RegimeTable(all_keys=tuple(rate_key(lr) for lrs in REGIME_LRS.values() for lr in lrs),
                              choices=REGIMES, chosen=lambda n: [rate_key(lr) for lr in n["rates"]],

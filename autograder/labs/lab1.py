@@ -130,6 +130,43 @@ def step_cases() -> list[Case]:
             Case("with inputs in the thousands", where(5000, (1e-4, 1e-3)))]
 
 
+UNROLLED_STEPS = 3  # Task 4: h_t = w · h_{t−1} + 1, three times from h0
+
+
+def unrolled_reference(w: float, h0: float) -> list[float]:
+    """[h3, dh3/dw] of the recurrence, by autograd on the loop as it runs (the unrolled graph)."""
+    wt = _leaf(w)
+    h = torch.tensor(float(h0), dtype=F64, device=grading_device())
+    for _ in range(UNROLLED_STEPS):
+        h = wt * h + 1
+    h.backward()
+    return [h.item(), wt.grad.item()]
+
+
+def unrolled_slips(w: float, h0: float) -> dict[str, list[float]]:
+    """[h3, dh3/dw] as each known slip gives them, in closed form."""
+    h1 = w * h0 + 1
+    h2 = w * h1 + 1
+    h3 = w * h2 + 1
+    return {"kept only the last step's term, as if w were used once (dh3/dw = h2)": [h3, h2],
+            "kept only the first step's term (w²·h0)": [h3, w * w * h0],
+            "left out the + 1 of each step": [w ** 3 * h0, 3 * w * w * h0]}
+
+
+def unrolled_cases() -> list[Case]:
+    def draw(ws: tuple[float, float], hs: tuple[float, float]):
+        def holds(w, h0):
+            """Every step's term of dh3/dw away from 0, so that leaving one out shows."""
+            h1 = w * h0 + 1
+            return min(abs(w * h1 + 1), abs(w * h1), abs(w * w * h0)) > 0.2
+        return lambda rng: draw_until(rng, lambda r: [uniform(r, *ws), uniform(r, *hs)], holds)
+
+    return [Case("with 0 < w < 1", draw((0.2, 0.95), (0.5, 4))),
+            Case("with w > 1", draw((1.05, 2), (0.5, 4))),
+            Case("with a negative w", draw((-2, -0.2), (0.5, 4))),
+            Case("from a negative start h0", draw((0.2, 2), (-4, -0.5)))]
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_step", *kit.STEP_NAMES)
@@ -180,3 +217,12 @@ LAB.formula(
 LAB.table("t3_regimes", "predictions", truth=lambda key: regime(float(key)),
           explain=lambda key, said: f"lr = {key}: you predicted {said!r}, but it is {regime(float(key))!r}: each "
                                     f"update multiplies u by {signed(measured_factor(float(key)))}.")
+# (w, h0), drawn per submission: w below 1, above 1 and negative, and a negative start.
+LAB.formula(
+    "t4_unrolled", "unrolled_gradient", answer_cell="t4_unrolled_answer",
+    visible=[[0.5, 3.0], [1.5, -1.0]],
+    cases=unrolled_cases(),
+    reference=lambda p: unrolled_reference(*p),
+    mistakes=[Mistake(why, lambda p, why=why: unrolled_slips(*p)[why]) for why in unrolled_slips(0.5, 3.0)],
+    hint="w is used at every step: add one term per step, h_{t−1} (the step's own dh_t/dw), times w once for "
+         "each later step.")

@@ -21,7 +21,8 @@
 # - write the training loop PyTorch programs use: forward, `backward()`, update under
 #   `torch.no_grad()`, reset the gradients;
 # - predict from one formula how the learning rate changes training, then check your prediction;
-# - explain what goes wrong when gradients are not reset.
+# - explain what goes wrong when gradients are not reset;
+# - unroll a loop that reuses one weight, and add up that weight's gradient over the steps.
 #
 # **How answers are graded.** Type hand-computed values to at least **4 significant digits**.
 # Every grade is checked against values `torch.autograd` computes when your notebook is graded.
@@ -244,6 +245,58 @@ plot_loss_curves({"zero_grad=True": with_reset, "zero_grad=False": without_reset
 plt.show()
 
 # %% [markdown]
+# ## Task 4 — One weight at every step: unrolling a loop
+#
+# A recurrent network applies the same weight at every time step. Take the smallest one:
+# h_t = w · h_{t−1} + 1, run for three steps from h0. The program has a loop, but the graph
+# autograd records has none: each step's `w * h + 1` is a new node, so the graph is the loop
+# **unrolled**, three multiplications in a row, and all three read the same leaf `w`. When one
+# value is used in several places its gradient is the sum of the gradients through each use
+# (Lab 2 calls this *fan-out*), so dh3/dw adds one term per step. The term of step t is how h_t
+# moves with w at that step, holding h_{t−1} fixed, carried forward to h3: each later step
+# multiplies a change of its input by w.
+#
+# Write `unrolled_gradient(w, h0)`, returning `(h3, dh3/dw)` for any w and h0: run the three
+# steps, then add the three terms. Plain Python and `math` only, one assignment after another (no
+# loop: here the unrolling is yours to write down). The grader also runs it on w above 1,
+# negative w and negative starts.
+
+# %% nbgrader={"grade": false, "grade_id": "t4_unrolled_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+import math
+
+
+def unrolled_gradient(w, h0):
+    """(h3, dh3/dw) for h_t = w · h_{t−1} + 1, three steps from h0; `math` only."""
+    ### BEGIN SOLUTION
+    h1 = w * h0 + 1
+    h2 = w * h1 + 1
+    h3 = w * h2 + 1
+    return h3, h2 + w * h1 + w * w * h0
+    ### END SOLUTION
+
+
+# %% nbgrader={"grade": true, "grade_id": "t4_unrolled", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "unrolled_gradient")
+
+# %% [markdown]
+# Observe, on w = 1.25 and h0 = 2: autograd runs the loop, and `backward()` walks the unrolled
+# graph. The printout compares autograd with your function, then lists the nodes from h3 back to
+# `w`: one `MulBackward0` per step, each reaching the same `AccumulateGrad` of `w`, where the three
+# terms are added.
+
+# %%
+shared_w = torch.tensor(1.25, dtype=torch.float64, requires_grad=True)
+hs = [torch.tensor(2.0, dtype=torch.float64)]
+for _ in range(3):
+    hs.append(shared_w * hs[-1] + 1)
+hs[-1].backward()
+print(f"autograd: h3 = {hs[-1].item():g}, dh3/dw = {shared_w.grad.item():g}; yours:", unrolled_gradient(1.25, 2.0))
+node = hs[-1].grad_fn
+while node is not None:  # down the chain of steps; AccumulateGrad (w itself) has no next_functions
+    print(type(node).__name__, "→", [type(child).__name__ for child, _ in node.next_functions if child is not None])
+    node = next((child for child, _ in node.next_functions if child is not None and child.next_functions), None)
+
+# %% [markdown]
 # ## Written answers (manually graded)
 #
 # **Q1.** Why is lr = 0.01 a reasonable choice here, and what happens with a larger or smaller
@@ -286,7 +339,7 @@ plt.show()
 # %% [markdown]
 # **Q4.** Your loop in Task 2 changes A and B every epoch, and the next forward pass uses the new
 # values. Why does that not make the computation graph cyclic? And why must a graph be acyclic for
-# backpropagation to work at all?
+# backpropagation to work at all? (Task 4's recurrence loops too: say how its graph avoids a cycle.)
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_acyclic", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
@@ -294,7 +347,9 @@ plt.show()
 # the update runs under `torch.no_grad()`, so it is not recorded and links no epoch's graph to the
 # next. Backpropagation visits the nodes in reverse order of computation and needs a node's
 # gradient complete (summed over everything that used it) before passing it on; a cycle has no
-# such order, and a value would depend on itself.
+# such order, and a value would depend on itself. A recurrence is unrolled: each time step is a
+# new node, so h3 depends on h2, which depends on h1, never on itself; the weight shared by the
+# steps is one leaf used three times, and its gradient is the sum over the steps.
 # ### END SOLUTION
 
 # %% [markdown]
@@ -305,3 +360,5 @@ plt.show()
 # - On this problem one number, the factor each update multiplies the error by, predicts whether
 #   training crawls, lands, oscillates or diverges; a small rate is slow, never stuck.
 # - `.grad` accumulates by design; forgetting to reset it turns each step into a sum of old steps.
+# - A loop in the program is a chain in the graph: each step is a new node, and a weight shared by
+#   the steps gets the sum of one gradient term per step (backpropagation through time).

@@ -14,7 +14,7 @@ from course import lab1 as kit
 from course.answers import diagnose_all
 from course.checks import CheckFailed, report, sealed
 
-from helpers import SEED, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
+from helpers import SEED, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
 
 
 def test_step_reference_matches_the_chain_rule(device):
@@ -307,3 +307,51 @@ def test_sorting_the_rates_does_not_answer_the_regime_table():
         by_rank += [lab1.regime(lr) for lr in sorted(rates)] == list(kit.REGIMES)
         counts.add(tuple(sorted(truth.count(r) for r in kit.REGIMES)))
     assert by_rank < 50 and len(counts) >= 4, (by_rank, counts)
+
+
+
+# ---------------------------------------------------------------- Task 4's unrolled recurrence, a formula
+
+UNROLLED = lab1.LAB.checks["t4_unrolled"]
+
+
+@pytest.mark.parametrize("probe", UNROLLED.visible + drawn_probes(UNROLLED, SEEDS[:3]))
+def test_the_unrolled_reference_is_the_closed_form_summed_over_steps(device, probe):
+    """h3 = w³h0 + w² + w + 1; dh3/dw = 3w²h0 + 2w + 1, which is the three steps' terms added."""
+    w, h0 = probe
+    h3, grad = lab1.unrolled_reference(w, h0)
+    h1, h2 = w * h0 + 1, w * (w * h0 + 1) + 1
+    assert h3 == pytest.approx(w ** 3 * h0 + w * w + w + 1, rel=1e-12)
+    assert grad == pytest.approx(3 * w * w * h0 + 2 * w + 1, rel=1e-12)
+    assert grad == pytest.approx(h2 + w * h1 + w * w * h0, rel=1e-12)
+
+
+def test_every_unrolled_slip_is_far_from_the_truth_on_the_hidden_inputs():
+    assert_formula_slips_are_far_and_distinct(UNROLLED, lab1.unrolled_reference, lab1.unrolled_slips)
+
+
+UNROLLED_HEAD = "def unrolled_gradient(w, h0):\n    h1 = w * h0 + 1\n    h2 = w * h1 + 1\n"
+UNROLLED_RIGHT = {
+    "the steps' terms added": UNROLLED_HEAD + "    return w * h2 + 1, h2 + w * h1 + w * w * h0\n",
+    "the polynomial differentiated": ("import math\ndef unrolled_gradient(w, h0):\n"
+                                      "    return math.pow(w, 3) * h0 + w * w + w + 1, 3 * w * w * h0 + 2 * w + 1\n"),
+    "forward-mode, step by step": ("def unrolled_gradient(w, h0):\n    h, dh = h0, 0.0\n"
+                                   "    dh = h + w * dh\n    h = w * h + 1\n    dh = h + w * dh\n    h = w * h + 1\n"
+                                   "    dh = h + w * dh\n    h = w * h + 1\n    return h, dh\n"),
+}
+UNROLLED_SLIPS = {
+    "kept only the last step's term": UNROLLED_HEAD + "    return w * h2 + 1, h2\n",
+    "kept only the first step's term": UNROLLED_HEAD + "    return w * h2 + 1, w * w * h0\n",
+    "left out the + 1 of each step": "def unrolled_gradient(w, h0):\n    return w ** 3 * h0, 3 * w * w * h0\n",
+}
+
+
+@pytest.mark.parametrize("source", UNROLLED_RIGHT.values(), ids=UNROLLED_RIGHT)
+def test_right_unrolled_formulas_in_other_words_pass(ada, source):
+    assert graded_formula("lab1", "t4_unrolled", source) == (None, [])
+
+
+@pytest.mark.parametrize("words, source", UNROLLED_SLIPS.items(), ids=UNROLLED_SLIPS)
+def test_each_unrolled_slip_is_named_in_the_notebook_and_by_the_grader(ada, words, source):
+    error, problems = graded_formula("lab1", "t4_unrolled", source)
+    assert words in str(error) and problems and all(words in problem for problem in problems), (error, problems)
