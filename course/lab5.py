@@ -155,14 +155,20 @@ def show_numbers(n: dict) -> list[str]:
 # ---------------------------------------------------------------- running the student's functions
 
 def seeded_model(seed: int) -> nn.Sequential:
-    """Linear(2, 2) → ReLU → Linear(2, 1), initialised by nn's default from a fixed seed.
-
-    The seed is applied under torch.random.fork_rng, so neither the student's random state nor
-    other grading threads can change (or be changed by) these weights.
-    """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 1))
+    """Linear(2, 2) → ReLU → Linear(2, 1), with the weights nn's default initialisation gives
+    after torch.manual_seed(seed), drawn from a generator of its own. The global generator is
+    shared by every thread of the grading process: another thread drawing from it (or seeding
+    it) between this one's seeding and its draws gave a reference model with other weights, and
+    a right training loop lost its points at random."""
+    generator = torch.Generator().manual_seed(seed)
+    model = nn.Sequential(nn.Linear(2, 2, device="meta"), nn.ReLU(), nn.Linear(2, 1, device="meta"))
+    model = model.to_empty(device="cpu")
+    with torch.no_grad():
+        for layer in model:
+            if isinstance(layer, nn.Linear):  # nn.Linear.reset_parameters, in its order of draws
+                nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5), generator=generator)
+                bound = 1 / math.sqrt(layer.in_features)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
     return model.to(grading_device())
 
 
