@@ -38,6 +38,9 @@ from . import feedback, runs
 from .layout import Layout
 
 NO_SPACE = "No space left on device"  # how the system says the disk is full
+# Free space under which a unit that failed is taken to have failed for the full disk: a write
+# that ran out of room can surface as another error (a file cut short, then unreadable).
+NEARLY_FULL_BYTES = 2 * 2**20
 PATIENCE = [2, 4, 8, 15, 30]  # seconds between tries of a transaction the database refused (about a minute)
 TARGETS = ("autograded", "feedback")  # the unit's folders, in the order they go live
 
@@ -277,6 +280,12 @@ def cause(error: Exception) -> str:
         return f"the gradebook could not be written ({str(error.orig).strip()[:200]}); grade again when it can"
     first = next((line for line in text.splitlines() if line.strip()), "")
     return first[:300] if isinstance(error, feedback.RenderFailed) else f"{type(error).__name__}: {first[:300]}"
+
+
+def nearly_full(path: Path) -> bool:
+    """Whether the file system that holds `path` has less than NEARLY_FULL_BYTES free."""
+    info = os.statvfs(path)
+    return info.f_bavail * info.f_frsize < NEARLY_FULL_BYTES
 
 
 def out_of_space(text: str) -> bool:

@@ -178,7 +178,7 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
         why = f"{OUT_OF_TIME} ({run.stopped})" if out_of_time else f"grading was stopped: {run.stopped}"
         return Outcome(student, lab, False, why, timed_out=out_of_time), None
     if run.returncode != 0 or not graded.is_dir():
-        if saving.out_of_space(run.log):
+        if saving.out_of_space(run.log) or saving.nearly_full(scratch):
             return Outcome(student, lab, False, f"not graded: no space left on the disk of {root}; free some and "
                            "grade again"), None
         errors = [line for line in run.log.splitlines() if "ERROR" in line]
