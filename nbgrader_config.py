@@ -121,7 +121,9 @@ if importlib.util.find_spec("autograder"):
 
 # Per cell: the slowest cell of any lab's solution takes about 1.3 s (the imports, in a fresh
 # kernel; `make bench` prints each lab's student-code time). 10 s leaves a wide margin for a
-# loaded machine, and an endless loop costs 10 s of the class's time, not minutes.
+# loaded machine, and an endless loop costs 10 s of the class's time, not minutes. The grader
+# counts it in the kernel's CPU seconds (a busy machine does not spend them faster), with three
+# times as long on the clock for a cell that sleeps; Validate (stock nbgrader) counts it on the clock.
 c.Execute.timeout = 10
 c.Execute.interrupt_on_timeout = True
 

@@ -17,9 +17,12 @@ the sandbox, from the executed notebook). And its execution goes on past faults:
 Stock nbgrader gives up on the whole notebook instead, and the student gets no grade at all.
 A cell's time limit is the student's (`Execute.timeout`) unless the cell is the instructor's own
 code, unchanged from the release (imports, plots: `Limits.instructor_cells`), which gets
-`Limits.instructor_cell_seconds`, so that a slow machine does not spend the student's time. Every
-limit hit is listed in the notebook's metadata (`TIME_LIMITS_KEY`), so the grader can grade the
-unit again alone before it records a timeout.
+`Limits.instructor_cell_seconds`, so that a slow machine does not spend the student's time. The
+limit is counted in the kernel's CPU seconds, which a busy machine does not make run faster, with
+`WALL_FACTOR` times as much on the clock for a cell that waits rather than computes. Every limit
+hit is listed in the notebook's metadata (`TIME_LIMITS_KEY`) with the clock it was counted on:
+the grader records a CPU limit as the notebook's own, and grades a unit that hit a clock limit
+again alone before it records that.
 """
 
 import json
@@ -39,10 +42,13 @@ from traitlets import Integer, List, Unicode
 from traitlets.config import Config
 
 import speedups
-from course.protocol import CELL_TIMEOUT, FAULT_CELL_ID, TIME_LIMITS_KEY, source_digest
+from course.protocol import CELL_TIMEOUT, CPU_CLOCK, FAULT_CELL_ID, TIME_LIMITS_KEY, WALL_CLOCK, source_digest
 
 MAX_TEXT = 100_000  # characters of one text output kept; the rest is cut, with a note
 MAX_DATA = 2 * 2**20  # characters of one rich output (a plot, published answers); larger ones are dropped
+WALL_FACTOR = 3  # a cell may run its limit in CPU seconds, and this many times its limit on the clock
+CPU_CHECK_S = 0.25  # how often a running cell's CPU time is read
+TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 
 class FaultTolerantExecute(Execute):
@@ -64,12 +70,40 @@ class FaultTolerantExecute(Execute):
         instructors = not (is_solution(cell) or is_grade(cell)) and source_digest(cell.source) in self.instructor_cells
         return self.instructor_cell_timeout if instructors else self.timeout
 
+    async def _async_poll_for_reply(self, msg_id, cell, timeout, *tasks):
+        """nbclient's wait for a cell's reply, but the cell's `timeout` is counted in the kernel's
+        CPU seconds, and `WALL_FACTOR` times it on the clock; at either, nbclient stops the cell."""
+        self.clock = WALL_CLOCK
+        start = self.kernel_cpu_seconds()
+        if timeout is not None and start is not None:
+            shell, wall = self.kc.shell_channel.socket, time.monotonic() + WALL_FACTOR * timeout
+            while not await shell.poll(timeout=CPU_CHECK_S * 1000):  # no reply yet
+                used = self.kernel_cpu_seconds()
+                if used is not None and used - start >= timeout or time.monotonic() >= wall:
+                    self.clock = CPU_CLOCK if used is not None and used - start >= timeout else WALL_CLOCK
+                    return await super()._async_poll_for_reply(msg_id, cell, 0, *tasks)
+            timeout = max(wall - time.monotonic(), 0)
+        return await super()._async_poll_for_reply(msg_id, cell, timeout, *tasks)
+
+    def kernel_cpu_seconds(self) -> float | None:
+        """The CPU time the kernel process has used (its threads' included), None where unknown."""
+        try:
+            pid = self.km.provisioner.pid
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+            return (int(fields[11]) + int(fields[12])) / TICKS_PER_S  # utime, stime
+        except (AttributeError, OSError, IndexError, ValueError):
+            return None
+
     async def _async_handle_timeout(self, timeout, cell=None):
         """nbgrader's: interrupt the kernel, and the cell's error says which limit it ran over."""
-        self.limits_hit.append({"cell": self.index + 1, "seconds": timeout})
-        reply = await super()._async_handle_timeout(timeout, cell)
+        limit = self.cell_timeout(cell) if cell is not None else timeout
+        seconds = limit if self.clock == CPU_CLOCK else limit * WALL_FACTOR
+        self.limits_hit.append({"cell": self.index + 1, "seconds": seconds, "clock": self.clock})
+        reply = await super()._async_handle_timeout(seconds, cell)
         if reply is not None:
-            message = f"This cell ran over its time limit of {timeout} s and was stopped."
+            message = (f"This cell used its {limit} s of CPU time and was stopped." if self.clock == CPU_CLOCK else
+                       f"This cell was still running after {seconds} s and was stopped.")
             reply["content"].update(evalue=message, traceback=[f"{CELL_TIMEOUT}: {message}"])
         return reply
 
@@ -91,7 +125,7 @@ class FaultTolerantExecute(Execute):
     def preprocess_cell(self, cell, resources, index):
         self.index = index
         if self.fault is None and time.monotonic() > self.deadline:
-            self.limits_hit.append({"cell": index + 1, "seconds": self.notebook_timeout})
+            self.limits_hit.append({"cell": index + 1, "seconds": self.notebook_timeout, "clock": WALL_CLOCK})
             self.fault = (f"The notebook was still running after {self.notebook_timeout} s, at "
                           f"{where(index, cell)}. Cells before it were graded; it and every cell after it were not run "
                           "and score 0.")
@@ -107,8 +141,8 @@ class FaultTolerantExecute(Execute):
         except DeadKernelError:
             self.fault = f"The Python kernel died while running {where(index, cell)}: {self.kernel_end()}."
         except CellTimeoutError:  # the kernel ignored the interrupt after the cell's time ran out
-            self.fault = (f"Running {where(index, cell)} took over {self.cell_timeout(cell)} s, and the kernel did not "
-                          "stop when interrupted.")
+            self.fault = (f"Running {where(index, cell)} went over its time limit ({self.cell_timeout(cell)} s of CPU "
+                          "time), and the kernel did not stop when interrupted.")
         self.fault += " Cells before it were graded; it and every cell after it score 0."
         cell.outputs.append(not_run(self.fault))
         return cell, resources

@@ -266,7 +266,7 @@ def test_odd_folders_and_runaway_units_are_refused_with_the_reason(graded):
     ("exit_at_end", f"The Python kernel died while running cell {AT_END} (`import os`): it exited with status 1"),
     ("exit_midway", f"The Python kernel died while running cell {MIDWAY} (`import os`): it exited with status 1"),
     ("segfault", f"The Python kernel died while running cell {MIDWAY} (`import ctypes`): a segmentation fault"),
-    ("stubborn_loop", f"Running cell {MIDWAY} (`import signal`) took over {CELL_SECONDS} s, and the kernel did not stop"),
+    ("stubborn_loop", f"Running cell {MIDWAY} (`import signal`) went over its time limit ({CELL_SECONDS} s of CPU time), and the kernel did not stop"),
     ("slow_cells", f"The notebook was still running after {NOTEBOOK_SECONDS} s"),
 ])
 def test_a_fault_is_told_in_the_report_and_in_the_students_feedback(graded, student, says):
@@ -274,6 +274,17 @@ def test_a_fault_is_told_in_the_report_and_in_the_students_feedback(graded, stud
     assert says in out.split(f"lab4 {student}: graded", 1)[1].split("\nlab4 ", 1)[0]
     html = (root / "feedback" / student / "lab4" / "lab4.html").read_text()
     assert "Grading stopped early" in html and says.replace("`", "") in re.sub(r"<[^>]+>", "", html).replace("`", "")
+
+
+def test_a_cell_that_spent_its_cpu_time_is_final_and_only_a_clock_limit_is_graded_again(graded):
+    """An endless loop spends its CPU seconds however busy the machine is: its limit is the
+    notebook's own, so it is not graded a second time. Only the notebook stopped on the clock is."""
+    root, out, _ = graded
+    again = [line.split(":", 1)[0] for line in out.splitlines() if line.endswith("graded again alone at the end")]
+    assert again == ["lab4 slow_cells"]
+    nb = nbformat.read(Layout(root).notebook("autograded", "lab4", "endless_loop"), as_version=4)
+    stopped = [o for c in nb.cells for o in c.get("outputs", []) if o.get("ename") == "CellTimeoutError"]
+    assert [o.evalue for o in stopped] == [f"This cell used its {CELL_SECONDS} s of CPU time and was stopped."]
 
 
 def test_runaway_output_is_cut_and_the_unit_ends_in_bounded_time(graded):

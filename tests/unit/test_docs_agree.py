@@ -17,9 +17,11 @@ MB = 2**20
 
 # (document, a pattern whose group is the number the document states, the code's number)
 CLAIMS = [
-    ("README.md", r"A cell of the student's may\s+run (\d+) s \(`c\.Execute\.timeout`", COURSE_CONFIG.Execute.timeout),
+    ("README.md", r"A cell of the student's may\s+use (\d+) s of CPU time \(`c\.Execute\.timeout`", COURSE_CONFIG.Execute.timeout),
+    ("README.md", r"60 s, and each (three) times that on\s+the clock", unit_program().WALL_FACTOR),
     ("README.md", r"instructor's own code, unchanged \(imports, plots\),\s+(\d+) s", submission.INSTRUCTOR_CELL_S),
-    ("README.md", r"and a notebook (\d+) s\s+\(`NOTEBOOK_TIMEOUT=`\)", submission.NOTEBOOK_TIMEOUT_S),
+    ("README.md", r"a notebook may run (\d+) s\s+\(`NOTEBOOK_TIMEOUT=`\)", submission.NOTEBOOK_TIMEOUT_S),
+    ("docs/THREATS.md", r"at (three) times that on the clock \(a cell that sleeps\)", unit_program().WALL_FACTOR),
     ("README.md", r"\(`JOBS=`, default: (three) per core\)", grading.default_jobs() // (os.cpu_count() or 1)),
     ("docs/THREATS.md", r"`c\.Execute\.timeout`, (\d+) s\)", COURSE_CONFIG.Execute.timeout),
     ("docs/THREATS.md", r"`--notebook-timeout` \((\d+) s\)", submission.NOTEBOOK_TIMEOUT_S),
