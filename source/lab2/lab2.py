@@ -177,7 +177,10 @@ check.function(globals(), "graph_walk", hidden=GRADER_PROBES)
 
 # %% [markdown]
 # By hand, dout/da = dout/dd · dd/dc · dc/db · db/da = 1 · 2c · 1 · 2 = 4(2a + 5), which is
-# [28, 36, 44, 52] for a = [1, 2, 3, 4]. Check it against autograd:
+# [28, 36, 44, 52] for a = [1, 2, 3, 4]. Each factor is a *local derivative*: the derivative of
+# one node's output with respect to one of its inputs, the others held fixed, taken at the
+# values the forward pass computed (dd/dc = 2c needs c). The chain rule multiplies the local
+# derivatives along the path from the output to the input. Check it against autograd:
 
 # %%
 out.backward()

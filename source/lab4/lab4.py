@@ -93,9 +93,9 @@ check.values(globals(), "yhat", "s", "loss")
 
 # %% [markdown]
 # ### 1b. Backward pass
-# Each edge of the graph has a *local* derivative: how its output moves when its input moves,
-# everything else held fixed. Write down the three local derivatives on the path from `loss` back
-# to `w`, evaluate them at the forward values, then multiply them (the chain rule):
+# Each edge of the graph has a local derivative (Lab 2, Task 3): how its output moves when its
+# input moves, everything else held fixed. Write down the three local derivatives on the path
+# from `loss` back to `w`, evaluate them at the forward values, then multiply them (the chain rule):
 #
 # dloss/dw = dloss/ds · ds/dŷ · dŷ/dw
 #
