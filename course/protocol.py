@@ -11,7 +11,7 @@ FORMULA_VERDICT_MIME = COURSE_MIME_PREFIX + "formula-verdict+json"  # the grader
 FAULT_CELL_ID = "autograde-fault"  # the note on top of a notebook whose grading stopped early
 SUMMARY_CELL_ID = "autograde-summary"  # the grader's summary of the scores, on top (below the note)
 CELL_TIMEOUT = "CellTimeoutError"  # the error of a cell stopped at its time limit (nbclient's name)
-TIME_LIMITS_KEY = "autograd_labs_time_limits"  # notebook metadata: [{"cell": N, "seconds": S, "clock": C}] per limit hit
+TIME_LIMITS_KEY = "autograd_labs_time_limits"  # notebook metadata: [{"cell": N, "seconds": S, "clock": C}] per hit
 CPU_CLOCK, WALL_CLOCK = "cpu", "wall"  # C: the kernel's CPU time (the notebook's own doing) or the clock's
 
 
