@@ -240,6 +240,12 @@ class Table:
         """The keys this student's table needs (all of them unless the lab chooses per student)."""
         return list(self.chosen(numbers)) if self.chosen else list(self.all_keys)
 
+    def refuse(self, name: str, key: str, value: Any) -> str | None:
+        """Why `value` cannot be a prediction at `key` (None: it can): it must be one of the choices."""
+        if isinstance(value, bool) is not isinstance(self.choices[0], bool) or value not in self.choices:
+            return f"{name}[{key!r}] = {value!r}: use one of {', '.join(map(repr, self.choices))}."
+        return None
+
     def check_keys(self, name: str, given: dict[str, Any], needed: list[str]) -> list[str]:
         """What is wrong with the table's keys (empty when they are the ones needed)."""
         return [] if sorted(given) == sorted(needed) else [f"`{name}` needs exactly these keys: {needed}."]
@@ -348,9 +354,10 @@ class LabKit:
         for key, value in answer.items():
             if value is Ellipsis:
                 raise Unanswered(f"{name}[{key!r}] is still `...`: fill in your prediction.")
-            if isinstance(value, bool) is not isinstance(spec.choices[0], bool) or value not in spec.choices:
-                raise WrongType(f"{name}[{key!r}] = {value!r}: use one of {', '.join(map(repr, spec.choices))}.")
-            pairs.append([spec.key(key), value])
+            refused = spec.refuse(name, key, value)
+            if refused:
+                raise WrongType(refused)
+            pairs.append([spec.key(key), list(value) if isinstance(value, tuple) else value])
         self._publish(spec.kind, name, pairs)
         truth = self.expected["tables"][name]
         needed = spec.keys(self.numbers(student_id()[0]))

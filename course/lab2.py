@@ -7,10 +7,12 @@ expected/lab2.json.
 """
 
 import math
+from dataclasses import dataclass
+from typing import Any
 
 import torch
 
-from .answers import Expected, WrongType, four_digits, survives_rounding
+from .answers import Expected, Plain, WrongType, four_digits, survives_rounding
 from .checks import Formula, Function, LabKit, Table
 from .device import grading_device
 from .identity import draw_numbers, pick_all
@@ -185,6 +187,24 @@ def run_graph_walk(fns: dict, text: str) -> list[str]:
     return list(result)
 
 
+# Graphs a student draws by hand and writes as the walk `graph_walk` would give, before running
+# anything: one that branches and reaches a twice, one with a constant and a detached input.
+DRAWN = ("(a * b + torch.exp(a)).sum()", "(a.detach() * b + k * torch.sin(a)).mean()")
+
+
+@dataclass
+class WalkTable(Table):
+    """Predicted walks: for each expression, the node names in the order `graph_walk` lists them."""
+
+    def refuse(self, name: str, key: str, value: Any) -> str | None:
+        if isinstance(value, (list, tuple)) and value and all(isinstance(n, str) for n in value):
+            return None
+        return f"{name}[{key!r}] should be a list of node names, such as ['SumBackward0', 'AccumulateGrad']."
+
+    def wrong(self, key: str, given: Plain) -> str:
+        return f"{key}: the walk {given} is not the graph autograd builds for it."
+
+
 # The numbers of the lab's worked example (Task 1's text and the observe cell after Task 4):
 # answers worked on them instead of the student's own are named as such.
 WORKED_EXAMPLE = {"x": 3.0, "w": 4.0, "b": 5.0, "gx": 0.25, "gy": 0.3, "gz": 0.4}
@@ -196,4 +216,5 @@ check = LabKit(
     tables={
         "can_require_grad": Table(DTYPES, (True, False), describe=lambda ok: "allowed" if ok else "an error"),
         "statements": Table(STATEMENTS, (True, False)),
+        "predicted_walks": WalkTable(DRAWN, (), success="each walk you drew is the graph autograd builds."),
     })

@@ -190,6 +190,19 @@ def walk_cases() -> list[Case]:
             Case("on a graph with a constant that needs no gradient (k)", drawn(constant, none_listing_names))]
 
 
+def drawn_walk_slip(text: str, given: list[str]) -> str:
+    """What a wrong drawn walk got wrong, where it is a known slip (else that it is not the graph)."""
+    graph = kit.expression(text)
+    slips = [(breadth_first_names(graph), "walked breadth first; the walk goes deep first"),
+             (repeating_names(graph), "listed a node twice where two paths reach it"),
+             (none_listing_names(graph), "listed an input that needs no gradient (a None entry)"),
+             (graph_names(kit.expression(text.replace(".detach()", ""))),
+              "went through `detach()`, which cuts the graph: a.detach() needs no gradient, like k")]
+    named = [words for walk, words in slips if given == walk and walk != graph_names(graph)]
+    return f"{text}: " + (named[0] if named else "not the walk of the graph autograd builds; draw it again, "
+                          "node by node, from the output")
+
+
 # ---------------------------------------------------------------- the checks, one declaration each
 
 LAB.values("t1_linear", "y_value", "w_grad", "b_grad")
@@ -214,6 +227,7 @@ LAB.function(
                                     f"starting with {right[:3]}",
     hint="Start at t.grad_fn and go depth first: a node, then each entry of its next_functions in turn; "
          "skip None and list every node once.")
+LAB.table("t3_draw", "predicted_walks", truth=lambda text: graph_names(kit.expression(text)), explain=drawn_walk_slip)
 LAB.values("t4_forward", "a", "b", "c", "d", "e", "f")
 LAB.values("t4_gradients", "df_dx", "df_dy", "df_dz")
 # (x, y, z), drawn per submission with d > 0: sin(y) of either sign (y beyond π), x and z of either

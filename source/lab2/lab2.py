@@ -169,7 +169,7 @@ def graph_walk(t):
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 2, "schema_version": 3, "solution": false, "task": false}
+# %% nbgrader={"grade": true, "grade_id": "t3_walk", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
 check.function(globals(), "graph_walk")
 ### BEGIN HIDDEN TESTS
 check.function(globals(), "graph_walk", hidden=GRADER_PROBES)
@@ -185,6 +185,48 @@ check.function(globals(), "graph_walk", hidden=GRADER_PROBES)
 # %%
 out.backward()
 print("autograd:", a.grad, "  by hand:", 4 * (2 * a.detach() + 5))
+
+# %% [markdown]
+# ### Draw it before you run it
+#
+# Reading a graph off code is what the rest of the course asks of you, so draw two before
+# autograd does. `a` is the tensor above and `b = [0.5, −1, 2, 1]`, both requiring gradients;
+# `k = [1, 1, 2, 2]` does not. `a.detach()` is `a`'s values cut off from its history: like `k`,
+# it needs no gradient. On paper, draw each graph with one node per operation whose result
+# needs a gradient, an `AccumulateGrad` node per leaf that needs one, and an edge from each node
+# to the nodes that made its inputs. Then write the list `graph_walk` would return for it, without
+# running anything. It carries one point: `graph_walk` could answer it, so the practice is the drawing.
+
+# %% nbgrader={"grade": false, "grade_id": "t3_draw_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+predicted_walks = {
+    "(a * b + torch.exp(a)).sum()": ...,
+    "(a.detach() * b + k * torch.sin(a)).mean()": ...,
+}
+### BEGIN SOLUTION
+predicted_walks = {
+    "(a * b + torch.exp(a)).sum()":
+        ["SumBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad", "AccumulateGrad", "ExpBackward0"],
+    "(a.detach() * b + k * torch.sin(a)).mean()":
+        ["MeanBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad", "MulBackward0", "SinBackward0",
+         "AccumulateGrad"],
+}
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t3_draw", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.table(globals(), "predicted_walks")
+
+# %% [markdown]
+# Now observe: your walk and autograd's graph side by side. In the second drawing, `a.detach()`
+# and `k` enter their multiplications as nothing at all: no node, no edge.
+
+# %%
+b = torch.tensor([0.5, -1.0, 2.0, 1.0], requires_grad=True)
+k = torch.tensor([1.0, 1.0, 2.0, 2.0])
+for text, drawn in predicted_walks.items():
+    graph = eval(text)
+    print(f"{text}\n  graph_walk: {graph_walk(graph)}\n  you drew:   {drawn}")
+    draw_graph(graph)
+    plt.show()
 
 # %% [markdown]
 # ## Task 4 — A graph with named intermediates, by hand

@@ -230,6 +230,66 @@ def test_the_reference_walk_gives_the_orders_written_out_by_hand():
         assert grader.graph_names(kit.expression(source)) == names, source
 
 
+# The graphs students draw before running them, walked by hand: the first branches and reaches a
+# twice (its AccumulateGrad listed once), the second holds a constant and a detached input (no node).
+DRAWN_BY_HAND = {
+    "(a * b + torch.exp(a)).sum()": ["SumBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad",
+                                     "AccumulateGrad", "ExpBackward0"],
+    "(a.detach() * b + k * torch.sin(a)).mean()": ["MeanBackward0", "AddBackward0", "MulBackward0", "AccumulateGrad",
+                                                   "MulBackward0", "SinBackward0", "AccumulateGrad"],
+}
+DRAWN = grader.LAB.checks["t3_draw"]
+
+
+def test_the_graphs_to_draw_are_autograds_walked_by_hand_and_the_kit_holds_only_their_seals():
+    assert list(kit.DRAWN) == list(DRAWN_BY_HAND)
+    for text, names in DRAWN_BY_HAND.items():
+        assert grader.graph_names(kit.expression(text)) == names == DRAWN.truth(text), text
+    sealed = kit.check.expected["tables"]["predicted_walks"]
+    assert sealed == DRAWN.kit_data() and "AccumulateGrad" not in str(sealed)
+
+
+def draw(walks: dict, payloads: list) -> list[str]:
+    """The drawing checked as the notebook does, then verified as the grader does."""
+    with contextlib.suppress(CheckFailed):
+        kit.check.table({"predicted_walks": walks}, "predicted_walks")
+    return texts(grader.LAB.verify_cell("t3_draw", payloads, "ada"))
+
+
+def test_a_right_drawing_passes_as_lists_or_tuples(ada, payloads):
+    for walks in (DRAWN_BY_HAND, {t: tuple(w) for t, w in DRAWN_BY_HAND.items()}):
+        kit.check.table({"predicted_walks": walks}, "predicted_walks")
+        assert grader.LAB.verify_cell("t3_draw", payloads, "ada") == []
+        payloads.clear()
+
+
+@pytest.mark.parametrize(("slip", "named"), [
+    (grader.breadth_first_names, "walked breadth first"),
+    (grader.repeating_names, "listed a node twice"),
+    (grader.none_listing_names, "listed an input that needs no gradient"),
+    (lambda graph: grader.graph_names(graph)[::-1], "not the walk of the graph autograd builds")])
+def test_each_wrong_drawing_fails_in_the_notebook_unnamed_and_in_the_feedback_by_name(ada, payloads, slip, named):
+    drawn = {text: slip(kit.expression(text)) for text in kit.DRAWN}
+    with pytest.raises(CheckFailed, match="predictions are right") as failed:
+        kit.check.table({"predicted_walks": drawn}, "predicted_walks")
+    assert "Backward" not in str(failed.value)  # the notebook counts, it does not tell
+    verdicts = texts(grader.LAB.verify_cell("t3_draw", payloads, "ada"))
+    assert verdicts and all(named in v for v in verdicts if v.startswith(tuple(kit.DRAWN))), verdicts
+
+
+def test_a_drawing_through_detach_is_named(ada, payloads):
+    through = {text: grader.graph_names(kit.expression(text.replace(".detach()", ""))) for text in kit.DRAWN}
+    (verdict,) = draw(through, payloads)
+    assert verdict.startswith(kit.DRAWN[1]) and "went through `detach()`" in verdict
+
+
+def test_an_unfinished_or_malformed_drawing_is_told_what_to_write(ada):
+    with pytest.raises(NotImplementedError):
+        kit.check.table({"predicted_walks": {t: ... for t in kit.DRAWN}}, "predicted_walks")
+    with pytest.raises(AssertionError, match="list of node names"):
+        kit.check.table({"predicted_walks": {t: "SumBackward0" for t in kit.DRAWN}}, "predicted_walks")
+
+
 def slips_by_hand(x, w, b, gx, gy, gz):
     """Every hand-computation slip the feedback names, worked out here from the formulas."""
     a, sb = 2 * gx, math.sin(gy)
