@@ -122,11 +122,11 @@ def matches(got: Plain, want: Plain, rtol: float = FUNCTION_RTOL, atol: float = 
             and close(got, want, rtol, atol))
 
 
-def relative_error(a: Plain, b: Plain) -> float:
-    """CS231n-style relative error max|a - b| / max(1e-8, |a| + |b|), elementwise max."""
+def relative_error(a: Plain, b: Plain, floor: float = 1e-8) -> float:
+    """CS231n-style relative error max|a - b| / max(floor, |a| + |b|), elementwise max."""
     a = torch.as_tensor(a, dtype=torch.float64).cpu()
     b = torch.as_tensor(b, dtype=torch.float64).cpu()
-    return float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(1e-8)).max().item())
+    return float(((a - b).abs() / (a.abs() + b.abs()).clamp_min(floor)).max().item())
 
 
 @dataclass
