@@ -350,7 +350,7 @@ class LabKit:
         answer = namespace.get(name)
         if not isinstance(answer, dict) or not answer:
             raise Unanswered(f"Fill in `{name}` in the answer cell above and run it.")
-        pairs = []
+        pairs: list[list[Any]] = []
         for key, value in answer.items():
             if value is Ellipsis:
                 raise Unanswered(f"{name}[{key!r}] is still `...`: fill in your prediction.")
@@ -361,7 +361,7 @@ class LabKit:
         self._publish(spec.kind, name, pairs)
         truth = self.expected["tables"][name]
         needed = spec.keys(self.numbers(student_id()[0]))
-        problems = spec.tally(name, dict(pairs), needed,
+        problems = spec.tally(name, {key: value for key, value in pairs}, needed,
                               lambda key, value: sealed(self.lab, name, key, value) == truth.get(key))
         report(name, problems, spec.success)
 
