@@ -206,10 +206,14 @@ def task2_cases() -> list[Case]:
         return (all(abs(v) > 0.2 and abs(abs(v) - 1) > 0.1 for v in (x1, w2)) and abs(r * w2) < 4
                 and abs(r - 1) > 0.1 and abs(r - abs(w2)) > 0.1)
 
-    def near_kink(rng):
-        x1 = uniform(rng, 0.5, 3) * rng.choice([-1, 1])
-        m1 = rng.uniform(1e-9, 1e-7) * rng.choice([-1, 1])
-        return [x1, m1 / x1, uniform(rng, 0.3, 2) * rng.choice([-1, 1]), uniform(rng, 0.05, 0.95)]
+    def near_kink(side: int):
+        """m1 within 10⁻⁷ of the kink on one side: each side in every draw, so that a slope taken
+        on the wrong side of 0 (or with the kink moved) meets an input that shows it."""
+        def draw(rng):
+            x1 = uniform(rng, 0.5, 3) * rng.choice([-1, 1])
+            m1 = rng.uniform(1e-9, 1e-7) * side
+            return [x1, m1 / x1, uniform(rng, 0.3, 2) * rng.choice([-1, 1]), uniform(rng, 0.05, 0.95)]
+        return draw
 
     return [Case("when the ReLU is on (m1 > 0)",
                  lambda rng: draw_until(rng, inputs, lambda x1, w1, w2, y: x1 * w1 > 0.2 and usual(x1, w1, w2, y))),
@@ -217,7 +221,8 @@ def task2_cases() -> list[Case]:
                  lambda rng: draw_until(rng, inputs, lambda x1, w1, w2, y: x1 * w1 < -0.2 and usual(x1, w1, w2, y))),
             Case("when the ReLU sits exactly at its kink (m1 = 0)",
                  lambda rng: draw_until(rng, lambda r: inputs(r, w1=0.0), usual)),
-            Case("when m1 is a hair from the ReLU's kink (|m1| < 10⁻⁷)", near_kink)]
+            Case("when m1 is a hair above the ReLU's kink (0 < m1 < 10⁻⁷)", near_kink(1)),
+            Case("when m1 is a hair below the ReLU's kink (−10⁻⁷ < m1 < 0)", near_kink(-1))]
 
 
 def bce_reference(m2: float, y: float) -> list[float]:
