@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterator
 
 from . import formulas
-from .rules import AUTOGRAD_RULE, CLOSED_FORM, BrokenRule, without_autograd
+from .rules import AUTOGRAD_RULE, CLOSED_FORM, ENGINE_RULE, BrokenRule, without_autograd
 from .answers import Expected, Explained, Plain, Unanswered, WrongType, diagnose_all, hand_values, matches
 from .identity import ANONYMOUS, student_id
 from .protocol import ANSWERS_MIME
@@ -194,6 +194,19 @@ class Formula:
     success: str
 
 
+@dataclass
+class Engine:
+    """A graded engine (Lab 6): the classes and functions named in `defines`, written in plain
+    Python in the notebook's cells, run with the standard library only by the kit's `harness`,
+    whose function `call` builds each probe's graph with them and returns what it measures."""
+
+    kind: ClassVar[str] = "engine"
+    defines: tuple[str, ...]
+    call: str
+    harness: str
+    success: str
+
+
 FORMULA_RULE = ("A formula cell must run on its own with Python's standard library: the grader runs it "
                 "without torch or the course kit, on inputs you do not see, drawn anew for each submission. "
                 "Define the function in that cell, with `def`, as a closed form: `math` and plain arithmetic only.")
@@ -213,6 +226,14 @@ def follows_autograd_rule(functions: dict[str, Callable[..., Any]], may_call: tu
             without_autograd(source, cell, list(may_call))
         except BrokenRule as broken:
             raise CheckFailed(f"{broken}.\n{AUTOGRAD_RULE}") from None
+
+
+def defining_cell(obj: object) -> str | None:
+    """The code of the notebook cell that defined a function, or a class (by its methods)."""
+    if isinstance(obj, type):
+        methods = [value for value in vars(obj).values() if hasattr(value, "__code__")]
+        return next((source for method in methods if (source := cell_source(method))), None)
+    return cell_source(obj)
 
 
 def cell_source(fn: object) -> str | None:
@@ -284,6 +305,7 @@ class LabKit:
     answers: Callable[[dict[str, Any]], dict[str, Expected]] = lambda numbers: {}
     functions: dict[str, Function] = field(default_factory=dict)
     formulas: dict[str, Formula] = field(default_factory=dict)
+    engines: dict[str, Engine] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
     # The numbers of the lab's own worked example (its prose and observe cells), by name: answers
     # worked on them, instead of the student's, are named as such.
@@ -401,16 +423,43 @@ class LabKit:
         visible = self.expected["functions"][name]
         (result,) = formulas.evaluate([{"source": source, "function": spec.function,
                                         "calls": [[spec.function, p] for p in visible["probes"]]}])
+        self._judge_run(spec.kind, name, spec.function, result, CLOSED_FORM, FORMULA_RULE, spec.success)
+
+    def engine(self, namespace: dict[str, Any], name: str) -> None:
+        """Run the cells that define the student's engine as the grader will (a fresh interpreter,
+        standard library only), building each visible graph with it, and check what it gives."""
+        __tracebackhide__ = True
+        spec = self.engines[name]
+        sources = []
+        for defined in spec.defines:
+            if defined not in namespace:
+                raise Unanswered(f"Run the cell that defines `{defined}` first.")
+            source = defining_cell(namespace[defined])
+            if source is None:
+                raise WrongType(f"`{defined}` was not defined in a notebook cell. {ENGINE_RULE}")
+            if source not in sources:
+                sources.append(source)
+        visible = self.expected["functions"][name]
+        (result,) = formulas.evaluate([{"source": "\n\n".join(sources), "rule": "engine", "harness": spec.harness,
+                                        "calls": [[spec.call, [p]] for p in visible["probes"]]}])
+        self._judge_run(spec.kind, name, spec.call, result, ENGINE_RULE, ENGINE_RULE, spec.success)
+
+    def _judge_run(self, kind: str, name: str, called: str, result: dict[str, Any], rule: str, runs_alone: str,
+                   success: str) -> None:
+        """Report one run of student code by the formula runner on the visible probes of `name`."""
+        __tracebackhide__ = True
+        visible = self.expected["functions"][name]
         if result.get("unanswered"):
-            raise Unanswered(f"Write `{spec.function}` in the answer cell above and run it.")
+            raise Unanswered(f"Write `{called}` in the answer cell above and run it." if kind == Formula.kind
+                             else "Fill in every `raise NotImplementedError` of the answer cells above and run them.")
         if result.get("rule"):
-            raise CheckFailed(f"{result['error']}{'' if result['rule'] == 'numerical' else '.'}\n{CLOSED_FORM}")
+            raise CheckFailed(f"{result['error']}{'' if result['rule'] == 'numerical' else '.'}\n{rule}")
         if "error" in result:
-            where = f"{describe_call(spec.function, visible['probes'][result['call']])} " if "call" in result else ""
-            raise CheckFailed(f"{where}{result['error']}.\n{FORMULA_RULE}")
-        self._publish(spec.kind, name, result["values"])
+            where = f"{describe_call(called, visible['probes'][result['call']])} " if "call" in result else ""
+            raise CheckFailed(f"{where}{result['error']}.\n{runs_alone}")
+        self._publish(kind, name, result["values"])
         runs = zip(visible["probes"], result["values"], visible["outputs"], strict=True)
         problems = [problem for probe, got, want in runs
-                    if (problem := output_problem(spec.function, probe, got, want["right"], want["mistakes"],
+                    if (problem := output_problem(called, probe, got, want["right"], want["mistakes"],
                                                   visible["hint"], visible["rtol"], visible["atol"]))]
-        report(name, problems, spec.success + " The grader also tries it on inputs you have not seen.")
+        report(name, problems, success + " The grader also tries it on inputs you have not seen.")

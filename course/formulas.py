@@ -8,7 +8,9 @@ visible inputs while the student works; the grader does the same inside a sandbo
 the student never sees, with the cell's source taken from the submitted notebook.
 
 `evaluate` sends the jobs as JSON on stdin; RUNNER answers with one JSON line: per job, the
-value of each call as a list of floats, or the error that stopped it.
+value of each call as a list of floats, or the error that stopped it. An engine job (Lab 6) is
+checked by `rules.engine` instead and carries a harness: the kit's own code, run after the cell,
+that builds each probe's graph with the cell's classes and returns what the call measures.
 """
 
 import json
@@ -51,16 +53,20 @@ def run(job):
         except BrokenRule as exc:
             return {"error": str(exc), "rule": "autograd"}
         return {"values": []}
-    try:  # the rule first, on a graded function: code that breaks it is never run
+    try:  # the rule first, on a graded function or engine: code that breaks it is never run
         if "function" in job:
             closed_form(job["source"], job["function"])
+        elif job.get("rule") == "engine":
+            engine(job["source"])
     except BrokenRule as exc:
-        return {"error": str(exc), "rule": "numerical" if exc.numerical else "closed form"}
+        return {"error": str(exc), "rule": "numerical" if exc.numerical else job.get("rule", "closed form")}
     namespace = {"__name__": "formulas"}
     try:
-        exec(compile(job["source"], "<your formula cell>", "exec"), namespace)
+        exec(compile(job["source"], "<your cell>", "exec"), namespace)
     except BaseException as exc:
         return failed(f"the cell itself raised {type(exc).__name__}: {exc}", exc)
+    if "harness" in job:  # an engine: the kit's code that builds each probe's graph with it
+        exec(compile(job["harness"], "<the graph builder>", "exec"), namespace)
     values = []
     for index, (name, args) in enumerate(job["calls"]):
         fn = namespace.get(name)
@@ -100,7 +106,9 @@ def evaluate(jobs: list[dict[str, Any]], prefix: Sequence[str] = (),
     "call": the index of the call that raised (its arguments are not in `why`) and "unanswered":
     true where it was NotImplementedError, as the released answer cell raises. A job {"source",
     "rule": "without autograd", "functions", "may_call"} is only read (`rules.without_autograd`):
-    {"values": []}, or the error with "rule": "autograd"."""
+    {"values": []}, or the error with "rule": "autograd". A job {"source", "rule": "engine",
+    "harness", "calls"} is checked by `rules.engine` (a broken rule: "rule": "engine" or
+    "numerical"), then run with the harness's functions called."""
     try:
         proc = subprocess.run([*prefix, *command()], input=json.dumps(jobs), capture_output=True, text=True,
                               timeout=seconds)

@@ -20,6 +20,12 @@ nothing private (`_C`, `__dict__`), no `getattr`/`eval`-like builtins, and no na
 not define besides torch, math and the task's own functions (a helper elsewhere in the notebook
 could do anything).
 
+**An engine is plain Python** (`engine`). Lab 6's autograd engine is classes and functions over
+floats, with `math` and nothing else: no other import, no complex numbers (a complex step is a
+numerical derivative), no constant smaller than a finite-difference step, no `global`, no name
+or attribute with two underscores on each side but the methods it defines, and none of the
+builtins that reach past the cell (`open`, `eval`, `exec`, `getattr`...).
+
 This module is standard library only: the formula runner (`course.formulas`) prepends its
 source to the code it runs in a Python started with `-I -S`, so the student's kernel and the
 grader's sandbox apply the same rules with the same words.
@@ -286,6 +292,45 @@ class FunctionRule:
         except Exception:
             return None
         return float(value) if isinstance(value, (int, float)) else None
+
+
+# ---------------------------------------------------------------- an engine
+
+ENGINE_RULE = ("An engine cell is plain Python: classes, functions and arithmetic on floats, with `import math` "
+               "and nothing else. The grader runs it by itself with Python's standard library, on graphs you do "
+               "not see, and compares every gradient with autograd's.")
+REACHES_OUT = frozenset({"open", "eval", "exec", "compile", "globals", "locals", "vars", "getattr", "setattr",
+                         "delattr", "breakpoint", "input", "exit", "quit", "help", "memoryview", "complex"})
+INTERNALS = frozenset({"__builtins__", "__import__", "__class__", "__dict__", "__globals__", "__subclasses__",
+                       "__loader__", "__spec__", "__code__", "__closure__"})  # never an engine's own, even if assigned
+
+
+def engine(source: str) -> None:
+    """Raise BrokenRule unless `source` is an engine cell: plain Python with `math` alone."""
+    tree = parsed(source)
+    defined = {node.name for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    defined |= {node.id for node in ast.walk(tree) if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store)}
+    defined -= INTERNALS
+    for node in ast.walk(tree):
+        line = getattr(node, "lineno", 1)
+        if isinstance(node, ast.Import) and any(alias.name != "math" for alias in node.names):
+            raise BrokenRule(f"line {line}: the cell imports `{node.names[0].name}`; an engine imports `math` only")
+        if isinstance(node, ast.ImportFrom) and (node.module != "math" or node.level):
+            raise BrokenRule(f"line {line}: the cell imports from `{node.module}`; an engine imports `math` only")
+        if isinstance(node, (ast.Global, ast.Nonlocal)):
+            raise BrokenRule(f"line {line}: {WHY_NOT[type(node)]}; keep state on the objects")
+        if isinstance(node, ast.Constant) and isinstance(node.value, complex):
+            raise BrokenRule(f"line {line}: a complex number (a complex step is a numerical derivative)",
+                             numerical=True)
+        if isinstance(node, ast.Constant) and isinstance(node.value, float) and small(node.value):
+            raise BrokenRule(f"line {line}: the constant {node.value!r}, a finite-difference step: an engine "
+                             "applies each operation's local rule, it never nudges an input", numerical=True)
+        name = node.id if isinstance(node, ast.Name) else node.attr if isinstance(node, ast.Attribute) else None
+        if name in REACHES_OUT:
+            raise BrokenRule(f"line {line}: the cell uses `{name}`, which an engine does not need")
+        if name and name.startswith("__") and name.endswith("__") and name not in defined:
+            raise BrokenRule(f"line {line}: the cell uses `{name}`; write the methods of your class, "
+                             "not Python's internals")
 
 
 # ---------------------------------------------------------------- without autograd

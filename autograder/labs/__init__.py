@@ -21,11 +21,11 @@ from typing import Any, Callable, TypeVar
 from course.answers import Expected, Plain
 from course.checks import LabKit
 
-from .checks import (Case, Check, FormulaCheck, FormulaRunner, FunctionCheck, Kind, Mistake, Problem, TableCheck,
-                     ValuesCheck, draw_until, uniform)
+from .checks import (Case, Check, EngineCheck, FormulaCheck, FormulaRunner, FunctionCheck, Kind, Mistake, Problem,
+                     TableCheck, ValuesCheck, draw_until, uniform)
 
-__all__ = ["Case", "Check", "FormulaCheck", "FormulaRunner", "FunctionCheck", "Kind", "Lab", "Mistake", "Problem",
-           "TableCheck", "ValuesCheck", "draw_until", "load", "uniform"]
+__all__ = ["Case", "Check", "EngineCheck", "FormulaCheck", "FormulaRunner", "FunctionCheck", "Kind", "Lab", "Mistake",
+           "Problem", "TableCheck", "ValuesCheck", "draw_until", "load", "uniform"]
 
 
 AnyCheck = TypeVar("AnyCheck", bound=Check)
@@ -80,6 +80,15 @@ class Lab:
                                       mistakes_known=list(mistakes), hint=hint, answer_cell=answer_cell,
                                       cases=list(cases), **how))
 
+    def engine(self, grade_id: str, name: str, *, answer_cells: tuple[str, ...], visible: list[Plain],
+               cases: list[Case], reference: Callable[[Plain], Plain], mistakes: list[Mistake], hint: str,
+               **how: Any) -> EngineCheck:
+        """A cell grading an engine written in plain Python in `answer_cells` (their code, in
+        order), on the visible graphs and on hidden ones drawn per submission, for each of `cases`."""
+        return self._add(EngineCheck(grade_id, name, self.kit, visible=list(visible), reference=reference,
+                                     mistakes_known=list(mistakes), hint=hint, answer_cell=answer_cells[-1],
+                                     answer_cells=answer_cells, cases=list(cases), **how))
+
     def verify_cell(self, grade_id: str, payloads: list[Any], student: str, answers: dict[str, str] | None = None,
                     run_formulas: FormulaRunner | None = None, seed: bytes | None = None) -> list[Problem]:
         """Why a test cell's handed-over data does not hold up (empty when it does). `answers`:
@@ -109,10 +118,10 @@ class Lab:
         `run_formulas` runs every job."""
         checks = [c for c in self.checks.values() if isinstance(c, FunctionCheck) and c.answer_cell
                   and (only is None or c.grade_id in only)]
-        verdicts = {c.grade_id: [Problem(f"the answer cell {c.answer_cell} is not in the notebook", kind=Kind.MISSING)]
-                    for c in checks}
-        present = [c for c in checks if c.answer_cell in answers]
-        jobs = [c.jobs(answers[c.answer_cell], seed) if isinstance(c, FormulaCheck)
+        verdicts = {c.grade_id: [Problem(f"the answer cell {cell} is not in the notebook", kind=Kind.MISSING)
+                                 for cell in c.cells if cell not in answers] for c in checks}
+        present = [c for c in checks if not verdicts[c.grade_id]]
+        jobs = [c.jobs("\n\n".join(answers[cell] for cell in c.cells), seed) if isinstance(c, FormulaCheck)
                 else c.read_job(answers[c.answer_cell]) for c in present]
         results = run_formulas(jobs) if present else []
         for check, result in zip(present, results, strict=True):

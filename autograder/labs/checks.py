@@ -7,6 +7,7 @@ it, its known mistakes and what the kit gets to check the visible part in the no
 | `TableCheck` | `LabKit.table`, `Table` | a dict of predictions, against what PyTorch does now |
 | `FunctionCheck` | `LabKit.function`, `Function` | a function's outputs on the grader's probes |
 | `FormulaCheck` | `LabKit.formula`, `Formula` | a derivation's code, run by the grader with the standard library only |
+| `EngineCheck` | `LabKit.engine`, `Engine` | an autograd engine's code (Lab 6), building graphs, run the same way |
 
 A verdict is a list of `Problem`s: the sentence the student reads, the known mistake it matches
 (the same words for every student who made it) and its kind. Code decides on the kind and the
@@ -22,8 +23,9 @@ from typing import Any, Callable, ClassVar
 
 from course.answers import (FUNCTION_ATOL, FUNCTION_RTOL, Expected, Plain, diagnose_all, hand_values, matches,
                             numbers_used)
-from course.checks import FORMULA_RULE, MATCHES, VALUES, Formula, Function, LabKit, Table, describe_call, sealed
-from course.rules import AUTOGRAD_RULE, CLOSED_FORM
+from course.checks import (FORMULA_RULE, MATCHES, VALUES, Engine, Formula, Function, LabKit, Table, describe_call,
+                           sealed)
+from course.rules import AUTOGRAD_RULE, CLOSED_FORM, ENGINE_RULE
 
 # Runs formula jobs (`course.formulas.evaluate`'s input) and returns their results.
 FormulaRunner = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -293,6 +295,11 @@ class FunctionCheck(Check):
         """The name a probe is shown as a call of."""
         return self.kit.functions[self.name].takes[0]
 
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """The answer cells whose code decides the check, in the order they run."""
+        return (self.answer_cell,)
+
     def read_job(self, code: str) -> dict[str, Any]:
         """The runner's job that reads the answer cell for the task's rule
         (`rules.without_autograd`): only the cell's code says how the outputs were computed."""
@@ -402,6 +409,9 @@ class FormulaCheck(FunctionCheck):
     `cases`, from the submission's seed (`draws.submission_seed`)."""
 
     kind: ClassVar[str] = Formula.kind
+    rule: ClassVar[str] = CLOSED_FORM  # what a cell that breaks the rule is told
+    rule_slip: ClassVar[str] = "not a closed form"
+    runs_alone: ClassVar[str] = FORMULA_RULE  # what a cell that fails to run is told
     rtol: float = FORMULA_RTOL
     atol: float = FORMULA_ATOL
 
@@ -423,9 +433,9 @@ class FormulaCheck(FunctionCheck):
         drawn = self.drawn(seed)
         if "error" in result:
             if result.get("rule") == "numerical":
-                return [Problem(f"{result['error']} {CLOSED_FORM}", kind=Kind.NUMERICAL)]
+                return [Problem(f"{result['error']} {self.rule}", kind=Kind.NUMERICAL)]
             if result.get("rule"):
-                return [Problem(f"{result['error']}. {CLOSED_FORM}", slip="not a closed form", kind=Kind.RULE)]
+                return [Problem(f"{result['error']}. {self.rule}", slip=self.rule_slip, kind=Kind.RULE)]
             where = ""
             if "call" in result:  # which probe raised: a visible one is shown, a hidden one by its case
                 index = int(result["call"])
@@ -433,7 +443,7 @@ class FormulaCheck(FunctionCheck):
                          else hidden_call(drawn[index - len(self.visible)][0])) + " "
             if result.get("unanswered"):
                 return [Problem(f"{where}{result['error']}.", kind=Kind.UNANSWERED)]
-            return [Problem(f"{where}{result['error']}. {FORMULA_RULE}", kind=Kind.RULE)]
+            return [Problem(f"{where}{result['error']}. {self.runs_alone}", kind=Kind.RULE)]
         outputs = result["values"]
         visible, hidden = outputs[:len(self.visible)], outputs[len(self.visible):]
         probes, cases = [p for _, p in drawn], [words for words, _ in drawn]
@@ -450,3 +460,31 @@ class FormulaCheck(FunctionCheck):
             return problems
         return [Problem(f"{describe_call(self.called, p) if case is None else hidden_call(case)}: "
                         f"{MATCHES}{everywhere.why}.", slip=everywhere.why) for p, _, _, case in wrong]
+
+
+@dataclass
+class EngineCheck(FormulaCheck):
+    """An autograd engine written in plain Python in the answer cells `answer_cells` (Lab 6),
+    decided by their code alone, as a formula is: the grader runs it with the standard library
+    only, the kit's harness building each probe's graph with it (visible ones, and hidden ones
+    drawn per submission), and compares what it gives with `reference` (torch, float64)."""
+
+    kind: ClassVar[str] = Engine.kind
+    rule: ClassVar[str] = ENGINE_RULE
+    rule_slip: ClassVar[str] = "not plain Python with `math` alone"
+    runs_alone: ClassVar[str] = ENGINE_RULE
+    answer_cells: tuple[str, ...] = ()
+
+    @property
+    def called(self) -> str:
+        return self.kit.engines[self.name].call
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        return self.answer_cells
+
+    def jobs(self, code: str, seed: bytes) -> dict[str, Any]:
+        """The runner's job: the cells' code, checked by the engine rule, and the harness called on every probe."""
+        hidden = [probe for _, probe in self.drawn(seed)]
+        return {"source": code, "rule": "engine", "harness": self.kit.engines[self.name].harness,
+                "calls": [[self.called, [p]] for p in self.visible + hidden]}
