@@ -437,8 +437,9 @@ LAB.engine(
 LAB.engine(
     "t3_backward", "backward", answer_cells=("t2_value_answer", "t3_backward_answer"),
     visible=["a = Value(2.0); b = Value(-1.0); c = Value(3.0); out = (a * b + c) * a",
-             "a = Value(0.5); b = Value(-1.0); t1 = a * b; out = t1.tanh() * t1.sigmoid() + t1 ** 2",
-             "a = Value(0.0); b = Value(1.5); t1 = (a * b).relu(); out = t1 + (b - a).log() * (2.0 / b).exp()"],
+             "a = Value(0.5); b = Value(-1.0); t1 = a * b; out = t1.tanh() * t1.sigmoid() + t1 ** 2 + a",
+             "a = Value(1.5); b = Value(-2.0); c = Value(0.0); t1 = (c * a).relu(); "
+             "out = (t1 + (a - b).log()) * (2.0 / a).exp() + b"],
     cases=BACKWARD_CASES, reference=reference,
     mistakes=slip_mistakes("gradients", ("not_reversed", "no_visited", "no_seed", *RULE_SLIPS)),
     same=engine_close, form=engine_form, rtol=ENGINE_RTOL, atol=ENGINE_ATOL,

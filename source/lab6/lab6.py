@@ -105,8 +105,9 @@ check.values(globals(), "out", "dout_da", "dout_db", "dout_dc")
 # a / b is a · b⁻¹, so their gradients come from the rules you write. Use `math` only: this cell
 # is graded on its own, without torch.
 #
-# The check builds a one-operation graph, sets `out.grad = 2.5` and calls `out._backward()`
-# once: only your rule runs. The failures it prints are programs you can paste into a cell.
+# The check (`one_rule` in its messages) builds a one-operation graph, sets `out.grad = 2.5`
+# and calls `out._backward()` once: only your rule runs. The program after `one_rule on` in a
+# message is Python you can paste into a cell to see for yourself.
 
 # %% nbgrader={"grade": false, "grade_id": "t2_value_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
@@ -246,9 +247,9 @@ check.engine(globals(), "rules")
 # made from; the list then has each node after all of its inputs, so read it backwards.
 #
 # Write `backward(self)`: build that order, set the output's own gradient to 1 (d out/d out),
-# and run each node's `_backward()` from the output down. The check runs your whole engine on
-# graphs with shared nodes and ReLUs at 0; the grader adds deep chains and every operation at
-# once, on graphs drawn for your submission.
+# and run each node's `_backward()` from the output down. The check (`gradients on <program>`
+# in its messages) runs your whole engine on graphs with shared nodes and a ReLU at 0; the
+# grader adds deep chains and every operation at once, on graphs drawn for your submission.
 
 # %% nbgrader={"grade": false, "grade_id": "t3_backward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 def backward(self):

@@ -100,6 +100,17 @@ def test_every_named_slip_is_far_from_autograd_in_every_draw_and_unlike_every_ot
                 assert a == b or not all(grader.engine_close(u, v) for u, v in zip(outputs[a], outputs[b], strict=True)), (a, b)
 
 
+@pytest.mark.parametrize("check", [RULES, BACKWARD], ids=["t2_rules", "t3_backward"])
+def test_on_each_visible_program_a_wrong_output_has_one_name(check):
+    """The kit names a slip from one program's output alone: no two slips may give it."""
+    for program in check.visible:
+        right = check.reference(program)
+        wrong = {m.why: out for m in check.mistakes_known if not grader.engine_close(out := m.gives(program), right)}
+        for a in wrong:
+            for b in wrong:
+                assert a == b or not grader.engine_close(wrong[a], wrong[b]), (program, a, b)
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_draw_covers_every_case(seed):
     """Each draw holds a chain 24 or more operations deep, nodes used twice, every operation, a
