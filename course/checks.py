@@ -218,10 +218,10 @@ def follows_autograd_rule(functions: dict[str, Callable[..., Any]], may_call: tu
     __tracebackhide__ = True
     functions = {name: inspect.unwrap(fn) for name, fn in functions.items()}  # a decorator's own code is not the cell
     for name, fn in functions.items():
-        source = cell_source(fn)
+        source = defining_cell(fn)
         if source is None:
             raise WrongType(f"`{name}` was not defined with `def` in a notebook cell. {AUTOGRAD_RULE}")
-        cell = [other for other, f in functions.items() if cell_source(f) == source]
+        cell = [other for other, f in functions.items() if defining_cell(f) == source]
         try:
             without_autograd(source, cell, list(may_call))
         except BrokenRule as broken:
@@ -229,11 +229,17 @@ def follows_autograd_rule(functions: dict[str, Callable[..., Any]], may_call: tu
 
 
 def defining_cell(obj: object) -> str | None:
-    """The code of the notebook cell that defined a function, or a class (by its methods)."""
-    if isinstance(obj, type):
-        methods = [value for value in vars(obj).values() if hasattr(value, "__code__")]
-        return next((source for method in methods if (source := cell_source(method))), None)
-    return cell_source(obj)
+    """The code of the notebook cell that defined a function, or a class (by its methods, its
+    own or, for a subclass made elsewhere, its bases')."""
+    if not isinstance(obj, type):
+        return cell_source(obj)
+    for cls in obj.__mro__:
+        if cls is object or cls.__module__.split(".")[0] == "torch":
+            continue  # torch.autograd.Function's own methods: no cell
+        for value in vars(cls).values():
+            if (source := cell_source(inspect.unwrap(getattr(value, "__func__", value)))) is not None:
+                return source
+    return None
 
 
 def cell_source(fn: object) -> str | None:

@@ -145,4 +145,5 @@ check = LabKit(
                            "every gradient matches autograd on the visible graphs."),
     },
     functions={"log_sigmoid": Function(("LogSigmoid",), run_log_sigmoid,
-                                       "values and gradients match autograd's logsigmoid at every probe.")})
+                                       "values and gradients match autograd's logsigmoid at every probe.",
+                                       without_autograd=())})

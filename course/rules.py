@@ -15,7 +15,9 @@ and divides by 2c, whatever the size of c (a centred difference is exact for a s
 
 **Without autograd means without it** (`without_autograd`). A function the task says to write
 without autograd reaches no part of it: no attribute or import that names gradients or backward
-(`.backward()`, `.grad`, `torch.autograd`, `torch.func`, `enable_grad`, `aten.*_backward`...),
+(`.backward()`, `.grad`, `torch.autograd`, `torch.func`, `enable_grad`, `aten.*_backward`...)
+but what a `torch.autograd.Function` of its own is written with (the base class,
+`ctx.save_for_backward`, `ctx.saved_tensors`),
 nothing private (`_C`, `__dict__`), no `getattr`/`eval`-like builtins, and no name the cell does
 not define besides torch, math and the task's own functions (a helper elsewhere in the notebook
 could do anything).
@@ -342,16 +344,18 @@ AUTOGRAD_WORDS = ("grad", "backward", "jacobian", "hessian", "vjp", "jvp")  # in
 AUTOGRAD_MODULES = frozenset({"func", "functorch", "autograd"})
 SWITCHES_IT_OFF = frozenset({"no_grad", "inference_mode"})  # named after gradients, but they only disable them
 MODULES = frozenset({"torch", "math", "nn", "F"})  # what the labs' setup cells import
+FUNCTION_API = frozenset({"save_for_backward", "saved_tensors"})  # what a Function's forward and backward use
 SAFE_BUILTINS = frozenset({"len", "range", "zip", "enumerate", "float", "int", "bool", "abs", "min", "max", "sum",
                            "round", "list", "tuple", "dict", "isinstance", "print", "sorted", "reversed", "any",
-                           "all", "map", "ValueError", "TypeError", "RuntimeError", "NotImplementedError"})
+                           "all", "map", "staticmethod", "ValueError", "TypeError", "RuntimeError",
+                           "NotImplementedError"})
 
 
 def without_autograd(source: str, functions: list[str], may_call: list[str] = ()) -> None:
     """Raise BrokenRule unless the cell `source` defines `functions` and reaches no part of
     autograd, nor any name it does not define but torch, math and `may_call`."""
     tree = parsed(source)
-    defined = {node.name for node in tree.body if isinstance(node, ast.FunctionDef)}
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
     missing = [name for name in functions if name not in defined]
     if missing:
         raise BrokenRule(f"the cell does not define the function `{missing[0]}` with `def`")
@@ -359,6 +363,7 @@ def without_autograd(source: str, functions: list[str], may_call: list[str] = ()
         nodes = list(ast.walk(tree))
     except RecursionError:
         raise BrokenRule("the cell is nested too deeply to read") from None
+    nodes = [node for node in nodes if id(node) not in function_api(nodes)]
     bound = set(MODULES) | set(may_call) | SAFE_BUILTINS
     for node in nodes:
         if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
@@ -385,6 +390,18 @@ def without_autograd(source: str, functions: list[str], may_call: list[str] = ()
             raise BrokenRule(f"line {line}: the cell uses `{node.id}`, which it does not define")
         elif isinstance(node, ast.Name) and node.id.startswith("__"):
             raise BrokenRule(f"line {line}: the cell uses `{node.id}`")
+
+
+def function_api(nodes: list[ast.AST]) -> set[int]:
+    """The ids of the attribute nodes by which a cell writes its own `torch.autograd.Function`
+    (its base class, `ctx.save_for_backward`, `ctx.saved_tensors`): they name autograd, but its
+    backward is the cell's own code, read like the rest."""
+    spelled = set()
+    for node in nodes:
+        if isinstance(node, ast.Attribute) and (node.attr in FUNCTION_API
+                                                or ast.unparse(node) == "torch.autograd.Function"):
+            spelled |= {id(node), id(node.value)} if node.attr not in FUNCTION_API else {id(node)}
+    return spelled
 
 
 def reaches_autograd(names: list[str]) -> bool:

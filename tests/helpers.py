@@ -133,7 +133,7 @@ def run_test_cell(lab: str, grade_id: str, namespace: dict, hidden: bool = True,
     check = load(lab).checks.get(grade_id)
     if answers is None and getattr(check, "answer_cell", "") and callable(namespace.get(check.called)):
         # what the grader reads for the task's rule: the answer cell, as the kit reads it back
-        answers = {check.answer_cell: course.checks.cell_source(namespace[check.called]) or ""}
+        answers = {check.answer_cell: course.checks.defining_cell(namespace[check.called]) or ""}
     published = []
     original = course.checks.publish
     course.checks.publish = published.append

@@ -446,7 +446,7 @@ LAB.engine(
     hint="Order the nodes so that each comes after everything it was made from (visit each once), set "
          "out.grad = 1, then run every node's rule from the output back to the inputs.")
 LAB.function(
-    "t5_log_sigmoid", "log_sigmoid",
+    "t5_log_sigmoid", "log_sigmoid", answer_cell="t5_log_sigmoid_answer",
     visible=[[-3.0, -0.5, 0.0, 0.5, 3.0], [-800.0, -40.0, 40.0, 800.0]],
     cases=[Case("inputs between −6 and 6", inputs(0.01, 6)), Case("inputs far from 0", inputs(30, 900, 4))],
     reference=log_sigmoid_reference,

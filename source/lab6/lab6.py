@@ -361,8 +361,10 @@ plt.show()
 # no log of a rounded-away number. Its derivative is 1 − σ(x) = σ(−x). Save the *input*: from
 # the output you would compute 1 − exp(log σ(x)), which rounds to 0 for x above about 37.
 #
-# The check compares values and gradients with `torch.nn.functional.logsigmoid` at every
-# input, including x = ±800.
+# Write the backward rule yourself, without autograd: the grader reads this cell, and a
+# backward that asks autograd (`torch.autograd.grad`, `.backward()`, `enable_grad`) scores
+# nothing. The check compares values and gradients with `torch.nn.functional.logsigmoid` at
+# every input, including x = ±800.
 
 # %% nbgrader={"grade": false, "grade_id": "t5_log_sigmoid_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 class LogSigmoid(torch.autograd.Function):

@@ -241,3 +241,30 @@ def test_log_of_sigmoid_is_told_where_it_fails_without_the_input():
     error, _ = run_test_cell("lab6", "t5_log_sigmoid", namespace)
     assert "gave -inf or nan for an input far from 0" in str(error) and "800" not in str(error)
     assert F.logsigmoid(torch.tensor(-800.0, dtype=torch.float64)).item() == -800.0
+
+
+FUNCTION_HEAD = ("class LogSigmoid(torch.autograd.Function):\n    @staticmethod\n    def forward(ctx, x):\n"
+                 "        ctx.save_for_backward(x)\n        return torch.nn.functional.logsigmoid(x)\n\n"
+                 "    @staticmethod\n    def backward(ctx, grad_output):\n        (x,) = ctx.saved_tensors\n")
+
+
+@pytest.mark.parametrize("body, words", [
+    ("        return grad_output * torch.sigmoid(-x)\n", None),
+    ("        with torch.enable_grad():\n            x = x.detach().requires_grad_()\n"
+     "            (g,) = torch.autograd.grad(torch.nn.functional.logsigmoid(x), x, grad_output)\n        return g\n",
+     "`.enable_grad`"),
+    ("        with torch.enable_grad():\n            y = x.detach().requires_grad_()\n"
+     "            (torch.nn.functional.logsigmoid(y) * grad_output).sum().backward()\n        return y.grad\n",
+     "`.enable_grad`"),
+    ("        return grad_output * torch.autograd.functional.jacobian(torch.nn.functional.logsigmoid, x).diagonal()\n",
+     "`.autograd`"),
+])
+def test_a_function_written_by_hand_passes_and_one_that_asks_autograd_scores_nothing(student, body, words):
+    namespace = {"torch": torch}
+    run_cell(FUNCTION_HEAD + body, namespace, "t5_log_sigmoid_answer")
+    error, problems = run_test_cell("lab6", "t5_log_sigmoid", namespace)
+    if words is None:
+        assert (error, problems) == (None, [])
+    else:
+        assert words in str(error) and "This task is done without autograd" in str(error)
+        assert problems and words in problems[0]
