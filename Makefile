@@ -22,7 +22,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report student-bundle gradescope test test-fast lint check bench bench-feedback lock mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report minutes student-bundle gradescope test test-fast lint check bench bench-feedback lock mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -87,6 +87,9 @@ restore-gradebook: setup ## Put the newest backup of gradebook.db in place (FROM
 
 report: setup ## Per lab, from the gradebook: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes
 	python -m autograder --root $(ROOT) report
+
+minutes: setup ## Estimate each lab's minutes from what it asks (fails if one is over 90); WRITE=1 puts them in the labs
+	python -m autograder --root $(ROOT) minutes $(if $(WRITE),--write)
 
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import sqlalchemy.exc
 
-from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, newlab, notebooks, report,
-                       runs, sandbox, saving, speedups, submission, terminal)
+from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, minutes, newlab, notebooks,
+                       report, runs, sandbox, saving, speedups, submission, terminal)
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -222,6 +222,15 @@ def class_reports(args, root: Path) -> int:
     return 0
 
 
+def lab_minutes(args, root: Path) -> int:
+    """Print each lab's estimated minutes; --write puts each estimate into its source's introduction."""
+    changed = [lab for lab in args.labs if args.write and minutes.stamp(lab, root)]
+    print(minutes.report(args.labs))
+    for lab in changed:
+        print(f"wrote the time paragraph of source/{lab}/{lab}.py (run `make release`)")
+    return 0 if all(minutes.estimate(lab).total <= minutes.SESSION_MINUTES for lab in args.labs) else 1
+
+
 def gradescope(args, root: Path) -> int:
     for lab in args.labs:
         print(exports.build_gradescope(root, lab, args.dest.resolve() / f"{lab}.zip", args.unsandboxed))
@@ -265,6 +274,7 @@ COMMANDS = {
     "grade": (grade, "autograde every submission, then feedback, CSV and grade table"),
     "table": (table, "print the grade table from the gradebook"),
     "report": (class_reports, "per lab: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes"),
+    "minutes": (lab_minutes, "estimate each lab's minutes from what it asks; fail if one is over a 90-minute session"),
     "student-bundle": (student_bundle, "write the student distribution (dist/student/ and its zip)"),
     "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),
     "hub": (local_hub, "as root: a local JupyterHub with an instructor, students and nbgrader's exchange"),
@@ -294,6 +304,8 @@ def main(argv=None) -> int:
                                       help="submissions graded at once (default: three per CPU core)")
     sub.choices["grade"].add_argument("--student", dest="students", action="append",
                                       help="grade only this student's submissions (repeatable; default: all)")
+    sub.choices["minutes"].add_argument("--write", action="store_true",
+                                        help="write each estimate into the lab's introduction (then `make release`)")
     sub.choices["grade"].add_argument("--no-sandbox", action="store_true",
                                       help="run student code without bubblewrap (it then sees the whole course)")
     sub.choices["grade"].add_argument("--stock", action="store_true",

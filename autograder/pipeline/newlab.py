@@ -16,7 +16,8 @@ NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
 def title(name: str) -> str:
-    number = re.fullmatch(r"lab(\d+)", name)
+    """How students see a lab's name: lab4 is "Lab 4", lab4b "Lab 4b"."""
+    number = re.fullmatch(r"lab(\d+[a-z]?)", name)
     return f"Lab {number.group(1)}" if number else name
 
 

@@ -24,6 +24,10 @@
 # - explain what goes wrong when gradients are not reset;
 # - unroll a loop that reuses one weight, and add up that weight's gradient over the steps.
 #
+# **Time.** About 90 minutes (Task 1 19, Task 2 13, Task 3 17, Task 4 14; the rest is reading,
+# running and written answers), as `make minutes` estimates from what the lab asks. Not yet timed
+# with students.
+#
 # **How answers are graded.** Type hand-computed values to at least **4 significant digits**.
 # Every grade is checked against values `torch.autograd` computes when your notebook is graded.
 # Cells marked *manually graded* are read by your instructor.

@@ -22,6 +22,10 @@
 # - compute a graph with named intermediates forward and backward by hand;
 # - control the graph: `detach()`, `torch.no_grad()`, `is_leaf`, `retain_grad()`.
 #
+# **Time.** About 85 minutes (Task 1 6, Task 2 7, Task 3 18, Task 4 30, Task 5 9; the rest is
+# reading, running and written answers), as `make minutes` estimates from what the lab asks. Not
+# yet timed with students.
+#
 # **How answers are graded.** Hand-computed values need at least **4 significant digits**; angles
 # are in radians. Grades are checked against what `torch.autograd` computes when your notebook is
 # graded. Cells marked *manually graded* are read by your instructor.

@@ -21,6 +21,10 @@
 # - clear gradients three ways and know what each leaves behind;
 # - reproduce a full-batch gradient from micro-batches, and read a layer's gradient.
 #
+# **Time.** About 65 minutes (Task 1 5, Task 2 7, Task 3 5, Task 4 13, Task 5 10, Task 6 10; the
+# rest is reading, running and written answers), as `make minutes` estimates from what the lab
+# asks. Not yet timed with students.
+#
 # **How answers are graded.** Hand-computed values need at least 4 significant digits. Every
 # grade is checked against what `torch.autograd` does when your notebook is graded. Cells marked
 # *manually graded* are read by your instructor.

@@ -23,6 +23,10 @@
 # - compute one SGD step on an MSE loss and a cross-entropy loss and its gradient by hand;
 # - compare SGD with Adam on the same problem.
 #
+# **Time.** About 85 minutes (Task 1 10, Task 2 14, Task 3 19, Task 4 17; the rest is reading,
+# running and written answers), as `make minutes` estimates from what the lab asks. Not yet timed
+# with students.
+#
 # **How answers are graded.** Hand-computed values need at least **4 significant digits**
 # (natural logarithms). Grades are checked against what `torch.autograd` computes when your
 # notebook is graded. Cells marked *manually graded* are read by your instructor.

@@ -25,9 +25,9 @@
 # - teach PyTorch a new operation: a `torch.autograd.Function` with a stable forward and a
 #   hand-written backward, checked by `torch.autograd.gradcheck`.
 #
-# **Time.** About 85 minutes: 10 for Task 1, 30 for Task 2, 20 for Task 3, 5 to run Task 4 and 20
-# for Task 5 (our estimate of reading, answering and checking each task, for a student who knows
-# single-variable calculus and has done Labs 2 and 4).
+# **Time.** About 80 minutes (Task 1 7, Task 2 27, Task 3 27, Task 4 2, Task 5 13; the rest is
+# reading, running and written answers), as `make minutes` estimates from what the lab asks. Not
+# yet timed with students.
 #
 # **How answers are graded.** Task 1's numbers need at least 4 significant digits. Your engine
 # is plain Python: the grader runs its cells on their own, with Python's standard library and
@@ -393,7 +393,7 @@ check.function(globals(), "log_sigmoid", hidden=GRADER_PROBES)
 
 # %% [markdown]
 # **Observe.** `torch.autograd.gradcheck` compares your backward with centred differences of
-# your forward, in float64, at random inputs (Lab 4 Task 3 wrote the same check by hand). It
+# your forward, in float64, at random inputs (Lab 4b, Task 6 wrote the same check by hand). It
 # returns True or raises with the two Jacobians side by side.
 
 # %% nbgrader={"grade": false, "grade_id": "t5_gradcheck", "locked": true, "schema_version": 3, "solution": false, "task": false}

@@ -57,8 +57,11 @@ def test_golden_student_numbers(lab, student):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_no_students_numbers_move(lab):
-    assert lab in CLASS_DIGESTS, "a new lab: record its class digest here once its numbers are final"
     kit = importlib.import_module(f"course.{lab}")
+    if not hasattr(kit, "student_numbers"):  # a lab whose every answer is a function: nobody has numbers
+        assert "my_numbers" not in solution_cells(lab) and lab not in CLASS_DIGESTS
+        return
+    assert lab in CLASS_DIGESTS, "a new lab: record its class digest here once its numbers are final"
     numbers = [kit.student_numbers(f"student{i}") for i in range(200)]
     assert hashlib.sha256(json.dumps(numbers).encode()).hexdigest()[:16] == CLASS_DIGESTS[lab]
 
@@ -106,7 +109,7 @@ def test_warnings_and_stderr_from_student_functions_cost_nothing(lab, student, c
     namespace = solved(lab)
     grader = load(lab)
     checked = [g for g, c in grader.checks.items() if c.kind == "function"]
-    assert checked
+    assert checked or not grader.kit.functions, lab
     for grade_id in checked:
         takes = grader.kit.functions[grader.checks[grade_id].name].takes
         capfd.readouterr()
@@ -121,7 +124,7 @@ def test_warnings_and_stderr_from_student_functions_cost_nothing(lab, student, c
 
 
 def test_the_device_asked_for_is_the_device_used(monkeypatch):
-    from course import lab4
+    from course import lab4b as lab4
 
     monkeypatch.setenv(DEVICE_ENV, "cpu")
     assert grading_device() == torch.device("cpu")

@@ -93,7 +93,7 @@ def test_no_feedback_page_or_export_shows_a_hidden_input(demo, lab):
         assert not [s for s in spellings if s in text], export
 
 
-@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4"])  # Lab 5's train keeps fixed probes
+@pytest.mark.parametrize("lab", ["lab1", "lab2", "lab3", "lab4b"])  # Lab 5's train keeps fixed probes
 def test_each_submissions_kernel_ran_its_own_draw_of_hidden_probes(demo, lab):
     """A function check with cases: the hidden test cell each kernel ran holds that submission's
     draw (course secret, student, timestamp), not the instructor notebook's, and the draws of two

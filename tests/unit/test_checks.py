@@ -7,15 +7,16 @@ import pytest
 import torch
 
 from autograder.labs import lab4 as grader
-from autograder.pipeline import notebooks
+from autograder.labs import lab4b as coded
 from course import identity
 from course import checks as course_checks
 from course import lab4 as kit
+from course import lab4b as coded_kit
 from course.answers import Unanswered, diagnose_all
 from autograder.labs.checks import HIDDEN_CALL
 from course.checks import CheckFailed, describe_call
 
-from helpers import SEED, as_cell, run_test_cell
+from helpers import NUMBERED_LABS, SEED, as_cell, run_test_cell
 
 STUDENTS = [f"student{i}" for i in range(60)] + ["ada", "zoë", "a.b-c"]
 
@@ -117,35 +118,35 @@ def uphill_train(x, y, w, lr, steps):
 
 def assert_named(grade_id: str, namespace: dict, named: str) -> None:
     """The cell fails in the kernel, and the kernel's verdict names the mistake."""
-    error, _ = run_test_cell("lab4", grade_id, namespace)
+    error, _ = run_test_cell("lab4b", grade_id, namespace)
     assert isinstance(error, CheckFailed) and named in str(error), error
 
 
 def assert_caught_by_hidden_probes(grade_id: str, namespace: dict, said: str = "") -> None:
     """The cell passes in the kernel (visible probes), and the grader fails it on a hidden probe,
     saying `said` and nothing of the hidden inputs."""
-    error, problems = run_test_cell("lab4", grade_id, namespace)
+    error, problems = run_test_cell("lab4b", grade_id, namespace)
     assert error is None and any(p.startswith(HIDDEN_CALL) and said in p for p in problems), (error, problems)
-    check = grader.LAB.checks[grade_id]
+    check = coded.LAB.checks[grade_id]
     calls = [describe_call(check.called, probe) for probe in check.hidden_probes(SEED)]
     assert not any(call in p for call in calls for p in problems), problems
 
 
 def memorised(name: str, field: str | None = None):
     """A 'function' that returns the kit's expected visible outputs, whatever it is asked."""
-    outputs = kit.check.expected["functions"][name]["outputs"]
+    outputs = coded_kit.check.expected["functions"][name]["outputs"]
     answer = iter([o["right"] if field is None else o["right"][field] for o in outputs] * 10)
     return lambda *args, **kwargs: next(answer)
 
 
 def test_train_check(student, device):
-    assert run_test_cell("lab4", "t1_train", {"train": good_train}) == (None, [])
-    assert_named("t1_train", {"train": accumulating_train}, "never reset")
-    assert_named("t1_train", {"train": uphill_train}, "up the gradient")
+    assert run_test_cell("lab4b", "t2_train_w", {"train": good_train}) == (None, [])
+    assert_named("t2_train_w", {"train": accumulating_train}, "never reset")
+    assert_named("t2_train_w", {"train": uphill_train}, "up the gradient")
     ignores_y = {"train": lambda x, y, w, lr, steps: good_train(x, 1.0, w, lr, steps)}
-    assert_caught_by_hidden_probes("t1_train", ignores_y)
+    assert_caught_by_hidden_probes("t2_train_w", ignores_y)
     memorised_run = memorised("train")
-    assert_caught_by_hidden_probes("t1_train", {"train": lambda **k: tuple(memorised_run().values())})
+    assert_caught_by_hidden_probes("t2_train_w", {"train": lambda **k: tuple(memorised_run().values())})
 
 
 def by_autograd(x, y, w):
@@ -156,12 +157,12 @@ def by_autograd(x, y, w):
 
 
 def test_check_result_check(student, device):
-    assert run_test_cell("lab4", "t1_check_result", {"check_result": by_autograd}) == (None, [])
+    assert run_test_cell("lab4b", "t1_check_result", {"check_result": by_autograd}) == (None, [])
     flipped = {"check_result": lambda x, y, w: (by_autograd(x, y, w)[0], -by_autograd(x, y, w)[1])}
     assert_named("t1_check_result", flipped, "flipped the sign")
     assert_caught_by_hidden_probes("t1_check_result", {"check_result": lambda x, y, w: by_autograd(x, 1.0, w)},
                                    "does not give what autograd gives")
-    error, _ = run_test_cell("lab4", "t1_check_result", {"check_result": lambda x, y, w: 1.0})
+    error, _ = run_test_cell("lab4b", "t1_check_result", {"check_result": lambda x, y, w: 1.0})
     assert isinstance(error, AssertionError) and "two numbers" in str(error)
 
 
@@ -176,7 +177,7 @@ def test_a_pytorch_warning_in_student_code_reaches_stdout_not_stderr(student, ca
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # were the warning to escape the shield, this test would fail
-        assert run_test_cell("lab4", "t1_check_result", {"check_result": noisy}) == (None, [])
+        assert run_test_cell("lab4b", "t1_check_result", {"check_result": noisy}) == (None, [])
     out, err = capfd.readouterr()
     assert err == "" and "does not cost points" in out and "not a leaf" in out
 
@@ -191,10 +192,10 @@ def test_a_warning_raised_at_every_step_is_noted_once_with_its_count(student, ca
         loss.backward()
         return loss.item(), w.grad.item()
 
-    assert run_test_cell("lab4", "t1_check_result", {"check_result": noisy}) == (None, [])
+    assert run_test_cell("lab4b", "t1_check_result", {"check_result": noisy}) == (None, [])
     out, err = capfd.readouterr()
     notes = [line for line in out.splitlines() if "does not cost points" in line]
-    check = grader.LAB.checks["t1_check_result"]
+    check = coded.LAB.checks["t1_check_result"]
     runs = [len(check.visible), len(check.hidden_probes(SEED))]  # the cell's two calls: visible, then hidden
     assert err == "" and [note.rsplit("(", 1)[1] for note in notes] == [f"{50 * n} times)" for n in runs]
     assert all("not a leaf" in note for note in notes)
@@ -206,23 +207,23 @@ RELU_GRAD, SIGMOID_GRAD = "(z > 0).to(z.dtype)", "torch.sigmoid(z) * (1 - torch.
 def activations(relu: str = RELU_GRAD, sigmoid: str = SIGMOID_GRAD, head: str = "") -> dict:
     """A notebook whose answer cell for 2e returns `relu` and `sigmoid` (expressions of z)."""
     source = f"{head}def relu_grad(z):\n    return {relu}\n\n\ndef sigmoid_grad(z):\n    return {sigmoid}\n"
-    return as_cell(source, "t2_activation_grads_answer")
+    return as_cell(source, "t3_activation_grads_answer")
 
 
 def test_activation_checks(student, device):
-    assert run_test_cell("lab4", "t2_activation_grads", activations()) == (None, [])
-    assert_named("t2_activation_grads", activations(sigmoid="z * (1 - z)"), "x·(1 − x)")
-    assert_named("t2_activation_grads", activations(sigmoid="torch.sigmoid(z)"), "returned σ")
+    assert run_test_cell("lab4b", "t3_activation_grads", activations()) == (None, [])
+    assert_named("t3_activation_grads", activations(sigmoid="z * (1 - z)"), "x·(1 − x)")
+    assert_named("t3_activation_grads", activations(sigmoid="torch.sigmoid(z)"), "returned σ")
     copied = memorised("activation_grads", "sigmoid_grad")()
     lookup = activations(sigmoid="torch.tensor(OUT if len(z) == 7 else [0.0] * len(z), dtype=z.dtype)",
                          head=f"OUT = {copied!r}\n\n\n")
-    assert_caught_by_hidden_probes("t2_activation_grads", lookup, "does not give what autograd gives")
-    error, _ = run_test_cell("lab4", "t2_activation_grads", activations(relu="1.0"))
+    assert_caught_by_hidden_probes("t3_activation_grads", lookup, "does not give what autograd gives")
+    error, _ = run_test_cell("lab4b", "t3_activation_grads", activations(relu="1.0"))
     assert isinstance(error, AssertionError) and "same shape" in str(error)
 
 
 def test_relu_slope_at_zero_follows_pytorch(student):
-    assert_named("t2_activation_grads", activations(relu="(z >= 0).to(z.dtype)"), "slope 1 at x = 0")
+    assert_named("t3_activation_grads", activations(relu="(z >= 0).to(z.dtype)"), "slope 1 at x = 0")
 
 
 def backward_cell(dsig: str = "sigmoid_grad(m2)", mask: bool = True, factor: str = "2.0", body: str = "") -> dict:
@@ -232,19 +233,19 @@ def backward_cell(dsig: str = "sigmoid_grad(m2)", mask: bool = True, factor: str
                     "    return torch.outer(d_m1, x), d_m2 * r\n")
     source = ("def manual_backward(x, W1, w2, y):\n    m1 = W1 @ x\n    r = torch.relu(m1)\n    m2 = w2 @ r\n"
               + body)
-    return as_cell(source, "t2_manual_backward_answer", **{k: v for k, v in activations().items() if k != "torch"})
+    return as_cell(source, "t4_manual_backward_answer", **{k: v for k, v in activations().items() if k != "torch"})
 
 
 def test_manual_backward_checks(student, device):
-    assert run_test_cell("lab4", "t2_manual_backward", backward_cell()) == (None, [])
+    assert run_test_cell("lab4b", "t4_manual_backward", backward_cell()) == (None, [])
     cases = [(backward_cell("m2 * (1 - m2)"), "m2·(1 − m2)"), (backward_cell(factor="1.0"), "factor 2"),
              (backward_cell(mask=False), "through the ReLU")]
     for namespace, named in cases:
-        assert_named("t2_manual_backward", namespace, named)
-    visible = [[o["right"]["dW1"], o["right"]["dw2"]] for o in kit.check.expected["functions"]["manual_backward"]["outputs"]]
+        assert_named("t4_manual_backward", namespace, named)
+    visible = [[o["right"]["dW1"], o["right"]["dw2"]] for o in coded_kit.check.expected["functions"]["manual_backward"]["outputs"]]
     lookup = backward_cell(body=f"    out = {visible!r}[0 if len(x) == 3 else 1]\n"
                                 "    return torch.tensor(out[0]), torch.tensor(out[1])\n")
-    assert_caught_by_hidden_probes("t2_manual_backward", lookup)
+    assert_caught_by_hidden_probes("t4_manual_backward", lookup)
 
 
 @pytest.mark.parametrize("body, said", [
@@ -260,7 +261,7 @@ def test_manual_backward_checks(student, device):
 def test_manual_backward_cannot_lean_on_autograd(student, body, said):
     """In the notebook the check says so; the grader reads the answer cell and says the same."""
     namespace = backward_cell(body=body)
-    error, problems = run_test_cell("lab4", "t2_manual_backward", namespace)
+    error, problems = run_test_cell("lab4b", "t4_manual_backward", namespace)
     assert isinstance(error, CheckFailed) and said in str(error) and "without autograd" in str(error)
     assert problems and said in problems[0] and "without autograd" in problems[0]
 
@@ -275,7 +276,7 @@ def test_the_grader_reads_the_rule_even_when_the_kernel_check_was_switched_off(s
     original = course_checks.follows_autograd_rule
     course_checks.follows_autograd_rule = lambda functions, may_call: None
     try:
-        error, problems = run_test_cell("lab4", "t2_manual_backward", namespace)
+        error, problems = run_test_cell("lab4b", "t4_manual_backward", namespace)
     finally:
         course_checks.follows_autograd_rule = original
     assert error is None and problems and "the cell uses `.enable_grad`" in problems[0]
@@ -321,7 +322,7 @@ def test_verification_rejects_missing_extra_foreign_or_malformed_payloads():
     assert lab.verify_cell("t1_forward", [], "ada")
     assert lab.verify_cell("t1_forward", [good, good], "ada")
     assert lab.verify_cell("t1_forward", [{**good, "lab": "lab1"}], "ada")
-    assert lab.verify_cell("t1_train", [payload("function", "train", [])], "ada")
+    assert lab.verify_cell("t1_forward", [payload("function", "train", [])], "ada")
     assert lab.verify_cell("t1_forward", [payload("values", "yhat s loss", {"yhat": "x"})], "ada")
     assert lab.verify_cell("t1_forward", [payload("values", "yhat s loss", {"yhat": 2.0, "s": 1.0, "loss": 2.0})], "ada")
     assert lab.verify_cell("no_such_cell", [good], "ada")
@@ -330,16 +331,16 @@ def test_verification_rejects_missing_extra_foreign_or_malformed_payloads():
 def test_hidden_outputs_are_checked_on_the_graders_probes_not_the_notebooks():
     """A kernel that ran the student's function on easier inputs gains nothing: the grader
     pairs the outputs with its own hidden probes."""
-    lab = grader.LAB
-    visible = [grader.train_reference(**p) for p in lab.checks["t1_train"].visible]
-    easy = [grader.train_reference(**lab.checks["t1_train"].visible[0])] * len(lab.checks["t1_train"].hidden_probes())
-    problems = lab.verify_cell("t1_train", [payload("function", "train", visible),
-                                            payload("function", "train", easy, hidden=True)], "ada")
+    lab = coded.LAB
+    visible = [coded.train_reference(**p) for p in lab.checks["t2_train_w"].visible]
+    easy = [coded.train_reference(**lab.checks["t2_train_w"].visible[0])] * len(lab.checks["t2_train_w"].hidden_probes())
+    problems = lab.verify_cell("t2_train_w", [payload("function", "train", visible, lab="lab4b"),
+                                            payload("function", "train", easy, hidden=True, lab="lab4b")], "ada")
     # the grader's own hidden probes have 10 to 30 steps: the easy runs handed over have 60
     assert problems and problems[0].kind == "form" and "visible inputs show the form expected" in problems[0].text
 
 
-@pytest.mark.parametrize("lab", notebooks.labs())
+@pytest.mark.parametrize("lab", NUMBERED_LABS)
 @pytest.mark.parametrize("student", ["ada", "zoë", "student7"])
 def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
     import importlib
@@ -358,7 +359,7 @@ def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
     assert [d for d, _ in check.other_answers(identity.ANONYMOUS, names)] == [d for d, _ in others[1:]]
 
 
-@pytest.mark.parametrize("lab", notebooks.labs())
+@pytest.mark.parametrize("lab", NUMBERED_LABS)
 @pytest.mark.parametrize("student", ["ada", "zoë", identity.ANONYMOUS])
 def test_answers_worked_on_the_labs_worked_example_are_named_as_such(lab, student):
     """Values copied from the lab's prose or observe cells, which use the worked example's numbers."""

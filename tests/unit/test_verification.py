@@ -185,14 +185,14 @@ def test_the_audit_writes_down_the_mistakes_it_summed_up_and_drops_any_record_th
 
 
 def test_a_function_check_that_failed_in_the_notebook_is_summed_up_by_the_kits_own_words(tmp_path):
-    visible = {"lab": "lab4", "kind": "function", "name": "activation_grads", "hidden": False, "data": [[0.0]]}
+    visible = {"lab": "lab4b", "kind": "function", "name": "activation_grads", "hidden": False, "data": [[0.0]]}
     failed = nbformat.v4.new_output("error", ename="CheckFailed", traceback=[],
                                     evalue="\n  - relu_grad(-2, 0.5): expected 0 at a negative input\n")
-    folder = graded_notebook(tmp_path, {"t2_activation_grads": [answers_output(visible), failed]})
-    tests, result = {("lab4", "t2_activation_grads"): 2.0}, {"grades": {("lab4", "t2_activation_grads"): 0.0}}
-    audited(folder, "lab4", "ada", result, ["ada"], tests)
-    summary = nbformat.read(folder / "lab4.ipynb", as_version=4).cells[0].source
-    assert "- `t2_activation_grads` (0 of 2): relu_grad(-2, 0.5): expected 0 at a negative input" in summary
+    folder = graded_notebook(tmp_path, {"t3_activation_grads": [answers_output(visible), failed]}, lab="lab4b")
+    tests, result = {("lab4b", "t3_activation_grads"): 2.0}, {"grades": {("lab4b", "t3_activation_grads"): 0.0}}
+    audited(folder, "lab4b", "ada", result, ["ada"], tests)
+    summary = nbformat.read(folder / "lab4b.ipynb", as_version=4).cells[0].source
+    assert "- `t3_activation_grads` (0 of 2): relu_grad(-2, 0.5): expected 0 at a negative input" in summary
     assert "hand over" not in summary
 
 
