@@ -247,8 +247,9 @@ def fill(disk: Path, leave: int) -> Path:
 
 # Space left on the disk, and where a run of Lab 4's examples then runs out (seen): with none, at
 # the gradebook's backup before any unit; with 256 kB, building the lab's gradebook for the
-# units; with 1 MB, midway, saving units (their feedback pages). With 3 MB the run fits.
-@pytest.mark.parametrize("leave", [0, 256 * 1024, 1024 * 1024])
+# units; with 640 kB, midway, saving units (their feedback pages: one of ten saved, the rest not).
+# With 1 MB the run fits (it did not before Lab 4b took half of Lab 4's cells).
+@pytest.mark.parametrize("leave", [0, 256 * 1024, 640 * 1024])
 def test_a_full_disk_is_reported_as_such_and_costs_no_grade(released, small_disk, leave):
     """Filled while nothing runs, so the disk runs out at whichever step needs the last bytes:
     the run says so, exits non-zero, and every grade stays as the clean run left it."""
