@@ -16,21 +16,20 @@ from .identity import draw_numbers, pick_all
 
 F64 = torch.float64
 
-# Task 1 uses the same numbers for everyone; Task 2's worked example uses these.
-TASK1_NUMBERS = {"x": 4.0, "y": 1.0, "w": 0.5}
+# Task 2's worked example (the textbook numbers).
 WORKED_NUMBERS = {"x1": 4.0, "w1": 0.5, "w2": 0.2, "y": 1.0}
-# Task 2 answers that would clash with Task 1's names carry the suffix _2.
-TASK2_ANSWER_NAMES = {"yhat": "yhat_2", "s": "s_2", "loss": "loss_2",
-                      "dloss_ds": "dloss_ds_2", "ds_dyhat": "ds_dyhat_2"}
 
-# Grids the per-student numbers are drawn from (x1, w1 > 0 keep the ReLU active):
-# 551 · 851 · 1702 · 2 ≈ 1.6e9 combinations, about 58 % of them acceptable, so two students
-# of a class of 1,000 share numbers with a chance under 0.1 % (tests/unit/test_promises.py).
+# Grids the per-student numbers are drawn from (x1, w1 > 0 keep the ReLU active; y in radians
+# keeps sin(y) > 0): 551 · 851 · 1702 · 2 · 151 · 201 · 151 ≈ 7e15 combinations, so two students
+# of a class of 1,000 share numbers with a chance far under 0.1 % (tests/unit/test_promises.py).
 X1_CHOICES = tuple(round(1 + 0.01 * k, 2) for k in range(551))            # 1.00 … 6.50
 W1_CHOICES = tuple(round(0.1 + 0.001 * k, 3) for k in range(851))         # 0.100 … 0.950
 W2_CHOICES = tuple(sign * w for sign in (-1, 1) for w in W1_CHOICES)      # ±0.100 … ±0.950
 Y_CHOICES = (0.0, 1.0)
-GRIDS = {"x1": X1_CHOICES, "w1": W1_CHOICES, "w2": W2_CHOICES, "y": Y_CHOICES}
+HUNDREDTHS = tuple(round(0.5 + 0.01 * k, 2) for k in range(151))          # 0.50 … 2.00
+ANGLES = tuple(round(0.5 + 0.01 * k, 2) for k in range(201))              # 0.50 … 2.50 radians
+GRIDS = {"x1": X1_CHOICES, "w1": W1_CHOICES, "w2": W2_CHOICES, "y": Y_CHOICES,
+         "gx": HUNDREDTHS, "gy": ANGLES, "gz": HUNDREDTHS}
 
 
 def _leaf(value: float, grad: bool = False) -> torch.Tensor:
@@ -44,16 +43,19 @@ def _local(out: torch.Tensor, inp: torch.Tensor) -> float:
 
 # ---------------------------------------------------------------- hand computations
 
-def task1_values(x: float, y: float, w: float) -> dict[str, float]:
-    """Node values, local derivatives and dloss/dw of ŷ = x·w, s = ŷ − y, loss = s²."""
-    xt, yt, wt = _leaf(x), _leaf(y), _leaf(w, grad=True)
-    yhat = xt * wt
-    s = yhat - yt
-    loss = s ** 2
-    ref = {"yhat": yhat.item(), "s": s.item(), "loss": loss.item(),
-           "dloss_ds": _local(loss, s), "ds_dyhat": _local(s, yhat), "dyhat_dw": _local(yhat, wt)}
-    loss.backward()
-    ref["dloss_dw"] = wt.grad.item()
+def composite_values(x: float, y: float, z: float) -> dict[str, float]:
+    """f = tanh(ln(1 + z·2x / sin y)) with named intermediates; values and df/dx, df/dy, df/dz."""
+    xt, yt, zt = (torch.tensor(v, dtype=F64, device=grading_device(), requires_grad=True) for v in (x, y, z))
+    nodes = {}
+    nodes["a"] = 2 * xt
+    nodes["b"] = torch.sin(yt)
+    nodes["c"] = nodes["a"] / nodes["b"]
+    nodes["d"] = 1 + zt * nodes["c"]
+    nodes["e"] = torch.log(nodes["d"])
+    nodes["f"] = torch.tanh(nodes["e"])
+    nodes["f"].backward()
+    ref = {name: t.item() for name, t in nodes.items()}
+    ref.update(df_dx=xt.grad.item(), df_dy=yt.grad.item(), df_dz=zt.grad.item())
     return ref
 
 
@@ -77,24 +79,57 @@ def task2_values(x1: float, w1: float, w2: float, y: float) -> dict[str, float]:
     return ref
 
 
-def task1_answers() -> list[Expected]:
-    """Task 1's right answers (the same for everyone), each with the slips feedback can name."""
-    n, r = TASK1_NUMBERS, task1_values(**TASK1_NUMBERS)
-    return [
-        Expected("yhat", r["yhat"], "ŷ = x · w.", {"added x and w": n["x"] + n["w"]}),
-        Expected("s", r["s"], "s = ŷ − y.", {"computed y − ŷ": -r["s"]}),
-        # s = 1 here, so a loss of s instead of s² cannot be told apart: 1c's formula names that slip.
-        Expected("loss", r["loss"], "loss = s²."),
-        Expected("dloss_ds", r["dloss_ds"], "The derivative of s² is 2s.",
-                 {"forgot the factor 2 from the square": r["s"]}),
-        Expected("ds_dyhat", r["ds_dyhat"], "s = ŷ − y changes one-for-one with ŷ."),
-        Expected("dyhat_dw", r["dyhat_dw"], "ŷ = x · w; differentiate with respect to w.",
-                 {"used w instead of x": n["w"]}),
-        Expected("dloss_dw", r["dloss_dw"], "dloss/dw = dloss/ds · ds/dŷ · dŷ/dw.",
-                 {"forgot the factor 2 from the square": r["dloss_dw"] / 2,
-                  "used w instead of x for dŷ/dw": r["dloss_ds"] * n["w"],
-                  "stopped at dloss/ds": r["dloss_ds"]}),
-    ]
+def composite_answers(x: float, y: float, z: float) -> dict[str, list[Expected]]:
+    """Task 1's right answers for these numbers, forward and gradients, with their slips."""
+    r = composite_values(x, y, z)
+    df_de = 1 - r["f"] ** 2
+    wrong_tanh = 1 - r["e"] ** 2                 # tanh' evaluated on its input
+    uses = f"x = {x:g}, y = {y:g}, z = {z:g}"
+
+    def exp(name, hint, slips=None):
+        return Expected(name, r[name], hint, dict(slips or {}), uses)
+
+    return {
+        "forward": [
+            exp("a", "a = 2x."),
+            exp("b", "b = sin(y), y in radians.", {"took y in degrees": math.sin(math.radians(y))}),
+            exp("c", "c = a / b."), exp("d", "d = 1 + z · c."),
+            exp("e", "e = ln(d), the natural logarithm.", {"used log base 10": math.log10(r["d"])}),
+            exp("f", "f = tanh(e)."),
+        ],
+        "gradients": [
+            exp("df_dx", "Chain rule along x's path, f ← e ← d ← c ← a ← x: multiply the local derivative of each "
+                         "step, each taken at what that step received (tanh' is 1 − tanh², from its output).",
+                {"used 1 − e² for tanh' (its input, not its output)": wrong_tanh / r["d"] * z / r["b"] * 2,
+                 "forgot the 2 from a = 2x": r["df_dx"] / 2}),
+            exp("df_dy", "Chain rule along y's path, f ← e ← d ← c ← b ← y: c = a/b depends on b through the quotient "
+                         "rule, and b = sin(y).",
+                {"used 1 − e² for tanh' (its input, not its output)":
+                     wrong_tanh / r["d"] * z * (-r["a"] / r["b"] ** 2) * math.cos(y),
+                 "dropped the minus sign of d(a/b)/db = −a/b²": -r["df_dy"]}),
+            exp("df_dz", "Chain rule along z's path, f ← e ← d ← z: d = 1 + z · c, and the logarithm's derivative is "
+                         "1 over its input.",
+                {"used 1 − e² for tanh' (its input, not its output)": wrong_tanh / r["d"] * r["c"],
+                 "forgot the 1/d from the logarithm": df_de * r["c"]}),
+        ],
+    }
+
+
+def fan_out_values(x: float, z: float) -> dict[str, float]:
+    """g = u + v with u = x·z and v = 3x: x reaches g along two paths; g and dg/dx by autograd."""
+    xt = torch.tensor(x, dtype=F64, device=grading_device(), requires_grad=True)
+    g = xt * z + 3 * xt
+    g.backward()
+    return {"g": g.item(), "dg_dx": xt.grad.item()}
+
+
+def fan_out_answers(x: float, z: float) -> list[Expected]:
+    """Task 1's fan-out answer: the sum over both paths, with each path alone as a named slip."""
+    return [Expected("dg_dx", fan_out_values(x, z)["dg_dx"],
+                     "dg/dx = dg/du · du/dx + dg/dv · dv/dx = z + 3: x reaches g along two paths, and "
+                     "their products add.",
+                     {"followed one path only (through u = x · z)": z, "followed one path only (through v = 3x)": 3.0},
+                     f"x = {x:g}, z = {z:g}")]
 
 
 def task2_answers(x1: float, w1: float, w2: float, y: float) -> list[Expected]:
@@ -110,7 +145,7 @@ def task2_answers(x1: float, w1: float, w2: float, y: float) -> list[Expected]:
         slips = dict(slips or {})
         if worked[name] != r[name]:
             slips[other] = worked[name]
-        return Expected(TASK2_ANSWER_NAMES.get(name, name), r[name], hint, slips, uses)
+        return Expected(name, r[name], hint, slips, uses)
 
     return [
         exp("m1", "m1 = x1 · w1."),
@@ -143,14 +178,32 @@ def task2_answers(x1: float, w1: float, w2: float, y: float) -> list[Expected]:
     ]
 
 
+def all_answers(n: dict) -> list[Expected]:
+    groups = composite_answers(n["gx"], n["gy"], n["gz"])
+    return (groups["forward"] + groups["gradients"] + fan_out_answers(n["gx"], n["gz"])
+            + task2_answers(n["x1"], n["w1"], n["w2"], n["y"]))
+
+
 def answers(numbers: dict) -> dict[str, Expected]:
     """Every hand-computed answer of the lab, by name."""
-    return {e.name: e for e in task1_answers() + task2_answers(**numbers)}
+    return {e.name: e for e in all_answers(numbers)}
 
 
 def draw(digest: bytes) -> dict[str, float]:
     """One pick from each of `GRIDS`."""
     return pick_all(digest, GRIDS)
+
+
+def graph_written_to_4_digits(n: dict) -> dict[str, float]:
+    """Task 1 as a careful student works it: every intermediate written down to 4 digits."""
+    x, y, z, r = n["gx"], n["gy"], n["gz"], four_digits
+    a, b = r(2 * x), r(math.sin(y))
+    c = r(a / b)
+    d = r(1 + z * c)
+    f = r(math.tanh(r(math.log(d))))
+    df_dd = r(1 - f * f) * r(1 / d)
+    return {"df_dx": r(df_dd * z * r(1 / b) * 2), "df_dy": r(df_dd * z * r(-a / b ** 2) * r(math.cos(y))),
+            "df_dz": r(df_dd * c)}
 
 
 def written_to_4_digits(n: dict[str, float]) -> dict[str, float]:
@@ -162,40 +215,46 @@ def written_to_4_digits(n: dict[str, float]) -> dict[str, float]:
     yhat = r(1 / (1 + math.exp(-r(relu * n["w2"]))))
     s = r(yhat - n["y"])
     upstream = r(2 * s) * r(yhat * (1 - yhat))
-    return {"m1": m1, "r": relu, "yhat_2": yhat, "s_2": s, "loss_2": r(s * s),
+    return {"m1": m1, "r": relu, "yhat": yhat, "s": s, "loss": r(s * s),
             "dloss_dw2": r(upstream * relu), "dloss_dw1": r(upstream * n["w2"] * n["x1"])}
 
 
-def acceptable(numbers: dict[str, float]) -> bool:
-    """Numbers whose slips can all be told apart from the right answers (answers.Expected.separated),
+def acceptable(n: dict[str, float]) -> bool:
+    """Numbers whose slips can all be told apart from the right answers (answers.Expected.separated);
     whose ŷ stays within [0.08, 0.92] (nearer 0 or 1, ŷ to 4 digits loses too many digits of
-    s = ŷ − y and 1 − ŷ), and whose answers still pass when every intermediate is written to 4
-    digits (tests/unit/test_promises.py)."""
-    expected = task2_answers(**numbers)
-    return (0.08 <= task2_values(**numbers)["yhat"] <= 0.92 and all(e.separated() for e in expected)
-            and survives_rounding(written_to_4_digits(numbers), expected))
+    s = ŷ − y and 1 − ŷ) and whose tanh stays away from saturation (1 − f² from a rounded f would
+    lose its digits); and whose answers still pass when every intermediate is written to 4 digits
+    (tests/unit/test_promises.py)."""
+    if not 0.08 <= task2_values(n["x1"], n["w1"], n["w2"], n["y"])["yhat"] <= 0.92:
+        return False
+    if abs(composite_values(n["gx"], n["gy"], n["gz"])["f"]) > 0.85:
+        return False
+    expected = all_answers(n)
+    return (all(e.separated() for e in expected)
+            and survives_rounding(written_to_4_digits(n) | graph_written_to_4_digits(n), expected))
 
 
 def student_numbers(student: str) -> dict[str, float]:
-    """Task 2 inputs for one student id: stable everywhere, every slip clearly wrong.
+    """Task 1 (gx, gy, gz) and Task 2 (x1, w1, w2, y) inputs for one student id: stable
+    everywhere, every slip clearly wrong.
 
     Candidates come from a SHA-256 of the id, one pick from each of `GRIDS`; the first
     `acceptable` one is taken."""
     return draw_numbers("lab4", student, draw, acceptable)
 
 
-def show_numbers(numbers: dict) -> list[str]:
-    return ["Your numbers: " + ", ".join(f"{k} = {v:g}" for k, v in numbers.items())]
+def show_numbers(n: dict) -> list[str]:
+    return [f"Task 1: x = {n['gx']:g}, y = {n['gy']:g}, z = {n['gz']:g}",
+            "Task 2: " + ", ".join(f"{k} = {n[k]:g}" for k in ("x1", "w1", "w2", "y"))]
 
 
-# The numbers of the lab's worked example (the textbook numbers of Task 2's text and of `show_graph`):
-# answers worked on them instead of the student's own are named as such.
-WORKED_EXAMPLE = {"x1": 4.0, "w1": 0.5, "w2": 0.2, "y": 1.0}
+# The numbers of the lab's worked examples (the observe cell after Task 1; the textbook numbers of
+# Task 2's text and of `show_graph`): answers worked on them instead of the student's own are named.
+WORKED_EXAMPLE = {"gx": 0.25, "gy": 0.3, "gz": 0.4} | WORKED_NUMBERS
 
 check = LabKit(
     "lab4", numbers=student_numbers, show_numbers=show_numbers, answers=answers, example=WORKED_EXAMPLE,
     formulas={
-        "loss_and_gradient": Formula("loss_and_gradient",
-                                     "the loss and dloss/dw match autograd on the visible inputs."),
+        "f_gradients": Formula("f_gradients", "df/dx, df/dy and df/dz match autograd on the visible inputs."),
         "gradients": Formula("gradients", "dloss/dw1 and dloss/dw2 match autograd on the visible inputs."),
     })

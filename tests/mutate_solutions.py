@@ -4,8 +4,8 @@
 
 A mutant changes one numeric constant, one arithmetic operator or one comparison (the sites of
 tests/mutate.py) in one solution code cell of source/<lab>/<lab>.ipynb. The notebook's code
-cells then run in order, in this process, as student ada and, if it survives her, as student3 and student0
-(whose numbers differ where ada's hide slips): a mutant is killed when a graded test
+cells then run in order, in this process, as student ada and, if it survives her, as student3,
+student0 and student2 (whose numbers differ where ada's hide slips): a mutant is killed when a graded test
 cell fails, in the notebook (the kit's check raises) or when the grader verifies what it
 handed over (its hidden probes included), or, for a formula, the answer cell's code. Mutants listed in
 tests/equivalent_solution_mutants.txt, as "lab | the line's code | change  # why", are left out.
@@ -37,9 +37,10 @@ from helpers import SEED, run_cell  # noqa: E402
 from mutate import sites  # noqa: E402
 
 EQUIVALENT = REPO / "tests" / "equivalent_solution_mutants.txt"
-# ada first; student3's numbers show what ada's hide (Lab 4: y = 1 and m1 < 1; Lab 5: b ≠ 0), and
-# student0's Lab 1 rates hold the regime neither of theirs has (diverging).
-STUDENTS = ("ada", "student3", "student0")
+# ada first; student3's numbers show what ada's hide (Lab 5: b ≠ 0), student0's Lab 1 rates hold
+# the regime neither of theirs has (diverging) and their Lab 4 m1 is under 1, and student2's Lab 4
+# target is y = 1 (ada's, student3's and student0's are 0).
+STUDENTS = ("ada", "student3", "student0", "student2")
 CELL_SECONDS = 10  # the grader's per-cell limit: a cell still running then scores 0
 
 

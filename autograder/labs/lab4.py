@@ -17,14 +17,45 @@ LAB = Lab(kit.check)
 
 # ---------------------------------------------------------------- the slips of each derivation
 
-def task1_formula_slips(x: float, y: float, w: float) -> dict[str, list[float]]:
-    """(loss, dloss/dw) as each known slip of Task 1's derivation gives them, in closed form."""
-    s = x * w - y
-    return {"forgot to square s (loss = s)": [s, 2 * s * x],
-            "forgot the factor 2 from the square": [s * s, s * x],
-            "used w instead of x for dŷ/dw": [s * s, 2 * s * w],
-            "stopped at dloss/ds (2s), before the factor dŷ/dw = x": [s * s, 2 * s],
-            "flipped the sign of the gradient (s = y − ŷ with ds/dŷ = +1)": [s * s, -2 * s * x]}
+def f_gradients_reference(x: float, y: float, z: float) -> list[float]:
+    r = kit.composite_values(x, y, z)
+    return [r["df_dx"], r["df_dy"], r["df_dz"]]
+
+
+def f_gradients_slips(x: float, y: float, z: float) -> dict[str, list[float]]:
+    """(df/dx, df/dy, df/dz) as each known slip of the chain gives them, in closed form."""
+    a, b = 2 * x, math.sin(y)
+    c = a / b
+    d = 1 + z * c
+    e = math.log(d)
+    f = math.tanh(e)
+    cos_y = math.cos(y)
+
+    def chain(dtanh=1 - f * f, dlog=1 / d, da_dx=2.0, dc_db=-a / b ** 2, db_dy=cos_y):
+        df_dc = dtanh * dlog * z
+        return [df_dc / b * da_dx, df_dc * dc_db * db_dy, dtanh * dlog * c]
+
+    return {"used 1 − e² for tanh' (its input, not its output)": chain(dtanh=1 - e * e),
+            "forgot the 1/d from the logarithm": chain(dlog=1.0),
+            "forgot the 2 from a = 2x": chain(da_dx=1.0),
+            "dropped the minus sign of d(a/b)/db = −a/b²": chain(dc_db=a / b ** 2),
+            "used sin(y) for db/dy (the derivative of sin is cos)": chain(db_dy=math.sin(y)),
+            "took dc/db as 1/b (the derivative of a/b with respect to a)": chain(dc_db=1 / b)}
+
+
+def composite_cases() -> list[Case]:
+    def fits(x: float, y: float, z: float) -> bool:
+        """sin(y) away from 0, d = 1 + z·2x/sin(y) in (0.1, 20) and away from 1, no input near 0."""
+        d = 1 + z * 2 * x / math.sin(y) if abs(math.sin(y)) > 0.2 else 0.0
+        return 0.1 < d < 20 and abs(math.log(d)) > 0.05 and abs(x) > 0.1 and abs(z) > 0.1
+
+    def draw(xs, ys, zs):
+        return lambda rng: draw_until(rng, lambda r: [uniform(r, *xs), uniform(r, *ys), uniform(r, *zs)], fits)
+
+    return [Case("when sin y > 0 and every input is positive", draw((0.1, 2), (0.2, 2.9), (0.1, 2))),
+            Case("when sin y < 0 (π < y < 2π)", draw((-2, 2), (3.4, 6.0), (-2, 2))),
+            Case("when x is negative", draw((-2, -0.1), (0.2, 2.9), (-2, 2))),
+            Case("when z is negative", draw((-2, 2), (0.2, 2.9), (-2, -0.1)))]
 
 
 def task2_formula_slips(x1: float, w1: float, w2: float, y: float) -> dict[str, list[float]]:
@@ -51,18 +82,6 @@ def task2_formula_slips(x1: float, w1: float, w2: float, y: float) -> dict[str, 
             "used r instead of w2 for dm2/dr": grads(dm2_dr=r),
             "used w2 instead of r for dm2/dw2": grads(dm2_dw2=w2),
             "returned (dloss/dw2, dloss/dw1): the order is (dloss/dw1, dloss/dw2)": right[::-1]}
-
-
-def task1_cases() -> list[Case]:
-    def draw(scale: float, holds):
-        return lambda rng: draw_until(rng, lambda r: [uniform(r, -scale, scale), uniform(r, -scale, scale),
-                                                      uniform(r, -3, 3)],
-                                      lambda x, y, w: abs(x) > 0.2 and abs(abs(x) - 1) > 0.1 and abs(x - w) > 0.2
-                                      and holds(x * w - y))
-
-    return [Case("when the prediction x·w is above y (s > 0)", draw(4, lambda s: s > 0.3)),
-            Case("when the prediction x·w is below y (s < 0)", draw(4, lambda s: s < -0.3)),
-            Case("with x and y in the hundreds", draw(500, lambda s: abs(s) > 1))]
 
 
 def task2_cases() -> list[Case]:
@@ -97,17 +116,21 @@ def task2_cases() -> list[Case]:
 
 # ---------------------------------------------------------------- the checks, one declaration each
 
-LAB.values("t1_forward", "yhat", "s", "loss")
-LAB.values("t1_backward", "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
+LAB.values("t1_forward", "a", "b", "c", "d", "e", "f")
+LAB.values("t1_gradients", "df_dx", "df_dy", "df_dz")
+# (x, y, z), drawn per submission with d > 0: sin(y) of either sign (y beyond π), x and z of either
+# sign, tanh far from saturation, d away from 1 (where e = 0 hides the tanh slip).
 LAB.formula(
-    "t1_formula", "loss_and_gradient", answer_cell="t1_formula_answer",
-    visible=[[4.0, 1.0, 0.5], [3.0, 2.0, 0.25]], cases=task1_cases(),
-    reference=lambda p: [kit.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
-    mistakes=[Mistake(why, lambda p, why=why: task1_formula_slips(*p)[why])
-              for why in task1_formula_slips(1.0, 2.0, 3.0)],
-    hint="Compute ŷ and s from the inputs inside the function, then multiply the three local derivatives of 1b.")
-LAB.values("t2_forward", "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
-LAB.values("t2_local", "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
+    "t1_formula", "f_gradients", answer_cell="t1_formula_answer",
+    visible=[[0.25, 0.3, 0.4], [1.0, 1.2, 0.7]],
+    cases=composite_cases(),
+    reference=lambda p: f_gradients_reference(*p),
+    mistakes=[Mistake(why, lambda p, why=why: f_gradients_slips(*p)[why]) for why in f_gradients_slips(1.0, 1.0, 1.0)],
+    hint="Compute a, b, c, d and f inside the function, then multiply the local derivatives along each "
+         "input's path, from f back to it.")
+LAB.values("t1_two_paths", "dg_dx")
+LAB.values("t2_forward", "m1", "r", "m2", "yhat", "s", "loss")
+LAB.values("t2_local", "dloss_ds", "ds_dyhat", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 LAB.values("t2_gradients", "dloss_dw1", "dloss_dw2")
 # (x1, w1, w2, y), drawn per submission: the ReLU on, off, exactly at its kink and a hair either side
 # of it (where a numerical derivative straddles the kink); targets strictly between 0 and 1.

@@ -10,7 +10,7 @@ import math
 import torch
 from torch import nn
 
-from course import lab4 as task1
+from course import lab2
 from course import lab4b as kit
 from course.answers import FUNCTION_RTOL, close, lists_close, relative_error
 from course.device import grading_device
@@ -224,9 +224,9 @@ LAB.function(
            Case("when it is below y", lambda rng: draw_until(
                rng, lambda r: [uniform(r, -4, 4), uniform(r, -3, 3), uniform(r, -3, 3)],
                lambda x, y, w: abs(x) > 0.5 and x * w - y < -0.3))],
-    reference=lambda p: [task1.task1_values(*p)[k] for k in ("loss", "dloss_dw")],
-    mistakes=[Mistake("flipped the sign of the gradient", lambda p: [task1.task1_values(*p)["loss"],
-                                                                     -task1.task1_values(*p)["dloss_dw"]])],
+    reference=lambda p: [lab2.squared_error_values(*p)[k] for k in ("loss", "dloss_dw")],
+    mistakes=[Mistake("flipped the sign of the gradient", lambda p: [lab2.squared_error_values(*p)["loss"],
+                                                                     -lab2.squared_error_values(*p)["dloss_dw"]])],
     detail=lambda p, got, right: (f"returned loss {got[0]:.6g}: build ŷ = x·w, s = ŷ − y, loss = s² with tensors"
                                   if not close(got[0], right[0], FUNCTION_RTOL, 1e-9)
                                   else f"returned gradient {got[1]:.6g}, which is not autograd's dloss/dw"),

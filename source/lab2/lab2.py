@@ -19,16 +19,16 @@
 # **You will learn to**
 # - predict `.grad` of the leaves of a small expression, and which dtypes can require gradients;
 # - walk `grad_fn` / `next_functions` and draw the graph of any tensor;
-# - compute a graph with named intermediates forward and backward by hand;
+# - compute a small graph forward and backward by hand, and write the derivation as a formula;
 # - control the graph: `detach()`, `torch.no_grad()`, `is_leaf`, `retain_grad()`.
 #
-# **Time.** About 85 minutes (Task 1 6, Task 2 7, Task 3 18, Task 4 30, Task 5 9; the rest is
+# **Time.** About 80 minutes (Task 1 6, Task 2 7, Task 3 18, Task 4 23, Task 5 9; the rest is
 # reading, running and written answers), as `make minutes` estimates from what the lab asks. Not
 # yet timed with students.
 #
-# **How answers are graded.** Hand-computed values need at least **4 significant digits**; angles
-# are in radians. Grades are checked against what `torch.autograd` computes when your notebook is
-# graded. Cells marked *manually graded* are read by your instructor.
+# **How answers are graded.** Hand-computed values need at least **4 significant digits**.
+# Grades are checked against what `torch.autograd` computes when your notebook is graded. Cells
+# marked *manually graded* are read by your instructor.
 #
 # **What earns the points.** The numbers you work out by hand and your tables of predictions are
 # for checking yourself: their checks answer at once, and together they carry at most a third of
@@ -233,120 +233,92 @@ for text, drawn in predicted_walks.items():
     plt.show()
 
 # %% [markdown]
-# ## Task 4 — A graph with named intermediates, by hand
+# ## Task 4 — One weight, one squared error, by hand
 #
-# f(x, y, z) = tanh(ln(1 + z · 2x / sin(y))). Give every intermediate a name:
+# Training walks the graph backwards from a loss to a weight, one local derivative per edge. The
+# smallest such graph: the model predicts ŷ = x · w and is scored with the squared error. Name
+# every intermediate result and the graph has three nodes after the inputs:
 #
-# a = 2x, b = sin(y), c = a / b, d = 1 + z · c, e = ln(d), f = tanh(e).
+# ```
+#  x ─┐
+#     (×)── ŷ ──(−)── s ──(²)── loss
+#  w ─┘          │
+#          y ────┘
+# ```
 #
-# **Forward.** With your x, y, z (Task 4 under *Your numbers*; y in radians), compute `a`, `b`,
-# `c`, `d`, `e` and `f`.
+# so ŷ = x · w, s = ŷ − y and loss = s². On the textbook numbers x = 4, y = 1, w = 0.5 that is
+# ŷ = 2, s = 1 and loss = 1. Your numbers are under *Your numbers* (Task 4).
+#
+# **Forward.** Work out, by hand, the value at every node for your x, y and w. Set `yhat`, `s`
+# and `loss`.
 
 # %% nbgrader={"grade": false, "grade_id": "t4_forward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# a, b, c, d, e and f for your x, y, z
+# yhat, s and loss for your x, y, w
 ### BEGIN SOLUTION
-import math
-
-a = 2 * mine["gx"]
-b = math.sin(mine["gy"])
-c = a / b
-d = 1 + mine["gz"] * c
-e = math.log(d)
-f = math.tanh(e)
+yhat = mine["x4"] * mine["w4"]
+s = yhat - mine["y4"]
+loss = s ** 2
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t4_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "a", "b", "c", "d", "e", "f")
+check.values(globals(), "yhat", "s", "loss")
 
 # %% [markdown]
-# **Backward.** Each edge's local derivative can be written with values the forward pass
-# already has. For tanh that takes one identity: tanh'(e) = 1 − tanh²(e) = 1 − f², a slope in
-# terms of the node's *output*. Work out the other edges yourself from the rules you know (the
-# logarithm, a product, a quotient with respect to each of its two parts, sine, and 2x), each
-# written with forward values. A gradient is the sum, over every path from f to the input, of
-# the product of the local derivatives along it. Here each input has exactly one path; get
-# `df_dx`, `df_dy` and `df_dz`.
+# **Backward.** Write down the local derivative of each edge on the path from `loss` back to `w`
+# (Task 3 defined the term), evaluate it at your forward values, then multiply them, as the
+# chain rule says:
+#
+# dloss/dw = dloss/ds · ds/dŷ · dŷ/dw
+#
+# Set `dloss_ds`, `ds_dyhat`, `dyhat_dw` and `dloss_dw`.
 
-# %% nbgrader={"grade": false, "grade_id": "t4_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# df_dx, df_dy and df_dz for your x, y, z
+# %% nbgrader={"grade": false, "grade_id": "t4_backward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# dloss_ds, ds_dyhat, dyhat_dw and dloss_dw for your x, y, w
 ### BEGIN SOLUTION
-df_dd = (1 - f ** 2) / d
-df_dx = df_dd * mine["gz"] / b * 2
-df_dy = df_dd * mine["gz"] * (-a / b ** 2) * math.cos(mine["gy"])
-df_dz = df_dd * c
+dloss_ds = 2 * s
+ds_dyhat = 1.0
+dyhat_dw = mine["x4"]
+dloss_dw = dloss_ds * ds_dyhat * dyhat_dw
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t4_gradients", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "df_dx", "df_dy", "df_dz")
+# %% nbgrader={"grade": true, "grade_id": "t4_backward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.values(globals(), "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
 
 # %% [markdown]
-# **The same chain as a formula.** Numbers on your own x, y, z earn one point each above;
-# autograd could fill them in. The derivation earns four: write `f_gradients(x, y, z)`, returning
-# `(df_dx, df_dy, df_dz)` for *any* inputs where d > 0, by the steps you just took (the forward
-# values, then the local derivatives multiplied along each path). Plain Python and `math` only:
-# the grader runs this cell by itself, without torch, on inputs you never see, some with y above
-# π where sin(y) is negative.
+# **The derivation as a formula.** Numbers on your own x, y, w earn one point each above;
+# autograd could fill them in. The derivation earns fourteen: write `loss_and_gradient(x, y, w)`,
+# returning the pair `(loss, dloss/dw)` for *any* x, y and w, by the steps you just took (the
+# forward values first, then the product of the local derivatives). Plain Python and `math` only:
+# the grader runs this cell by itself, without torch, on inputs you never see, with the
+# prediction above the target and below it.
 
 # %% nbgrader={"grade": false, "grade_id": "t4_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
 
 
-def f_gradients(x, y, z):
-    """(df/dx, df/dy, df/dz) of f = tanh(ln(1 + z · 2x / sin(y))), from the chain rule; `math` only."""
+def loss_and_gradient(x, y, w):
+    """(loss, dloss/dw) of loss = (x·w − y)², from the chain rule; `math` only."""
     ### BEGIN SOLUTION
-    a = 2 * x
-    b = math.sin(y)
-    c = a / b
-    d = 1 + z * c
-    f = math.tanh(math.log(d))
-    df_dc = (1 - f ** 2) / d * z
-    return df_dc / b * 2, df_dc * (-a / b ** 2) * math.cos(y), (1 - f ** 2) / d * c
+    s = x * w - y
+    return s ** 2, 2 * s * x
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 16, "schema_version": 3, "solution": false, "task": false}
-check.formula(globals(), "f_gradients")
+# %% nbgrader={"grade": true, "grade_id": "t4_formula", "locked": true, "points": 14, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "loss_and_gradient")
 
 # %% [markdown]
-# Observe: autograd on the same graph, at x = 0.25, y = 0.3, z = 0.4 (below every student's
-# range, so nobody's task). Put these numbers through your own steps above and compare: if your
-# formulas agree with autograd here too, you trust them for a reason, not because of one number.
+# Observe, on the textbook numbers (nobody's task): autograd's graph of the loss and its
+# gradient. Before running it, say which sign dloss/dw takes: ŷ = 2 is above y = 1, so should
+# w grow or shrink?
 
 # %%
-gx, gy, gz = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.25, 0.3, 0.4))
-out_f = torch.tanh(torch.log(1 + gz * (2 * gx) / torch.sin(gy)))
-out_f.backward()
-print(f"f = {out_f.item():.6f}; df/dx = {gx.grad.item():.6f}, df/dy = {gy.grad.item():.6f}, "
-      f"df/dz = {gz.grad.item():.6f}")
-draw_graph(out_f)
+wt = torch.tensor(0.5, dtype=torch.float64, requires_grad=True)
+loss_t = (4 * wt - 1) ** 2
+loss_t.backward()
+print(f"loss = {loss_t.item():g}, dloss/dw = {wt.grad.item():g}")
+draw_graph(loss_t)
 plt.show()
-
-# %% [markdown]
-# **Fan-out: one input, two paths.** In f every input had one path to the output. Now let x feed
-# two nodes: u = x · z and v = 3x, then g = u + v. A change in x moves g through u *and* through
-# v, so the chain rule gives one product per path, and the products add:
-# dg/dx = dg/du · du/dx + dg/dv · dv/dx. Autograd does the same: each path's contribution is
-# added into `x.grad` while the backward pass runs. With your x and z from Task 4, compute
-# `dg_dx` by hand.
-
-# %% nbgrader={"grade": false, "grade_id": "t4_fan_out_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# dg_dx for your x and z
-### BEGIN SOLUTION
-dg_dx = 1 * mine["gz"] + 1 * 3
-### END SOLUTION
-
-# %% nbgrader={"grade": true, "grade_id": "t4_fan_out", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "dg_dx")
-
-# %% [markdown]
-# Observe, at x = 0.25 and z = 0.4 (outside every student's range): autograd's `x.grad` next to
-# each path's product on its own. Neither path alone is the gradient; their sum is.
-
-# %%
-px = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
-g = px * 0.4 + 3 * px
-g.backward()
-print(f"x.grad = {px.grad.item():g}; the path through u alone gives z = 0.4, through v alone 3")
 
 # %% [markdown]
 # ## Task 5 — Controlling the graph
@@ -427,14 +399,15 @@ with torch.no_grad():
 
 # %% [markdown]
 # **Q2.** In Task 4, every local derivative was written with values from the forward pass
-# (1 − f², 1/d, −a/b², ...). Why does autograd work this way, and what does it cost?
+# (dloss/ds = 2s needs s, dŷ/dw = x needs the input x). Why does autograd work this way, and what
+# does it cost?
 
 # %% [markdown] nbgrader={"grade": true, "grade_id": "q_forward_values", "locked": false, "points": 2, "schema_version": 3, "solution": true, "task": false}
 # ### BEGIN SOLUTION
 # Each local derivative depends on where the function is evaluated, and the forward pass has just
-# computed exactly those values; reusing them means the backward pass recomputes nothing (tanh'
-# from f needs no new exponential) and costs a small constant multiple of the forward pass (about
-# twice, for a matrix product: one product for each input's gradient). The cost is memory:
+# computed exactly those values; reusing them means the backward pass recomputes nothing (2s
+# reads s; it does not run the model again) and costs a small constant multiple of the forward
+# pass (about twice, for a matrix product: one product for each input's gradient). The cost is memory:
 # the graph must keep these saved tensors until backward runs, which is why a graph is freed after
 # one backward and why `no_grad()` saves memory during evaluation.
 # ### END SOLUTION
@@ -445,6 +418,6 @@ with torch.no_grad():
 #   do not, and gradients exist only for floating-point and complex dtypes.
 # - `grad_fn` and `next_functions` are the graph; `AccumulateGrad` nodes are where leaf gradients
 #   land. You can walk and draw it.
-# - A gradient is a sum over the paths from the output to an input of the products of local
-#   derivatives along them; those derivatives reuse forward values.
+# - A gradient is the product of the local derivatives along the path from the output to an
+#   input (the chain rule); those derivatives reuse forward values.
 # - `detach()`, `torch.no_grad()` and `retain_grad()` decide what is recorded and what is kept.

@@ -19,19 +19,21 @@
 # In this lab you do that walk yourself, on paper, and compare each step with autograd.
 #
 # **You will learn to**
-# - follow the graph of a small model, node by node, and compute every node's value (the forward pass);
-# - write the local derivative of every edge and chain them into dloss/dweight (the backward pass);
+# - follow a graph with named intermediates, node by node, and compute every node's value (the forward pass);
+# - write the local derivative of every edge and chain them into a gradient (the backward pass),
+#   adding the products of the paths when an input reaches the output by more than one;
 # - see why the sigmoid's derivative is ŷ(1 − ŷ) and why backprop can reuse forward values.
 #
 # Lab 4b turns these passes into code: autograd checks, training, vectors and numerical checks.
 #
-# **Time.** About 75 minutes (Task 1 22, Task 2 38; the rest is reading, running and written
+# **Time.** About 85 minutes (Task 1 30, Task 2 38; the rest is reading, running and written
 # answers), as `make minutes` estimates from what the lab asks. Not yet timed with students.
 #
 # **How answers are graded.** Hand-computed values are numbers you type in. Give each to at
 # least **4 significant digits** (for example `0.2403` or `-0.3857`); arithmetic such as
-# `2 * 0.25` is fine too. Every grade is checked against values that `torch.autograd` computes
-# when your notebook is graded. Cells marked *manually graded* are read by your instructor.
+# `2 * 0.25` is fine too; angles are in radians. Every grade is checked against values that
+# `torch.autograd` computes when your notebook is graded. Cells marked *manually graded* are read
+# by your instructor.
 #
 # **What earns the points.** The numbers you work out by hand and your tables of predictions are
 # for checking yourself: their checks answer at once, and together they carry at most a third of
@@ -46,98 +48,143 @@
 # derivation.
 
 # %% nbgrader={"grade": false, "grade_id": "setup", "locked": true, "schema_version": 3, "solution": false, "task": false}
+import matplotlib.pyplot as plt
 import torch
 
+from course.graphs import draw_graph
 from course.lab4 import check
 
 # %% [markdown]
 # ## Your numbers
 #
-# Task 2 is graded on numbers that belong to you alone, made from your student id. The id is
+# Tasks 1 and 2 are graded on numbers that belong to you alone, made from your student id. The id is
 # taken from the environment variable `AUTOGRAD_LABS_STUDENT` (`make lab STUDENT=<your id>`
 # sets it), or else from JupyterHub's user name. When your notebook is graded, the id is taken
 # from your submission — not from anything in this notebook — and your answers are checked on
 # *your* numbers. If the cell below says it shows *practice numbers*, quit JupyterLab and start it again
 # with `make lab STUDENT=<your id>`. Restarting the kernel is not enough: a kernel inherits
-# the environment of the server that started it, so it would keep the old id. Do it before you start Task 2.
+# the environment of the server that started it, so it would keep the old id. Do it before you start Task 1.
 
 # %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 mine = check.my_numbers()
 
 # %% [markdown]
-# ## Task 1 — One weight, one squared error
+# ## Task 1 — A graph with named intermediates
 #
-# Lab 2's Task 4 walked a graph backwards from its output f to its inputs. Training walks the
-# same way from a loss to a weight. The smallest such graph: the model predicts ŷ = x · w and is
-# scored with the squared error. Name every intermediate result and the graph has three nodes
-# after the inputs:
+# Lab 2's Task 4 walked a three-node graph backwards from a loss to a weight. Real graphs are
+# longer, and an input can reach the output by more than one path. Take
+# f(x, y, z) = tanh(ln(1 + z · 2x / sin(y))) and give every intermediate a name:
 #
-# ```
-#  x ─┐
-#     (×)── ŷ ──(−)── s ──(²)── loss
-#  w ─┘          │
-#          y ────┘
-# ```
+# a = 2x, b = sin(y), c = a / b, d = 1 + z · c, e = ln(d), f = tanh(e).
 #
-# so ŷ = x · w, s = ŷ − y and loss = s². Use **x = 4, y = 1, w = 0.5**.
-#
-# ### 1a. Forward pass
-# Work out, by hand, the value at every node. Set `yhat`, `s` and `loss`.
+# **Forward.** With your x, y, z (Task 1 under *Your numbers*; y in radians), compute `a`, `b`,
+# `c`, `d`, `e` and `f`.
 
 # %% nbgrader={"grade": false, "grade_id": "t1_forward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# yhat, s and loss for x = 4, y = 1, w = 0.5
+# a, b, c, d, e and f for your x, y, z
 ### BEGIN SOLUTION
-yhat = 4 * 0.5
-s = yhat - 1
-loss = s ** 2
+import math
+
+a = 2 * mine["gx"]
+b = math.sin(mine["gy"])
+c = a / b
+d = 1 + mine["gz"] * c
+e = math.log(d)
+f = math.tanh(e)
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t1_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "yhat", "s", "loss")
+check.values(globals(), "a", "b", "c", "d", "e", "f")
 
 # %% [markdown]
-# ### 1b. Backward pass
-# Each edge of the graph has a local derivative (Lab 2, Task 3): how its output moves when its
-# input moves, everything else held fixed. Write down the three local derivatives on the path
-# from `loss` back to `w`, evaluate them at the forward values, then multiply them (the chain rule):
-#
-# dloss/dw = dloss/ds · ds/dŷ · dŷ/dw
-#
-# Set `dloss_ds`, `ds_dyhat`, `dyhat_dw` and `dloss_dw`.
+# **Backward.** Each edge's local derivative can be written with values the forward pass
+# already has. For tanh that takes one identity: tanh'(e) = 1 − tanh²(e) = 1 − f², a slope in
+# terms of the node's *output*. Work out the other edges yourself from the rules you know (the
+# logarithm, a product, a quotient with respect to each of its two parts, sine, and 2x), each
+# written with forward values. A gradient is the sum, over every path from f to the input, of
+# the product of the local derivatives along it. Here each input has exactly one path; get
+# `df_dx`, `df_dy` and `df_dz`.
 
-# %% nbgrader={"grade": false, "grade_id": "t1_backward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# dloss_ds, ds_dyhat, dyhat_dw and dloss_dw at x = 4, y = 1, w = 0.5
+# %% nbgrader={"grade": false, "grade_id": "t1_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# df_dx, df_dy and df_dz for your x, y, z
 ### BEGIN SOLUTION
-dloss_ds = 2 * s
-ds_dyhat = 1.0
-dyhat_dw = 4.0
-dloss_dw = dloss_ds * ds_dyhat * dyhat_dw
+df_dd = (1 - f ** 2) / d
+df_dx = df_dd * mine["gz"] / b * 2
+df_dy = df_dd * mine["gz"] * (-a / b ** 2) * math.cos(mine["gy"])
+df_dz = df_dd * c
 ### END SOLUTION
 
-# %% nbgrader={"grade": true, "grade_id": "t1_backward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")
+# %% nbgrader={"grade": true, "grade_id": "t1_gradients", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.values(globals(), "df_dx", "df_dy", "df_dz")
 
 # %% [markdown]
-# ### 1c. The derivation as a formula
-# Numbers from one input cannot show every mistake: here s = 1, so s, s² and 1/s are all the same
-# number. Write `loss_and_gradient(x, y, w)`, returning the pair `(loss, dloss/dw)` for *any* x, y
-# and w, by the steps you just took: the forward values first, then the product of the local
-# derivatives. Plain Python and `math` only: the grader runs this cell by itself, without torch.
+# **The same chain as a formula.** Numbers on your own x, y, z earn one point each above;
+# autograd could fill them in. The derivation earns eight: write `f_gradients(x, y, z)`, returning
+# `(df_dx, df_dy, df_dz)` for *any* inputs where d > 0, by the steps you just took (the forward
+# values, then the local derivatives multiplied along each path). Plain Python and `math` only:
+# the grader runs this cell by itself, without torch, on inputs you never see, some with y above
+# π where sin(y) is negative.
 
 # %% nbgrader={"grade": false, "grade_id": "t1_formula_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 import math
 
 
-def loss_and_gradient(x, y, w):
-    """(loss, dloss/dw) of loss = (x·w − y)², from the chain rule; `math` only."""
+def f_gradients(x, y, z):
+    """(df/dx, df/dy, df/dz) of f = tanh(ln(1 + z · 2x / sin(y))), from the chain rule; `math` only."""
     ### BEGIN SOLUTION
-    s = x * w - y
-    return s ** 2, 2 * s * x
+    a = 2 * x
+    b = math.sin(y)
+    c = a / b
+    d = 1 + z * c
+    f = math.tanh(math.log(d))
+    df_dc = (1 - f ** 2) / d * z
+    return df_dc / b * 2, df_dc * (-a / b ** 2) * math.cos(y), (1 - f ** 2) / d * c
     ### END SOLUTION
 
 
-# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 4, "schema_version": 3, "solution": false, "task": false}
-check.formula(globals(), "loss_and_gradient")
+# %% nbgrader={"grade": true, "grade_id": "t1_formula", "locked": true, "points": 8, "schema_version": 3, "solution": false, "task": false}
+check.formula(globals(), "f_gradients")
+
+# %% [markdown]
+# Observe: autograd on the same graph, at x = 0.25, y = 0.3, z = 0.4 (below every student's
+# range, so nobody's task). Put these numbers through your own steps above and compare: if your
+# formulas agree with autograd here too, you trust them for a reason, not because of one number.
+
+# %%
+gx, gy, gz = (torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (0.25, 0.3, 0.4))
+out_f = torch.tanh(torch.log(1 + gz * (2 * gx) / torch.sin(gy)))
+out_f.backward()
+print(f"f = {out_f.item():.6f}; df/dx = {gx.grad.item():.6f}, df/dy = {gy.grad.item():.6f}, "
+      f"df/dz = {gz.grad.item():.6f}")
+draw_graph(out_f)
+plt.show()
+
+# %% [markdown]
+# **Fan-out: one input, two paths.** In f every input had one path to the output. Now let x feed
+# two nodes: u = x · z and v = 3x, then g = u + v. A change in x moves g through u *and* through
+# v, so the chain rule gives one product per path, and the products add:
+# dg/dx = dg/du · du/dx + dg/dv · dv/dx. Autograd does the same: each path's contribution is
+# added into `x.grad` while the backward pass runs. With your x and z from Task 1, compute
+# `dg_dx` by hand.
+
+# %% nbgrader={"grade": false, "grade_id": "t1_two_paths_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
+# dg_dx for your x and z
+### BEGIN SOLUTION
+dg_dx = 1 * mine["gz"] + 1 * 3
+### END SOLUTION
+
+# %% nbgrader={"grade": true, "grade_id": "t1_two_paths", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
+check.values(globals(), "dg_dx")
+
+# %% [markdown]
+# Observe, at x = 0.25 and z = 0.4 (outside every student's range): autograd's `x.grad` next to
+# each path's product on its own. Neither path alone is the gradient; their sum is.
+
+# %%
+px = torch.tensor(0.25, dtype=torch.float64, requires_grad=True)
+g = px * 0.4 + 3 * px
+g.backward()
+print(f"x.grad = {px.grad.item():g}; the path through u alone gives z = 0.4, through v alone 3")
 
 # %% [markdown]
 # ## Task 2 — A hidden ReLU unit and a sigmoid output
@@ -167,37 +214,36 @@ check.formula(globals(), "loss_and_gradient")
 
 # %% [markdown]
 # ### 2a. Forward pass on your numbers
-# Use the numbers printed under *Your numbers* (they are also in the dictionary `mine`). Set
-# `m1`, `r`, `m2`, `yhat_2`, `s_2` and `loss_2` (names that Task 1 already used get the
-# suffix `_2`, so re-running a Task 1 cell never checks Task 2's values).
+# Use the numbers printed under *Your numbers* (Task 2; they are also in the dictionary `mine`).
+# Set `m1`, `r`, `m2`, `yhat`, `s` and `loss`.
 
 # %% nbgrader={"grade": false, "grade_id": "t2_forward_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
-# m1, r, m2, yhat_2, s_2 and loss_2 for your numbers
+# m1, r, m2, yhat, s and loss for your numbers
 ### BEGIN SOLUTION
 import math
 
 m1 = mine["x1"] * mine["w1"]
 r = max(m1, 0.0)
 m2 = r * mine["w2"]
-yhat_2 = 1 / (1 + math.exp(-m2))
-s_2 = yhat_2 - mine["y"]
-loss_2 = s_2 ** 2
+yhat = 1 / (1 + math.exp(-m2))
+s = yhat - mine["y"]
+loss = s ** 2
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_forward", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "m1", "r", "m2", "yhat_2", "s_2", "loss_2")
+check.values(globals(), "m1", "r", "m2", "yhat", "s", "loss")
 
 # %% [markdown]
 # ### 2b. Local derivatives on your numbers
-# Evaluate each edge's local derivative at your forward values: `dloss_ds_2`, `ds_dyhat_2`,
+# Evaluate each edge's local derivative at your forward values: `dloss_ds`, `ds_dyhat`,
 # `dyhat_dm2`, `dm2_dw2`, `dm2_dr`, `dr_dm1` and `dm1_dw1`.
 
 # %% nbgrader={"grade": false, "grade_id": "t2_local_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # the seven local derivatives for your numbers
 ### BEGIN SOLUTION
-dloss_ds_2 = 2 * s_2
-ds_dyhat_2 = 1.0
-dyhat_dm2 = yhat_2 * (1 - yhat_2)
+dloss_ds = 2 * s
+ds_dyhat = 1.0
+dyhat_dm2 = yhat * (1 - yhat)
 dm2_dw2 = r
 dm2_dr = mine["w2"]
 dr_dm1 = 1.0 if m1 > 0 else 0.0
@@ -205,7 +251,7 @@ dm1_dw1 = mine["x1"]
 ### END SOLUTION
 
 # %% nbgrader={"grade": true, "grade_id": "t2_local", "locked": true, "points": 1, "schema_version": 3, "solution": false, "task": false}
-check.values(globals(), "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
+check.values(globals(), "dloss_ds", "ds_dyhat", "dyhat_dm2", "dm2_dw2", "dm2_dr", "dr_dm1", "dm1_dw1")
 
 # %% [markdown]
 # ### 2c. Chain them
@@ -218,7 +264,7 @@ check.values(globals(), "dloss_ds_2", "ds_dyhat_2", "dyhat_dm2", "dm2_dw2", "dm2
 # %% nbgrader={"grade": false, "grade_id": "t2_gradients_answer", "locked": false, "schema_version": 3, "solution": true, "task": false}
 # dloss_dw1 and dloss_dw2 for your numbers
 ### BEGIN SOLUTION
-dloss_dm2 = dloss_ds_2 * ds_dyhat_2 * dyhat_dm2
+dloss_dm2 = dloss_ds * ds_dyhat * dyhat_dm2
 dloss_dw1 = dloss_dm2 * dm2_dr * dr_dm1 * dm1_dw1
 dloss_dw2 = dloss_dm2 * dm2_dw2
 ### END SOLUTION

@@ -46,8 +46,8 @@ from course.plots import plot_sigmoid_derivatives, plot_training
 # %% [markdown]
 # ## Task 1 — Let autograd check you
 #
-# Lab 4's Task 1 graph: ŷ = x · w, s = ŷ − y, loss = s². By hand, at x = 4, y = 1, w = 0.5, you
-# found loss = 1 and dloss/dw = 8.
+# Lab 2's Task 4 graph: ŷ = x · w, s = ŷ − y, loss = s². By hand, at the textbook x = 4, y = 1,
+# w = 0.5, that gives loss = 1 and dloss/dw = 8.
 #
 # Write `check_result(x, y, w)`: build that graph from tensors, with `w` created with
 # `requires_grad=True`, call `loss.backward()` once, and return the pair

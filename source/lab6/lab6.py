@@ -64,8 +64,8 @@ mine = check.my_numbers()
 # Take out = (a·b + c)·a, with the intermediates t = a·b and u = t + c, so out = u·a. The
 # input `a` is used twice: once inside t and once in the last product. When an input *fans
 # out* like this, its gradient is the sum over every path from it to the output, each path
-# contributing the product of its local derivatives (Lab 2 Task 4 did the same with a
-# division). For a = 2, b = −1, c = 3: t = −2, u = 1, out = 2, and
+# contributing the product of its local derivatives (Lab 4 Task 1 did the same with
+# u = x · z and v = 3x). For a = 2, b = −1, c = 3: t = −2, u = 1, out = 2, and
 # dout/da = u · 1 (the direct path) + a · 1 · b (through u and t) = 1 − 2 = −1.
 #
 # Work out `out`, `dout_da`, `dout_db` and `dout_dc` for your a, b and c.

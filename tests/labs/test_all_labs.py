@@ -27,14 +27,14 @@ LABS = notebooks.labs()
 GOLDEN = {
     ("lab1", "ada"): {"A": 0.8, "B": -1.3, "target": 9.0, "lr": 0.01, "rates": [0.26, 0.44, 0.25, 0.14]},
     ("lab1", "zoë"): {"A": 0.6, "B": 1.3, "target": 8.0, "lr": 0.02, "rates": [0.22, 0.25, 0.75, 0.27]},
-    ("lab2", "ada"): {"x": 7.0, "w": 2.0, "b": 7.0, "gx": 1.15, "gy": 1.28, "gz": 0.67},
-    ("lab2", "s-17"): {"x": 3.0, "w": 9.0, "b": 6.0, "gx": 0.68, "gy": 2.37, "gz": 0.78},
+    ("lab2", "ada"): {"x": -3.0, "w": -8.0, "b": -4.0, "x4": 5.4, "y4": -1.7, "w4": 0.12},
+    ("lab2", "s-17"): {"x": 5.0, "w": -6.0, "b": -8.0, "x4": 3.9, "y4": 1.3, "w4": 0.71},
     ("lab3", "ada"): {"a": [12.0, -12.0, 8.0, -9.0], "k": 13.0, "expressions": [
         "(x + 2).sum()", "(x - y).sum()", "(x * y).sum()", "x.sigmoid().sum()", "x.relu().sum()"]},
     ("lab3", "s-17"): {"a": [-6.0, 10.0, 5.0, 3.0], "k": 19.0, "expressions": [
         "(x + 2).sum()", "(x - y).sum()", "(x * x).sum()", "(x * y).sum()", "x.sigmoid().sum()"]},
-    ("lab4", "ada"): {"x1": 3.1, "w1": 0.736, "w2": -0.58, "y": 0.0},
-    ("lab4", "zoë"): {"x1": 1.84, "w1": 0.184, "w2": -0.688, "y": 1.0},
+    ("lab4", "ada"): {"x1": 1.51, "w1": 0.793, "w2": -0.495, "y": 0.0, "gx": 0.66, "gy": 2.1, "gz": 1.45},
+    ("lab4", "zoë"): {"x1": 6.11, "w1": 0.465, "w2": 0.572, "y": 1.0, "gx": 0.97, "gy": 1.15, "gz": 0.75},
     ("lab5", "ada"): {"w": -0.5, "b": 0.0, "x1": 3.0, "y1": 4.0, "x2": 2.0, "y2": 0.0, "lr": 0.1,
                       "logits": [1.5, 0.7, 1.3], "target": 1},
     ("lab5", "s-17"): {"w": 0.5, "b": 1.0, "x1": -1.0, "y1": -1.0, "x2": 2.0, "y2": 0.0, "lr": 0.1,
@@ -46,8 +46,8 @@ GOLDEN = {
 
 # A digest of the numbers of student0 … student199: any change to a grid, a draw or an acceptance
 # rule moves some student's numbers and changes it.
-CLASS_DIGESTS = {"lab1": "0f577b7a462c8855", "lab2": "3fbc3ee70c23205a", "lab3": "5034eb7bacd998e8",
-                 "lab4": "99ea5cee6ad05cdf", "lab5": "865208e40e3ec576", "lab6": "2a15ef6cb61b0a2d"}
+CLASS_DIGESTS = {"lab1": "0f577b7a462c8855", "lab2": "175056adcc5c6420", "lab3": "5034eb7bacd998e8",
+                 "lab4": "bf51a8bb5a02405d", "lab5": "865208e40e3ec576", "lab6": "2a15ef6cb61b0a2d"}
 
 
 @pytest.mark.parametrize("lab, student", sorted(GOLDEN))
@@ -137,3 +137,19 @@ def test_the_device_asked_for_is_the_device_used(monkeypatch):
             grading_device()
     monkeypatch.delenv(DEVICE_ENV)
     assert grading_device().type == ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+# The graphs students work forward by hand, in course order: (lab, the check of its forward values).
+HAND_GRAPHS = [("lab2", "t4_forward"), ("lab4", "t1_forward"), ("lab4", "t2_forward")]
+
+
+def test_graphs_by_hand_grow_in_course_order_and_fan_out_comes_after_a_chain():
+    """The first graph worked by hand is the smallest (three nodes, one path: Lab 2's squared
+    error); the graph with named intermediates and the input that reaches the output by two paths
+    come after it (Lab 4), then the network. Each is the first of its kind where it stands."""
+    assert [lab for lab, _ in HAND_GRAPHS] == sorted(lab for lab, _ in HAND_GRAPHS)  # labs in course order
+    sizes = [len(load(lab).checks[grade_id].name.split()) for lab, grade_id in HAND_GRAPHS]
+    assert sizes == sorted(sizes) and sizes[0] == 3, sizes
+    fan_out = [lab for lab in LABS if "dg_dx" in " ".join(check.name for check in load(lab).checks.values())]
+    assert fan_out == ["lab4"]
+    assert "fan" not in " ".join(cell.source for cell in notebooks.instructor_notebook("lab2").cells).lower()

@@ -1,7 +1,6 @@
 """Lab 2: references against closed forms and finite differences, stated facts, and checks."""
 
 import contextlib
-import math
 
 import matplotlib
 import nbformat
@@ -17,7 +16,7 @@ from course.answers import diagnose_all
 from course.checks import CheckFailed
 from course.graphs import draw_graph, graph_layers
 
-from helpers import REPO, SEED, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes, graded_formula, texts
+from helpers import REPO, SEED, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, graded_formula, texts
 
 matplotlib.use("Agg")
 
@@ -28,30 +27,8 @@ BRANCHING, SHARED, MIXED = ("(a * b + torch.sigmoid(a)).mean()", "((s := a.exp()
                             "torch.relu(a @ b.unsqueeze(1) + a.sum()).squeeze() * torch.tanh(b).max()")
 
 
-def composite(x, y, z):
-    return math.tanh(math.log(1 + z * 2 * x / math.sin(y)))
-
-
 def test_linear_numbers_stated_by_the_lab(device):
     assert kit.linear_values(3.0, 4.0, 5.0) == {"y_value": 17.0, "w_grad": 3.0, "b_grad": 1.0}
-
-
-@pytest.mark.parametrize("student", ["ada", "grace", "s1", "s2", "zoë"])
-def test_composite_reference_is_the_gradcheck_verified_gradient(device, student):
-    n = kit.student_numbers(student)
-    x, y, z = n["gx"], n["gy"], n["gz"]
-    ref = kit.composite_values(x, y, z)
-    assert ref["f"] == pytest.approx(composite(x, y, z), rel=1e-12)
-    leaves = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, y, z))
-
-    def f(x, y, z):
-        return torch.tanh(torch.log(1 + z * 2 * x / torch.sin(y)))
-
-    assert torch.autograd.gradcheck(f, leaves) and torch.autograd.gradgradcheck(f, leaves)
-    grads = torch.autograd.grad(f(*leaves), leaves)
-    for name, grad in zip(("df_dx", "df_dy", "df_dz"), grads, strict=True):
-        assert ref[name] == pytest.approx(grad.item(), rel=1e-12), name
-    assert abs(ref["f"]) <= 0.85
 
 
 def test_chain_graph_and_gradient_stated_by_the_lab():
@@ -90,8 +67,7 @@ def test_every_drawn_graph_tells_its_cases_slip_from_the_right_walk():
 @pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
 def test_hand_values_rounded_pass_and_slips_fail_by_name(student):
     n = kit.student_numbers(student)
-    groups = [kit.linear_answers(n["x"], n["w"], n["b"]), kit.fan_out_answers(n["gx"], n["gz"])] + list(
-        kit.composite_answers(n["gx"], n["gy"], n["gz"]).values())
+    groups = [kit.linear_answers(n["x"], n["w"], n["b"]), kit.squared_error_answers(n["x4"], n["y4"], n["w4"])]
     for expected in groups:
         assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
         for e in expected:
@@ -290,46 +266,76 @@ def test_an_unfinished_or_malformed_drawing_is_told_what_to_write(ada):
         kit.check.table({"predicted_walks": {t: "SumBackward0" for t in kit.DRAWN}}, "predicted_walks")
 
 
-def slips_by_hand(x, w, b, gx, gy, gz):
-    """Every hand-computation slip the feedback names, worked out here from the formulas."""
-    a, sb = 2 * gx, math.sin(gy)
-    c = a / sb
-    d = 1 + gz * c
-    e = math.log(d)
-    f = math.tanh(e)
-    right, wrong = 1 - f * f, 1 - e * e
-    return {
-        ("y_value", "added all three"): w + x + b, ("w_grad", "used w instead of x"): w,
-        ("b_grad", "gave b itself"): b, ("b", "took y in degrees"): math.sin(math.radians(gy)),
-        ("e", "used log base 10"): math.log10(d),
-        ("df_dx", "used 1 − e²"): wrong / d * gz / sb * 2, ("df_dx", "forgot the 2"): right / d * gz / sb,
-        ("df_dy", "used 1 − e²"): wrong / d * gz * (-a / sb ** 2) * math.cos(gy),
-        ("df_dy", "dropped the minus sign"): -(right / d * gz * (-a / sb ** 2) * math.cos(gy)),
-        ("df_dz", "used 1 − e²"): wrong / d * c, ("df_dz", "forgot the 1/d"): right * c,
-        ("dg_dx", "through u = x · z"): gz, ("dg_dx", "through v = 3x"): 3.0,
-    }
+
+# ---------------------------------------------------------------- Task 4: one weight, one squared error
+
+@pytest.mark.parametrize("x, y, w", [(4.0, 1.0, 0.5), (2.0, 3.0, 0.25), (-1.5, 0.5, 2.0)])
+def test_task4_reference_matches_closed_form(device, x, y, w):
+    ref = kit.squared_error_values(x, y, w)
+    s = x * w - y
+    assert ref["yhat"] == pytest.approx(x * w) and ref["s"] == pytest.approx(s)
+    assert ref["loss"] == pytest.approx(s * s)
+    assert ref["dloss_ds"] == pytest.approx(2 * s) and ref["ds_dyhat"] == 1 and ref["dyhat_dw"] == pytest.approx(x)
+    assert ref["dloss_dw"] == pytest.approx(2 * x * (x * w - y), rel=1e-12)
+
+
+def test_task4_numbers_stated_by_the_lab():
+    """Task 4's text (and Lab 4b's Task 1) state the textbook numbers x = 4, y = 1, w = 0.5."""
+    assert kit.squared_error_values(4.0, 1.0, 0.5) == {
+        "yhat": 2.0, "s": 1.0, "loss": 1.0, "dloss_ds": 2.0, "ds_dyhat": 1.0, "dyhat_dw": 4.0, "dloss_dw": 8.0}
+
+
+SQ_RIGHT = {"solution": "def loss_and_gradient(x, y, w):\n    s = x * w - y\n    return s ** 2, 2 * s * x\n",
+            "expanded": "def loss_and_gradient(x, y, w):\n    return (x*w)**2 - 2*x*w*y + y*y, 2*x*x*w - 2*x*y\n"}
+SQ_SLIPS = {"forgot to square s": "    return s, 2 * s * x\n", "forgot the factor 2": "    return s * s, s * x\n",
+            "used w instead of x": "    return s * s, 2 * s * w\n", "stopped at dloss/ds": "    return s * s, 2 * s\n",
+            "flipped the sign": "    return s * s, 2 * (y - x * w) * x\n"}
+SQ_HEAD = "def loss_and_gradient(x, y, w):\n    s = x * w - y\n"
+
+
+
+@pytest.mark.parametrize("source", SQ_RIGHT.values(), ids=SQ_RIGHT)
+def test_right_squared_error_formulas_in_other_words_pass(student, source):
+    assert graded_formula("lab2", "t4_formula", source) == (None, [])
+
+
+@pytest.mark.parametrize("words, source", SQ_SLIPS.items(), ids=SQ_SLIPS)
+def test_each_slip_in_the_squared_error_formula_is_named_by_the_grader(student, words, source):
+    _, problems = graded_formula("lab2", "t4_formula", SQ_HEAD + source)
+    assert problems and all(words in problem for problem in problems), problems
+
+
+def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs():
+    check = grader.LAB.checks["t4_formula"]
+    assert_formula_slips_are_far_and_distinct(
+        check, lambda *p: [kit.squared_error_values(*p)[k] for k in ("loss", "dloss_dw")], grader.task4_formula_slips)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_every_draw_of_hidden_inputs_gives_s_both_signs(seed):
+    """In every submission's draw, s = x·w − y has both signs and is not 0, and x is not ±1."""
+    probes = [p for _, p in grader.LAB.checks["t4_formula"].drawn(seed)]
+    assert {x * w - y > 0 for x, y, w in probes} == {True, False}
+    for x, y, w in probes:
+        assert abs(x * w - y) > 0.1 and abs(abs(x) - 1) > 0.05
+
+
+def squared_error_slips_by_hand(x4, y4, w4, **_):
+    """Every Task 4 slip the feedback names, worked out here from the formulas."""
+    s = x4 * w4 - y4
+    return {("yhat", "added x and w"): x4 + w4, ("s", "computed y − ŷ"): -s, ("loss", "forgot to square s"): s,
+            ("dloss_ds", "forgot the factor 2"): s, ("dyhat_dw", "used w instead of x"): w4,
+            ("dloss_dw", "forgot the factor 2"): s * x4, ("dloss_dw", "used w instead of x"): 2 * s * w4,
+            ("dloss_dw", "stopped at dloss/ds"): 2 * s}
 
 
 @pytest.mark.parametrize("student", ["ada", "grace", "s1", "s2", "zoë", "s-17"])
 def test_every_named_slip_is_the_value_its_name_says(student):
     numbers = kit.student_numbers(student)
     answers = kit.check.expected_answers(student)
-    assert_named_slips(answers, slips_by_hand(**numbers))
-
-
-@pytest.mark.parametrize("x, z", [(0.25, 0.4), (1.15, 0.67), (2.0, 2.0)])
-def test_fan_out_gradient_is_the_sum_of_both_paths_as_the_lab_states(device, x, z):
-    assert kit.fan_out_values(x, z)["dg_dx"] == pytest.approx(z + 3, rel=1e-12)
-    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
-    (u_path,) = torch.autograd.grad(xt * z, xt)
-    (v_path,) = torch.autograd.grad(3 * xt, xt)
-    assert kit.fan_out_values(x, z)["dg_dx"] == pytest.approx(u_path.item() + v_path.item(), rel=1e-12)
-
-
-def test_the_fan_out_observe_cell_shows_the_sum_and_each_path(device):
-    assert kit.fan_out_values(0.25, 0.4)["dg_dx"] == pytest.approx(3.4, rel=1e-12)  # x.grad, printed
-    assert [e.slips for e in kit.fan_out_answers(0.25, 0.4)] == [
-        {"followed one path only (through u = x · z)": 0.4, "followed one path only (through v = 3x)": 3.0}]
+    linear = {("y_value", "added all three"): numbers["w"] + numbers["x"] + numbers["b"],
+              ("w_grad", "used w instead of x"): numbers["w"], ("b_grad", "gave b itself"): numbers["b"]}
+    assert_named_slips(answers, linear | squared_error_slips_by_hand(**numbers))
 
 
 def test_reading_a_non_leafs_grad_warns_as_the_observe_cell_shows():
@@ -354,67 +360,6 @@ def test_a_matrix_products_backward_costs_about_twice_its_forward():
     with FlopCounterMode(display=False) as backward:
         y.sum().backward()
     assert backward.get_total_flops() == 2 * forward.get_total_flops()
-
-
-# ---------------------------------------------------------------- Task 4's chain graded as a formula
-
-F_HEAD = ("import math\ndef f_gradients(x, y, z):\n    a, b = 2 * x, math.sin(y)\n    c = a / b\n"
-          "    d = 1 + z * c\n    e = math.log(d)\n    f = math.tanh(e)\n")
-F_RIGHT = {
-    "solution": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
-    "tanh' from cosh, no named nodes": (
-        "from math import cos, cosh, log, sin\ndef f_gradients(x, y, z):\n"
-        "    d = 1 + z * 2 * x / sin(y)\n    g = 1 / cosh(log(d)) ** 2 / d\n"
-        "    return [2 * z * g / sin(y), -2 * x * z * cos(y) * g / sin(y) ** 2, 2 * x * g / sin(y)]\n"),
-}
-F_SLIPS = {
-    "used 1 − e² for tanh'": F_HEAD + "    g = (1 - e * e) / d\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
-    "forgot the 1/d": F_HEAD + "    g = 1 - f * f\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
-    "forgot the 2 from a = 2x": F_HEAD + "    g = (1 - f * f) / d\n    return g * z / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
-    "dropped the minus sign": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, g * z * a * math.cos(y) / b ** 2, g * c\n",
-    "used sin(y) for db/dy": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, -g * z * a * math.sin(y) / b ** 2, g * c\n",
-}
-
-
-@pytest.mark.parametrize("source", F_RIGHT.values(), ids=F_RIGHT)
-def test_right_formulas_in_other_words_pass(student, source):
-    assert graded_formula("lab2", "t4_formula", source) == (None, [])
-
-
-@pytest.mark.parametrize("words, source", F_SLIPS.items(), ids=F_SLIPS)
-def test_each_slip_in_the_formula_is_named_by_the_grader(student, words, source):
-    _, problems = graded_formula("lab2", "t4_formula", source)
-    assert problems and all(words in problem for problem in problems), problems
-
-
-def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs():
-    assert_formula_slips_are_far_and_distinct(grader.LAB.checks["t4_formula"], grader.f_gradients_reference,
-                                              grader.f_gradients_slips)
-
-
-def test_the_formula_inputs_reach_what_the_students_numbers_do_not():
-    """Students' y lies in [0.5, 2.5] (sin y > 0) and x, z in [0.5, 2]; in every submission's draw
-    the grader also tries sin y < 0 and negative x and z, always with d > 0 and tanh away from
-    saturation."""
-    for seed in SEEDS:
-        probes = [p for _, p in grader.LAB.checks["t4_formula"].drawn(seed)]
-        assert min(math.sin(y) for _, y, _ in probes) < 0 < max(math.sin(y) for _, y, _ in probes)
-        assert min(x for x, _, _ in probes) < 0 and min(z for *_, z in probes) < 0
-        for x, y, z in probes:
-            d = 1 + z * 2 * x / math.sin(y)
-            assert d > 0.1 and abs(math.tanh(math.log(d))) < 0.999
-
-
-@pytest.mark.parametrize("probe", grader.LAB.checks["t4_formula"].visible + drawn_probes(grader.LAB.checks["t4_formula"], SEEDS[:2]))
-def test_formula_reference_is_the_gradcheck_verified_gradient(device, probe):
-    leaves = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in probe)
-
-    def f(x, y, z):
-        return torch.tanh(torch.log(1 + z * (2 * x) / torch.sin(y)))
-
-    assert torch.autograd.gradcheck(f, leaves)
-    grads = torch.autograd.grad(f(*leaves), leaves)
-    assert grader.f_gradients_reference(*probe) == pytest.approx([g.item() for g in grads], rel=1e-12)
 
 
 def test_the_observe_cell_after_task_1_runs_on_numbers_no_student_gets(capsys):

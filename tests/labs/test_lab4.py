@@ -15,36 +15,26 @@ import torch
 
 from autograder.labs import lab4 as grader
 from course import lab4 as kit
-from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close
+from course.answers import FUNCTION_ATOL, FUNCTION_RTOL, HAND_ATOL, HAND_RTOL, as_float, close, diagnose_all
 from course.rules import CLOSED_FORM
 
 from helpers import (REPO, SEEDS, assert_formula_slips_are_far_and_distinct, assert_named_slips, drawn_probes,
                      graded_formula, run_cell, run_test_cell)
 
 # The visible probes and hidden ones as a few submissions draw them.
+def task2(numbers: dict) -> dict:
+    """A student's Task 2 inputs (their numbers hold Task 1's too)."""
+    return {k: numbers[k] for k in ("x1", "w1", "w2", "y")}
+
+
 def sigmoid(z: float) -> float:
     return 1 / (1 + math.exp(-z))
-
-
-@pytest.mark.parametrize("x, y, w", [(4.0, 1.0, 0.5), (2.0, 3.0, 0.25), (-1.5, 0.5, 2.0)])
-def test_task1_reference_matches_closed_form(device, x, y, w):
-    ref = kit.task1_values(x, y, w)
-    s = x * w - y
-    assert ref["yhat"] == pytest.approx(x * w) and ref["s"] == pytest.approx(s)
-    assert ref["loss"] == pytest.approx(s * s)
-    assert ref["dloss_ds"] == pytest.approx(2 * s) and ref["ds_dyhat"] == 1 and ref["dyhat_dw"] == pytest.approx(x)
-    assert ref["dloss_dw"] == pytest.approx(2 * x * (x * w - y), rel=1e-12)
-
-
-def test_task1_numbers_stated_by_the_lab():
-    assert kit.task1_values(**kit.TASK1_NUMBERS) == {
-        "yhat": 2.0, "s": 1.0, "loss": 1.0, "dloss_ds": 2.0, "ds_dyhat": 1.0, "dyhat_dw": 4.0, "dloss_dw": 8.0}
 
 
 @pytest.mark.parametrize("student", ["ada", "grace", "sigmoid_slip", "zoë", "s-17"])
 def test_task2_reference_matches_closed_forms_and_gradcheck(device, student):
     n = kit.student_numbers(student)
-    ref = kit.task2_values(**n)
+    ref = kit.task2_values(**task2(n))
     m1 = n["x1"] * n["w1"]
     m2 = max(m1, 0) * n["w2"]
     yhat = sigmoid(m2)
@@ -62,6 +52,81 @@ def test_task2_reference_matches_closed_forms_and_gradcheck(device, student):
     assert ref["dloss_dw2"] == pytest.approx(dw2.item(), rel=1e-12)
     assert ref["dloss_dw2"] == pytest.approx(2 * (yhat - n["y"]) * yhat * (1 - yhat) * max(m1, 0), rel=1e-12)
     assert ref["dr_dm1"] == 1.0 and ref["dm1_dw1"] == n["x1"] and ref["dm2_dr"] == n["w2"]
+
+
+def composite(x, y, z):
+    return math.tanh(math.log(1 + z * 2 * x / math.sin(y)))
+
+
+@pytest.mark.parametrize("student", ["ada", "grace", "s1", "s2", "zoë"])
+def test_composite_reference_is_the_gradcheck_verified_gradient(device, student):
+    n = kit.student_numbers(student)
+    x, y, z = n["gx"], n["gy"], n["gz"]
+    ref = kit.composite_values(x, y, z)
+    assert ref["f"] == pytest.approx(composite(x, y, z), rel=1e-12)
+    leaves = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in (x, y, z))
+
+    def f(x, y, z):
+        return torch.tanh(torch.log(1 + z * 2 * x / torch.sin(y)))
+
+    assert torch.autograd.gradcheck(f, leaves) and torch.autograd.gradgradcheck(f, leaves)
+    grads = torch.autograd.grad(f(*leaves), leaves)
+    for name, grad in zip(("df_dx", "df_dy", "df_dz"), grads, strict=True):
+        assert ref[name] == pytest.approx(grad.item(), rel=1e-12), name
+    assert abs(ref["f"]) <= 0.85
+
+
+def task1_slips_by_hand(gx, gy, gz, **_):
+    """Every hand-computation slip the feedback names, worked out here from the formulas."""
+    a, sb = 2 * gx, math.sin(gy)
+    c = a / sb
+    d = 1 + gz * c
+    e = math.log(d)
+    f = math.tanh(e)
+    right, wrong = 1 - f * f, 1 - e * e
+    return {
+        ("b", "took y in degrees"): math.sin(math.radians(gy)),
+        ("e", "used log base 10"): math.log10(d),
+        ("df_dx", "used 1 − e²"): wrong / d * gz / sb * 2, ("df_dx", "forgot the 2"): right / d * gz / sb,
+        ("df_dy", "used 1 − e²"): wrong / d * gz * (-a / sb ** 2) * math.cos(gy),
+        ("df_dy", "dropped the minus sign"): -(right / d * gz * (-a / sb ** 2) * math.cos(gy)),
+        ("df_dz", "used 1 − e²"): wrong / d * c, ("df_dz", "forgot the 1/d"): right * c,
+        ("dg_dx", "through u = x · z"): gz, ("dg_dx", "through v = 3x"): 3.0,
+    }
+
+
+@pytest.mark.parametrize("student", ["ada", "grace", "s1", "s2", "zoë", "s-17"])
+def test_every_named_task1_slip_is_the_value_its_name_says(student):
+    n = kit.student_numbers(student)
+    groups = kit.composite_answers(n["gx"], n["gy"], n["gz"])
+    answers = {e.name: e for e in groups["forward"] + groups["gradients"] + kit.fan_out_answers(n["gx"], n["gz"])}
+    assert_named_slips(answers, task1_slips_by_hand(**n))
+
+
+@pytest.mark.parametrize("student", [f"s{i}" for i in range(40)] + ["ada"])
+def test_task1_hand_values_rounded_pass_and_slips_fail_by_name(student):
+    n = kit.student_numbers(student)
+    groups = [kit.fan_out_answers(n["gx"], n["gz"])] + list(kit.composite_answers(n["gx"], n["gy"], n["gz"]).values())
+    for expected in groups:
+        assert diagnose_all({e.name: float(f"{e.value:.4g}") for e in expected}, expected, student) == []
+        for e in expected:
+            for slip, wrong in e.slips.items():
+                assert slip in e.diagnose(float(f"{wrong:.4g}"))
+
+
+@pytest.mark.parametrize("x, z", [(0.25, 0.4), (1.15, 0.67), (2.0, 2.0)])
+def test_fan_out_gradient_is_the_sum_of_both_paths_as_the_lab_states(device, x, z):
+    assert kit.fan_out_values(x, z)["dg_dx"] == pytest.approx(z + 3, rel=1e-12)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    (u_path,) = torch.autograd.grad(xt * z, xt)
+    (v_path,) = torch.autograd.grad(3 * xt, xt)
+    assert kit.fan_out_values(x, z)["dg_dx"] == pytest.approx(u_path.item() + v_path.item(), rel=1e-12)
+
+
+def test_the_fan_out_observe_cell_shows_the_sum_and_each_path(device):
+    assert kit.fan_out_values(0.25, 0.4)["dg_dx"] == pytest.approx(3.4, rel=1e-12)  # x.grad, printed
+    assert [e.slips for e in kit.fan_out_answers(0.25, 0.4)] == [
+        {"followed one path only (through u = x · z)": 0.4, "followed one path only (through v = 3x)": 3.0}]
 
 
 def test_worked_example_numbers_from_the_curriculum():
@@ -96,7 +161,7 @@ def test_student_numbers_differ_between_students_and_from_the_worked_example():
 
 def test_every_slip_is_separable_for_every_student():
     for i in range(300):
-        assert all(e.separated() for e in kit.task2_answers(**kit.student_numbers(f"student{i}")))
+        assert all(e.separated() for e in kit.task2_answers(**task2(kit.student_numbers(f"student{i}"))))
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -134,8 +199,8 @@ def task2_slips_by_hand(x1, w1, w2, y):
     s = yhat - y
     right_sigma, wrong_sigma = yhat * (1 - yhat), m2 * (1 - m2)
     return {
-        ("yhat_2", "forgot the sigmoid"): m2, ("s_2", "computed y − ŷ"): -s, ("loss_2", "forgot to square s"): s,
-        ("dloss_ds_2", "forgot the factor 2"): s,
+        ("yhat", "forgot the sigmoid"): m2, ("s", "computed y − ŷ"): -s, ("loss", "forgot to square s"): s,
+        ("dloss_ds", "forgot the factor 2"): s,
         ("dyhat_dm2", "plugged the sigmoid's input"): wrong_sigma, ("dyhat_dm2", "took σ(m2) itself"): yhat,
         ("dm2_dw2", "used w2 instead of r"): w2, ("dm2_dr", "used r instead of w2"): r,
         ("dr_dm1", "used the ReLU's output"): r, ("dm1_dw1", "used w1 instead of x1"): w1,
@@ -152,8 +217,8 @@ def task2_slips_by_hand(x1, w1, w2, y):
 @pytest.mark.parametrize("student", ["ada", "grace", "sigmoid_slip", "zoë", "s-17", "s-18", "s-19"])
 def test_every_named_task2_slip_is_the_value_its_name_says(student):
     numbers = kit.student_numbers(student)
-    answers = {e.name: e for e in kit.task2_answers(**numbers)}
-    assert_named_slips(answers, task2_slips_by_hand(**numbers), ignore="worked example")
+    answers = {e.name: e for e in kit.task2_answers(**task2(numbers))}
+    assert_named_slips(answers, task2_slips_by_hand(**task2(numbers)), ignore="worked example")
     worked = {e.name: e.value for e in kit.task2_answers(**kit.WORKED_NUMBERS)}
     for name, expected in answers.items():
         if worked[name] != expected.value:
@@ -161,6 +226,24 @@ def test_every_named_task2_slip_is_the_value_its_name_says(student):
 
 
 # ---------------------------------------------------------------- the derivations graded as formulas
+
+F_HEAD = ("import math\ndef f_gradients(x, y, z):\n    a, b = 2 * x, math.sin(y)\n    c = a / b\n"
+          "    d = 1 + z * c\n    e = math.log(d)\n    f = math.tanh(e)\n")
+F_RIGHT = {
+    "solution": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "tanh' from cosh, no named nodes": (
+        "from math import cos, cosh, log, sin\ndef f_gradients(x, y, z):\n"
+        "    d = 1 + z * 2 * x / sin(y)\n    g = 1 / cosh(log(d)) ** 2 / d\n"
+        "    return [2 * z * g / sin(y), -2 * x * z * cos(y) * g / sin(y) ** 2, 2 * x * g / sin(y)]\n"),
+}
+F_SLIPS = {
+    "used 1 − e² for tanh'": F_HEAD + "    g = (1 - e * e) / d\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "forgot the 1/d": F_HEAD + "    g = 1 - f * f\n    return g * z * 2 / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "forgot the 2 from a = 2x": F_HEAD + "    g = (1 - f * f) / d\n    return g * z / b, -g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "dropped the minus sign": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, g * z * a * math.cos(y) / b ** 2, g * c\n",
+    "used sin(y) for db/dy": F_HEAD + "    g = (1 - f * f) / d\n    return g * z * 2 / b, -g * z * a * math.sin(y) / b ** 2, g * c\n",
+}
+
 
 FORMULA_CHECKS = {grade_id: grader.LAB.checks[grade_id] for grade_id in ("t1_formula", "t2_formula")}
 T2_FORWARD = """import math
@@ -193,23 +276,15 @@ T2_SLIPS = {
     "used w2 instead of r": "    up = 2 * s * yhat * (1 - yhat)\n    return up * w2 * (m1 > 0) * x1, up * w2\n",
     "the order is": "    up = 2 * s * yhat * (1 - yhat)\n    return up * r, up * w2 * (m1 > 0) * x1\n",
 }
-T1_RIGHT = {"solution": "def loss_and_gradient(x, y, w):\n    s = x * w - y\n    return s ** 2, 2 * s * x\n",
-            "expanded": "def loss_and_gradient(x, y, w):\n    return (x*w)**2 - 2*x*w*y + y*y, 2*x*x*w - 2*x*y\n"}
-T1_SLIPS = {"forgot to square s": "    return s, 2 * s * x\n", "forgot the factor 2": "    return s * s, s * x\n",
-            "used w instead of x": "    return s * s, 2 * s * w\n", "stopped at dloss/ds": "    return s * s, 2 * s\n",
-            "flipped the sign": "    return s * s, 2 * (y - x * w) * x\n"}
-T1_HEAD = "def loss_and_gradient(x, y, w):\n    s = x * w - y\n"
-
-
-@pytest.mark.parametrize("grade_id, source", [("t1_formula", s) for s in T1_RIGHT.values()]
-                         + [("t2_formula", s) for s in T2_RIGHT.values()], ids=[*T1_RIGHT, *T2_RIGHT])
+@pytest.mark.parametrize("grade_id, source", [("t1_formula", s) for s in F_RIGHT.values()]
+                         + [("t2_formula", s) for s in T2_RIGHT.values()], ids=[*F_RIGHT, *T2_RIGHT])
 def test_right_formulas_in_other_words_pass(student, grade_id, source):
     assert graded_formula("lab4", grade_id, source) == (None, [])
 
 
-@pytest.mark.parametrize("grade_id, source, words", [("t1_formula", T1_HEAD + s, w) for w, s in T1_SLIPS.items()]
+@pytest.mark.parametrize("grade_id, source, words", [("t1_formula", s, w) for w, s in F_SLIPS.items()]
                          + [("t2_formula", T2_FORWARD + s, w) for w, s in T2_SLIPS.items()],
-                         ids=[*T1_SLIPS, *T2_SLIPS])
+                         ids=[*F_SLIPS, *T2_SLIPS])
 def test_each_slip_in_a_formula_is_named_by_the_grader(student, grade_id, source, words):
     _, problems = graded_formula("lab4", grade_id, source)
     assert problems and all(words in problem for problem in problems), problems
@@ -219,8 +294,8 @@ def test_each_slip_in_a_formula_is_named_by_the_grader(student, grade_id, source
 def test_a_formula_that_calls_autograd_gets_no_points(student, grade_id):
     """The nearest helpers in reach: torch, the kit's own autograd values, the student's check_result."""
     function = kit.check.formulas[FORMULA_CHECKS[grade_id].name].function
-    args = "x, y, w" if grade_id == "t1_formula" else "x1, w1, w2, y"
-    for body in ("import torch\n", "from course.lab4 import task1_values, task2_values\n"):
+    args = "x, y, z" if grade_id == "t1_formula" else "x1, w1, w2, y"
+    for body in ("import torch\n", "from course.lab4 import composite_values, task2_values\n"):
         source = f"{body}def {function}({args}):\n    return 0.0, 0.0\n"
         error, problems = graded_formula("lab4", grade_id, source)
         assert "not another import" in str(error) and "A closed form computes" in str(error)
@@ -233,17 +308,17 @@ def test_a_formula_that_calls_autograd_gets_no_points(student, grade_id):
 
 def test_the_kernel_check_reads_the_cell_that_defined_the_function(student):
     namespace = {}
-    run_cell(T1_RIGHT["solution"], namespace, "t1_formula")
+    run_cell(F_RIGHT["solution"], namespace, "t1_formula")
     error, problems = run_test_cell("lab4", "t1_formula", namespace, answers={"t1_formula_answer": "pass\n"})
     assert error is None  # the kernel ran the cell that defined it; the grader reads the answer cell
-    assert problems == ["the cell does not define the function `loss_and_gradient` with `def`. " + CLOSED_FORM]
+    assert problems == ["the cell does not define the function `f_gradients` with `def`. " + CLOSED_FORM]
     _, problems = run_test_cell("lab4", "t1_formula", namespace, answers={})
     assert problems == ["the answer cell t1_formula_answer is not in the notebook"]
 
 
 @pytest.mark.parametrize("grade_id", sorted(FORMULA_CHECKS))
 def test_every_formula_slip_is_far_from_the_truth_on_the_hidden_inputs(grade_id):
-    slips = grader.task1_formula_slips if grade_id == "t1_formula" else grader.task2_formula_slips
+    slips = grader.f_gradients_slips if grade_id == "t1_formula" else grader.task2_formula_slips
     assert_formula_slips_are_far_and_distinct(FORMULA_CHECKS[grade_id], lambda *p: grader_reference(grade_id, p), slips)
 
 
@@ -253,7 +328,7 @@ def test_on_each_input_a_wrong_output_has_one_name(grade_id):
     apart (the grader then names the one that explains every input). The only such pair: at
     m1 = 0 exactly, letting the gradient through the ReLU everywhere also gives it slope 1 there."""
     check = FORMULA_CHECKS[grade_id]
-    slips = grader.task1_formula_slips if grade_id == "t1_formula" else grader.task2_formula_slips
+    slips = grader.f_gradients_slips if grade_id == "t1_formula" else grader.task2_formula_slips
     same = lambda u, v: all(close(a, b, FUNCTION_RTOL, FUNCTION_ATOL) for a, b in zip(u, v, strict=True))  # noqa: E731
     for probe in check.visible + check.hidden:
         outputs = slips(*probe)
@@ -266,18 +341,14 @@ def test_on_each_input_a_wrong_output_has_one_name(grade_id):
 
 def grader_reference(grade_id: str, probe) -> list[float]:
     if grade_id == "t1_formula":
-        return [kit.task1_values(*probe)[k] for k in ("loss", "dloss_dw")]
+        return grader.f_gradients_reference(*probe)
     return [kit.task2_values(*probe)[k] for k in ("dloss_dw1", "dloss_dw2")]
 
 
 @pytest.mark.parametrize("seed", SEEDS)
 def test_every_draw_of_hidden_inputs_covers_every_case(seed):
-    """In every submission's draw, Task 1's s has both signs and is not 0, and x is not ±1; Task 2's
-    cover the ReLU on, off, exactly at 0 and a hair either side of 0, with targets strictly between 0 and 1."""
-    task1 = [p for _, p in FORMULA_CHECKS["t1_formula"].drawn(seed)]
-    assert {x * w - y > 0 for x, y, w in task1} == {True, False}
-    for x, y, w in task1:
-        assert abs(x * w - y) > 0.1 and abs(abs(x) - 1) > 0.05
+    """In every submission's draw, Task 2's inputs cover the ReLU on, off, exactly at 0 and a hair
+    either side of 0, with targets strictly between 0 and 1 (Task 1's: the test below)."""
     task2 = [p for _, p in FORMULA_CHECKS["t2_formula"].drawn(seed)]
     m1s = [x1 * w1 for x1, w1, _, _ in task2]
     assert min(m1s) < -0.1 and max(m1s) > 0.1 and 0.0 in m1s
@@ -294,16 +365,6 @@ def test_task2_formula_references_are_the_closed_form(device, probe):
     ref = kit.task2_values(*probe)
     assert ref["dloss_dw1"] == pytest.approx(up * w2 * (m1 > 0) * x1, rel=1e-12, abs=1e-15)
     assert ref["dloss_dw2"] == pytest.approx(up * max(m1, 0), rel=1e-12, abs=1e-15)
-
-
-# ---------------------------------------------------------------- Task 3: the numerical gradient
-
-def test_every_task1_slip_can_fire_on_task1s_numbers():
-    """A slip that equals the right answer on the lab's fixed numbers could never be named (a loss of
-    s instead of s² at s = 1): each one left differs from the right value and from the others."""
-    for expected in kit.task1_answers():
-        values = [expected.value, *expected.slips.values()]
-        assert all(not close(a, b) for i, a in enumerate(values) for b in values[i + 1:]), expected.name
 
 
 # ---------------------------------------------------------------- derivations that are not derived
@@ -400,3 +461,32 @@ def test_what_each_node_of_task_2_keeps_as_q1s_answer_says():
             {"yhat": yhat, "r": r}[changed].add_(0.0)  # even a change that changes no value
         with pytest.raises(RuntimeError, match="modified by an inplace operation"):
             loss.backward()
+
+
+# ---------------------------------------------------------------- Task 1's hidden inputs
+
+def test_the_formula_inputs_reach_what_the_students_numbers_do_not():
+    """Students' y lies in [0.5, 2.5] (sin y > 0) and x, z in [0.5, 2]; in every submission's draw
+    the grader also tries sin y < 0 and negative x and z, always with d > 0 and tanh away from
+    saturation."""
+    for seed in SEEDS:
+        probes = [p for _, p in grader.LAB.checks["t1_formula"].drawn(seed)]
+        assert min(math.sin(y) for _, y, _ in probes) < 0 < max(math.sin(y) for _, y, _ in probes)
+        assert min(x for x, _, _ in probes) < 0 and min(z for *_, z in probes) < 0
+        for x, y, z in probes:
+            d = 1 + z * 2 * x / math.sin(y)
+            assert d > 0.1 and abs(math.tanh(math.log(d))) < 0.999
+
+
+@pytest.mark.parametrize("probe", grader.LAB.checks["t1_formula"].visible + drawn_probes(grader.LAB.checks["t1_formula"], SEEDS[:2]))
+def test_formula_reference_is_the_gradcheck_verified_gradient(device, probe):
+    leaves = tuple(torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in probe)
+
+    def f(x, y, z):
+        return torch.tanh(torch.log(1 + z * (2 * x) / torch.sin(y)))
+
+    assert torch.autograd.gradcheck(f, leaves)
+    grads = torch.autograd.grad(f(*leaves), leaves)
+    assert grader.f_gradients_reference(*probe) == pytest.approx([g.item() for g in grads], rel=1e-12)
+
+

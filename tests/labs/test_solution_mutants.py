@@ -1,5 +1,5 @@
 """Every single-operator or single-constant change to a lab's solution cells loses points, for
-student ada or student3, or is listed: as equivalent (it cannot change a grade), or as a known survivor."""
+student ada or the other students of tests/mutate_solutions.py, or is listed: as equivalent (it cannot change a grade), or as a known survivor."""
 
 import pytest
 

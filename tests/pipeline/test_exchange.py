@@ -28,6 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import course.lab4
 from autograder.pipeline import examples, gradebooks
 from autograder.pipeline.hub import lock_down, unlock
 from browser import browser, screenshot
@@ -285,8 +286,18 @@ def readable_text(path: Path) -> str:
 HUB_INSTRUCTOR, HUB_STUDENT = "agl_teacher", "grace"
 HOSTILE = "mallory"  # Lab 4's example who fools the kit in her kernel; she hands in from a terminal
 HUB_PASSWORD = secrets.token_urlsafe(12)
-WRONG_FORWARD = "yhat = 2\ns = 1\nloss = 2"  # loss = s, not s²: the check names it
-RIGHT_FORWARD = "yhat = 2\ns = 1\nloss = 1"
+
+
+def task2_forward(student: str, **changed: float) -> str:
+    """Task 2's forward values for the student's numbers, typed as a student types them (but `changed`)."""
+    n = course.lab4.student_numbers(student)
+    right = course.lab4.task2_values(n["x1"], n["w1"], n["w2"], n["y"])
+    values = {k: right[k] for k in ("m1", "r", "m2", "yhat", "s", "loss")} | changed
+    return "\n".join(f"{name} = {value:.6g}" for name, value in values.items())
+
+
+WRONG_FORWARD = task2_forward(HUB_STUDENT, loss=2.0)  # not s², and no slip's value: the check says so
+RIGHT_FORWARD = task2_forward(HUB_STUDENT)
 
 
 @pytest.fixture(scope="module")
@@ -452,11 +463,11 @@ def pwd_home(user: str) -> str:
 
 @pytest.fixture(scope="module")
 def opened(student, hub_server, fetched):
-    """The student's answers go in (all but Task 1's forward pass, which is typed in the browser
+    """The student's answers go in (all but Task 2's forward pass, which is typed in the browser
     below); the notebook opens, and every cell above that answer runs."""
     notebook_file = fetched["notebook"]
     answers = dict(examples.load(LAB)[HUB_STUDENT]["answers"])
-    answers["t1_forward_answer"] = "# yhat, s and loss for x = 4, y = 1, w = 0.5\n"
+    answers["t2_forward_answer"] = "# m1, r, m2, yhat, s and loss for your numbers\n"
     staged = hub_server["state"] / "grace.ipynb"
     nbformat.write(examples.fill(nbformat.read(notebook_file, as_version=4), answers), staged)
     staged.chmod(0o644)
@@ -467,7 +478,7 @@ def opened(student, hub_server, fetched):
     notebook(page).locator(".jp-Notebook-ExecutionIndicator[data-status=idle]").wait_for(timeout=120_000)
     page.wait_for_timeout(2000)  # the kernel's language_info arrives after it is idle
     dirty = "jp-mod-dirty" in page.locator(".lm-TabBar-tab.jp-mod-current").get_attribute("class")
-    cell(page, "t1_forward_answer").click()
+    cell(page, "t2_forward_answer").click()
     page.locator(".lm-MenuBar-itemLabel", has_text="Run").click()
     page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
     output = cell(page, "my_numbers").locator(".jp-OutputArea-output")
@@ -499,13 +510,13 @@ def type_and_run_answer(page, grade_id: str, text: str) -> str:
 def checked(student, opened):
     """A wrong forward pass typed in, run, saved and validated; then the right one."""
     page = student
-    failed = type_and_run_answer(page, "t1_forward_answer", WRONG_FORWARD)
+    failed = type_and_run_answer(page, "t2_forward_answer", WRONG_FORWARD)
     screenshot(page, "hub-04-check-fails")
     save(page)
     report = validate(page, "The following cell failed:")
     screenshot(page, "hub-05-validate-names-the-mistake")
     close_dialog(page)
-    passed = type_and_run_answer(page, "t1_forward_answer", RIGHT_FORWARD)
+    passed = type_and_run_answer(page, "t2_forward_answer", RIGHT_FORWARD)
     screenshot(page, "hub-06-check-passes")
     save(page)
     return {"failed": failed, "report": report, "passed": passed}
@@ -516,7 +527,7 @@ def test_hub_student_sees_a_visible_check_fail_then_pass(checked):
     report = checked["report"]
     assert "`loss` = 2 is not right. loss = s²." in report, report
     assert "Traceback" not in report and "site-packages" not in report and str(REPO) not in report, report
-    assert "✔ yhat, s, loss: all 3 values are right." in checked["passed"], checked["passed"]
+    assert "✔ m1, r, m2, yhat, s, loss: all 6 values are right." in checked["passed"], checked["passed"]
 
 
 def save(page) -> None:

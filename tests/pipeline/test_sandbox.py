@@ -70,7 +70,7 @@ def notebooks_beside():  # 30 notebooks whose formula answers each take the form
     cells = [{{"cell_type": "code", "execution_count": None, "outputs": [], "source": slow.format(name),
               "metadata": {{"nbgrader": {{"solution": True, "grade": False, "locked": False, "grade_id": answer,
                                          "schema_version": 3}}}}}}
-             for answer, name in (("t1_formula_answer", "loss_and_gradient"), ("t2_formula_answer", "gradients"))]
+             for answer, name in (("t1_formula_answer", "f_gradients"), ("t2_formula_answer", "gradients"))]
     for i in range(30):
         json.dump({{"cells": cells, "metadata": {{}}, "nbformat": 4, "nbformat_minor": 4}}, open(f"extra{{i}}.ipynb", "w"))
 attempt("notebooks_beside", notebooks_beside)
@@ -172,10 +172,11 @@ REFUSED = {  # student: what the grading report must say
 
 
 def right_answers(student: str) -> dict[str, str]:
-    """Ada's right answers, with Task 2's hand values worked out for `student`'s own numbers."""
+    """Ada's right answers, with the hand values worked out for `student`'s own numbers."""
     answers = dict(examples.load("lab4")["ada"]["answers"])
     values = course.lab4.answers(course.lab4.student_numbers(student))
-    for cell in ("t2_forward_answer", "t2_local_answer", "t2_gradients_answer"):
+    for cell in ("t1_forward_answer", "t1_gradients_answer", "t1_two_paths_answer", "t2_forward_answer",
+                 "t2_local_answer", "t2_gradients_answer"):
         names = re.findall(r"^(\w+) =", answers[cell], flags=re.M)
         answers[cell] = "\n".join(f"{name} = {values[name].value!r}" for name in names)
     return answers

@@ -16,6 +16,7 @@ import pytest
 
 from autograder.pipeline.examples import fill
 from autograder.pipeline import bundle, notebooks
+from course import lab2
 
 from helpers import REPO
 
@@ -93,18 +94,21 @@ def test_the_bundle_installs_in_a_fresh_venv_and_validates_a_notebook(built, tmp
                 cwd=tmp_path)
     assert probe.stdout.strip() == "None", probe.stderr  # the kit installs, the grader does not exist
 
-    release = nbformat.read(dest / "lab4" / "lab4.ipynb", as_version=4)
-    work = tmp_path / "lab4"
+    release = nbformat.read(dest / "lab2" / "lab2.ipynb", as_version=4)
+    n = lab2.student_numbers("ada")  # the id `run` sets
+    right = lab2.squared_error_values(n["x4"], n["y4"], n["w4"])
+    work = tmp_path / "lab2"
     work.mkdir()
     nbformat.write(fill(release, {
-        "t1_forward_answer": "yhat = 2.0\ns = 1.0\nloss = 1.0",
-        "t1_backward_answer": "dloss_ds = 1.0\nds_dyhat = 1.0\ndyhat_dw = 4.0\ndloss_dw = 4.0"}), work / "lab4.ipynb")
-    validated = run(venv, "nbgrader", "validate", "lab4.ipynb", cwd=work)
+        "t4_forward_answer": f"yhat = {right['yhat']!r}\ns = {right['s']!r}\nloss = {right['loss']!r}",
+        "t4_backward_answer": f"dloss_ds = {right['s']!r}\nds_dyhat = 1.0\ndyhat_dw = {n['x4']!r}\n"
+                              f"dloss_dw = {right['s'] * n['x4']!r}"}), work / "lab2.ipynb")
+    validated = run(venv, "nbgrader", "validate", "lab2.ipynb", cwd=work)
     assert "forgot the factor 2 from the square" in validated.stdout, validated.stdout + validated.stderr
     executed = run(venv, "jupyter", "nbconvert", "--to", "notebook", "--execute", "--allow-errors",
-                   "--output", "executed.ipynb", "lab4.ipynb", cwd=work)
+                   "--output", "executed.ipynb", "lab2.ipynb", cwd=work)
     assert executed.returncode == 0, executed.stderr[-2000:]
     outputs = {c.id: "".join(o.get("text", "") + o.get("evalue", "") for o in c.get("outputs", []))
                for c in nbformat.read(work / "executed.ipynb", as_version=4).cells}
-    assert "✔ yhat, s, loss: all 3 values are right." in outputs["t1_forward"]
-    assert "forgot the factor 2 from the square" in outputs["t1_backward"]
+    assert "✔ yhat, s, loss: all 3 values are right." in outputs["t4_forward"]
+    assert "forgot the factor 2 from the square" in outputs["t4_backward"]

@@ -10,6 +10,7 @@ from autograder.labs import lab4 as grader
 from autograder.labs import lab4b as coded
 from course import identity
 from course import checks as course_checks
+from course import lab2
 from course import lab4 as kit
 from course import lab4b as coded_kit
 from course.answers import Unanswered, diagnose_all
@@ -28,7 +29,7 @@ def rounded(value: float) -> float:
 
 @pytest.mark.parametrize("student", STUDENTS)
 def test_task2_right_answers_rounded_to_4_digits_pass_and_each_slip_fails_by_name(student):
-    group = kit.task2_answers(**kit.student_numbers(student))
+    group = kit.task2_answers(**task2_numbers(student))
     answers = {e.name: rounded(e.value) for e in group}
     assert diagnose_all(answers, group, student) == []
     for e in group:
@@ -45,31 +46,37 @@ def test_textbook_numbers_hide_the_sigmoid_slip_so_grading_uses_per_student_numb
     assert kit.student_numbers("ada") != kit.WORKED_NUMBERS
 
 
-def test_task1_slips_are_named():
-    backward = [e for e in kit.task1_answers() if e.name in ("dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")]
+def test_squared_error_slips_are_named():
+    """Lab 2's Task 4 on the textbook numbers x = 4, y = 1, w = 0.5."""
+    backward = [e for e in lab2.squared_error_answers(4.0, 1.0, 0.5)
+                if e.name in ("dloss_ds", "ds_dyhat", "dyhat_dw", "dloss_dw")]
     answers = {"dloss_ds": 2, "ds_dyhat": 1, "dyhat_dw": 4, "dloss_dw": 4}
-    (message,) = diagnose_all(answers, backward, "ada")
-    assert "forgot the factor 2" in message
+    message, numbers = diagnose_all(answers, backward, "ada")
+    assert "forgot the factor 2" in message and "x = 4, y = 1, w = 0.5" in numbers
     answers["dloss_dw"] = -8
     assert "wrong sign" in diagnose_all(answers, backward, "ada")[0]
 
 
+def task2_numbers(student: str) -> dict:
+    """A student's Task 2 inputs (their numbers hold Task 1's too)."""
+    numbers = kit.student_numbers(student)
+    return {k: numbers[k] for k in ("x1", "w1", "w2", "y")}
+
+
 def right_task2_namespace(student):
-    ref = kit.task2_values(**kit.student_numbers(student))
-    return {kit.TASK2_ANSWER_NAMES.get(k, k): rounded(v) for k, v in ref.items()}
+    return {k: rounded(v) for k, v in kit.task2_values(**task2_numbers(student)).items()}
 
 
 def test_value_checks_accept_tensors_and_numpy(student):
     np = pytest.importorskip("numpy")
     ns = right_task2_namespace(student)
     ns["m1"] = torch.tensor(ns["m1"], requires_grad=True) * 1
-    ns["yhat_2"] = np.float64(ns["yhat_2"])
+    ns["yhat"] = np.float64(ns["yhat"])
     assert run_test_cell("lab4", "t2_forward", ns) == (None, [])
 
 
 def test_copied_numbers_fail(student):
-    ns = {kit.TASK2_ANSWER_NAMES.get(k, k): v for k, v in kit.task2_values(
-        **kit.student_numbers("grace")).items()}
+    ns = kit.task2_values(**task2_numbers("grace"))
     error, problems = run_test_cell("lab4", "t2_gradients", ns)
     assert isinstance(error, CheckFailed) and "Your numbers, for student id 'ada'" in str(error)
     assert "Your numbers, for student id 'ada'" in problems[-1]
@@ -317,14 +324,16 @@ def payload(kind, name, data, hidden=False, lab="lab4"):
 
 def test_verification_rejects_missing_extra_foreign_or_malformed_payloads():
     lab = grader.LAB
-    good = payload("values", "yhat s loss", {"yhat": 2.0, "s": 1.0, "loss": 1.0})
-    assert lab.verify_cell("t1_forward", [good], "ada") == []
-    assert lab.verify_cell("t1_forward", [], "ada")
-    assert lab.verify_cell("t1_forward", [good, good], "ada")
-    assert lab.verify_cell("t1_forward", [{**good, "lab": "lab1"}], "ada")
-    assert lab.verify_cell("t1_forward", [payload("function", "train", [])], "ada")
-    assert lab.verify_cell("t1_forward", [payload("values", "yhat s loss", {"yhat": "x"})], "ada")
-    assert lab.verify_cell("t1_forward", [payload("values", "yhat s loss", {"yhat": 2.0, "s": 1.0, "loss": 2.0})], "ada")
+    names = "m1 r m2 yhat s loss"
+    right = {k: v for k, v in kit.task2_values(**task2_numbers("ada")).items() if k in names.split()}
+    good = payload("values", names, right)
+    assert lab.verify_cell("t2_forward", [good], "ada") == []
+    assert lab.verify_cell("t2_forward", [], "ada")
+    assert lab.verify_cell("t2_forward", [good, good], "ada")
+    assert lab.verify_cell("t2_forward", [{**good, "lab": "lab1"}], "ada")
+    assert lab.verify_cell("t2_forward", [payload("function", "train", [])], "ada")
+    assert lab.verify_cell("t2_forward", [payload("values", names, {**right, "yhat": "x"})], "ada")
+    assert lab.verify_cell("t2_forward", [payload("values", names, {**right, "loss": 2 * right["loss"]})], "ada")
     assert lab.verify_cell("no_such_cell", [good], "ada")
 
 
@@ -347,7 +356,7 @@ def test_answers_worked_on_the_practice_numbers_are_named_as_such(lab, student):
 
     check = importlib.import_module(f"course.{lab}").check
     mine, practice = check.expected_answers(student), check.expected_answers(identity.ANONYMOUS)
-    names = [n for n in mine if mine[n].value != practice[n].value]  # Task 1 of Lab 4 is everyone's
+    names = [n for n in mine if mine[n].value != practice[n].value]  # an answer that is the same for everyone is left out
     assert names
     on_practice = {n: practice[n].value for n in names}
     others = check.other_answers(student, names)

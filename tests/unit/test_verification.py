@@ -5,7 +5,7 @@ import nbformat
 from autograder import verification
 from autograder.labs import load
 from autograder.pipeline import sandbox
-from course import formulas
+from course import formulas, lab2
 from course.protocol import ANSWERS_MIME, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
 from helpers import REPO, SEED
@@ -34,26 +34,30 @@ def audited(folder, lab: str, student: str, result: dict, *args, run_formulas=sa
     return verification.audit([folder / f"{lab}.ipynb"], lab, student, result, run_formulas, SEED, *args)
 
 
-RIGHT = {"lab": "lab4", "kind": "values", "name": "yhat s loss", "hidden": False,
-         "data": {"yhat": 2.0, "s": 1.0, "loss": 1.0}}
+def task4_payload(**changed) -> dict:
+    """What Lab 2's Task 4 forward check publishes for ada's numbers (with `changed` values)."""
+    n = lab2.student_numbers("ada")
+    right = lab2.squared_error_values(n["x4"], n["y4"], n["w4"])
+    return {"lab": "lab2", "kind": "values", "name": "yhat s loss", "hidden": False,
+            "data": {k: right[k] for k in ("yhat", "s", "loss")} | changed}
 
 
 def test_a_passed_cell_with_right_data_keeps_its_points(tmp_path):
-    folder = graded_notebook(tmp_path, {"t1_forward": [answers_output(RIGHT)]})
-    result = {"grades": {("lab4", "t1_forward"): 1.0, ("lab4", "t1_backward"): 0.0}}
-    assert audited(folder, "lab4", "ada", result) == []
-    assert result["grades"] == {("lab4", "t1_forward"): 1.0, ("lab4", "t1_backward"): 0.0}
+    folder = graded_notebook(tmp_path, {"t4_forward": [answers_output(task4_payload())]}, lab="lab2")
+    result = {"grades": {("lab2", "t4_forward"): 1.0, ("lab2", "t4_backward"): 0.0}}
+    assert audited(folder, "lab2", "ada", result) == []
+    assert result["grades"] == {("lab2", "t4_forward"): 1.0, ("lab2", "t4_backward"): 0.0}
 
 
 def test_a_passed_cell_whose_data_fails_loses_its_points_and_says_why(tmp_path):
-    wrong = {**RIGHT, "data": {"yhat": 2.0, "s": 1.0, "loss": 2.0}}
-    folder = graded_notebook(tmp_path, {"t1_forward": [answers_output(wrong)], "t1_backward": []})
-    result = {"grades": {("lab4", "t1_forward"): 1.0, ("lab4", "t1_backward"): 2.0}}
-    overturned = audited(folder, "lab4", "ada", result)
-    assert result["grades"] == {("lab4", "t1_forward"): 0.0, ("lab4", "t1_backward"): 0.0}
-    assert [line.split(":")[0] for line in overturned] == ["t1_forward", "t1_backward"]
-    nb = nbformat.read(folder / "lab4.ipynb", as_version=4)
-    (cell,) = [c for c in nb.cells if c.id == "t1_forward"]
+    folder = graded_notebook(tmp_path, {"t4_forward": [answers_output(task4_payload(loss=2.0))], "t4_backward": []},
+                             lab="lab2")
+    result = {"grades": {("lab2", "t4_forward"): 1.0, ("lab2", "t4_backward"): 2.0}}
+    overturned = audited(folder, "lab2", "ada", result)
+    assert result["grades"] == {("lab2", "t4_forward"): 0.0, ("lab2", "t4_backward"): 0.0}
+    assert [line.split(":")[0] for line in overturned] == ["t4_forward", "t4_backward"]
+    nb = nbformat.read(folder / "lab2.ipynb", as_version=4)
+    (cell,) = [c for c in nb.cells if c.id == "t4_forward"]
     assert cell.outputs[-1].ename == "RecheckFailed" and "`loss` = 2 is not right" in cell.outputs[-1].evalue
     shown = cell.outputs[-1].traceback  # what a notebook, the formgrader and feedback show of an error
     assert "RecheckFailed" in shown[0] and "  - `loss` = 2 is not right. loss = s²." in shown
@@ -115,7 +119,7 @@ def test_the_kit_publishes_inside_ipython_and_stays_quiet_outside(capsys):
 
     from course.checks import publish
 
-    publish(RIGHT)  # a plain interpreter: nothing to attach it to, and no error
+    publish(task4_payload())  # a plain interpreter: nothing to attach it to, and no error
     assert capsys.readouterr().out == ""
     seen = []
 
@@ -126,10 +130,10 @@ def test_the_kit_publishes_inside_ipython_and_stays_quiet_outside(capsys):
     shell = InteractiveShell.instance()
     shell.display_pub = Capture(shell=shell)
     try:
-        publish(RIGHT)
+        publish(task4_payload())
     finally:
         InteractiveShell.clear_instance()
-    assert seen == [{ANSWERS_MIME: RIGHT, "text/plain": ""}]
+    assert seen == [{ANSWERS_MIME: task4_payload(), "text/plain": ""}]
 
 
 def test_feedback_and_the_formgrader_draw_no_empty_box_for_the_courses_data_outputs():
