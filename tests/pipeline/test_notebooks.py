@@ -72,16 +72,24 @@ def own_graded_values(lab: str, student: str) -> dict[str, float]:
     return values
 
 
-def printed_numbers(nb) -> list[float]:
+def printed_numbers(nb) -> list[str]:
     texts = [o.get("text", "") for c in nb.cells for o in c.get("outputs", [])]
     texts += [o.get("data", {}).get("text/plain", "") for c in nb.cells for o in c.get("outputs", [])]
-    return [float(n) for text in texts for n in NUMBER.findall(text) if any(ch.isdigit() for ch in n)]
+    return [n for text in texts for n in NUMBER.findall(text) if any(ch.isdigit() for ch in n)]
 
 
-def leaked(values: dict[str, float], printed: list[float]) -> list[str]:
-    """The names of `values` that a printed number shows to 4 significant digits or better."""
-    return [name for name, value in values.items()
-            if any(math.isclose(value, number, rel_tol=5e-4) for number in printed)]
+def shows(value: float, printed: str) -> bool:
+    """Whether a printed number is `value` to every digit it prints (to 4 significant digits when
+    it prints fewer): 1.197375 does not show 1.19743, whose 7 digits are 1.197430."""
+    digits = len(printed.lower().split("e")[0].lstrip("+-").replace(".", "").lstrip("0"))
+    if digits < 4:
+        return math.isclose(value, float(printed), rel_tol=5e-4)
+    return math.isclose(float(f"{value:.{digits}g}"), float(printed), rel_tol=1e-12)
+
+
+def leaked(values: dict[str, float], printed: list[str]) -> list[str]:
+    """The names of `values` that a printed number shows."""
+    return [name for name, value in values.items() if any(shows(value, number) for number in printed)]
 
 
 def test_sources_are_text_with_valid_metadata():
