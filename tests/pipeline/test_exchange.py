@@ -483,6 +483,8 @@ def opened(student, hub_server, fetched):
     page.locator(".lm-Menu-itemLabel", has_text="Run All Above Selected Cell").click()
     output = cell(page, "my_numbers").locator(".jp-OutputArea-output")
     output.first.wait_for(timeout=120_000)
+    output.first.scroll_into_view_if_needed()  # JupyterLab renders no text of a cell off screen
+    page.wait_for_timeout(500)
     screenshot(page, "hub-03-student-numbers")
     return {"dirty": dirty, "numbers": output.first.inner_text()}
 

@@ -85,7 +85,7 @@ def check_format(results: dict) -> None:
     assert results["score"] == sum(test["score"] for test in results["tests"])
 
 
-@pytest.mark.parametrize("student, notebook_name", [("ada", f"{LAB}.ipynb"), ("tanh_slip", "my work (2).ipynb")])
+@pytest.mark.parametrize("student, notebook_name", [("ada", f"{LAB}.ipynb"), ("square_slip", "my work (2).ipynb")])
 def test_each_test_scores_as_the_example_expects_and_says_why(autograder_zip, tmp_path, student, notebook_name):
     results = run_autograder(autograder_zip, tmp_path, student, notebook_name)
     check_format(results)
