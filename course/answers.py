@@ -37,6 +37,10 @@ Value = float | list[float]
 Plain = Any
 
 
+# nbgrader's Validate dialog indents each line of an error by 4 and cuts it past 87 characters
+LINE_WIDTH = 83
+
+
 class Explained(Exception):
     """A kit error whose message says all: IPython (the notebook, the Validate dialog, the
     feedback) shows the message, wrapped to be read whole, and no traceback through the kit's
@@ -46,7 +50,7 @@ class Explained(Exception):
         lines = [f"\x1b[31m{type(self).__name__}\x1b[39m:"]
         for line in str(self).strip("\n").splitlines():
             indent = " " * (len(line) - len(line.lstrip(" -")))
-            lines += textwrap.wrap(line, 88, subsequent_indent=indent, break_on_hyphens=False) or [""]
+            lines += textwrap.wrap(line, LINE_WIDTH, subsequent_indent=indent, break_on_hyphens=False) or [""]
         return lines
 
 

@@ -83,11 +83,26 @@ def explained(name: str, probe: Plain) -> Iterator[None]:
     """Run student code; an error with a known cause becomes a CheckFailed that says why."""
     try:
         yield
+    except Unanswered:
+        raise
+    except NotImplementedError as error:
+        if str(error):  # torch's own ("Could not run ... with arguments from the ... backend")
+            raise
+        raise Unanswered(f"`{raising_function(error)}` still raises NotImplementedError: write its body "
+                         "in the answer cell above and run it.") from None
     except RuntimeError as error:
         why = next((text for key, text in EXPLANATIONS.items() if key in str(error)), None)
         if why is None:
             raise
         raise CheckFailed(f"{describe_call(name, probe)} raised RuntimeError: {error}\n{why}") from None
+
+
+def raising_function(error: BaseException) -> str:
+    """The name of the function in which an error was raised."""
+    tb = error.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code.co_name if tb is not None else "a function"
 
 
 def take_function(namespace: dict[str, Any], name: str) -> Callable[..., Any]:

@@ -8,7 +8,7 @@ from autograder.labs import lab3
 from autograder.labs.checks import DRAWS_PER_CASE
 from course import identity
 from course import lab3 as kit
-from course.answers import relative_error
+from course.answers import Unanswered, relative_error
 from course.checks import CheckFailed
 
 from helpers import SEED, SEEDS, drawn_probes, run_test_cell, texts
@@ -196,6 +196,17 @@ def test_layer_grad_check(ada, device):
     assert grader_problems("t5_layer_grad", {"first_layer_grad": right}, hidden=True) == []
     assert "not model" in grader_problems("t5_layer_grad", {"first_layer_grad": lambda m, X, y: m[0].weight},
                                           hidden=True)[0]
+
+
+def test_a_function_that_still_raises_not_implemented_is_unanswered_by_name(ada, device):
+    def first_layer_grad(model, X, y):
+        raise NotImplementedError()  # as the released answer cell is
+
+    with pytest.raises(Unanswered, match="^`first_layer_grad` still raises NotImplementedError: write its body"):
+        kit.check.function({"first_layer_grad": first_layer_grad}, "first_layer_grad")
+    with pytest.raises(NotImplementedError, match="sparse"):  # torch's own, with its message, stays as it is
+        kit.check.function({"first_layer_grad": lambda m, X, y: exec('raise NotImplementedError("sparse")')},
+                           "first_layer_grad")
 
 
 def test_a_layer_gradient_taken_without_clearing_the_old_ones_fails_and_is_named(ada, device):

@@ -8,7 +8,7 @@ import nbformat
 import pytest
 
 from autograder.pipeline import notebooks
-from course.answers import Unanswered
+from course.answers import LINE_WIDTH, Unanswered
 
 from helpers import REPO
 
@@ -48,8 +48,10 @@ def test_release_has_no_solution_and_fails_only_where_answers_are_missing(lab, d
         meta = cell.metadata.get("nbgrader", {})
         errors = [o.ename for o in cell.get("outputs", []) if o.output_type == "error"]
         assert set(errors) <= INTENDED_ERRORS, (cell.id, errors)
-        if meta.get("grade") and not meta.get("solution"):
-            assert errors, f"{cell.id} should fail in the blank release"
+        if meta.get("grade") and not meta.get("solution"):  # a check: says "Unanswered", in lines Validate shows whole
+            assert errors == [Unanswered.__name__], f"{cell.id} should fail as unanswered in the blank release: {errors}"
+            shown = [line for o in cell.outputs if o.output_type == "error" for line in o.traceback]
+            assert max(map(len, shown)) <= LINE_WIDTH, (cell.id, shown)
     # Nothing run before answering shows a graded hand value of the student's own numbers.
     assert leaked(own_graded_values(lab, student), printed_numbers(executed)) == []
 

@@ -6,6 +6,7 @@ from autograder import verification
 from autograder.labs import load
 from autograder.pipeline import sandbox
 from course import formulas, lab2
+from course.answers import LINE_WIDTH
 from course.protocol import ANSWERS_MIME, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
 from helpers import REPO, SEED
@@ -61,7 +62,7 @@ def test_a_passed_cell_whose_data_fails_loses_its_points_and_says_why(tmp_path):
     assert cell.outputs[-1].ename == "RecheckFailed" and "`loss` = 2 is not right" in cell.outputs[-1].evalue
     shown = cell.outputs[-1].traceback  # what a notebook, the formgrader and feedback show of an error
     assert "RecheckFailed" in shown[0] and "  - `loss` = 2 is not right. loss = s²." in shown
-    assert max(map(len, shown[1:])) <= 88  # wrapped, as the kit's own failures are
+    assert max(map(len, shown[1:])) <= LINE_WIDTH  # wrapped, as the kit's own failures are
 
 
 def test_a_failed_cell_is_left_as_nbgrader_scored_it(tmp_path):
