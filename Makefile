@@ -2,7 +2,8 @@
 # ROOT is the nbgrader course root (default: this folder; the tests point it at scratch copies).
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
-PYTHON ?= python3
+# The Python that makes .venv: 3.11, which torch==2.13.0's wheels and requirements.lock are built for.
+PYTHON ?= $(shell command -v python3.11 2>/dev/null || echo python3)
 VENV ?= $(CURDIR)/.venv
 ROOT ?= $(CURDIR)
 # nbgrader runs `alembic` and `jupyter` from PATH: the venv must come first.
@@ -30,9 +31,16 @@ help: ## List the targets
 $(VENV)/.installed: pyproject.toml requirements.lock
 	@command -v bwrap >/dev/null || { [ "$$(id -u)" = 0 ] && (apt-get install -y -qq bubblewrap || \
 	  (apt-get update -qq && apt-get install -y -qq bubblewrap)); } || echo "bubblewrap missing: grading needs it (or NO_SANDBOX=1)"
-	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@test -x $(VENV)/bin/python || { $(PYTHON) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null || \
+	  { echo "Autograd Labs needs Python 3.11 (torch==2.13.0 and requirements.lock are pinned for it), and $(PYTHON) is" \
+	    "$$($(PYTHON) -V 2>&1 | grep -o 'Python [0-9.]*' || echo 'not found'). Install python3.11, or name one: make $(or $(MAKECMDGOALS),help) PYTHON=/path/to/python3.11" >&2; \
+	    exit 1; }; $(PYTHON) -m venv $(VENV); }
+	@echo "setup: installing the $$(grep -c '==' requirements.lock) pinned packages of requirements.lock into $(VENV)" \
+	  "(a few minutes the first time: torch alone is about 200 MB)"
+	@quiet=$$([ -t 1 ] || echo --quiet); \
+	  $(VENV)/bin/python -m pip install $$quiet --disable-pip-version-check -r requirements.lock && \
+	  $(VENV)/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	@echo "setup: done"
 	@touch $@
 
 setup: $(VENV)/.installed ## Create .venv with the pinned dependencies (torch==2.13.0); idempotent
@@ -85,7 +93,7 @@ recover: setup ## Settle the saves a killed grading run left half-done and rewri
 restore-gradebook: setup ## Put the newest backup of gradebook.db in place (FROM=.gradebook-backups/<file> for another)
 	python -m autograder --root $(ROOT) restore-gradebook $(if $(FROM),--from $(FROM))
 
-report: setup ## Per lab, from the gradebook: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes
+report: setup ## Per lab, from the gradebook: the score histogram (reports/<lab>-scores.png) and every mistake with its number of students
 	python -m autograder --root $(ROOT) report
 
 minutes: setup ## Estimate each lab's minutes from what it asks (fails if one is over 90); WRITE=1 puts them in the labs

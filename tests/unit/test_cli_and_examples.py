@@ -1,5 +1,7 @@
 """The command line and the example submissions, without running nbgrader."""
 
+import subprocess
+
 import nbformat
 import pytest
 
@@ -47,3 +49,16 @@ def test_a_notebook_is_written_only_when_its_text_changes(tmp_path):
     assert notebooks.write_if_changed(nb, path) is False
     nb.cells[0].source = "x = 2"
     assert notebooks.write_if_changed(nb, path) is True and "x = 2" in path.read_text()
+
+
+@pytest.mark.parametrize("version", ["Python 3.12.3", None])
+def test_setup_names_the_python_it_needs_before_installing_anything(tmp_path, version):
+    python = tmp_path / "python3"
+    if version:  # a Python of another version: it answers -V and refuses everything else
+        python.write_text(f"#!/bin/sh\n[ \"$1\" = -V ] && echo '{version}' && exit 0\nexit 1\n")
+        python.chmod(0o755)
+    done = subprocess.run(["make", "--no-print-directory", "-C", str(REPO), "setup", f"VENV={tmp_path / 'venv'}",
+                           f"PYTHON={python}"], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and not (tmp_path / "venv").exists()
+    assert "needs Python 3.11" in done.stderr and (version or "not found") in done.stderr, done.stderr
+    assert "PYTHON=/path/to/python3.11" in done.stderr
