@@ -273,7 +273,7 @@ COMMANDS = {
     "examples": (write_examples, "copy the bundled example submissions (examples/<lab>.toml) into submitted/"),
     "grade": (grade, "autograde every submission, then feedback, CSV and grade table"),
     "table": (table, "print the grade table from the gradebook"),
-    "report": (class_reports, "per lab: the score histogram (reports/<lab>-scores.png) and the most frequent mistakes"),
+    "report": (class_reports, "per lab: the histogram of scores and every mistake with its number of students"),
     "minutes": (lab_minutes, "estimate each lab's minutes from what it asks; fail if one is over a 90-minute session"),
     "student-bundle": (student_bundle, "write the student distribution (dist/student/ and its zip)"),
     "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),

@@ -6,13 +6,18 @@ answers, re-read by the grader's own checks), so it can be made again at any tim
 autograded totals) and `reports/<lab>.txt`, which it also returns:
 
     lab4: 34 graded, autograded points: mean 19.2 / 23, median 21 (histogram: reports/lab4-scores.png)
-    Most frequent mistakes, per graded cell (students who lost its points):
-      <test cell> (3 pts; 12 lost them)
-          7  `dloss_dw1`: used m2·(1 − m2) for the sigmoid's derivative
+    Mistakes per graded cell, each with the number of students who made it:
+      t2_gradients (1 pt; 12 students lost it)
+          7  used m2·(1 − m2) for the sigmoid's derivative (in `dloss_dw1`, `dloss_dw2`)
+          2  flipped the sign (in `dloss_dw1`)
+
+A mistake made in several answers of one cell counts once for that student, and every mistake
+is listed, so that one student's slip repeated in four answers hides nobody else's.
 """
 
+import re
 import statistics
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import nbformat
@@ -22,9 +27,6 @@ from .. import verification
 from ..labs import load
 from . import gradebooks
 from .layout import Layout, whole_file
-
-TOP = 5  # mistakes listed per cell
-
 
 def folder(root: Path) -> Path:
     return root / "reports"
@@ -49,9 +51,9 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
     return found
 
 
-def class_report(root: Path, lab: str, top: int = TOP) -> str:
-    """Write the lab's histogram (drawn again only when the totals changed) and report (the `top`
-    mistakes per cell) under reports/; return the report's text."""
+def class_report(root: Path, lab: str) -> str:
+    """Write the lab's histogram (drawn again only when the totals changed) and report (every
+    mistake per cell, with its number of students) under reports/; return the report's text."""
     scores = gradebooks.cell_scores(root, lab)
     auto, _ = gradebooks.graded_cells(root, lab)
     possible = sum(points for _, points in auto)
@@ -67,7 +69,7 @@ def class_report(root: Path, lab: str, top: int = TOP) -> str:
         histogram(lab, totals, possible, png)
         with whole_file(drawn) as partial:
             partial.write_text(shows)
-    return mistakes_report(root, lab, scores, auto, totals, possible, png, top)
+    return mistakes_report(root, lab, scores, auto, totals, possible, png)
 
 
 def histogram(lab: str, totals: dict[str, float], possible: float, png: Path) -> None:
@@ -90,26 +92,40 @@ def histogram(lab: str, totals: dict[str, float], possible: float, png: Path) ->
     plt.close(fig)
 
 
+def misconception(mistake: str) -> tuple[str, str]:
+    """A mistake as (what was done, the answer it was done in): "`df_dx`: used …" → ("used …", "df_dx");
+    ("no answer reached the check", "") where it names no answer."""
+    named = re.fullmatch(r"`([^`]+)`: (.+)", mistake, re.DOTALL)
+    return (named.group(2), named.group(1)) if named else (mistake, "")
+
+
 def mistakes_report(root: Path, lab: str, scores: dict, auto: list, totals: dict[str, float], possible: float,
-                    png: Path, top: int) -> str:
-    """The report's text, written to reports/<lab>.txt: the totals, then the `top` mistakes per cell."""
+                    png: Path) -> str:
+    """The report's text, written to reports/<lab>.txt: the totals, then per cell each mistake
+    with the number of students who made it, most frequent first."""
     out = folder(root)
-    counts = {name: Counter() for name, _ in auto}
+    students = {name: Counter() for name, _ in auto}  # {cell: {what was done: students}}
+    answers = {name: defaultdict(set) for name, _ in auto}  # {cell: {what was done: answers it was in}}
     lost_by = Counter()
     classmates = sorted(scores)
     for student, cells in scores.items():
         lost = {name for name, points in auto if (cells.get(name) or 0) < points}
         lost_by.update(lost)
         for grade_id, mistakes in cell_mistakes(root, lab, student, lost, classmates).items():
-            counts[grade_id].update(set(mistakes))
+            done = [misconception(mistake) for mistake in mistakes]
+            students[grade_id].update({what for what, _ in done})
+            for what, answer in done:
+                answers[grade_id][what].update([answer] if answer else [])
     lines = [f"{lab}: {len(totals)} graded, autograded points: mean {statistics.mean(totals.values()):.1f} / "
              f"{possible:g}, median {statistics.median(totals.values()):g} (histogram: {png.relative_to(root)})",
-             "Most frequent mistakes, per graded cell (students who lost its points):"]
+             "Mistakes per graded cell, each with the number of students who made it:"]
     for name, points in auto:
         if lost_by[name]:
-            lines.append(f"  {name} ({points:g} pt{'s' * (points != 1)}; {lost_by[name]} lost them)")
-            ranked = sorted(counts[name].items(), key=lambda item: (-item[1], item[0]))[:top]
-            lines += [f"    {n:>3}  {mistake}" for mistake, n in ranked]
+            lines.append(f"  {name} ({points:g} pt{'s' * (points != 1)}; "
+                         f"{lost_by[name]} student{'s' * (lost_by[name] != 1)} lost {'them' if points != 1 else 'it'})")
+            for what, n in sorted(students[name].items(), key=lambda item: (-item[1], item[0])):
+                where = sorted(answers[name][what])
+                lines.append(f"    {n:>3}  {what}" + (f" (in {', '.join(f'`{a}`' for a in where)})" if where else ""))
     if len(lines) == 2:
         lines.append("  none: every graded cell got its points")
     text = "\n".join(lines)
