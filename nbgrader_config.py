@@ -4,6 +4,7 @@ import importlib.util
 import os
 from pathlib import Path
 
+from jinja2.filters import do_float, do_round
 from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor, Preprocessor
 from nbgrader.preprocessors import ClearHiddenTests, GetGrades
 from nbgrader.utils import compute_checksum, is_grade, is_solution
@@ -13,7 +14,21 @@ from course.protocol import COURSE_MIME_PREFIX
 
 OWN_ERRORS = ("CheckFailed", "RecheckFailed")  # the kit's and the grader's: their message, no code
 NOT_GRADED_YET = ("**Not graded yet.** Your instructor has not read this answer; until they do, it counts 0 "
-                  "in the score below.")
+                  "in the lab's score at the top.")
+
+
+class NotReadYet(str):
+    """The score of a written answer that nobody has read: the feedback page shows these words
+    where nbgrader's template would show "0.0" (its headings print each score through the
+    `float` and `round` filters, which pass these words through unchanged)."""
+
+
+def float_or_words(value, default=0.0):
+    return value if isinstance(value, NotReadYet) else do_float(value, default)
+
+
+def round_or_words(value, precision=0, method="common"):
+    return value if isinstance(value, NotReadYet) else do_round(value, precision, method)
 
 
 class DropInvisibleOutputs(Preprocessor):
@@ -93,6 +108,7 @@ class GetGradesNamingUnread(GetGrades):
         answered = cell.metadata.nbgrader.get("checksum") != compute_checksum(cell)  # else "No response."
         if cell.cell_type == "markdown" and answered and grade.needs_manual_grade and grade.manual_score is None:
             cell.source = f"{NOT_GRADED_YET}\n\n{cell.source}"
+            cell.metadata.nbgrader["score"] = NotReadYet("not read yet")
 
 
 c = get_config()  # noqa: F821 (provided by nbgrader)
@@ -131,7 +147,8 @@ c.Execute.interrupt_on_timeout = True
 # images and cleaned HTML (the grader cleans them as they come back from the sandbox, and each
 # page again), and markdown cells only as cleaned HTML. The grader's code is named, not imported
 # here: nbgrader also reads this file inside the sandbox, where the grader is not.
-c.HTMLExporter.filters = {"markdown2html": "autograder.pipeline.outputs.markdown_as_data"}
+c.HTMLExporter.filters = {"markdown2html": "autograder.pipeline.outputs.markdown_as_data",
+                          "float": float_or_words, "round": round_or_words}
 
 # Feedback shows each test's result, never the hidden tests' code (their probes stay unknown),
 # neither as the cell's source nor quoted in a traceback, and says which written answers are unread.
