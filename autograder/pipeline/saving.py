@@ -188,11 +188,17 @@ class Patience:
         self.waits = list(waits)
 
     def run(self, transaction, log=print):
-        """`transaction()`, tried again after each wait left while the database refuses it."""
+        """`transaction()`, tried again after each wait left while the database refuses it. A
+        connection the database dropped (a restart) is replaced at once, without a wait: each
+        connection the pool held fails once after a restart, and must not spend the budget."""
+        replaced = False
         while True:
             try:
                 return transaction()
             except sqlalchemy.exc.DBAPIError as error:
+                if error.connection_invalidated and not replaced:
+                    replaced = True  # the pool has dropped that connection; the next try opens a new one
+                    continue
                 if not self.waits or not unreachable(error):
                     raise
                 wait = self.waits.pop(0)

@@ -294,6 +294,28 @@ def test_a_database_that_cannot_be_reached_is_waited_for_and_one_that_refuses_is
     assert len(tries) == 5
 
 
+def test_a_connection_the_database_dropped_is_replaced_at_once_without_spending_the_budget():
+    """After a database restart, each pooled connection fails once as it is next used: trying
+    again on a new connection must not wait, nor use up the run's patience."""
+    import sqlalchemy
+
+    dropped = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"),
+                                              connection_invalidated=True)
+    tries, waited = [], []
+    patience = saving.Patience(waits=[])
+
+    def once_dropped():
+        tries.append(1)
+        if len(tries) % 2:
+            raise dropped
+        return "saved"
+
+    assert [patience.run(once_dropped, log=waited.append) for _ in range(3)] == ["saved"] * 3
+    assert len(tries) == 6 and waited == []
+    with pytest.raises(sqlalchemy.exc.OperationalError):  # dropped again on the new connection: the budget decides
+        patience.run(lambda: (_ for _ in ()).throw(dropped), log=waited.append)
+
+
 def test_a_feedback_page_that_cannot_be_written_says_why(gradebook, tmp_path):
     """nbgrader logs a failed page's traceback and raises only 'see above': the save's message
     must carry the cause itself (seen: a full disk reported as an unexplained NbGraderException)."""
