@@ -7,7 +7,7 @@ autograded totals) and `reports/<lab>.txt`, which it also returns:
 
     lab4: 34 graded, autograded points: mean 19.2 / 23, median 21 (histogram: reports/lab4-scores.png)
     Mistakes per graded cell, each with the number of students who made it:
-      t2_gradients (1 pt; 12 students lost it)
+      <test cell> (1 pt; 12 students lost it)
           7  used m2·(1 − m2) for the sigmoid's derivative (in `dloss_dw1`, `dloss_dw2`)
           2  flipped the sign (in `dloss_dw1`)
 
