@@ -17,6 +17,7 @@ import nbformat
 from nbgrader.utils import is_grade, is_solution
 
 from course.answers import Explained
+from course.identity import ANONYMOUS
 from course.protocol import ANSWERS_MIME, CELL_TIMEOUT, FAULT_CELL_ID, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
 
 from .labs import Check, FormulaCheck, FormulaRunner, Kind, Lab, Problem, load
@@ -35,6 +36,7 @@ SEED_KEY = "autograd_labs_seed"  # notebook metadata: the seed the submission's 
 # notebook metadata: {test cell: its mistakes in words}, for each cell that lost points, as the
 # summary names them; the class report reads them instead of verifying every answer again
 MISTAKES_KEY = "autograd_labs_mistakes"
+WORKED_AS_KEY = "autograd_labs_worked_as"  # notebook metadata: the id it was worked under, where not the graded one
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
@@ -52,7 +54,8 @@ def answer_sources(nb: Notebook) -> dict[str, str]:
 
 
 def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any], run_formulas: FormulaRunner,
-          seed: bytes, classmates: Iterable[str] = (), tests: dict[tuple[str, str], float] | None = None) -> list[str]:
+          seed: bytes, classmates: Iterable[str] = (), tests: dict[tuple[str, str], float] | None = None,
+          worked_as: str | None = None) -> list[str]:
     """In the lab's executed `notebooks` (no other: a kernel may leave any number beside them),
     zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
@@ -61,13 +64,15 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
     hidden probes drawn from the submission's `seed`, and its verdict kept in the test cell
     (`FORMULA_VERDICT_MIME`); so is the reading of each function the task says to write without
     autograd, where it finds the rule broken. With `tests`
-    ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`).
+    ({(notebook, test cell): points}), each notebook then starts with a summary (`add_summary`),
+    which says so where the notebook was worked under another id than `student` (`worked_as`,
+    `intake.worked_as`).
 
     Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
     instructor per overturned or copied cell.
     """
     checks = load(lab)
-    notes = []
+    notes = [] if worked_as in (None, student) else [other_id(worked_as, student)]
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         code_verdicts = checks.verify_code(answer_sources(nb), run_formulas, seed)
@@ -111,8 +116,12 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                 changed = True
         nb.metadata.pop(MISTAKES_KEY, None)  # whatever the kernel left there is not the grader's
         if tests is not None:
-            nb.metadata[MISTAKES_KEY] = add_summary(nb, path.stem, checks, student, result, tests, classmates, seed)
+            nb.metadata[MISTAKES_KEY] = add_summary(nb, path.stem, checks, student, result, tests, classmates, seed,
+                                                    worked_as)
         nb.metadata[SEED_KEY] = seed.hex()  # for the class report; set here, whatever the kernel left
+        nb.metadata.pop(WORKED_AS_KEY, None)
+        if worked_as not in (None, student):
+            nb.metadata[WORKED_AS_KEY] = worked_as
         changed = True
         if changed:
             path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
@@ -171,9 +180,15 @@ def kit_verdict(cell: Cell) -> list[str]:
     return [line for line in lines if line and not line.startswith("(Your numbers")]
 
 
+def other_id(worked_as: str, student: str) -> str:
+    """What it means that a notebook was worked under another id than the one it is graded as."""
+    worked = "with no student id set (practice numbers)" if worked_as == ANONYMOUS else f"as `{worked_as}`"
+    return f"worked {worked}, graded as `{student}`: hand values were checked against `{student}`'s numbers"
+
+
 def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: dict[str, Any],
                 tests: dict[tuple[str, str], float], classmates: Iterable[str] = (),
-                seed: bytes | None = None) -> dict[str, list[str]]:
+                seed: bytes | None = None, worked_as: str | None = None) -> dict[str, list[str]]:
     """Put first in a graded notebook (after a note that grading stopped early), so first in its
     feedback: the autograded score, the numbers it was graded on, and what cost points, cell by
     cell, as named mistakes; returns those mistakes, {test cell: words}. `tests`: {(notebook,
@@ -186,6 +201,8 @@ def add_summary(nb: Notebook, notebook: str, checks: Lab, student: str, result: 
     lines = [f"**Autograded: {sum(got.values()):g} of {sum(points.values()):g} points.** Written answers are "
              "read and scored by your instructor.", "",
              f"Graded on the numbers of student id `{student}`:", *[f"- {line}" for line in numbers], ""]
+    if worked_as not in (None, student):
+        lines[-1:-1] = ["", f"**Note:** this notebook was {other_id(worked_as, student)} (listed above)."]
     lost = {name: cell_mistakes(cells.get(name), checks, student, classmates, seed)
             for name in points if got[name] < points[name]}
     lines += ["What cost points:"] if lost else ["Every autograded check passed."]

@@ -35,8 +35,8 @@ from typing import Any, Callable, ClassVar, Iterator
 from . import formulas
 from .rules import AUTOGRAD_RULE, CLOSED_FORM, ENGINE_RULE, BrokenRule, without_autograd
 from .answers import Expected, Explained, Plain, Unanswered, WrongType, diagnose_all, hand_values, matches
-from .identity import ANONYMOUS, student_id
-from .protocol import ANSWERS_MIME
+from .identity import ANONYMOUS, HOW_TO_SET_ID, student_id
+from .protocol import ANSWERS_MIME, IDENTITY_MIME
 
 EXPECTED_DIR = Path(__file__).resolve().parent / "expected"
 
@@ -70,6 +70,9 @@ def notes(caught: list[warnings.WarningMessage]) -> list[str]:
 
 
 # Errors of student code whose message says what but not why, and the why.
+PRACTICE_NUMBERS = ("No student id is set, so these are practice numbers: your grade uses the numbers of your "
+                    f"real id. {HOW_TO_SET_ID}")
+
 EXPLANATIONS = {
     "Only Tensors of floating point and complex dtype can require gradients":
         "Integer tensors cannot require gradients: a gradient is the effect of an arbitrarily small change, "
@@ -116,7 +119,7 @@ def take_function(namespace: dict[str, Any], name: str) -> Callable[..., Any]:
     return fn
 
 
-def publish(payload: dict[str, Any]) -> None:
+def publish(payload: dict[str, Any], mime: str = ANSWERS_MIME) -> None:
     """Attach plain answer data to the cell's outputs (invisible in the notebook)."""
     try:
         from IPython import get_ipython
@@ -125,7 +128,14 @@ def publish(payload: dict[str, Any]) -> None:
         return
     if get_ipython() is None:
         return
-    display({ANSWERS_MIME: payload, "text/plain": ""}, raw=True)
+    display({mime: payload, "text/plain": ""}, raw=True)
+
+
+def record_identity(student: str) -> None:
+    """Keep in the notebook the id its numbers were drawn for: when it is graded under another id
+    (an account's email, a typo), the feedback says so, because the hand values are then checked
+    against the other id's numbers."""
+    publish({"student": student}, IDENTITY_MIME)
 
 
 def report(what: str, problems: list[str], success: str) -> None:
@@ -346,9 +356,8 @@ class LabKit:
         for line in self.show_numbers(numbers):
             print(line)
         if student == ANONYMOUS:
-            print("No student id is set, so these are practice numbers: your grade uses the numbers of "
-                  "your real id. Quit JupyterLab and start it again with `make lab STUDENT=<your id>` "
-                  "(restarting the kernel keeps the old setting).")
+            print(PRACTICE_NUMBERS)
+        record_identity(student)
         return numbers
 
     def other_answers(self, student: str, names: tuple[str, ...] | list[str]) -> list[tuple[str, list[Expected]]]:

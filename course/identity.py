@@ -1,9 +1,11 @@
 """Whose notebook is this? The student id behind the per-student numbers.
 
 While a student works, the id comes from (first match wins):
-  1. the environment variable AUTOGRAD_LABS_STUDENT (`make lab STUDENT=ada` sets it);
+  1. the environment variable AUTOGRAD_LABS_STUDENT (students with the kit set it as they start
+     JupyterLab; the repository's `make lab STUDENT=ada` sets it too);
   2. JUPYTERHUB_USER, which JupyterHub sets for every user's server.
-With neither, the notebook shows practice numbers for the id "anonymous" and says so.
+With neither, the notebook shows practice numbers for the id "anonymous" and says so
+(`HOW_TO_SET_ID`, in the words the notebooks use too).
 
 While nbgrader autogrades (NBGRADER_EXECUTION=autograde), the id is never read
 from the notebook: nbgrader runs the kernel in autograded/<student>/<lab>/, so
@@ -21,6 +23,11 @@ from typing import Any, Callable
 
 STUDENT_ENV = "AUTOGRAD_LABS_STUDENT"
 ANONYMOUS = "anonymous"
+HOW_TO_SET_ID = (
+    "On the course JupyterHub your id is your login, set for you. With the student kit on your own "
+    f"computer, quit JupyterLab and start it again as `{STUDENT_ENV}=<your id> jupyter lab` (restarting "
+    "the kernel keeps the old setting). If your course grades on Gradescope, use the id your instructor "
+    "says Gradescope grades you as.")
 
 
 class UnknownStudent(RuntimeError):

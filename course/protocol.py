@@ -7,6 +7,7 @@ import hashlib
 COURSE_MIME_PREFIX = "application/vnd.autograd-labs."  # data outputs that only code reads, never shown
 ANSWERS_MIME = COURSE_MIME_PREFIX + "answers+json"  # the plain data a test cell's check hands over
 FORMULA_VERDICT_MIME = COURSE_MIME_PREFIX + "formula-verdict+json"  # the grader's verdict on a formula
+IDENTITY_MIME = COURSE_MIME_PREFIX + "identity+json"  # {"student": id}: the id a notebook was last run under
 
 FAULT_CELL_ID = "autograde-fault"  # the note on top of a notebook whose grading stopped early
 SUMMARY_CELL_ID = "autograde-summary"  # the grader's summary of the scores, on top (below the note)

@@ -15,6 +15,9 @@ from pathlib import Path
 
 import nbformat
 
+from course.identity import ANONYMOUS
+from course.protocol import IDENTITY_MIME
+
 from .layout import Layout
 
 STUDENT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,63}")
@@ -52,6 +55,27 @@ def precheck(root: Path, lab: str, student: str) -> str | None:
             problem = notebook_problem(path, root, lab)
             if problem:
                 return problem
+    return None
+
+
+def worked_as(folder: Path, names: list[str]) -> str | None:
+    """The student id the submitted notebooks were last run under, as the kit recorded it in an
+    output (`IDENTITY_MIME`), or None: none recorded, or not an id (a student may have written
+    anything there; only a plain id comes out). Call it after `precheck` took the folder."""
+    for name in names:
+        path = folder / f"{name}.ipynb"
+        if not path.is_file() or path.is_symlink():
+            continue
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except Exception:  # a notebook that nbgrader will refuse in its turn
+            continue
+        for cell in nb.cells:
+            for output in cell.get("outputs", []) if cell.get("cell_type") == "code" else []:
+                said = output.get("data", {}).get(IDENTITY_MIME) if isinstance(output, dict) else None
+                student = said.get("student") if isinstance(said, dict) else None
+                if isinstance(student, str) and (student == ANONYMOUS or STUDENT_ID.fullmatch(student)):
+                    return student
     return None
 
 

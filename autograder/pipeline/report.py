@@ -32,12 +32,15 @@ def folder(root: Path) -> Path:
     return root / "reports"
 
 
-def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates: list[str]) -> dict[str, list[str]]:
+def cell_mistakes(root: Path, lab: str, student: str, lost: set[str],
+                  classmates: list[str]) -> tuple[dict[str, list[str]], str | None]:
     """{test cell: its mistakes} for the cells in `lost` of one student's graded notebooks: as
-    the audit wrote them down when it graded (`verification.MISTAKES_KEY`), else worked out again."""
-    checks, found = load(lab), {}
+    the audit wrote them down when it graded (`verification.MISTAKES_KEY`), else worked out again;
+    and the other id the notebooks were worked under, if the audit found one."""
+    checks, found, worked_as = load(lab), {}, None
     for path in sorted(Layout(root).folder("autograded", lab, student).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
+        worked_as = worked_as or nb.metadata.get(verification.WORKED_AS_KEY)
         written = nb.metadata.get(verification.MISTAKES_KEY)
         if isinstance(written, dict) and lost <= set(written):
             found.update({grade_id: [str(words) for words in written[grade_id]] for grade_id in lost})
@@ -48,7 +51,7 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str], classmates
                     and cell.metadata.nbgrader["grade_id"] in lost:
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 found[grade_id] = verification.cell_mistakes(cell, checks, student, classmates, seed)
-    return found
+    return found, worked_as
 
 
 def class_report(root: Path, lab: str) -> str:
@@ -106,12 +109,15 @@ def mistakes_report(root: Path, lab: str, scores: dict, auto: list, totals: dict
     out = folder(root)
     students = {name: Counter() for name, _ in auto}  # {cell: {what was done: students}}
     answers = {name: defaultdict(set) for name, _ in auto}  # {cell: {what was done: answers it was in}}
-    lost_by = Counter()
+    lost_by, other_ids = Counter(), []
     classmates = sorted(scores)
     for student, cells in scores.items():
         lost = {name for name, points in auto if (cells.get(name) or 0) < points}
         lost_by.update(lost)
-        for grade_id, mistakes in cell_mistakes(root, lab, student, lost, classmates).items():
+        found, worked_as = cell_mistakes(root, lab, student, lost, classmates) if lost else ({}, None)
+        if worked_as:
+            other_ids.append(verification.other_id(str(worked_as), student))
+        for grade_id, mistakes in found.items():
             done = [misconception(mistake) for mistake in mistakes]
             students[grade_id].update({what for what, _ in done})
             for what, answer in done:
@@ -128,6 +134,9 @@ def mistakes_report(root: Path, lab: str, scores: dict, auto: list, totals: dict
                 lines.append(f"    {n:>3}  {what}" + (f" (in {', '.join(f'`{a}`' for a in where)})" if where else ""))
     if len(lines) == 2:
         lines.append("  none: every graded cell got its points")
+    if other_ids:
+        lines += ["Worked under another student id than the one graded (their hand values lose points):",
+                  *[f"  {line}" for line in sorted(other_ids)]]
     text = "\n".join(lines)
     with whole_file(out / f"{lab}.txt") as partial:
         partial.write_text(text + "\n")

@@ -162,6 +162,7 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     if problem:
         return Outcome(student, lab, False, problem), None
     course, private = Layout(root), Layout(scratch)
+    worked_as = intake.worked_as(course.folder("submitted", lab, student), intake.lab_notebooks(root, lab))
     shutil.copy2(template, private.gradebook)
     shutil.copytree(course.folder("submitted", lab, student), private.folder("submitted", lab, student),
                     symlinks=True, ignore=not_regular)
@@ -195,7 +196,7 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     result = read_result(notebooks, tests, timestamp)
     run_formulas = sandbox.run_formulas if settings.sandboxed else formulas.evaluate
     overrides = verification.audit(notebooks, lab, student, result, run_formulas, seed,
-                                   course.students("submitted", lab), tests)
+                                   course.students("submitted", lab), tests, worked_as)
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
                    fault=fault_note(notebooks), timed_out=limits_hit), result
 

@@ -51,9 +51,20 @@ from course.lab6 import check
 # %% [markdown]
 # ## Your numbers
 #
-# Task 1 is graded on numbers made from your student id (`AUTOGRAD_LABS_STUDENT`, or else
-# JupyterHub's user name). If the cell below says it shows *practice numbers*, set your id
-# before you start Task 1.
+# Task 1 is graded on numbers made from your student id.
+# Where the id comes from depends on where you work:
+#
+# - **On the course JupyterHub** it is your login, set for you.
+# - **With the student kit on your own computer**, start JupyterLab as
+#   `AUTOGRAD_LABS_STUDENT=<your id> jupyter lab`. Restarting the kernel does not change it (a
+#   kernel inherits the environment of the server that started it): quit JupyterLab and start
+#   it again.
+# - **If your course grades on Gradescope**, use the id your instructor says Gradescope grades
+#   you as.
+#
+# The cell below prints the id it used; if it says *practice numbers*, set your id before you
+# start. When your notebook is graded, your answers are checked on the numbers of the id it is
+# graded as, whatever this notebook used; where the two differ, your feedback says so.
 
 # %% nbgrader={"grade": false, "grade_id": "my_numbers", "locked": true, "schema_version": 3, "solution": false, "task": false}
 mine = check.my_numbers()

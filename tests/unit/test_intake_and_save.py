@@ -11,6 +11,7 @@ from nbgrader.utils import compute_checksum
 
 from autograder.pipeline import feedback, gradebooks, intake, notebooks, saving, submission, terminal
 from autograder.pipeline.layout import Layout
+from course.protocol import IDENTITY_MIME
 
 from helpers import REPO
 
@@ -292,6 +293,20 @@ def test_a_database_that_cannot_be_reached_is_waited_for_and_one_that_refuses_is
     with pytest.raises(sqlalchemy.exc.IntegrityError):
         saving.Patience(waits=[0, 0]).run(duplicate, log=waited.append)
     assert len(tries) == 5
+
+
+@pytest.mark.parametrize("said, found", [({"student": "ada"}, "ada"), ({"student": "anonymous"}, "anonymous"),
+                                         ({"student": "<img src=x onerror=alert(1)>"}, None),
+                                         ({"student": "../grace"}, None), ({"student": ["ada"]}, None),
+                                         ("ada", None), (None, None)])
+def test_the_id_a_notebook_was_worked_under_is_read_only_as_a_plain_id(tmp_path, said, found):
+    """The kit records it in an output; a student can write anything there."""
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("mine = check.my_numbers()")])
+    if said is not None:
+        nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={IDENTITY_MIME: said, "text/plain": ""})]
+    nbformat.write(nb, tmp_path / "lab4.ipynb")
+    (tmp_path / "lab2.ipynb").write_text("not a notebook")
+    assert intake.worked_as(tmp_path, ["lab2", "lab3", "lab4"]) == found
 
 
 def test_a_connection_the_database_dropped_is_replaced_at_once_without_spending_the_budget():

@@ -1,6 +1,7 @@
 """The out-of-kernel verification on a graded notebook: passed cells whose data fails lose their points."""
 
 import nbformat
+import pytest
 
 from autograder import verification
 from autograder.labs import load
@@ -187,6 +188,26 @@ def test_the_audit_writes_down_the_mistakes_it_summed_up_and_drops_any_record_th
     assert written == {"t2_gradients": ["`dloss_dw2`: flipped the sign"], "t2_local": [verification.NOT_ANSWERED]}
     audited(folder, "lab4", "ada", {"grades": {}})  # without the tests' points there is no summary, and no record
     assert verification.MISTAKES_KEY not in nbformat.read(folder / "lab4.ipynb", as_version=4).metadata
+
+
+@pytest.mark.parametrize("worked_as, note", [
+    ("ada", "worked as `ada`, graded as `ada@uni.edu`: hand values were checked against `ada@uni.edu`'s numbers"),
+    ("anonymous", "worked with no student id set (practice numbers), graded as `ada@uni.edu`"),
+    ("ada@uni.edu", None), (None, None)])
+def test_a_notebook_worked_under_another_id_says_so_first_and_keeps_it_for_the_report(tmp_path, worked_as, note):
+    folder = graded_notebook(tmp_path, {"t2_local": []})
+    planted = nbformat.read(folder / "lab4.ipynb", as_version=4)
+    planted.metadata[verification.WORKED_AS_KEY] = "<b>the kernel's</b>"  # not the grader's: dropped
+    nbformat.write(planted, folder / "lab4.ipynb")
+    tests, result = {("lab4", "t2_local"): 2.0}, {"grades": {("lab4", "t2_local"): 0.0}}
+    notes = audited(folder, "lab4", "ada@uni.edu", result, [], tests, worked_as)
+    nb = nbformat.read(folder / "lab4.ipynb", as_version=4)
+    if note is None:
+        assert notes == [] and "**Note:**" not in nb.cells[0].source
+        assert verification.WORKED_AS_KEY not in nb.metadata
+    else:
+        assert [line for line in notes if note in line] and f"**Note:** this notebook was {note}" in nb.cells[0].source
+        assert nb.metadata[verification.WORKED_AS_KEY] == worked_as
 
 
 def test_a_function_check_that_failed_in_the_notebook_is_summed_up_by_the_kits_own_words(tmp_path):
