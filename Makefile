@@ -102,8 +102,8 @@ minutes: setup ## Estimate each lab's minutes from what it asks (fails if one is
 student-bundle: release ## Write dist/student/ and dist/student.zip: released notebooks + the kit, no solutions
 	python -m autograder --root $(ROOT) student-bundle --dest dist/student
 
-gradescope: release ## Write dist/gradescope/<lab>.zip, a Gradescope autograder per lab (UNSANDBOXED=1: allow grading without bubblewrap)
-	python -m autograder --root $(ROOT) gradescope --dest dist/gradescope $(if $(UNSANDBOXED),--unsandboxed)
+gradescope: release ## Write dist/gradescope/<lab>.zip, a Gradescope autograder per lab (ROSTER=roster.csv: email → course id; UNSANDBOXED=1)
+	python -m autograder --root $(ROOT) gradescope --dest dist/gradescope $(if $(UNSANDBOXED),--unsandboxed) $(if $(ROSTER),--roster $(ROSTER))
 
 # What the tests need beyond the venv: the browser tests chromium, the hub tests npm (its proxy),
 # one test a PostgreSQL server. Installed as root when missing; elsewhere those tests skip.

@@ -233,7 +233,8 @@ def lab_minutes(args, root: Path) -> int:
 
 def gradescope(args, root: Path) -> int:
     for lab in args.labs:
-        print(exports.build_gradescope(root, lab, args.dest.resolve() / f"{lab}.zip", args.unsandboxed))
+        print(exports.build_gradescope(root, lab, args.dest.resolve() / f"{lab}.zip", args.unsandboxed,
+                                       args.roster and args.roster.resolve()))
     return 0
 
 
@@ -327,6 +328,8 @@ def main(argv=None) -> int:
     sub.choices["gradescope"].add_argument("--dest", type=Path, default=Path("dist/gradescope"))
     sub.choices["gradescope"].add_argument("--unsandboxed", action="store_true",
                                            help="grade even where bubblewrap cannot run on Gradescope's image")
+    sub.choices["gradescope"].add_argument("--roster", type=Path, help="a CSV with the columns email and id (or "
+                                           "SID): each account is graded as the course's id for its email")
     sub.choices["gradescope-run"].add_argument("base", type=Path, nargs="?", default=Path("/autograder"),
                                                help="Gradescope's folder (submission/, results/)")
     sub.choices["hub"].add_argument("--state", type=Path, default=Path("hub"),

@@ -9,7 +9,8 @@
   `setup.sh`, `run_autograder`, the grader, the kit, the lab's release and a gradebook that knows
   the lab. There are no instructor sources and no examples.
 - `run_gradescope(base)`: what `run_autograder` runs on Gradescope. It grades the notebook in
-  base/submission as the lab, with the Gradescope account's email as the student id, and writes
+  base/submission as the lab, as the course's id for the account's email where the zip was built
+  with a roster (`read_roster`), else with the email as the student id, and writes
   base/results/results.json. That file has one test per autograded cell (name, score,
   max_score, what the cell showed), the total, and a note on the written answers, which are
   graded by hand.
@@ -40,9 +41,18 @@ MAX_OUTPUT = 4000  # characters of one test's output in results.json
 AS_TEXT = {"output_format": "text", "test_output_format": "text"}
 
 SETUP_SH = """#!/usr/bin/env bash
-# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu).
+# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04 or 24.04).
 set -euo pipefail
-apt-get install -y python3.11 python3.11-venv bubblewrap
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq  # the image comes with no package lists
+apt-get install -y -qq bubblewrap
+# Python 3.11: in Ubuntu 22.04's own archive; for 24.04 (3.12 only), from the deadsnakes archive
+if ! apt-get install -y -qq python3.11 python3.11-venv; then
+    apt-get install -y -qq software-properties-common
+    add-apt-repository -y ppa:deadsnakes/ppa
+    apt-get update -qq
+    apt-get install -y -qq python3.11 python3.11-venv
+fi
 python3.11 -m venv /autograder/source/.venv
 /autograder/source/.venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
     -r /autograder/source/requirements.lock
@@ -111,16 +121,45 @@ def write_class_exports(root: Path, labs: list[str]) -> list[str]:
 
 
 UNSANDBOXED_FLAG = "grade-without-sandbox"  # in the zip: the instructor chose to grade without bubblewrap
+ROSTER = "roster.csv"  # in the zip: the course's id of each Gradescope account's email
+ROSTER_EMAIL, ROSTER_ID = {"email"}, {"id", "sid", "student id"}  # accepted column names, any case
 
 
-def build_gradescope(root: Path, lab: str, dest: Path, unsandboxed: bool = False) -> Path:
+def read_roster(path: Path) -> dict[str, str]:
+    """{email, lower case: the course's student id} from a CSV with a column "email" and a column
+    "id" (or "SID", as Gradescope's roster export names it). Raises ValueError saying what is wrong."""
+    with path.open(newline="", encoding="utf-8-sig") as lines:
+        rows = list(csv.reader(lines))
+    header = [name.strip().lower() for name in rows[0]] if rows else []
+    email = next((i for i, name in enumerate(header) if name in ROSTER_EMAIL), None)
+    sid = next((i for i, name in enumerate(header) if name in ROSTER_ID), None)
+    if email is None or sid is None:
+        raise ValueError(f"{path}: the first row must name an 'email' column and an 'id' (or 'SID') column; "
+                         f"it has {rows[0] if rows else 'nothing'}")
+    roster = {}
+    for number, row in enumerate(rows[1:], 2):
+        if len(row) <= max(email, sid) or not row[email].strip():
+            continue
+        student = row[sid].strip()
+        if not intake.STUDENT_ID.fullmatch(student):
+            raise ValueError(f"{path}, row {number}: {student!r} is not a student id the grader takes "
+                             "(letters, digits and . _ @ + -, up to 64)")
+        roster[row[email].strip().lower()] = student
+    return roster
+
+
+def build_gradescope(root: Path, lab: str, dest: Path, unsandboxed: bool = False, roster: Path | None = None) -> Path:
     """Write `dest`, a Gradescope autograder zip for `lab`, and return it. With `unsandboxed`,
     submissions are graded even where bubblewrap cannot run (then only Gradescope's container
-    separates the student's code from the grader's files)."""
+    separates the student's code from the grader's files). With a `roster` (`read_roster`),
+    each account is graded as the course's id for its email."""
     with tempfile.TemporaryDirectory() as scratch:
         course = Path(scratch) / "course"
+        course.mkdir()
+        if roster is not None:
+            read_roster(roster)  # refused here, at the instructor's desk, not on Gradescope
+            shutil.copyfile(roster, course / ROSTER)
         if unsandboxed:
-            (course / UNSANDBOXED_FLAG).parent.mkdir(parents=True)
             (course / UNSANDBOXED_FLAG).write_text("bubblewrap is not required\n")
         for part in ("autograder", "course"):
             shutil.copytree(root / part, course / part, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
@@ -209,9 +248,14 @@ def run_gradescope(base: Path, root: Path) -> dict:
     (lab,) = [p.name for p in (root / "release").iterdir() if p.is_dir()]
     metadata = json.loads((base / "submission_metadata.json").read_text())
     users = metadata.get("users") or [{}]
-    student = str(users[0].get("email", "")).strip()
+    email = str(users[0].get("email", "")).strip()
+    roster = read_roster(root / ROSTER) if (root / ROSTER).is_file() else None
+    student = roster.get(email.lower(), email) if roster is not None else email
     notebook = submitted_notebook(base / "submission", lab)
-    if notebook is None:
+    if roster is not None and email.lower() not in roster:
+        outcome = submission.Outcome(student, lab, False, f"the account's email {email!r} is not in the course's "
+                                     "roster, so the grader cannot tell whose numbers to check: ask your instructor")
+    elif notebook is None:
         outcome = submission.Outcome(student, lab, False, f"upload one notebook, named {lab}.ipynb")
     elif not intake.STUDENT_ID.fullmatch(student):
         why = f"the account's email {student!r} is not an id the grader takes"

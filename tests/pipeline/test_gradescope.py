@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import nbformat
 import pytest
 
 from autograder.pipeline import examples, exports, notebooks
+from course.protocol import IDENTITY_MIME
 
 from helpers import REPO, hidden_input_spellings
 
@@ -41,6 +43,10 @@ def test_the_zip_has_gradescopes_two_scripts_at_its_root_and_no_solutions(autogr
             assert script in names
             assert archive.getinfo(script).external_attr >> 16 & stat.S_IXUSR
             assert archive.read(script).startswith(b"#!/usr/bin/env bash\n")
+        setup = archive.read("setup.sh").decode()
+        assert subprocess.run(["bash", "-n"], input=setup, text=True).returncode == 0
+        assert setup.index("apt-get update") < setup.index("apt-get install")  # the image has no package lists
+        assert "python3.11 -m venv" in setup and "download.pytorch.org/whl/cpu" in setup
         assert "gradebook.db" in names and f"release/{LAB}/{LAB}.ipynb" in names
         assert not any(name.startswith(("source/", "examples/", "tests/")) for name in names)
         solutions = solution_lines()
@@ -54,18 +60,32 @@ def test_the_zip_has_gradescopes_two_scripts_at_its_root_and_no_solutions(autogr
                 assert archive.read(name) == (REPO / name).read_bytes(), name
 
 
-def run_autograder(autograder_zip, tmp_path, student: str, notebook_name: str) -> dict:
-    """Unzip as Gradescope does, put one example submission in submission/, run run_autograder
+@pytest.fixture(scope="module")
+def roster_zip(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("roster")
+    (folder / "roster.csv").write_text("First Name,Last Name,SID,Email\nAda,Lovelace,ada,Ada@Uni.edu\n")
+    return exports.build_gradescope(REPO, LAB, folder / f"{LAB}.zip", roster=folder / "roster.csv")
+
+
+def run_autograder(autograder_zip, tmp_path, student: str, notebook_name: str, email: str | None = None,
+                   worked_as: str | None = None) -> dict:
+    """Unzip as Gradescope does, put one example submission in submission/ (uploaded by the account
+    `email`, default the example's name; run by the kit as `worked_as`, if given), run run_autograder
     (with this environment's Python, where the grader is installed: the same code as the zip's)."""
     base = tmp_path / "autograder"
     with zipfile.ZipFile(autograder_zip) as archive:
         archive.extractall(base / "source")
     release = nbformat.read(REPO / "release" / LAB / f"{LAB}.ipynb", as_version=4)
     (base / "submission").mkdir()
-    nbformat.write(examples.fill(release, examples.load(LAB)[student]["answers"]), base / "submission" / notebook_name)
+    nb = examples.fill(release, examples.load(LAB)[student]["answers"])
+    if worked_as is not None:  # what the kit's my_numbers() leaves in its cell's output
+        (cell,) = [c for c in nb.cells if c.get("metadata", {}).get("nbgrader", {}).get("grade_id") == "my_numbers"]
+        cell.outputs = [nbformat.v4.new_output("display_data", data={IDENTITY_MIME: {"student": worked_as},
+                                                                      "text/plain": ""})]
+    nbformat.write(nb, base / "submission" / notebook_name)
     (base / "submission_metadata.json").write_text(json.dumps(
         {"id": 1, "created_at": "2026-12-01T14:22:32.365935-07:00",
-         "users": [{"email": student, "id": 7, "name": student.title()}]}))
+         "users": [{"email": email or student, "id": 7, "name": student.title()}]}))
     proc = subprocess.run(["bash", str(base / "source" / "run_autograder"), str(base)], capture_output=True,
                           text=True, timeout=600, env={**os.environ, "AUTOGRAD_LABS_PYTHON": sys.executable})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -109,3 +129,37 @@ def test_a_submission_without_the_notebook_gets_a_reason_and_zero(autograder_zip
     (base / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "ada@example.edu"}]}))
     results = exports.run_gradescope(base, base / "source")
     assert results["score"] == 0.0 and f"named {LAB}.ipynb" in results["output"]
+
+
+def test_a_notebook_worked_under_another_id_is_graded_on_the_accounts_numbers_and_says_so(autograder_zip, tmp_path):
+    results = run_autograder(autograder_zip, tmp_path, "ada", f"{LAB}.ipynb", email="ada@uni.edu", worked_as="ada")
+    check_format(results)
+    expected = examples.load(LAB)["ada"]["expected"]
+    scores = {test["name"]: test["score"] for test in results["tests"]}
+    assert results["score"] < sum(expected.values()) and scores["t4_forward"] == 0  # ada's hand values
+    assert "worked as `ada`, graded as `ada@uni.edu`: hand values were checked against `ada@uni.edu`'s numbers" \
+        in results["output"]
+
+
+def test_the_roster_maps_the_accounts_email_to_the_course_id(roster_zip, tmp_path):
+    results = run_autograder(roster_zip, tmp_path, "ada", f"{LAB}.ipynb", email="ada@uni.EDU", worked_as="ada")
+    assert {test["name"]: test["score"] for test in results["tests"]} == examples.load(LAB)["ada"]["expected"]
+    assert "worked as" not in results["output"]
+
+
+def test_an_email_missing_from_the_roster_is_not_graded_and_says_why(roster_zip, tmp_path):
+    base = tmp_path / "autograder"
+    with zipfile.ZipFile(roster_zip) as archive:
+        archive.extractall(base / "source")
+    (base / "submission").mkdir()
+    shutil.copyfile(REPO / "release" / LAB / f"{LAB}.ipynb", base / "submission" / f"{LAB}.ipynb")
+    (base / "submission_metadata.json").write_text(json.dumps({"users": [{"email": "grace@uni.edu"}]}))
+    results = exports.run_gradescope(base, base / "source")
+    assert results["score"] == 0.0 and "'grace@uni.edu' is not in the course's roster" in results["output"]
+
+
+@pytest.mark.parametrize("text", ["name,email\nada,ada@uni.edu\n", "email,id\nada@uni.edu,../ada\n"])
+def test_a_roster_the_grader_cannot_use_is_refused_when_the_zip_is_built(tmp_path, text):
+    (tmp_path / "roster.csv").write_text(text)
+    with pytest.raises(ValueError, match="roster.csv"):
+        exports.build_gradescope(REPO, LAB, tmp_path / "lab.zip", roster=tmp_path / "roster.csv")
