@@ -63,6 +63,18 @@ def test_the_bundle_has_the_notebooks_and_the_kit_and_nothing_of_the_instructor(
         assert {n.split("/", 1)[1] for n in z.namelist() if not n.endswith("/")} == names
 
 
+def test_the_bundle_pins_what_a_student_runs_and_nothing_of_the_graders(built):
+    dest, _ = built
+    pins = [line for line in (dest / "requirements.txt").read_text().splitlines() if "==" in line]
+    names = {line.split("==")[0].lower() for line in pins}
+    assert "torch==2.13.0+cpu" in pins and {"jupyterlab", "matplotlib", "nbgrader", "ipykernel"} <= names
+    assert not names & {"jupyterhub", "dask", "distributed", "playwright", "pytest", "psycopg2-binary", "ruff"}
+    locked = set((REPO / "requirements.lock").read_text().splitlines())
+    assert set(pins) <= locked  # the course's own pins, no others
+    kit = (dest / "pyproject.toml").read_text()
+    assert '"torch==2.13.0"' in kit and "jupyterlab==" in kit and "nbgrader==" in kit
+
+
 def test_no_solution_or_hidden_test_line_is_in_the_bundle(built):
     dest, _ = built
     secrets = secret_lines()
@@ -86,10 +98,18 @@ def test_the_bundle_installs_in_a_fresh_venv_and_validates_a_notebook(built, tmp
     dest, _ = built
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
-    for args in (["-r", "requirements.txt"], ["."]):
-        proc = run(venv, *pip, *args, cwd=dest)
-        assert proc.returncode == 0, proc.stderr[-2000:]
+    (command,) = [line for line in (dest / "README.md").read_text().splitlines() if "pip install" in line]
+    words = command.split()  # the documented command, as a student types it in the bundle's folder
+    assert words[:2] == [".venv/bin/pip", "install"] and words[-3:] == ["-r", "requirements.txt", "."]
+    # PyTorch's index is out of this machine's reach; the torch CPU wheel it serves is on its disk
+    at = words.index("--extra-index-url")
+    assert words[at + 1] == bundle.TORCH_CPU_INDEX
+    del words[at:at + 2]
+    proc = run(venv, str(venv / "bin" / "pip"), *words[1:], "-q", "--disable-pip-version-check", cwd=dest)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    installed = run(venv, "python", "-m", "pip", "list", "--format=freeze", cwd=tmp_path).stdout.lower()
+    for grader_only in ("jupyterhub", "dask", "playwright", "pytest", "psycopg2", "nvidia"):
+        assert grader_only not in installed, grader_only
     probe = run(venv, "python", "-c", "import course.lab4, importlib.util as u; print(u.find_spec('autograder'))",
                 cwd=tmp_path)
     assert probe.stdout.strip() == "None", probe.stderr  # the kit installs, the grader does not exist
