@@ -37,6 +37,7 @@ SEED_KEY = "autograd_labs_seed"  # notebook metadata: the seed the submission's 
 # summary names them; the class report reads them instead of verifying every answer again
 MISTAKES_KEY = "autograd_labs_mistakes"
 WORKED_AS_KEY = "autograd_labs_worked_as"  # notebook metadata: the id it was worked under, where not the graded one
+COPIED_KEY = "autograd_labs_copied"  # notebook metadata: {test cell: the classmate whose numbers its answers fit}
 COPIED = ("The grader's note: these answers are right for another student's numbers, not for yours. "
           "Every number here is graded on your own numbers (see 'Your numbers' at the top).\n")
 
@@ -76,7 +77,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
     for path in notebooks:
         nb = nbformat.read(path, as_version=4)
         code_verdicts = checks.verify_code(answer_sources(nb), run_formulas, seed)
-        changed = False
+        changed, copied = False, {}
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
                 continue
@@ -98,6 +99,7 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                 if owner is not None:
                     cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=COPIED))
                     notes.append(f"{grade_id}: the answers are right for {owner}'s numbers, not {student}'s")
+                    copied[grade_id] = owner
                     changed = True
                 continue
             elif verdict is not None and check is not None:  # its code (the task's rule), then its outputs
@@ -122,6 +124,9 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
         nb.metadata.pop(WORKED_AS_KEY, None)
         if worked_as not in (None, student):
             nb.metadata[WORKED_AS_KEY] = worked_as
+        nb.metadata.pop(COPIED_KEY, None)
+        if copied:  # for the class report, which names the classmate; the notebook does not
+            nb.metadata[COPIED_KEY] = copied
         changed = True
         if changed:
             path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy

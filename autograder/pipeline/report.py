@@ -16,6 +16,7 @@ is listed, so that one student's slip repeated in four answers hides nobody else
 """
 
 import re
+import shutil
 import statistics
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -25,7 +26,7 @@ from nbgrader.utils import is_grade, is_solution
 
 from .. import verification
 from ..labs import load
-from . import gradebooks
+from . import gradebooks, similarity
 from .layout import Layout, whole_file
 
 def folder(root: Path) -> Path:
@@ -33,14 +34,16 @@ def folder(root: Path) -> Path:
 
 
 def cell_mistakes(root: Path, lab: str, student: str, lost: set[str],
-                  classmates: list[str]) -> tuple[dict[str, list[str]], str | None]:
+                  classmates: list[str]) -> tuple[dict[str, list[str]], str | None, dict[str, str]]:
     """{test cell: its mistakes} for the cells in `lost` of one student's graded notebooks: as
     the audit wrote them down when it graded (`verification.MISTAKES_KEY`), else worked out again;
-    and the other id the notebooks were worked under, if the audit found one."""
-    checks, found, worked_as = load(lab), {}, None
+    the other id the notebooks were worked under, if the audit found one; and {test cell: the
+    classmate whose numbers its answers are right for} (`verification.COPIED_KEY`)."""
+    checks, found, worked_as, owners = load(lab), {}, None, {}
     for path in sorted(Layout(root).folder("autograded", lab, student).glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         worked_as = worked_as or nb.metadata.get(verification.WORKED_AS_KEY)
+        owners.update({str(cell): str(owner) for cell, owner in nb.metadata.get(verification.COPIED_KEY, {}).items()})
         written = nb.metadata.get(verification.MISTAKES_KEY)
         if isinstance(written, dict) and lost <= set(written):
             found.update({grade_id: [str(words) for words in written[grade_id]] for grade_id in lost})
@@ -51,7 +54,7 @@ def cell_mistakes(root: Path, lab: str, student: str, lost: set[str],
                     and cell.metadata.nbgrader["grade_id"] in lost:
                 grade_id = cell.metadata.nbgrader["grade_id"]
                 found[grade_id] = verification.cell_mistakes(cell, checks, student, classmates, seed)
-    return found, worked_as
+    return found, worked_as, owners
 
 
 def class_report(root: Path, lab: str) -> str:
@@ -95,6 +98,24 @@ def histogram(lab: str, totals: dict[str, float], possible: float, png: Path) ->
     plt.close(fig)
 
 
+def similar_work(root: Path, lab: str, students: list[str], copied: list[str]) -> list[str]:
+    """The report's section on work that looks shared: answer cells with similar code
+    (`similarity`), and hand values right for a classmate's numbers."""
+    out = folder(root) / f"{lab}-similar"
+    shutil.rmtree(out, ignore_errors=True)  # pages of pairs that are no longer similar go
+    pairs = similarity.similar_pairs(root, lab, students, out)
+    if not pairs and not copied:
+        return []
+    lines = ["Work that looks shared (evidence to look at, not proof; short answers written independently can "
+             "look alike):"]
+    lines += [f"  {cell}: {', '.join(students)} (each shares at least {similarity.THRESHOLD:.0%} of its code with "
+              "another of them)" for cell, students in similarity.groups(pairs)]
+    if pairs:
+        lines.append(f"  side by side, pair by pair: {(out / 'index.html').relative_to(root)}")
+    lines += [f"  {line}" for line in copied]
+    return lines
+
+
 def misconception(mistake: str) -> tuple[str, str]:
     """A mistake as (what was done, the answer it was done in): "`df_dx`: used …" → ("used …", "df_dx");
     ("no answer reached the check", "") where it names no answer."""
@@ -109,14 +130,17 @@ def mistakes_report(root: Path, lab: str, scores: dict, auto: list, totals: dict
     out = folder(root)
     students = {name: Counter() for name, _ in auto}  # {cell: {what was done: students}}
     answers = {name: defaultdict(set) for name, _ in auto}  # {cell: {what was done: answers it was in}}
-    lost_by, other_ids = Counter(), []
+    lost_by, other_ids, copied = Counter(), [], []
     classmates = sorted(scores)
     for student, cells in scores.items():
         lost = {name for name, points in auto if (cells.get(name) or 0) < points}
         lost_by.update(lost)
-        found, worked_as = cell_mistakes(root, lab, student, lost, classmates) if lost else ({}, None)
+        found, worked_as, owners = cell_mistakes(root, lab, student, lost, classmates) if lost else ({}, None, {})
         if worked_as:
             other_ids.append(verification.other_id(str(worked_as), student))
+        for owner in sorted(set(owners.values())):
+            cells = ", ".join(sorted(cell for cell, whose in owners.items() if whose == owner))
+            copied.append(f"{student}'s answers in {cells} are right for {owner}'s numbers")
         for grade_id, mistakes in found.items():
             done = [misconception(mistake) for mistake in mistakes]
             students[grade_id].update({what for what, _ in done})
@@ -137,6 +161,7 @@ def mistakes_report(root: Path, lab: str, scores: dict, auto: list, totals: dict
     if other_ids:
         lines += ["Worked under another student id than the one graded (their hand values lose points):",
                   *[f"  {line}" for line in sorted(other_ids)]]
+    lines += similar_work(root, lab, classmates, copied)
     text = "\n".join(lines)
     with whole_file(out / f"{lab}.txt") as partial:
         partial.write_text(text + "\n")

@@ -162,7 +162,7 @@ def test_feedback_names_each_mistake(demo, lab):
         assert ("Not graded yet." in page) == bool(written), student
         # in the list of scores at the top and above the answer, not "0.0 / 2.0" as if read and given nothing
         assert len(re.findall(r"\(Score: not read yet / [\d.]+\)", words)) == len(written), student
-        assert len(re.findall(r"Score: not read yet / [\d.]+ \(Top\)", words)) == len(written), student
+        assert len(re.findall(r"Score: not read yet / [\d.]+ <a href=\"#top\">\(Top\)", words)) == len(written)
 
 
 def test_demo_prints_the_grade_table_and_writes_the_csv(demo):
@@ -261,5 +261,18 @@ def test_each_lab_gets_a_class_report_naming_the_mistakes_made(demo):
     for mistake in ("worked on the practice numbers (student id 'anonymous')", "worked on another student's numbers",
                     "used m2·(1 − m2) for the sigmoid's derivative", "flipped the sign"):
         assert mistake in lab4, mistake
+    # the code that was copied (copycat's all of ada's; rename_copy's and comment_copy's Task 2 formula,
+    # renamed and commented) is grouped with ada's; the Task 2 formulas written independently are not
+    shared = lab4[lab4.index("Work that looks shared"):]
+    groups = [set(line.split(": ", 1)[1].split(" (")[0].split(", "))
+              for line in shared.splitlines() if line.startswith("  t2_formula_answer: ")]
+    (copied,) = [group for group in groups if "ada" in group]
+    assert {"copycat", "rename_copy", "comment_copy"} <= copied, shared
+    assert not copied & {"grace", "sigmoid_slip", "sign_slip", "mallory", "autograd", "lazy"}, shared
+    assert "copycat's answers in t1_forward, t1_gradients, t1_two_paths, t2_forward, t2_gradients, t2_local " \
+           "are right for ada's numbers" in shared
+    page = (root / "reports" / "lab4-similar" / "t2_formula_answer-ada-rename_copy.html").read_text()
+    assert "<mark>" in page and "delta" in page and "<script" not in page
+    assert "t2_formula_answer-ada-rename_copy.html" in (root / "reports" / "lab4-similar" / "index.html").read_text()
     # tanh_slip's one slip, made in three answers of t1_gradients, is one student's mistake, not three
     assert "      1  used 1 − e² for tanh' (its input, not its output) (in `df_dx`, `df_dy`, `df_dz`)\n" in lab4
