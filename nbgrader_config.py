@@ -134,6 +134,8 @@ if os.environ.get("AUTOGRAD_LABS_EXCHANGE"):
 # A graded notebook's sandbox reads this file too; it has no grader in it, and never collects.
 if importlib.util.find_spec("autograder"):
     c.ExchangeFactory.collect = "autograder.pipeline.exchange.SafeCollect"
+    # The instructor's Assignments tab lists the exchange every few seconds: not in the server's log.
+    c.ExchangeFactory.list = "autograder.pipeline.exchange.QuietList"
 
 # Per cell: the slowest cell of any lab's solution takes about 1.3 s (the imports, in a fresh
 # kernel; `make bench` prints each lab's student-code time). 10 s leaves a wide margin for a

@@ -27,10 +27,28 @@ from pathlib import Path
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default.collect import ExchangeCollect, groupby
+from nbgrader.exchange.default.list import ExchangeList
 from nbgrader.utils import check_mode
 
 NO_LINKS = os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK  # never through a link, never waiting on a pipe
 CHUNK = 1 << 20
+
+
+class QuietList(ExchangeList):
+    """nbgrader's list. The Assignments tab of a Jupyter server asks for it every few seconds, and
+    nbgrader logs each answer at info level ("Released assignments:", then a line per lab), which
+    buries everything else in the server's log; there it is logged at debug level. `nbgrader list`
+    still prints it: there the listing is the output."""
+
+    def list_files(self):
+        from nbgrader.apps import ListApp
+        from traitlets.config import Application
+
+        if Application.initialized() and isinstance(Application.instance(), ListApp):
+            return super().list_files()
+        assignments = self.parse_assignments()
+        self.log.debug("listed %d assignment(s) for the Assignments tab", len(assignments))
+        return assignments
 
 
 class Refused(Exception):

@@ -175,3 +175,24 @@ def test_submit_hands_in_for_the_student_and_inbounds_group_only(tmp_path):
         assert info.st_gid == pwd.getpwnam("daemon").pw_gid, path
         assert stat.S_IMODE(info.st_mode) & ~stat.S_ISGID == (0o770 if path.is_dir() else 0o640), path
     assert (submission / f"{LAB}.ipynb").read_text() == '{"answers": 1}'
+
+
+def test_the_assignments_tab_listing_stays_out_of_the_servers_log(tmp_path, caplog):
+    """The tab asks every few seconds; nbgrader logs each answer at info level."""
+    import logging
+
+    from nbgrader.auth import Authenticator
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    from autograder.pipeline.exchange import QuietList
+
+    (tmp_path / "autograd-labs" / "outbound" / "lab4").mkdir(parents=True)
+    (tmp_path / "autograd-labs" / "outbound" / "lab4" / "lab4.ipynb").write_text("{}")
+    config = Config({"Exchange": {"root": str(tmp_path)}, "CourseDirectory": {"course_id": "autograd-labs"}})
+    log = logging.getLogger("a-jupyter-server")
+    with caplog.at_level(logging.DEBUG, logger="a-jupyter-server"):
+        listed = QuietList(coursedir=CourseDirectory(config=config), authenticator=Authenticator(config=config),
+                           config=config, log=log).start()  # as the tab's handler makes it
+    assert [a["assignment_id"] for a in listed] == ["lab4"]
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO], caplog.text
