@@ -27,11 +27,15 @@ def release(args, root: Path) -> int:
     if problem := gradebook_guard.problem(root):
         print(f"Not releasing: {problem}", file=sys.stderr)
         return 2
-    for lab in args.labs:
+    for count, lab in enumerate(args.labs, 1):
+        step = f"[{count}/{len(args.labs)}]"
         if not args.force and notebooks.up_to_date(lab, root):
-            print(f"{Layout(root).notebook('release', lab).relative_to(root)}: up to date with its source")
+            print(f"{step} {Layout(root).notebook('release', lab).relative_to(root)}: up to date with its source")
             continue
-        print(notebooks.release(lab, root).relative_to(root))
+        print(f"{step} {lab}: building, checking and releasing (several seconds)...", flush=True)
+        start = time.monotonic()
+        released = notebooks.release(lab, root)
+        print(f"{step} {released.relative_to(root)} ({time.monotonic() - start:.1f} s)")
     return 0
 
 
