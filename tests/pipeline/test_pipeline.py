@@ -236,7 +236,7 @@ def test_the_class_report_reads_the_mistakes_the_audit_wrote_down_and_draws_only
     root, _ = demo
     recorded = report.class_report(root, "lab4")
     again = tmp_path / "course"
-    shutil.copytree(root, again, ignore=shutil.ignore_patterns("feedback", "submitted", "release", ".grading"))
+    shutil.copytree(root, again, ignore=shutil.ignore_patterns("feedback", "submitted", ".grading"))
     for path in (again / "autograded").glob("*/lab4/lab4.ipynb"):
         nb = nbformat.read(path, as_version=4)
         assert nb.metadata.pop(verification.MISTAKES_KEY) is not None
