@@ -103,15 +103,16 @@ def similar_work(root: Path, lab: str, students: list[str], copied: list[str]) -
     (`similarity`), and hand values right for a classmate's numbers."""
     out = folder(root) / f"{lab}-similar"
     shutil.rmtree(out, ignore_errors=True)  # pages of pairs that are no longer similar go
-    pairs = similarity.similar_pairs(root, lab, students, out)
-    if not pairs and not copied:
+    similar = similarity.similar_work(root, lab, students, out)
+    groups = similar.groups()
+    if not groups and not copied:
         return []
     lines = ["Work that looks shared (evidence to look at, not proof; short answers written independently can "
              "look alike):"]
-    lines += [f"  {cell}: {', '.join(students)} (each shares at least {similarity.THRESHOLD:.0%} of its code with "
-              "another of them)" for cell, students in similarity.groups(pairs)]
-    if pairs:
-        lines.append(f"  side by side, pair by pair: {(out / 'index.html').relative_to(root)}")
+    lines += [f"  {cell}: {', '.join(members)} (each shares at least {similarity.THRESHOLD:.0%} of its code with "
+              "another of them)" for cell, members in groups]
+    if groups:
+        lines.append(f"  who wrote what, and similar pairs side by side: {(out / 'index.html').relative_to(root)}")
     lines += [f"  {line}" for line in copied]
     return lines
 

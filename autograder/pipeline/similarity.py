@@ -4,10 +4,11 @@ Each answer cell where students write code (a function, a formula, an engine: it
 scaffold holds a `def` or a `class`) is compared between every two students with copydetect,
 which implements the winnowing of MOSS: code is tokenized, names become placeholders (so a
 rename changes nothing), and fingerprints of the result (hashes of 25-character runs, a few
-chosen per window) are compared. The released
-scaffold's fingerprints are left out, since everyone starts from it. A pair is listed where both
-answers share at least `THRESHOLD` of their fingerprinted code, with a side-by-side page that
-marks what they share.
+chosen per window) are compared. The released scaffold's fingerprints are left out, since
+everyone starts from it. Students who wrote exactly
+the same code form a group at once; two different answers join their writers' groups where both
+share at least `THRESHOLD` of their fingerprinted code, with a side-by-side page that marks what
+they share.
 
 Similarity is evidence to look at, not proof: two students who write the obvious closed form
 may write it alike. Measured on the examples: the closest honest pair (two derivations of Lab
@@ -18,6 +19,7 @@ and an added comment, 100%.
 import html
 import io
 import itertools
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +28,7 @@ import nbformat
 
 from .layout import Layout, whole_file
 
-NOISE, GUARANTEE = 25, 30  # copydetect's defaults: k-grams of 25 tokens; any shared run of 30 is found
+NOISE, GUARANTEE = 25, 30  # copydetect's defaults: 25-character k-grams of tokenized code; a shared run of 30 is found
 THRESHOLD = 0.8  # of each answer's fingerprinted code, shared with the other's
 CODE_CELL = re.compile(r"^\s*(def|class)\s", re.MULTILINE)
 POLICY = "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">"
@@ -35,13 +37,37 @@ CAVEAT = "Similarity is evidence to look at, not proof: short answers written in
 
 @dataclass(frozen=True)
 class Pair:
-    """Two students whose answers in one cell share most of their code."""
+    """Two different answers in one cell that share most of their code, each by the first (in
+    id order) of the students who wrote it."""
 
     cell: str
     first: str
     second: str
     shared: tuple[float, float]  # of each one's fingerprinted code
     page: Path  # the side-by-side view
+
+
+@dataclass
+class Similar:
+    """A lab's answers that look shared: `same`, {cell: [students who wrote exactly the same
+    code]} (two or more each), and `pairs`, different answers that share most of their code."""
+
+    same: dict[str, list[list[str]]]
+    pairs: list[Pair]
+
+    def groups(self) -> list[tuple[str, list[str]]]:
+        """(cell, students) for each group joined by the same code or by a similar pair, in cell
+        order: a formula passed around a class is one group, not every pair of its members."""
+        found = []
+        for cell in sorted(set(self.same) | {pair.cell for pair in self.pairs}):
+            members = [set(students) for students in self.same.get(cell, [])]
+            for pair in (p for p in self.pairs if p.cell == cell):
+                joined = [group for group in members if pair.first in group or pair.second in group]
+                for group in joined:
+                    members.remove(group)
+                members.append(set().union({pair.first, pair.second}, *joined))
+            found += [(cell, sorted(group)) for group in sorted(members, key=sorted)]
+        return found
 
 
 def code_cells(release: Path) -> dict[str, str]:
@@ -58,64 +84,72 @@ def answers(root: Path, lab: str, students: list[str], cells: dict[str, str]) ->
         path = Layout(root).notebook("autograded", lab, student)
         if not path.is_file():
             continue
-        for cell in nbformat.read(path, as_version=4).cells:
+        # the grader's own graded notebook: read as JSON, not validated again (a third of the time)
+        for cell in json.loads(path.read_text(encoding="utf-8")).get("cells", []):
             grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if grade_id in cells and cell.source.strip() != cells[grade_id].strip():
-                found[grade_id][student] = cell.source
+            source = "".join(cell.get("source", ""))
+            if grade_id in cells and source.strip() != cells[grade_id].strip():
+                found[grade_id][student] = source
     return found
 
 
-def similar_pairs(root: Path, lab: str, students: list[str], out: Path) -> list[Pair]:
-    """Every pair of students whose answers in one code cell share at least THRESHOLD of their
-    code, most similar first; each with a side-by-side page written under `out`."""
+def similar_work(root: Path, lab: str, students: list[str], out: Path) -> Similar:
+    """The students who wrote the same code in an answer cell, and every two different answers
+    that share at least THRESHOLD of their code (most similar first), each pair with a
+    side-by-side page written under `out`, all listed in `out`/index.html. Each different answer
+    is fingerprinted once, and a pair is compared only where their fingerprints overlap enough to
+    reach the threshold: a class that writes the expected formula alike costs one fingerprint."""
     cells = code_cells(Layout(root).notebook("release", lab))
-    written = answers(root, lab, students, cells)
-    if all(len(by_student) < 2 for by_student in written.values()):
-        return []
+    similar = Similar({}, [])
+    for cell, by_student in answers(root, lab, students, cells).items():
+        writers: dict[str, list[str]] = {}  # {code: the students who wrote it}, each list in id order
+        for student, code in sorted(by_student.items()):
+            writers.setdefault(code.strip(), []).append(student)
+        if same := [names for names in writers.values() if len(names) > 1]:
+            similar.same[cell] = same
+        if len(writers) > 1:
+            similar.pairs += alike(lab, cell, cells[cell], {names[0]: code for code, names in writers.items()}, out)
+    similar.pairs.sort(key=lambda pair: (-min(pair.shared), pair.cell, pair.first, pair.second))
+    if similar.pairs or similar.same:
+        index_page(out / "index.html", lab, similar)
+    return similar
+
+
+def alike(lab: str, cell: str, scaffold: str, codes: dict[str, str], out: Path) -> list[Pair]:
+    """The pairs of `codes` ({student: code}, all different) that share at least THRESHOLD."""
     from copydetect import CodeFingerprint, compare_files  # imports matplotlib: only when there is work
 
+    window = GUARANTEE - NOISE + 1
+    # every k-gram of the scaffold (a window of 1), as copydetect takes its boilerplate
+    boilerplate = sorted(CodeFingerprint("scaffold.py", NOISE, 1, fp=io.StringIO(scaffold), language="python").hashes)
+    prints = {student: CodeFingerprint(f"{student}.py", NOISE, window, boilerplate=boilerplate, fp=io.StringIO(code),
+                                       language="python") for student, code in codes.items()}
     pairs = []
-    for cell, by_student in written.items():
-        # every k-gram of the scaffold (a window of 1), as copydetect takes its boilerplate
-        scaffold = sorted(CodeFingerprint("scaffold.py", NOISE, 1, fp=io.StringIO(cells[cell])).hashes)
-        prints = {student: CodeFingerprint(f"{student}.py", NOISE, GUARANTEE - NOISE + 1, boilerplate=scaffold,
-                                           fp=io.StringIO(code)) for student, code in sorted(by_student.items())}
-        for first, second in itertools.combinations(prints, 2):
-            _, shared, slices = compare_files(prints[first], prints[second])
-            if min(shared) >= THRESHOLD:
-                page = out / f"{cell}-{first}-{second}.html"
-                side_by_side(page, lab, cell, (first, second), (by_student[first], by_student[second]), slices, shared)
-                pairs.append(Pair(cell, first, second, (float(shared[0]), float(shared[1])), page))
-    pairs.sort(key=lambda pair: (-min(pair.shared), pair.cell, pair.first, pair.second))
-    if pairs:
-        index_page(out / "index.html", lab, pairs)
+    for first, second in itertools.combinations(prints, 2):
+        a, b = prints[first].hashes, prints[second].hashes
+        if not a or not b or len(a & b) < THRESHOLD / 2 * min(len(a), len(b)):
+            continue  # too few shared fingerprints to share THRESHOLD of the code
+        _, shared, slices = compare_files(prints[first], prints[second])
+        if min(shared) >= THRESHOLD:
+            page = out / f"{cell}-{first}-{second}.html"
+            side_by_side(page, lab, cell, (first, second), (codes[first], codes[second]), slices, shared)
+            pairs.append(Pair(cell, first, second, (float(shared[0]), float(shared[1])), page))
     return pairs
 
 
-def groups(pairs: list[Pair]) -> list[tuple[str, list[str]]]:
-    """(cell, students) for each group of students joined by similar pairs in one cell, in cell
-    order: a formula passed around a class is one group, not every pair of its members."""
-    found = []
-    for cell in sorted({pair.cell for pair in pairs}):
-        members: list[set[str]] = []
-        for pair in (p for p in pairs if p.cell == cell):
-            joined = [group for group in members if pair.first in group or pair.second in group]
-            for group in joined:
-                members.remove(group)
-            members.append(set().union({pair.first, pair.second}, *joined))
-        found += [(cell, sorted(group)) for group in sorted(members, key=sorted)]
-    return found
-
-
-def index_page(page: Path, lab: str, pairs: list[Pair]) -> None:
-    """A page linking every similar pair's side-by-side view, most similar first."""
-    rows = "".join(f"<li>{html.escape(p.cell)}: <a href=\"{html.escape(p.page.name)}\">{html.escape(p.first)} and "
-                   f"{html.escape(p.second)}</a>, {p.shared[0]:.0%} and {p.shared[1]:.0%} shared</li>" for p in pairs)
+def index_page(page: Path, lab: str, similar: Similar) -> None:
+    """A page listing who wrote the same code, and linking every similar pair's side-by-side view."""
+    rows = [f"<li>{html.escape(cell)}: the same code from {', '.join(map(html.escape, names))}</li>"
+            for cell, groups in sorted(similar.same.items()) for names in groups]
+    rows += [f"<li>{html.escape(p.cell)}: <a href=\"{html.escape(p.page.name)}\">{html.escape(p.first)} and "
+             f"{html.escape(p.second)}</a>, {p.shared[0]:.0%} and {p.shared[1]:.0%} shared</li>" for p in similar.pairs]
+    page.parent.mkdir(parents=True, exist_ok=True)
     with whole_file(page) as partial:
         partial.write_text(
             f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">{POLICY}<title>{html.escape(lab)}: similar code"
-            f"</title></head><body><h1>{html.escape(lab)}: answers that share most of their code</h1><p>{CAVEAT}</p>"
-            f"<ul>{rows}</ul></body></html>\n")
+            f"</title></head><body><h1>{html.escape(lab)}: answers that share most of their code</h1><p>{CAVEAT} "
+            "A pair's page names the first of the students who wrote each answer.</p>"
+            f"<ul>{''.join(rows)}</ul></body></html>\n")
 
 
 def side_by_side(page: Path, lab: str, cell: str, students: tuple[str, str], codes: tuple[str, str], slices,
