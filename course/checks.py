@@ -119,8 +119,20 @@ def take_function(namespace: dict[str, Any], name: str) -> Callable[..., Any]:
     return fn
 
 
-def publish(payload: dict[str, Any], mime: str = ANSWERS_MIME) -> None:
+def publish(payload: dict[str, Any]) -> None:
     """Attach plain answer data to the cell's outputs (invisible in the notebook)."""
+    attach(ANSWERS_MIME, payload)
+
+
+def record_identity(student: str) -> None:
+    """Keep in the notebook the id its numbers were drawn for: when it is graded under another id
+    (an account's email, a typo), the feedback says so, because the hand values are then checked
+    against the other id's numbers."""
+    attach(IDENTITY_MIME, {"student": student})
+
+
+def attach(mime: str, payload: dict[str, Any]) -> None:
+    """Add `payload` to the running cell's outputs as `mime` data, which nothing shows."""
     try:
         from IPython import get_ipython
         from IPython.display import display
@@ -129,13 +141,6 @@ def publish(payload: dict[str, Any], mime: str = ANSWERS_MIME) -> None:
     if get_ipython() is None:
         return
     display({mime: payload, "text/plain": ""}, raw=True)
-
-
-def record_identity(student: str) -> None:
-    """Keep in the notebook the id its numbers were drawn for: when it is graded under another id
-    (an account's email, a typo), the feedback says so, because the hand values are then checked
-    against the other id's numbers."""
-    publish({"student": student}, IDENTITY_MIME)
 
 
 def report(what: str, problems: list[str], success: str) -> None:
