@@ -23,7 +23,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove test-tools autograde recover restore-gradebook demo report minutes student-bundle gradescope test test-fast lint check bench bench-feedback lock mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove on-submit test-tools autograde recover restore-gradebook demo report minutes student-bundle gradescope test test-fast lint check bench bench-feedback lock mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -74,11 +74,16 @@ HUB_PORT ?= 8000
 HUB_INSTRUCTOR ?= instructor
 HUB_STUDENTS ?= ada,grace
 HUB_ACCOUNTS = --instructor $(HUB_INSTRUCTOR) --students $(HUB_STUDENTS)
-hub: setup ## As root: a local JupyterHub; HUB_INSTRUCTOR, HUB_STUDENTS as Unix accounts (HUB_PASSWORD= required; HUB_PORT=, LAB=)
-	python -m autograder hub --state $(HUB_STATE) --port $(HUB_PORT) $(HUB_ACCOUNTS) $(if $(LAB),--lab $(LAB))
+hub: setup ## As root: a local JupyterHub; HUB_INSTRUCTOR, HUB_STUDENTS as Unix accounts (HUB_PASSWORD= required; HUB_PORT=, LAB=, ON_SUBMIT=lab4 grades it on submission)
+	python -m autograder hub --state $(HUB_STATE) --port $(HUB_PORT) $(HUB_ACCOUNTS) $(if $(LAB),--lab $(LAB)) \
+	  $(foreach lab,$(ON_SUBMIT),--on-submit $(lab))
 
 hub-remove: setup ## Undo `make hub`: its Unix accounts and group, the repository's modes (HUB_INSTRUCTOR=, HUB_STUDENTS=, HUB_STATE= as given to make hub)
 	python -m autograder hub --remove --state $(HUB_STATE) $(HUB_ACCOUNTS)
+
+on-submit: release ## Grade each hand-in of the labs in grade_on_submit.toml as it arrives, feedback released at once (the hub runs it as a service)
+	@mkdir -p $(ROOT)/exchange && chmod 1777 $(ROOT)/exchange
+	AUTOGRAD_LABS_EXCHANGE=$(ROOT)/exchange python -m autograder --root $(ROOT) on-submit
 
 autograde: release ## Grade every submission in submitted/, sandboxed, on all cores (JOBS= NO_SANDBOX=1 FAST=0 DASK=1 SCHEDULER= DB_URL=)
 	python -m autograder --root $(ROOT) grade $(GRADE_ARGS)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import sqlalchemy.exc
 
-from .pipeline import (bundle, cluster, examples, exports, gradebook_guard, grading, hub, minutes, newlab, notebooks,
-                       report, runs, sandbox, saving, speedups, submission, terminal)
+from .pipeline import (bundle, cluster, examples, exports, feedback, gradebook_guard, grading, hub, minutes, newlab,
+                       notebooks, on_submit, report, runs, sandbox, saving, speedups, submission, terminal)
 from .pipeline.layout import Layout
 from .pipeline.nbgrader_cmd import environment
 
@@ -253,6 +253,13 @@ def student_bundle(args, root: Path) -> int:
     return 0
 
 
+def grade_on_submit(args, root: Path) -> int:
+    """Grade each hand-in of the labs switched on in grade_on_submit.toml as it arrives (on_submit.py)."""
+    exchange = args.exchange or Path(feedback.course_config(root).Exchange.get("root", "/srv/nbgrader/exchange"))
+    return on_submit.serve(root, exchange.resolve(), args.jobs, once=args.once,
+                           log=lambda line: print(line, flush=True))
+
+
 def local_hub(args, root: Path) -> int:
     students = args.students.split(",")
     if args.remove:
@@ -262,7 +269,7 @@ def local_hub(args, root: Path) -> int:
     if not password:
         print("Set HUB_PASSWORD: every account this creates logs in with it", file=sys.stderr)
         return 2
-    env = hub.prepare(args.state.resolve(), args.instructor, students, password, args.labs)
+    env = hub.prepare(args.state.resolve(), args.instructor, students, password, args.labs, args.on_submit or [])
     print(f"JupyterHub on http://127.0.0.1:{args.port}/ : instructor {args.instructor}, students "
           f"{', '.join(students)}, password from HUB_PASSWORD; "
           f"the instructor's course is {env['AUTOGRAD_LABS_COURSE']}",
@@ -283,6 +290,8 @@ COMMANDS = {
     "student-bundle": (student_bundle, "write the student distribution (dist/student/ and its zip)"),
     "gradescope": (gradescope, "write a Gradescope autograder zip per lab (dist/gradescope/<lab>.zip)"),
     "hub": (local_hub, "as root: a local JupyterHub with an instructor, students and nbgrader's exchange"),
+    "on-submit": (grade_on_submit, "grade each hand-in of the labs in grade_on_submit.toml as it arrives; "
+                                   "release its feedback at once (on a hub: its service)"),
     "gradescope-run": (gradescope_run, "on Gradescope (run_autograder): grade /autograder/submission"),
     "recover": (recover, "settle the saves a killed grading run left half-done; rewrite the grade CSVs"),
     "restore-gradebook": (restore_gradebook, "put a backup of the SQLite gradebook in place (the newest, or --from)"),
@@ -341,6 +350,14 @@ def main(argv=None) -> int:
     sub.choices["hub"].add_argument("--port", type=int, default=8000, help="the hub's port (the next one is its API's)")
     sub.choices["hub"].add_argument("--instructor", default="instructor", help="the instructor's account")
     sub.choices["hub"].add_argument("--students", default="ada,grace", help="the students' accounts, comma-separated")
+    sub.choices["hub"].add_argument("--on-submit", action="append", metavar="LAB",
+                                    help="grade this lab as soon as a student submits (repeatable; written into the "
+                                         "course's grade_on_submit.toml)")
+    sub.choices["on-submit"].add_argument("--exchange", type=Path,
+                                          help="nbgrader's exchange (default: the course configuration's)")
+    sub.choices["on-submit"].add_argument("--jobs", type=int, default=2, help="hand-ins graded at once (default: 2)")
+    sub.choices["on-submit"].add_argument("--once", action="store_true",
+                                          help="one look at the exchange, then stop (default: until stopped)")
     sub.choices["hub"].add_argument("--remove", action="store_true",
                                     help="undo this command: delete the accounts and the group it made, "
                                          "give the repository its modes back")

@@ -26,6 +26,7 @@ from pathlib import Path
 
 from . import notebooks
 from .notebooks import ROOT
+from .on_submit import POLICY_FILE
 
 ACCOUNT_MARK = "autograd-labs hub account"
 STAFF_GROUP = "autograd-labs-staff"  # reads all of this repository: the instructor, TAs
@@ -86,9 +87,10 @@ def open_paths(*paths: Path) -> list[Path]:
     return changed
 
 
-def instructor_course(home: Path, owner: str, labs: list[str]) -> Path:
+def instructor_course(home: Path, owner: str, labs: list[str], on_submit: list[str]) -> Path:
     """The instructor's course root in their HOME: this repo's sources and release, released
-    into its own gradebook; kept as it is when it already exists."""
+    into its own gradebook; kept as it is when it already exists. Its grade_on_submit.toml names
+    the labs `on_submit` (written when it is missing, or when labs are given)."""
     course = home / "course"
     if not (course / "nbgrader_config.py").exists():
         course.mkdir()
@@ -99,6 +101,8 @@ def instructor_course(home: Path, owner: str, labs: list[str]) -> Path:
     for lab in labs:
         if not notebooks.up_to_date(lab, course):
             notebooks.release(lab, course)
+    if on_submit or not (course / POLICY_FILE).exists():
+        (course / POLICY_FILE).write_text(policy_text(on_submit))
     # The formgrader reads nbgrader's configuration from the folder the server started in (the
     # HOME): point it at the course's, as nbgrader's docs do for a hub.
     user_config = home / ".jupyter" / "nbgrader_config.py"
@@ -106,6 +110,17 @@ def instructor_course(home: Path, owner: str, labs: list[str]) -> Path:
     user_config.write_text(f'c = get_config()  # noqa: F821\nload_subconfig({str(course / "nbgrader_config.py")!r})\n')
     subprocess.run(["chown", "-R", f"{owner}:", str(course), str(user_config.parent)], check=True)
     return course
+
+
+def policy_text(labs: list[str]) -> str:
+    """A grade_on_submit.toml that switches on `labs`, explaining each setting."""
+    return ("# Grading on submission (the hub's grade-on-submit service reads this file every few seconds).\n"
+            "# labs: the labs graded as soon as a student submits; their feedback is released at once.\n"
+            f"labs = {json.dumps(labs)}\n"
+            "# attempts: graded hand-ins per student and lab (0: no limit); later ones get a page saying why not.\n"
+            "attempts = 0\n"
+            "# cooldown_minutes: minutes between two graded hand-ins of a student (0: none).\n"
+            "cooldown_minutes = 0\n")
 
 
 def proxy(state: Path) -> Path:
@@ -127,7 +142,8 @@ def environment(state: Path, course: Path, instructor: str, students: list[str])
             "AUTOGRAD_LABS_INSTRUCTORS": instructor, "AUTOGRAD_LABS_STUDENTS": ",".join(students)}
 
 
-def prepare(state: Path, instructor: str, students: list[str], password: str, labs: list[str]) -> dict:
+def prepare(state: Path, instructor: str, students: list[str], password: str, labs: list[str],
+            on_submit: list[str]) -> dict:
     """Everything the hub needs, idempotently; returns the hub's environment."""
     if os.geteuid() != 0:
         raise SystemExit("make hub runs as root: the hub starts each user's JupyterLab as that user")
@@ -144,7 +160,7 @@ def prepare(state: Path, instructor: str, students: list[str], password: str, la
     if opened:
         print("made reachable by every user (o+x):", ", ".join(map(str, opened)))
     homes_of = {name: ensure_account(name, homes, password) for name in [instructor, *students]}
-    course = instructor_course(homes_of[instructor], instructor, labs)
+    course = instructor_course(homes_of[instructor], instructor, labs, on_submit)
     remember(state, lock_down(instructor, homes_of, course, state))
     report("readable by root alone (0600)", private_hub_files(state))
     return environment(state, course, instructor, students)

@@ -55,3 +55,16 @@ def per_role(spawner):
 
 
 c.Spawner.pre_spawn_hook = per_role
+
+
+# Grading on submission: a service the hub starts (and starts again if it stops) as the first
+# instructor, with its own API token. It grades each hand-in of the labs named in the course's
+# grade_on_submit.toml and releases its feedback at once (autograder/pipeline/on_submit.py).
+c.JupyterHub.services = [{
+    "name": "grade-on-submit",
+    "user": sorted(INSTRUCTORS)[0],
+    "command": [str(VENV_BIN / "python"), "-m", "autograder", "--root", COURSE, "on-submit", "--exchange", EXCHANGE],
+    "cwd": COURSE,
+    "environment": {"PATH": f"{VENV_BIN}:/usr/local/bin:/usr/bin:/bin", "AUTOGRAD_LABS_EXCHANGE": EXCHANGE,
+                    "PYTHONUNBUFFERED": "1"},
+}]
