@@ -23,7 +23,7 @@ WORK ?= work
 PORT ?= 8888
 JUPYTER_ARGS = --no-browser --port=$(PORT) $(if $(TOKEN),--IdentityProvider.token=$(TOKEN)) $(if $(filter 0,$(shell id -u)),--allow-root)
 
-.PHONY: help setup build release validate work lab formgrader hub hub-remove on-submit test-tools autograde recover restore-gradebook demo report minutes student-bundle gradescope test test-fast lint check bench bench-feedback lock mutate mutate-solutions clean
+.PHONY: help setup build release validate work lab formgrader hub hub-remove on-submit test-tools autograde recover restore-gradebook demo report minutes student-bundle gradescope test test-fast lint check bench bench-on-submit bench-feedback lock mutate mutate-solutions clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-15s %s\n", $$1, $$2}'
@@ -138,6 +138,10 @@ N ?= 10
 bench: setup ## Grade N generated submissions per lab with stock nbgrader, ours and raw nbclient; print speeds
 	python benchmarks/bench.py --per-lab $(N) $(if $(filter command line environment,$(origin JOBS)),--jobs $(JOBS)) \
 	  $(if $(DASK),--dask) $(if $(DB_URL),--db-url $(DB_URL))
+
+BURST ?= 100
+bench-on-submit: setup ## Grading on submission: seconds from a hand-in to its feedback, for one student and a burst of BURST
+	python benchmarks/on_submit.py --burst $(BURST)
 
 bench-feedback: setup ## Time a feedback page, ours against nbgrader's GenerateFeedback, on the graded demo (run `make demo` first)
 	python benchmarks/feedback_pages.py --root $(ROOT)

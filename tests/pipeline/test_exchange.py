@@ -27,6 +27,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 import course.lab4
 from autograder.pipeline import examples, gradebooks
@@ -302,7 +303,7 @@ RIGHT_FORWARD = task2_forward(HUB_STUDENT)
 
 @pytest.fixture(scope="module")
 def hub_server(tmp_path_factory):
-    """`make hub` for one instructor and one student, Lab 4 only, on a free port."""
+    """`make hub` for one instructor and one student, Lab 4 only and graded on submission, on a free port."""
     require_root()
     if not shutil.which("npm"):
         message = "no npm (Debian: apt install npm): the hub's proxy, configurable-http-proxy, comes from npm"
@@ -311,6 +312,7 @@ def hub_server(tmp_path_factory):
     port = free_port()
     log = (state.parent / "hub.log").open("w")
     command = ["make", "--no-print-directory", "hub", f"HUB_STATE={state}", f"HUB_PORT={port}", f"LAB={LAB}",
+               f"ON_SUBMIT={LAB}",
                f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}", f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
     remove = ["make", "--no-print-directory", "hub-remove", f"HUB_STATE={state}", f"HUB_INSTRUCTOR={HUB_INSTRUCTOR}",
               f"HUB_STUDENTS={HUB_STUDENT},{HOSTILE}"]
@@ -568,13 +570,53 @@ def submitted(student, hub_server, validated):
     page = assignments_tab(student)
     page.get_by_role("button", name="Submit").click()
     page.locator("#submitted_assignments_list").get_by_text(LAB).wait_for()
+    clicked = time.monotonic()
     screenshot(page, "hub-08-submitted")
     inbound = hub_server["state"] / "exchange" / COURSE / "inbound"
-    return [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]
+    return {"at": clicked, "folders": [p.name for p in inbound.iterdir() if p.name.startswith(f"{HUB_STUDENT}+{LAB}+")]}
 
 
 def test_hub_student_submits(submitted):
-    assert submitted
+    assert submitted["folders"]
+
+
+@pytest.fixture(scope="module")
+def feedback_on_submit(student, hub_server, submitted):
+    """Nobody else does anything: the Assignments tab says feedback is there to fetch, the
+    student fetches it and opens it."""
+    page = student
+    submitted_list = page.locator("#submitted_assignments_list")
+    available = submitted_list.get_by_text("(feedback available to fetch)")
+    for _ in range(150):  # the student presses the list's refresh button now and then
+        page.locator("#refresh_assignments_list").click()
+        try:
+            available.wait_for(timeout=2000)
+            break
+        except PlaywrightTimeout:
+            continue
+    seconds = time.monotonic() - submitted["at"]
+    screenshot(page, "hub-08a-feedback-available")
+    submitted_list.get_by_role("button", name="Fetch Feedback").click()
+    submitted_list.get_by_text("(view feedback)").wait_for(timeout=60_000)
+    (html,) = (Path(pwd_home(HUB_STUDENT)) / LAB / "feedback").glob(f"*/{LAB}.html")
+    page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/files/{LAB}/feedback/{html.parent.name}/{LAB}.html")
+    page.get_by_text("Graded on submission: attempt 1").wait_for()
+    screenshot(page, "hub-08b-feedback-on-submit")
+    page.goto(f"{hub_server['url']}/user/{HUB_STUDENT}/lab")
+    page.locator(".jp-LabShell").wait_for()
+    print(f"\nhub: submit to feedback available to fetch: {seconds:.1f} s")
+    return {"seconds": seconds, "html": html.read_text(), "owner": html.owner(),
+            "gradebook": gradebooks.cell_scores(hub_server["course"], LAB)[HUB_STUDENT]}
+
+
+def test_hub_feedback_arrives_after_submit_with_no_instructor_action(feedback_on_submit):
+    """The score at the top is the example's full marks: grace answered everything right."""
+    feedback = feedback_on_submit["html"]
+    assert f"Autograded: {full_marks()} of {full_marks()} points" in feedback
+    assert "Graded on submission: attempt 1, handed in at" in feedback
+    assert feedback_on_submit["owner"] == HUB_STUDENT
+    scores = feedback_on_submit["gradebook"]  # what the instructor's formgrader shows
+    assert scores == {**scores, **examples.load(LAB)[HUB_STUDENT]["expected"]}
 
 
 def click_and_confirm(page, row_text: str, column: str, success: str) -> str:
@@ -621,8 +663,24 @@ def forged_for_grace(hub_server) -> Path:
     return hub_server["state"] / "exchange" / COURSE / "inbound" / f"{HUB_STUDENT}+{LAB}+2099-01-01 00:00:00 UTC+x"
 
 
+def graded_on_submit(hub_server, student: str) -> None:
+    """Wait until the hub's service has released a page for each of `student`'s hand-ins."""
+    from nbgrader.utils import notebook_hash
+    inbound = hub_server["state"] / "exchange" / COURSE / "inbound"
+    pages = hub_server["state"] / "exchange" / COURSE / "feedback"
+    for _ in range(600):
+        keys = [(folder / "submission_secret.txt").read_text() for folder in inbound.glob(f"{student}+{LAB}+*")
+                if (folder / "submission_secret.txt").exists()]
+        if keys and all((pages / f"{notebook_hash(secret=key, notebook_id=LAB)}.html").exists() for key in keys):
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"no feedback for {student}'s hand-ins after 300 s")
+
+
 @pytest.fixture(scope="module")
 def collected(instructor, hub_server, submitted, terminal_hand_ins):
+    for student in (HUB_STUDENT, HOSTILE):  # the service is done: the instructor's grading does not wait for it
+        graded_on_submit(hub_server, student)
     page = formgrader(instructor, hub_server)
     log = click_and_confirm(page, LAB, "collect", f"Successfully collected submissions of '{LAB}'")
     screenshot(page, "hub-09-collected")
@@ -733,10 +791,11 @@ def test_hub_feedback_released_and_fetched_by_the_student(instructor, student, h
     click_and_confirm(page, LAB, "release-feedback", f"Successfully released feedback of '{LAB}'")
     page = assignments_tab(student)
     page.get_by_role("button", name="Fetch Feedback").click()
-    # The button's own label says "Feedback": wait for the file the fetch writes, not for a word.
+    # The button's own label says "Feedback", and the page fetched on submission is there already:
+    # wait for the file the fetch rewrites to hold the instructor's comment.
     folder = Path(pwd_home(HUB_STUDENT)) / LAB / "feedback"
     for _ in range(240):
-        if found := list(folder.glob(f"*/{LAB}.html")):
+        if (found := list(folder.glob(f"*/{LAB}.html"))) and COMMENT in found[0].read_text():
             break
         time.sleep(0.5)
     (html,) = found
