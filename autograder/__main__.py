@@ -355,7 +355,8 @@ def main(argv=None) -> int:
                                          "course's grade_on_submit.toml)")
     sub.choices["on-submit"].add_argument("--exchange", type=Path,
                                           help="nbgrader's exchange (default: the course configuration's)")
-    sub.choices["on-submit"].add_argument("--jobs", type=int, default=2, help="hand-ins graded at once (default: 2)")
+    sub.choices["on-submit"].add_argument("--jobs", type=int, default=grading.default_jobs(),
+                                          help="hand-ins graded at once (default: three per CPU core)")
     sub.choices["on-submit"].add_argument("--once", action="store_true",
                                           help="one look at the exchange, then stop (default: until stopped)")
     sub.choices["hub"].add_argument("--remove", action="store_true",

@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from bench import make_submission, solution_sources  # noqa: E402
 
-from autograder.pipeline import on_submit  # noqa: E402
+from autograder.pipeline import grading, on_submit  # noqa: E402
 from autograder.pipeline.layout import Layout  # noqa: E402
 from autograder.pipeline.nbgrader_cmd import environment  # noqa: E402
 
@@ -90,7 +90,8 @@ class Class:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--burst", type=int, default=100, help="hand-ins at once (N)")
-    parser.add_argument("--jobs", type=int, default=2 * (os.cpu_count() or 1), help="the service's units at once")
+    parser.add_argument("--jobs", type=int, default=grading.default_jobs(), help="the service's units at once "
+                        "(default: the service's own, three per CPU core)")
     parser.add_argument("--lab", default="lab4")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="autograd-labs-on-submit-") as scratch:

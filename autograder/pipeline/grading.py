@@ -44,17 +44,18 @@ STOPPED = "not graded: grading was stopped (Ctrl-C or SIGTERM) before it was sav
 
 def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=print,
                 executor: Executor | None = None, students: set[str] | None = None,
-                run: runs.Run | None = None) -> dict[str, list[Outcome]]:
+                run: runs.Run | None = None, on_saved=None) -> dict[str, list[Outcome]]:
     """Grade every submission of `labs` (of `students` only, if given), `jobs` units at a time
     across all labs (or on `executor`, e.g. a Dask cluster's), in `run` (else in a run of its
     own: the course's lock, see `runs`). Workers only grade; this thread alone writes the course
     (one writer), saving each result whole as it comes (`saving`). A unit whose worker failed is
     reported, never half-saved. A unit that hit a time limit beside the others is graded again
     alone at the end, and only that second result counts: a busy machine costs time, never
-    points. Ctrl-C or SIGTERM stops the units running and raises Stopped, every saved grade whole."""
+    points. Ctrl-C or SIGTERM stops the units running and raises Stopped, every saved grade whole.
+    `on_saved(outcome)`, if given, is called in this thread as each unit's result is saved (or not)."""
     if run is None:
         with runs.course_run(root) as own:
-            return grade_class(root, labs, jobs, settings, log, executor, students, own)
+            return grade_class(root, labs, jobs, settings, log, executor, students, own, on_saved)
     layout = Layout(root)
     candidates = [(lab, student) for lab in labs for student in layout.students("submitted", lab)
                   if students is None or student in students]
@@ -93,6 +94,8 @@ def grade_class(root: Path, labs: list[str], jobs: int, settings: Settings, log=
             saved.add((outcome.lab, outcome.student))
             outcomes[outcome.lab].append(outcome)
             report.add(outcome)
+            if on_saved is not None:
+                on_saved(outcome)
 
         def grade(lab: str, student: str):
             return pool.submit(grade_unit, root, lab, student, tests[lab], settings, run.scratch)

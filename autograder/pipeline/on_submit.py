@@ -35,7 +35,7 @@ from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import notebook_hash
 from traitlets.config import Config
 
-from . import feedback, grading, intake, runs, sandbox, submission
+from . import feedback, grading, intake, runs, sandbox, saving, submission
 from .exchange import NO_LINKS, SECRET, Refused, SafeCollect
 from .layout import Layout
 
@@ -293,23 +293,32 @@ def status_page(lab: str, verdict: Verdict, policy: Policy, reason: str = "") ->
 
 @dataclass
 class OnSubmit:
-    """The service's state between rounds: only how often each hand-in failed to grade (the rest
-    is in the exchange and the gradebook)."""
+    """The service's state between rounds: how often each hand-in failed to grade, and what it
+    said last round (the rest is in the exchange and the gradebook)."""
 
     root: Path
     exchange: Path
-    jobs: int = 2
+    jobs: int
     log: object = print
     failures: dict[str, int] = field(default_factory=dict)
+    said_before: set[str] = field(default_factory=set)
+    said_now: set[str] = field(default_factory=set)
+
+    def note(self, line: str) -> None:
+        """Log a state (waiting, a lab skipped, a bad policy file) once, not every round it lasts."""
+        if line not in self.said_before:
+            self.log(line)
+        self.said_now.add(line)
 
     def round(self) -> int:
         """One look at the exchange: every hand-in without a page gets one. Returns how many were
         graded; raises runs.Busy while another run grades the course."""
+        self.said_before, self.said_now = self.said_now, set()
         policy = Policy.read(self.root)
         graded = 0
         for lab in policy.labs:
             if not Layout(self.root).has_assignment(lab):
-                self.log(f"{lab}: switched on in {POLICY_FILE} but not released; skipped")
+                self.note(f"{lab}: switched on in {POLICY_FILE} but not released; skipped")
                 continue
             graded += self.lab_round(lab, policy)
         return graded
@@ -336,28 +345,50 @@ class OnSubmit:
         return len(to_grade)
 
     def grade(self, lab: str, to_grade: dict[str, Verdict], policy: Policy, exchange: Exchange) -> None:
-        layout = Layout(self.root)
+        """Collect and grade the hand-ins `to_grade` (one per student), releasing each page as
+        soon as its grade is saved."""
         settings = submission.Settings(True, submission.NOTEBOOK_TIMEOUT_S, threads=1, fast=True)
         with runs.course_run(self.root) as run:
             for student in to_grade:
                 self.collect(lab, student)
-            outcomes = grading.grade_class(self.root, [lab], self.jobs, settings, log=self.log,
-                                           students=set(to_grade), run=run)[lab]
-        for outcome in outcomes:
-            verdict = to_grade[outcome.student]
-            folder = layout.folder("feedback", lab, outcome.student)
-            if outcome.ok and read_text(folder / SECRET) == verdict.hand_in.secret:
+            graded = grading.grade_class(self.root, [lab], self.jobs, settings, log=self.log, students=set(to_grade),
+                                         run=run, on_saved=lambda outcome: self.release(outcome, to_grade, policy,
+                                                                                         exchange))[lab]
+        for student in set(to_grade) - {outcome.student for outcome in graded}:
+            self.failed(lab, to_grade[student], policy, exchange, "it could not be collected (see the collect "
+                                                                  "lines above)")
+
+    def release(self, outcome, to_grade: dict[str, Verdict], policy: Policy, exchange: Exchange) -> None:
+        """The page of a unit whose result was just saved (or not). A page that cannot be written
+        (a full disk) is left for the next round; the other units go on."""
+        verdict = to_grade[outcome.student]
+        folder = Layout(self.root).folder("feedback", outcome.lab, outcome.student)
+        try:
+            if not outcome.ok:
+                self.failed(outcome.lab, verdict, policy, exchange, outcome.message)
+            elif read_text(folder / SECRET) != verdict.hand_in.secret:
+                self.failed(outcome.lab, verdict, policy, exchange, None)
+            else:
                 pages = {name: with_banner((folder / f"{name}.html").read_text(), verdict, policy)
                          for name in exchange.notebooks}
                 exchange.release(verdict.hand_in.secret, pages)
-                self.log(f"{lab} {outcome.student}: feedback released ({status_line(verdict, policy)})")
-                continue
-            tries = self.failures[verdict.hand_in.name] = self.failures.get(verdict.hand_in.name, 0) + 1
-            reason = outcome.message if not outcome.ok else "a newer hand-in was collected meanwhile"
-            self.log(f"{lab} {outcome.student}: not released ({reason}); try {tries} of {TRIES}")
-            if tries >= TRIES and not outcome.ok:
-                exchange.release(verdict.hand_in.secret, {name: status_page(lab, verdict, policy, reason)
-                                                          for name in exchange.notebooks})
+                self.log(f"{outcome.lab} {outcome.student}: feedback released ({status_line(verdict, policy)})")
+        except OSError as error:
+            self.log(f"{outcome.lab} {outcome.student}: page not released, next round: {saving.cause(error)}")
+
+    def failed(self, lab: str, verdict: Verdict, policy: Policy, exchange: Exchange, reason: str | None) -> None:
+        """A hand-in graded without a page to release: tried again next round, and after TRIES
+        failures given a page that says why (`reason`; None: a newer hand-in was collected
+        meanwhile, which the next round grades)."""
+        hand_in = verdict.hand_in
+        if reason is None:
+            self.log(f"{lab} {hand_in.student}: a newer hand-in arrived while this one was collected; next round")
+            return
+        tries = self.failures[hand_in.name] = self.failures.get(hand_in.name, 0) + 1
+        self.log(f"{lab} {hand_in.student}: not graded ({reason}); try {tries} of {TRIES}")
+        if tries >= TRIES:
+            exchange.release(hand_in.secret, {name: status_page(lab, verdict, policy, reason)
+                                              for name in exchange.notebooks})
 
     def collect(self, lab: str, student: str) -> None:
         """The student's hand-in to grade into submitted/, by the instructor's collect (which
@@ -394,14 +425,18 @@ def serve(root: Path, exchange: Path, jobs: int, once: bool = False, log=print) 
     log(f"grading on submission: {root}, exchange {exchange}, policy in {root / POLICY_FILE}")
     try:
         while True:
+            status = 0
             try:
                 service.round()
             except runs.Busy as busy:
-                log(f"waiting: {busy}")
+                service.note(f"waiting: {busy}")
             except PolicyError as error:
-                log(f"not grading on submission: {error}")
+                service.note(f"not grading on submission: {error}")
+            except Exception as error:  # the exchange or the gradebook gone for a while: try again next round
+                service.note(f"round stopped, tried again in {POLL_SECONDS:g} s: {saving.cause(error)}")
+                status = 1
             if once:
-                return 0
+                return status
             time.sleep(POLL_SECONDS)
     except KeyboardInterrupt:
         log("grading on submission stopped; every grade saved is whole, and hand-ins without a page are "

@@ -43,7 +43,8 @@ def switch_on(course, attempts: int = 0, cooldown: float = 0) -> None:
                                               f"cooldown_minutes = {cooldown}\n")
 
 
-def hand_in(course, student: str, answers_of: str | None = None, stamp: str | None = None) -> str:
+def hand_in(course, student: str, answers_of: str | None = None, stamp: str | None = None,
+            notebook: str | None = None) -> str:
     """A hand-in as nbgrader's submit writes it: the notebook with `answers_of`'s example answers
     (the student's own by default), timestamp.txt and the secret. Returns the secret."""
     stamp = stamp or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S.%f %Z")  # as nbgrader's submit
@@ -52,6 +53,8 @@ def hand_in(course, student: str, answers_of: str | None = None, stamp: str | No
     release = nbformat.read(REPO / "release" / LAB / f"{LAB}.ipynb", as_version=4)
     nbformat.write(examples.fill(release, examples.load(LAB)[answers_of or student]["answers"]),
                    folder / f"{LAB}.ipynb")
+    if notebook is not None:
+        (folder / f"{LAB}.ipynb").write_text(notebook)
     (folder / "timestamp.txt").write_text(stamp)
     secret = secrets.token_hex(16)
     (folder / "submission_secret.txt").write_text(secret)
@@ -152,3 +155,24 @@ def test_a_service_killed_mid_round_loses_nothing(course):
     assert done.returncode == 0, done.stdout + done.stderr
     for student, secret in secrets_of.items():
         assert page(course, secret) and scores(course, student) == expected(student), student
+
+
+def test_a_hand_in_that_cannot_be_graded_gets_a_page_that_says_why(course):
+    """A notebook that is not JSON: tried twice by the running service, then a page with the reason."""
+    switch_on(course)
+    secret = hand_in(course, "broken", notebook="{ not a notebook")
+    log = course["root"].parent / "broken.log"
+    service = subprocess.Popen([sys.executable, "-m", "autograder", "--root", str(course["root"]), "on-submit",
+                                "--exchange", str(course["exchange"])], stdout=log.open("w"),
+                               stderr=subprocess.STDOUT)
+    try:
+        for _ in range(1800):
+            if page(course, secret):
+                break
+            time.sleep(0.2)
+    finally:
+        service.terminate()
+        service.wait(timeout=60)
+    text = page(course, secret)
+    assert text and "Not graded automatically:" in text, log.read_text()
+    assert log.read_text().count("broken: not graded") == 2, log.read_text()

@@ -13,7 +13,7 @@ from helpers import REPO, make_course_root
 
 def test_every_command_is_listed_and_build_succeeds(capsys, tmp_path):
     assert set(COMMANDS) == {"build", "release", "validate", "examples", "grade", "table", "report", "minutes", "student-bundle",
-                             "gradescope", "gradescope-run", "hub", "recover", "restore-gradebook", "new-lab"}
+                             "gradescope", "gradescope-run", "hub", "on-submit", "recover", "restore-gradebook", "new-lab"}
     course = make_course_root(tmp_path)
     assert main(["--root", str(course), "build", "--lab", "lab4"]) == 0
     assert capsys.readouterr().out.strip() == "source/lab4/lab4.ipynb"

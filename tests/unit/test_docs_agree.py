@@ -7,7 +7,7 @@ import re
 import pytest
 from traitlets.config.loader import PyFileConfigLoader
 
-from autograder.pipeline import grading, intake, sandbox, submission
+from autograder.pipeline import grading, intake, on_submit, sandbox, submission
 from course import formulas
 
 from helpers import REPO, unit_program
@@ -37,8 +37,9 @@ CLAIMS = [
     ("docs/THREATS.md", r"of bounded size \(a notebook (\d+) MB", intake.MAX_NOTEBOOK_BYTES // MB),
     ("docs/THREATS.md", r"a hand-in (\d+) MB in all\)", intake.MAX_FOLDER_BYTES // MB),
     ("docs/THREATS.md", r"leaves its full (\d+) s", formulas.TIME_LIMIT),
+    ("docs/deployment.md", r"A hand-in that cannot be graded is tried (twice)", on_submit.TRIES),
 ]
-WORDS = {"three": 3}
+WORDS = {"three": 3, "twice": 2}
 
 
 @pytest.mark.parametrize("document, pattern, value", CLAIMS, ids=[f"{d}:{p[:30]}" for d, p, _ in CLAIMS])
