@@ -160,7 +160,7 @@ def test_a_service_killed_mid_round_loses_nothing(course):
 def test_a_hand_in_that_cannot_be_graded_gets_a_page_that_says_why(course):
     """A notebook that is not JSON: tried twice by the running service, then a page with the reason."""
     switch_on(course)
-    secret = hand_in(course, "broken", notebook="{ not a notebook")
+    secret = hand_in(course, "broken", answers_of="ada", notebook="{ not a notebook")
     log = course["root"].parent / "broken.log"
     service = subprocess.Popen([sys.executable, "-m", "autograder", "--root", str(course["root"]), "on-submit",
                                 "--exchange", str(course["exchange"])], stdout=log.open("w"),
