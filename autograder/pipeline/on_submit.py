@@ -169,18 +169,6 @@ def hand_in(collect: SafeCollect, name: str, student: str, lab: str) -> HandIn |
         os.close(folder)
 
 
-def secret_of(collect: SafeCollect, name: str) -> str | None:
-    """The secret of the folder `name` in inbound, read as SafeCollect reads (never through a link)."""
-    try:
-        folder = collect.open_submission(name)
-    except Refused:
-        return None
-    try:
-        return read_secret(folder)
-    finally:
-        os.close(folder)
-
-
 def of_record(collect: SafeCollect, records: list[dict]) -> dict | None:
     """Of one student's records (nbgrader's, of folders that count), the one graded on submission
     (see `verdicts`) when the lab is switched on; else None (nbgrader's own choice stands)."""
@@ -284,7 +272,7 @@ def with_banner(page: str, verdict: Verdict, policy: Policy) -> str:
 def status_page(lab: str, verdict: Verdict, policy: Policy, reason: str = "") -> str:
     """A page for a hand-in that was not graded: why, and what to do."""
     line = html.escape(status_line(verdict, policy) if not reason else
-                       f"Not graded automatically: {reason} Your instructor sees this in the grading log.")
+                       f"Not graded automatically: {reason.rstrip('.')}. Your instructor sees this in the grading log.")
     return ("<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\">"
             "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'\">"
             f"<title>{html.escape(lab)}</title></head><body><h1>{html.escape(lab)}</h1>"
