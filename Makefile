@@ -152,10 +152,12 @@ mutate: setup ## Plant MUTANTS single changes in the grader and kit; print the f
 
 UV ?= uv==0.13.9
 WHEELS ?= /opt/wheels
+# For Python 3.11.0 on: every 3.11 must install it, not only the newest (Debian 12 has 3.11.2; a pin that
+# needs 3.11.5, as soupsieve 3.0.2 on does, failed there).
 lock: setup ## Resolve pyproject.toml (every extra; torch's CPU wheel from WHEELS) into requirements.lock with uv, keeping its pins where they still fit
 	$(VENV)/bin/python -m pip install --quiet $(UV)
 	$(VENV)/bin/uv pip compile pyproject.toml --all-extras --find-links $(WHEELS) -o requirements.lock --quiet \
-	  --python-version $$($(VENV)/bin/python -c 'import platform; print(platform.python_version())') \
+	  --python-version 3.11.0 \
 	  --custom-compile-command "make lock"
 
 mutate-solutions: setup ## Plant single changes in the labs' solution cells; print those no check catches
