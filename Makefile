@@ -111,14 +111,16 @@ gradescope: release ## Write dist/gradescope/<lab>.zip, a Gradescope autograder 
 	python -m autograder --root $(ROOT) gradescope --dest dist/gradescope $(if $(UNSANDBOXED),--unsandboxed) $(if $(ROSTER),--roster $(ROSTER))
 
 # What the tests need beyond the venv: the browser tests chromium, the hub tests npm (its proxy),
-# one test a PostgreSQL server. Installed as root when missing; elsewhere those tests skip.
-test-tools: ## As root, install what some tests need when missing: chromium, npm, PostgreSQL
+# one test a PostgreSQL server, the Gradescope image tests debootstrap. Installed as root when
+# missing; elsewhere those tests skip.
+test-tools: ## As root, install what some tests need when missing: chromium, npm, PostgreSQL, debootstrap
 	@missing="$$(command -v chromium >/dev/null || echo chromium) $$(command -v npm >/dev/null || echo npm) \
-	  $$(ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || echo postgresql)"; \
+	  $$(ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || echo postgresql) \
+	  $$(command -v debootstrap >/dev/null || echo debootstrap)"; \
 	if [ "$$(id -u)" = 0 ] && [ -n "$${missing// }" ]; then \
 	  apt-get install -y -qq $$missing >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq $$missing >/dev/null); fi
 
-test: lint test-tools ## Run lint and the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL)
+test: lint test-tools ## Run lint and the whole test suite, what CI runs (notebook executions in parallel; as root it installs chromium, npm, PostgreSQL, debootstrap)
 	python -m pytest -n $(JOBS) --dist loadfile -m "not overload" $(PYTEST_ARGS)
 	@# The tests that load every core on purpose run alone, after the rest (5: none selected by PYTEST_ARGS).
 	python -m pytest -m overload $(PYTEST_ARGS) || [ $$? = 5 ]

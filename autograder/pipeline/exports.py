@@ -44,18 +44,27 @@ SETUP_SH = """#!/usr/bin/env bash
 # Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04 or 24.04).
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
+echo "setup: package lists, bubblewrap and Python 3.11"
 apt-get update -qq  # the image comes with no package lists
 apt-get install -y -qq bubblewrap
-# Python 3.11: in Ubuntu 22.04's own archive; for 24.04 (3.12 only), from the deadsnakes archive
-if ! apt-get install -y -qq python3.11 python3.11-venv; then
+# Python 3.11, a final release: torch cannot run on a release candidate (it calls
+# sys.get_int_max_str_digits, new in 3.11.0rc2), and Ubuntu 22.04's archive has 3.11.0rc1;
+# 24.04's has no 3.11 at all. Then it comes from the deadsnakes archive.
+final_311() { python3.11 -c 'import sys; sys.exit(sys.version_info.releaselevel != "final")' 2>/dev/null; }
+apt-get install -y -qq python3.11 python3.11-venv 2>/dev/null || true
+if ! final_311; then
+    echo "setup: the archive has $(python3.11 -V 2>/dev/null || echo 'no Python 3.11'), and torch needs a final" \\
+        "3.11 release: adding the deadsnakes archive"
     apt-get install -y -qq software-properties-common
     add-apt-repository -y ppa:deadsnakes/ppa
     apt-get update -qq
     apt-get install -y -qq python3.11 python3.11-venv
 fi
+echo "setup: $(python3.11 -V); installing requirements.lock into /autograder/source/.venv"
 python3.11 -m venv /autograder/source/.venv
 /autograder/source/.venv/bin/pip install --quiet --extra-index-url https://download.pytorch.org/whl/cpu \\
     -r /autograder/source/requirements.lock
+echo "setup: done"
 """
 
 RUN_AUTOGRADER = """#!/usr/bin/env bash
