@@ -14,7 +14,9 @@ A verdict is a list of `Problem`s: the sentence the student reads, the known mis
 slip, never on the wording.
 """
 
+import copy
 import hashlib
+import json
 import random
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -40,6 +42,7 @@ HIDDEN_FORM = "the output has the wrong form (its length or shape); the visible 
 # separates a right one from autograd; a numerical derivative is further off than this.
 FORMULA_RTOL, FORMULA_ATOL = 1e-10, 1e-12
 DRAWS_PER_CASE = 2  # hidden inputs drawn for each case of a check, per submission
+MAX_OUTPUTS_KEPT = 10_000  # references and mistakes' outputs a check keeps for its grading process
 NOTEBOOK_DRAW = b""  # the seed of the hidden probes written in the instructor's notebook (each unit draws its own)
 NUMERICAL_WORDS = "a numerical derivative (finite differences), not a derivation"
 AUTOGRAD_WORDS = "used autograd where the task says to work without it"
@@ -100,8 +103,11 @@ class Mistake:
     gives: Callable[[Plain], Plain] | None = None
     shows: Callable[[Plain, Plain, Plain], bool] | None = None
 
-    def found(self, probe: Plain, got: Plain, right: Plain, same: Judge) -> bool:
-        wrong = self.gives(probe) if self.gives else None
+    def found(self, probe: Plain, got: Plain, right: Plain, same: Judge,
+              outputs: Callable[[Callable[[Plain], Plain], Plain], Plain] | None = None) -> bool:
+        """Whether `got` is this mistake's output on `probe`; `outputs(gives, probe)`, where given,
+        works out `gives(probe)` (`FunctionCheck.output`: once per grading process)."""
+        wrong = None if self.gives is None else outputs(self.gives, probe) if outputs else self.gives(probe)
         return (wrong is not None and same(got, wrong)) or bool(self.shows and self.shows(probe, got, right))
 
 
@@ -289,6 +295,7 @@ class FunctionCheck(Check):
     answer_cell: str = ""  # where the task says "without autograd": the cell the grader reads for it
     cases: list[Case] = field(default_factory=list)  # where hidden probes are drawn for each submission
     _draws: dict[bytes, list[tuple[str, Plain]]] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _outputs: dict[tuple[int, str], Plain] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def called(self) -> str:
@@ -317,6 +324,22 @@ class FunctionCheck(Check):
 
     def is_right(self, got: Plain, right: Plain) -> bool:
         return self.same(got, right) if self.same else matches(got, right, self.rtol, self.atol)
+
+    def right(self, probe: Plain) -> Plain:
+        """`reference(probe)`, worked out once per grading process (`output`)."""
+        return self.output(self.reference, probe)
+
+    def output(self, compute: Callable[[Plain], Plain], probe: Plain) -> Plain:
+        """`compute(probe)` for the reference or a mistake, kept for the grading process, which
+        judges the same probes for every submission: Lab 5's trains a model on each. A copy is
+        returned, so that no judge can change what the next one gets. Threads may work one out
+        twice; both get the same."""
+        key = (id(compute), json.dumps(probe, sort_keys=True, default=repr))
+        if key not in self._outputs:
+            if len(self._outputs) >= MAX_OUTPUTS_KEPT:  # drawn probes differ per submission
+                self._outputs.clear()
+            self._outputs[key] = compute(probe)
+        return copy.deepcopy(self._outputs[key])
 
     def verify_data(self, data: Plain, student: str, hidden: bool = False, seed: bytes | None = None) -> list[Problem]:
         probes = self.hidden_probes(seed) if hidden else self.visible
@@ -360,7 +383,7 @@ class FunctionCheck(Check):
         """The problems with one output. Where the task's functions answer together ({name:
         output}), each wrong one is judged on its own, as if the others were right: its problem
         carries its name, and a mistake in each is named."""
-        right = self.reference(probe)
+        right = self.right(probe)
         takes = self.kit.functions[self.name].takes if self.name in self.kit.functions else ()
         if len(takes) < 2 or not (isinstance(got, dict) and isinstance(right, dict) and set(got) == set(takes)):
             return [problem] if (problem := self.judge_one(probe, got, hidden, case)) else []
@@ -375,7 +398,7 @@ class FunctionCheck(Check):
         (not its inputs, nor a detail worked out from them), only its case in words: what the
         student reads ends up in the feedback and the exports, and the hidden inputs are the
         grader's alone. `called`: the function the output is of, where not the check's first."""
-        right = self.reference(probe)
+        right = self.right(probe)
         if hidden:
             call = hidden_call(case) + (f" (`{called}`)" if called else "")
         else:
@@ -385,7 +408,7 @@ class FunctionCheck(Check):
         if self.is_right(got, right):
             return None
         for mistake in self.mistakes_known:
-            if mistake.found(probe, got, right, self.is_right):
+            if mistake.found(probe, got, right, self.is_right, self.output):
                 return Problem(f"{call}: {MATCHES}{mistake.why}.", slip=mistake.why)
         what = " does not give what autograd gives."
         if self.detail is not None and not hidden:
@@ -453,9 +476,10 @@ class FormulaCheck(FunctionCheck):
                                                        for p, got in zip(self.visible, visible, strict=True)]
         runs += [(p, got, words) for (words, p), got in zip(drawn, hidden, strict=True)]
         wrong = [(p, got, right, case) for p, got, case in runs
-                 if not self.is_right(got, right := self.reference(p))]
+                 if not self.is_right(got, right := self.right(p))]
         everywhere = next((m for m in self.mistakes_known
-                           if all(m.found(p, got, right, self.is_right) for p, got, right, _ in wrong)), None)
+                           if all(m.found(p, got, right, self.is_right, self.output) for p, got, right, _ in wrong)),
+                          None)
         if everywhere is None:
             return problems
         return [Problem(f"{describe_call(self.called, p) if case is None else hidden_call(case)}: "

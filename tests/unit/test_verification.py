@@ -258,3 +258,29 @@ def test_without_the_sandbox_a_formula_that_imports_torch_is_refused_unrun(tmp_p
     (note,) = audited(folder, "lab4", "ada", result, run_formulas=formulas.evaluate)
     assert result["grades"] == {("lab4", "t2_formula"): 0.0}
     assert "line 1: the cell may hold only `import math` and the function `gradients`, not another import" in note
+
+
+
+def test_a_function_checks_reference_and_mistakes_run_once_per_grading_process(monkeypatch):
+    """Every submission of a class is judged on the same fixed probes: Lab 5's reference trains a
+    model on each, which the grading process does once, not once per submission and judge."""
+    from dataclasses import replace
+
+    from autograder.labs import lab5
+    train = lab5.train_reference
+    trained = []
+    monkeypatch.setattr(lab5, "train_reference", lambda **p: trained.append(p) or train(**p))
+    check = replace(load("lab5").checks["t2_train"])  # a copy that has kept no output yet
+    right = [train(**p) for p in check.visible]
+    assert check.verify_data(right, "ada") == [] and check.verify_data(right, "grace") == []
+    assert len(trained) == len(check.visible)  # each probe trained once, for both students
+
+    never_cleared = [train(**{**p, "zero_grad": False}) for p in check.visible]
+    trained.clear()
+    first, second = check.verify_data(never_cleared, "ada"), check.verify_data(never_cleared, "grace")
+    assert first == second and "never called optimizer.zero_grad()" in first[0].slip
+    assert 0 < len(trained) <= len(check.mistakes_known) * len(check.visible)  # each mistake once, for both
+
+    check.right(check.visible[0]).append(1.0)  # a judge that changes what it got changes nothing kept
+    assert check.verify_data(right, "ada") == []
+    assert check.verify_data([losses[:-1] for losses in right], "ada") != []
