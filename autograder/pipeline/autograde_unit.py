@@ -32,6 +32,7 @@ import sys
 import time
 from pathlib import Path
 
+import speedups  # before nbgrader: it keeps a slow optional part of jsonschema from loading
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat.v4 import new_markdown_cell, new_output
 from nbgrader.apps import NbGraderApp
@@ -41,7 +42,6 @@ from nbgrader.utils import is_grade, is_solution
 from traitlets import Integer, List, Unicode
 from traitlets.config import Config
 
-import speedups
 from course.protocol import CELL_TIMEOUT, CPU_CLOCK, FAULT_CELL_ID, TIME_LIMITS_KEY, WALL_CLOCK, source_digest
 
 MAX_TEXT = 100_000  # characters of one text output kept; the rest is cut, with a note

@@ -24,6 +24,13 @@ Imported as the top-level module `speedups` by zygote.py and autograde_unit.py, 
 from this folder (in the sandbox it is mounted beside autograde_unit.py): it imports nothing of
 the grader, and of other libraries only what a kernel has loaded anyway; the rest (nbgrader,
 SQLAlchemy, jsonschema) where a patch needs it.
+
+Not a patch, and done on import, in every process that imports this module before jsonschema
+(stock units included; `autograder/__init__.py` imports it first for the instructor's
+commands): `rfc3987_syntax`, jsonschema's optional checker of the "iri" formats, is kept from
+loading. It compiles 38 Lark grammars as jsonschema is imported, about 2 CPU-seconds in every
+interpreter that imports nbformat; jsonschema then leaves those formats unchecked, as it does
+where the package is not installed, and no schema that grading or feedback validates has one.
 """
 
 import asyncio
@@ -445,3 +452,11 @@ PATCHES = [
           format_tracebacks_once),
     Patch("inspect.getmodule", ("warm",), {"python": ("3.11", "3.14")}, remember_module_misses),
 ]
+
+
+def skip_slow_optional_imports() -> None:
+    """Keep jsonschema's optional IRI checker from loading (see the module's docstring)."""
+    sys.modules.setdefault("rfc3987_syntax", None)  # `import rfc3987_syntax` then raises ImportError
+
+
+skip_slow_optional_imports()

@@ -1,10 +1,15 @@
 """The warm service's speed-ups inside a kernel (`speedups`, group "warm") change nothing a student or the grader sees."""
 
+import subprocess
+import sys
+
+import pytest
 import stack_data.core
 from IPython.core import ultratb
 from IPython.utils.PyColorize import theme_table
 
 from autograder.pipeline import speedups
+from helpers import REPO
 
 
 def nested(depth: int):
@@ -176,3 +181,18 @@ def test_a_library_at_a_version_a_speed_up_was_not_tested_with_is_left_stock(mon
 def test_versions_compare_as_numbers():
     assert speedups.as_numbers("0.10.1") > speedups.as_numbers("0.9.6") > speedups.as_numbers("0.9")
     assert speedups.as_numbers("2.13.0+cpu") == (2, 13, 0) and speedups.as_numbers("9.18.1") < (10,)
+
+
+@pytest.mark.parametrize("program", [
+    "import autograder.__main__",  # the instructor's commands
+    "import sys; sys.path[:0] = ['autograder/pipeline']; import zygote, autograde_unit",  # the sandbox's
+])
+def test_no_grading_process_loads_jsonschemas_optional_iri_checker(program):
+    """rfc3987_syntax compiles 38 grammars as jsonschema is imported (about 2 CPU-seconds in every
+    interpreter); without it jsonschema still checks every other format, and nbformat validates."""
+    check = ("import sys, jsonschema, nbformat\n"
+             "assert sys.modules['rfc3987_syntax'] is None\n"
+             "assert not jsonschema.FormatChecker().conforms('2026-13-01', 'date')\n"
+             "nbformat.validate(nbformat.read('release/lab2/lab2.ipynb', as_version=4))\n")
+    done = subprocess.run([sys.executable, "-c", f"{program}\n{check}"], cwd=REPO, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
