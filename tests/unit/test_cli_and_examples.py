@@ -62,3 +62,18 @@ def test_setup_names_the_python_it_needs_before_installing_anything(tmp_path, ve
     assert done.returncode != 0 and not (tmp_path / "venv").exists()
     assert "needs Python 3.11" in done.stderr and (version or "not found") in done.stderr, done.stderr
     assert "PYTHON=/path/to/python3.11" in done.stderr
+
+
+def test_the_summary_line_counts_the_commands_start_up_in_all():
+    """The interpreter's start and imports (seconds, before any grading) are a phase of their own."""
+    import time
+
+    import psutil
+
+    from autograder.__main__ import Clock, seconds_since_start
+    assert abs(seconds_since_start() - (time.time() - psutil.Process().create_time())) < 0.2
+    clock = Clock()
+    clock.lap("grading")
+    line = clock.summary()
+    start_up = float(line.split("start-up ")[1].split(" s")[0])
+    assert line.startswith("time: ") and ", grading " in line and abs(start_up - seconds_since_start()) < 0.2
