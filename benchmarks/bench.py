@@ -251,19 +251,20 @@ def main() -> int:
             print(f"{name:<{width}}{grading_s:>10.1f}{grading_s / count:>9.2f}{stock_grading / grading_s:>9.1f}×"
                   f"{total_s:>14.1f}{total_s / count:>9.2f}{stock_total / total_s:>9.1f}×")
         stock_scores = scores(stock, labs)
-        same = [k for k in our_scores if stock_scores.get(k) == our_scores[k]]
-        differ = sorted({(lab, student) for (lab, student, cell) in our_scores
-                         if stock_scores.get((lab, student, cell)) != our_scores[(lab, student, cell)]})
-        print(f"\nper-cell scores: {len(same)} of {len(our_scores)} identical in both gradebooks")
+        cells = set(stock_scores) | set(our_scores)  # a cell one of them did not grade differs
+        same = {k for k in cells if k in our_scores and k in stock_scores and stock_scores[k] == our_scores[k]}
+        differ = sorted({(lab, student) for (lab, student, cell) in cells if (lab, student, cell) not in same})
+        print(f"\nper-cell scores: {len(same)} of {len(cells)} identical in both gradebooks")
         for lab, student in differ:
             print(f"  differ: {lab} {student} ({kinds[(lab, student)]})")
         unexpected = [unit for unit in differ if kinds[unit] != "crash"]
-        again = sorted({(lab, student, cell) for (lab, student, cell) in our_scores
-                        if scores_after.get((lab, student, cell)) != our_scores[(lab, student, cell)]})
-        print(f"ours, second run: {len(our_scores) - len(again)} of {len(our_scores)} cell scores as in the first")
+        ours_cells = set(our_scores) | set(scores_after)
+        again = sorted(k for k in ours_cells if k not in our_scores or k not in scores_after
+                       or scores_after[k] != our_scores[k])
+        print(f"ours, second run: {len(ours_cells) - len(again)} of {len(ours_cells)} cell scores as in the first")
         for lab, student, cell in again:
             print(f"  differ: {lab} {student} ({kinds[(lab, student)]}) {cell}: "
-                  f"{our_scores[(lab, student, cell)]} then {scores_after.get((lab, student, cell))}")
+                  f"{our_scores.get((lab, student, cell))} then {scores_after.get((lab, student, cell))}")
         print("\nstudent code per lab (a solved submission, import cell excluded, alone on one thread):")
         for lab in labs:
             solved = next(s for (name, s), k in kinds.items() if name == lab and k == "correct")
