@@ -54,11 +54,11 @@ def answer_sources(nb: Notebook) -> dict[str, str]:
             if c.cell_type == "code" and is_solution(c) and "grade_id" in c.metadata.get("nbgrader", {})}
 
 
-def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any], run_formulas: FormulaRunner,
-          seed: bytes, classmates: Iterable[str] = (), tests: dict[tuple[str, str], float] | None = None,
-          worked_as: str | None = None) -> list[str]:
-    """In the lab's executed `notebooks` (no other: a kernel may leave any number beside them),
-    zero every passed test cell whose answers fail out-of-kernel verification, add the
+def audit(executed: dict[Path, Notebook], lab: str, student: str, result: dict[str, Any],
+          run_formulas: FormulaRunner, seed: bytes, classmates: Iterable[str] = (),
+          tests: dict[tuple[str, str], float] | None = None, worked_as: str | None = None) -> list[str]:
+    """In the lab's executed notebooks (`executed`: {path: notebook}, no other: a kernel may leave
+    any number beside them), zero every passed test cell whose answers fail out-of-kernel verification, add the
     verdict on each entry to every failed prediction table, and say so where a failed cell's hand
     answers are right for one of `classmates` (the other students of the lab). Every formula is
     run once, from its answer cell's code, by `run_formulas` (the pipeline's runs it in a sandbox), on
@@ -69,15 +69,14 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
     which says so where the notebook was worked under another id than `student` (`worked_as`,
     `intake.worked_as`).
 
-    Updates `result["grades"]` and the autograded notebooks in place; returns one line for the
-    instructor per overturned or copied cell.
+    Updates `result["grades"]` and the notebooks in place, and writes each to its path; returns
+    one line for the instructor per overturned or copied cell.
     """
     checks = load(lab)
     notes = [] if worked_as in (None, student) else [other_id(worked_as, student)]
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+    for path, nb in executed.items():
         code_verdicts = checks.verify_code(answer_sources(nb), run_formulas, seed)
-        changed, copied = False, {}
+        copied = {}
         for cell in nb.cells:
             if cell.cell_type != "code" or not is_grade(cell) or is_solution(cell):
                 continue
@@ -88,19 +87,17 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
             if verdict is not None and (isinstance(check, FormulaCheck) or verdict):  # kept for the summary
                 cell.outputs.append(nbformat.v4.new_output("display_data", data={
                     FORMULA_VERDICT_MIME: {"problems": [p.to_json() for p in verdict]}, "text/plain": ""}))
-                changed = True
             if isinstance(check, FormulaCheck):
                 problems = verdict or []
                 if not result["grades"].get(key):
                     continue
             elif not result["grades"].get(key):
-                changed |= add_verdict(cell, check, student)
+                add_verdict(cell, check, student)
                 owner = check.numbers_owner(published(cell), student, classmates) if check else None
                 if owner is not None:
                     cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=COPIED))
                     notes.append(f"{grade_id}: the answers are right for {owner}'s numbers, not {student}'s")
                     copied[grade_id] = owner
-                    changed = True
                 continue
             elif verdict is not None and check is not None:  # its code (the task's rule), then its outputs
                 problems = verdict or check.verify(published(cell), student, seed)
@@ -115,7 +112,6 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
                 cell.outputs.append(nbformat.v4.new_output(
                     "error", ename="RecheckFailed", evalue=str(reason), traceback=reason._render_traceback_()))
                 notes.append(f"{grade_id}: overturned by the out-of-kernel check: {problems[0].text}")
-                changed = True
         nb.metadata.pop(MISTAKES_KEY, None)  # whatever the kernel left there is not the grader's
         if tests is not None:
             nb.metadata[MISTAKES_KEY] = add_summary(nb, path.stem, checks, student, result, tests, classmates, seed,
@@ -127,14 +123,12 @@ def audit(notebooks: list[Path], lab: str, student: str, result: dict[str, Any],
         nb.metadata.pop(COPIED_KEY, None)
         if copied:  # for the class report, which names the classmate; the notebook does not
             nb.metadata[COPIED_KEY] = copied
-        changed = True
-        if changed:
-            path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
-            nbformat.write(nb, path)
+        path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
+        nbformat.write(nb, path)
     return notes
 
 
-def add_verdict(cell: Cell, check: Check | None, student: str) -> bool:
+def add_verdict(cell: Cell, check: Check | None, student: str) -> None:
     """For a failed cell: append, as output, what the grader says beyond the kit (for a
     prediction table, which entries are wrong and why)."""
     payloads = published(cell)
@@ -142,7 +136,6 @@ def add_verdict(cell: Cell, check: Check | None, student: str) -> bool:
     if lines:
         text = "".join(f"{line}\n" for line in lines)
         cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=text))
-    return bool(lines)
 
 
 def cell_mistakes(cell: Cell | None, checks: Lab, student: str, classmates: Iterable[str] = (),

@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import bleach
 from bleach.css_sanitizer import ALLOWED_SVG_PROPERTIES, CSSSanitizer
 from jinja2 import pass_context
+from nbformat import NotebookNode
 from nbconvert.filters.markdown_mistune import IPythonRenderer, MarkdownWithMath
 
 from course.protocol import COURSE_MIME_PREFIX
@@ -103,7 +104,7 @@ def output_as_data(output) -> list[str]:
         else:
             del data[kind]
             dropped.append(kind)
-    output["metadata"] = {}  # e.g. "isolated" HTML, which nbconvert puts in a frame of its own
+    output["metadata"] = NotebookNode()  # e.g. "isolated" HTML, which nbconvert puts in a frame of its own
     if dropped:
         note = f"[{', '.join(dropped)} removed by the grader: only text, images and cleaned HTML are kept]"
         data["text/plain"] = f"{text(data['text/plain'])}\n{note}" if "text/plain" in data else note

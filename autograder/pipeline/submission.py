@@ -19,6 +19,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 import nbformat
@@ -91,15 +92,17 @@ def test_score(cell, points: float) -> float:
     return min(max(score, 0.0), points) if math.isfinite(score) else 0.0
 
 
-def read_result(notebooks: list[Path], tests: dict[tuple[str, str], float], timestamp) -> dict:
-    """One submission's auto scores and comments, worked out here from its executed notebooks.
+def read_result(executed: dict[Path, nbformat.NotebookNode], tests: dict[tuple[str, str], float],
+                timestamp) -> dict:
+    """One submission's auto scores and comments, worked out here from its executed notebooks
+    ({path: notebook}, as `read_executed` read them).
 
     Nothing is read from the gradebook the sandbox had: the scores are those of the course's
     test cells, from their outputs; written answers get none (a person grades them).
     """
     grades, comments = dict.fromkeys(tests, 0.0), {}
-    for path in notebooks:
-        cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(path, as_version=4).cells
+    for path, nb in executed.items():
+        cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells
                  if c.get("metadata", {}).get("nbgrader", {}).get("grade_id")}
         for (notebook, name), points in tests.items():
             if notebook == path.stem:
@@ -126,9 +129,15 @@ def not_regular(folder: str, names: list[str]) -> list[str]:
 def instructor_cells(root: Path, lab: str) -> list[str]:
     """The `source_digest` of every code cell of the lab's release that is the instructor's own
     code: neither an answer cell nor a test cell (imports, setup, plots)."""
-    return sorted({source_digest(cell.source) for path in Layout(root).folder("release", lab).glob("*.ipynb")
-                   for cell in nbformat.read(path, as_version=4).cells
-                   if cell.cell_type == "code" and not is_solution(cell) and not is_grade(cell)})
+    release = sorted(Layout(root).folder("release", lab).glob("*.ipynb"))
+    return sorted(set().union(*(own_code_digests(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in release)))
+
+
+@lru_cache(maxsize=64)
+def own_code_digests(path: str, mtime_ns: int, size: int) -> frozenset[str]:
+    """`instructor_cells` of one release notebook, read once per process and version of the file."""
+    return frozenset(source_digest(cell.source) for cell in nbformat.read(path, as_version=4).cells
+                     if cell.cell_type == "code" and not is_solution(cell) and not is_grade(cell))
 
 
 def run_autograde(root: Path, scratch: Path, lab: str, student: str, uid: int,
@@ -189,16 +198,17 @@ def grade_submission(root: Path, lab: str, student: str, scratch: Path, tests: d
     problem = returned_problem(notebooks)
     if problem:
         return Outcome(student, lab, False, problem), None
-    limits_hit = keep_as_data(notebooks)
+    executed = read_executed(notebooks)  # read once: verified, then written back once by `audit`
+    limits_hit = keep_as_data(executed)
     if time.monotonic() + FORMULA_SECONDS > deadline:
         return Outcome(student, lab, False, f"{OUT_OF_TIME} (over {settings.unit_seconds} s before verifying "
                        "the answers)", timed_out=True), None
-    result = read_result(notebooks, tests, timestamp)
+    result = read_result(executed, tests, timestamp)
     run_formulas = sandbox.run_formulas if settings.sandboxed else formulas.evaluate
-    overrides = verification.audit(notebooks, lab, student, result, run_formulas, seed,
+    overrides = verification.audit(executed, lab, student, result, run_formulas, seed,
                                    course.students("submitted", lab), tests, worked_as)
     return Outcome(student, lab, True, seconds=time.monotonic() - start, overrides=overrides,
-                   fault=fault_note(notebooks), timed_out=limits_hit), result
+                   fault=fault_note(executed), timed_out=limits_hit), result
 
 
 def lab_notebooks(folder: Path, names: list[str]) -> list[Path]:
@@ -215,24 +225,25 @@ def returned_problem(notebooks: list[Path]) -> str | None:
     return None
 
 
-def keep_as_data(notebooks: list[Path]) -> bool:
-    """Make every output of the executed notebooks inert (`outputs.as_data`), in place; whether
-    any of them hit a time limit on the clock (`TIME_LIMITS_KEY`), which a busy machine may have
-    caused. A limit of CPU time spent is the notebook's own."""
+def read_executed(notebooks: list[Path]) -> dict[Path, nbformat.NotebookNode]:
+    """The executed notebooks that came back from the sandbox, read (and validated) once each."""
+    return {path: nbformat.read(path, as_version=4) for path in notebooks}
+
+
+def keep_as_data(executed: dict[Path, nbformat.NotebookNode]) -> bool:
+    """Make every output of the executed notebooks inert (`outputs.as_data`), in memory (`audit`
+    writes them); whether any of them hit a time limit on the clock (`TIME_LIMITS_KEY`), which a
+    busy machine may have caused. A limit of CPU time spent is the notebook's own."""
     limits_hit = False
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+    for nb in executed.values():
         outputs.as_data(nb)
         limits_hit |= any(hit.get("clock") != CPU_CLOCK for hit in nb.metadata.pop(TIME_LIMITS_KEY, []))
-        path.chmod(0o644)  # nbgrader leaves it read-only; it is our scratch copy
-        nbformat.write(nb, path)
     return limits_hit
 
 
-def fault_note(notebooks: list[Path]) -> str:
+def fault_note(executed: dict[Path, nbformat.NotebookNode]) -> str:
     """What stopped a notebook early, from the note `autograde_unit.py` put at its top ('' if none)."""
-    for path in notebooks:
-        nb = nbformat.read(path, as_version=4)
+    for nb in executed.values():
         if nb.cells and nb.cells[0].get("id") == FAULT_CELL_ID:
             return nb.cells[0].source.replace("**", "")
     return ""

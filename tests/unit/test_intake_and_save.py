@@ -121,7 +121,8 @@ def executed_test_cell(*outputs, points=2.0):
 def test_scores_are_worked_out_from_the_executed_test_cells(tmp_path, outputs, metadata_points, score):
     nb = nbformat.v4.new_notebook(cells=[executed_test_cell(*outputs, points=metadata_points)])
     nbformat.write(nb, tmp_path / "lab9.ipynb")
-    result = submission.read_result([tmp_path / "lab9.ipynb"], {("lab9", "t1"): 2.0, ("lab9", "t2"): 1.0}, None)
+    executed = submission.read_executed([tmp_path / "lab9.ipynb"])
+    result = submission.read_result(executed, {("lab9", "t1"): 2.0, ("lab9", "t2"): 1.0}, None)
     assert result["grades"] == {("lab9", "t1"): score, ("lab9", "t2"): 0.0}  # t2 deleted: 0
 
 
@@ -245,7 +246,7 @@ def test_an_untouched_written_answer_is_commented_no_response(tmp_path):
         cell.metadata["nbgrader"]["checksum"] = compute_checksum(cell)  # as released
     answered.source = "Because backward adds."
     nbformat.write(nbformat.v4.new_notebook(cells=[untouched, answered]), tmp_path / "lab9.ipynb")
-    result = submission.read_result([tmp_path / "lab9.ipynb"], {}, None)
+    result = submission.read_result(submission.read_executed([tmp_path / "lab9.ipynb"]), {}, None)
     assert result["comments"] == {("lab9", "q1"): "No response.", ("lab9", "q2"): None}
 
 

@@ -5,7 +5,7 @@ import pytest
 
 from autograder import verification
 from autograder.labs import load
-from autograder.pipeline import sandbox
+from autograder.pipeline import sandbox, submission
 from course import formulas, lab2
 from course.answers import LINE_WIDTH
 from course.protocol import ANSWERS_MIME, FORMULA_VERDICT_MIME, SUMMARY_CELL_ID
@@ -33,7 +33,8 @@ def graded_notebook(tmp_path, outputs: dict, lab: str = "lab4", sources: dict | 
 
 def audited(folder, lab: str, student: str, result: dict, *args, run_formulas=sandbox.run_formulas):
     """`verification.audit` of the lab's notebook in `folder`, as the grader calls it."""
-    return verification.audit([folder / f"{lab}.ipynb"], lab, student, result, run_formulas, SEED, *args)
+    executed = submission.read_executed([folder / f"{lab}.ipynb"])
+    return verification.audit(executed, lab, student, result, run_formulas, SEED, *args)
 
 
 def task4_payload(**changed) -> dict:
