@@ -42,6 +42,7 @@ HIDDEN_FORM = "the output has the wrong form (its length or shape); the visible 
 # separates a right one from autograd; a numerical derivative is further off than this.
 FORMULA_RTOL, FORMULA_ATOL = 1e-10, 1e-12
 DRAWS_PER_CASE = 2  # hidden inputs drawn for each case of a check, per submission
+MAX_REDRAWS = 100  # draws of a case before it is taken to draw only visible probes (a bug in the case)
 MAX_OUTPUTS_KEPT = 10_000  # references and mistakes' outputs a check keeps for its grading process
 NOTEBOOK_DRAW = b""  # the seed of the hidden probes written in the instructor's notebook (each unit draws its own)
 NUMERICAL_WORDS = "a numerical derivative (finite differences), not a derivation"
@@ -353,8 +354,18 @@ class FunctionCheck(Check):
         seed (a regrade), unrelated for another (a resubmission, another student)."""
         if seed not in self._draws:  # a case may run a reference to test its draw: draw once per seed
             rng = random.Random(hashlib.sha256(seed + b"\0" + self.grade_id.encode()).digest())
-            self._draws[seed] = [(case.words, case.draw(rng)) for case in self.cases for _ in range(DRAWS_PER_CASE)]
+            self._draws[seed] = [(case.words, self.unseen_draw(case, rng)) for case in self.cases
+                                 for _ in range(DRAWS_PER_CASE)]
         return list(self._draws[seed])
+
+    def unseen_draw(self, case: Case, rng: random.Random) -> Plain:
+        """One draw of `case` that is none of the visible probes: a probe the kit shows (and a
+        lookup table could answer) is not hidden."""
+        for _ in range(MAX_REDRAWS):
+            probe = case.draw(rng)
+            if probe not in self.visible:
+                return probe
+        raise ValueError(f"{self.grade_id}: the case {case.words!r} drew only visible probes")
 
     @property
     def drawn_for_the_kernel(self) -> bool:

@@ -194,3 +194,12 @@ def test_a_release_is_stale_when_any_file_it_was_made_from_changes(tmp_path):
         copy.write_bytes(text)
     assert notebooks.release_digest("lab1", tmp_path) == before
     assert not notebooks.up_to_date("lab1", tmp_path)  # never released in this root
+
+
+def test_no_submission_draws_a_visible_probe_as_a_hidden_one():
+    for lab in LABS:
+        for check in load(lab).checks.values():
+            if isinstance(check, FunctionCheck) and check.cases:
+                for number in range(300):
+                    seen = [p for p in check.hidden_probes(number.to_bytes(4, "big")) if p in check.visible]
+                    assert not seen, (lab, check.grade_id, number, seen)
